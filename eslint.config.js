@@ -1,0 +1,44 @@
+// Lint: typescript-eslint's recommended rules, prettier for formatting, and Nx's module-boundary rule
+// keeping the dependency direction of DESIGN.md: apps -> engine, image -> wheelhouse -> recipe.
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+import prettier from 'eslint-config-prettier';
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', '**/dist/**', '.nx/**', 'wheelhouse/**', '.tmp/**', '**/*.js', '!eslint.config.js'] },
+  ...tseslint.configs.recommended,
+  prettier,
+  {
+    files: ['**/*.ts'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          allow: [],
+          enforceBuildableLibDependency: false,
+          depConstraints: [
+            { sourceTag: 'scope:recipe', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:wheelhouse', onlyDependOnLibsWithTags: ['scope:recipe'] },
+            { sourceTag: 'scope:engine', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'] },
+            { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'] },
+            {
+              sourceTag: 'scope:app',
+              onlyDependOnLibsWithTags: ['scope:engine', 'scope:image', 'scope:wheelhouse', 'scope:recipe'],
+            },
+            {
+              sourceTag: 'scope:testing',
+              onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'],
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Tests may use the private testing helpers.
+    files: ['**/*.test.ts'],
+    rules: { '@nx/enforce-module-boundaries': 'off' },
+  },
+);

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// Tests run against each package's src/ through the "@dstack/source" export condition: no build needed.
+export default defineConfig({
+  resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] },
+  ssr: { resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] } },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'tools/**/*.test.ts'],
+    exclude: ['**/node_modules/**', '**/dist/**'],
+    testTimeout: 60_000,
+    hookTimeout: 600_000,
+    reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
+  },
+});
