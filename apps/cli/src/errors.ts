@@ -16,11 +16,9 @@ interface CodedError extends Error {
 }
 
 export function isCodedError(err: unknown): err is CodedError {
-  return (
-    err instanceof Error &&
-    typeof (err as { code?: unknown }).code === 'string' &&
-    /^[A-Z][A-Z0-9_]+$/.test((err as { code: string }).code)
-  );
+  if (!(err instanceof Error)) return false;
+  const code: unknown = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code);
 }
 
 /** Writes one clear message for `err` and returns the exit code to use. */
