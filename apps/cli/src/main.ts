@@ -22,6 +22,12 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // Help wraps at the terminal's width, or at a fixed width when not on a terminal (so the generated
+      // reference is the same everywhere).
+      getOutHelpWidth: () => (io.stdout.isTTY ? ((io.stdout as { columns?: number }).columns ?? 100) : 100),
+      getErrHelpWidth: () => (io.stderr.isTTY ? ((io.stderr as { columns?: number }).columns ?? 100) : 100),
+      getOutHasColors: () => Boolean(io.stdout.isTTY) && io.env.NO_COLOR === undefined,
+      getErrHasColors: () => Boolean(io.stderr.isTTY) && io.env.NO_COLOR === undefined,
     })
     .exitOverride();
 
