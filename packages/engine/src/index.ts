@@ -1,0 +1,12 @@
+// @dstack/engine: recipe + target -> plan -> executor -> wheels ingested into the wheelhouse, and a lock.
+export type {
+  BuildEvent,
+  BuildFailure,
+  BuildJob,
+  BuildResult,
+  BuiltWheel,
+  EventSink,
+  Executor,
+  InterpreterInfo,
+  PlannedPackage,
+} from './executor.js';
