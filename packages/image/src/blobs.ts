@@ -1,0 +1,91 @@
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { HashingStream, hexOf, isDigest, type Digest } from './digest.js';
+import { ImageError } from './errors.js';
+
+/**
+ * Content-addressed blobs on disk: `<dir>/blobs/sha256/<hex>`, written to a temp file then renamed, so a
+ * half-written blob is never visible. Also holds small keyed records (the layer cache) under `<dir>/keys/`.
+ */
+export class BlobCache {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  pathOf(digest: Digest): string {
+    if (!isDigest(digest)) throw new ImageError('IMAGE_DIGEST_INVALID', `not a sha256 digest: ${digest}`);
+    return path.join(this.dir, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    try {
+      await fs.access(this.pathOf(digest));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  open(digest: Digest): Readable {
+    return createReadStream(this.pathOf(digest));
+  }
+
+  /** A temp path inside the cache (same filesystem as the blobs, so rename works). */
+  async tempPath(): Promise<string> {
+    const dir = path.join(this.dir, 'tmp');
+    await fs.mkdir(dir, { recursive: true });
+    return path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+  }
+
+  /** Moves a finished temp file into place under its digest. */
+  async commit(tempFile: string, digest: Digest): Promise<string> {
+    const dest = this.pathOf(digest);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await fs.rename(tempFile, dest);
+    return dest;
+  }
+
+  /** Stores a stream, hashing it on the way; if `expected` is given a mismatch is an error and nothing is kept. */
+  async put(stream: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const tmp = await this.tempPath();
+    const hasher = new HashingStream();
+    try {
+      await pipeline(stream, hasher, createWriteStream(tmp));
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    const digest = hasher.digest();
+    if (expected && digest !== expected) {
+      await fs.rm(tmp, { force: true });
+      throw new ImageError('IMAGE_DIGEST_MISMATCH', `blob expected to be ${expected} has digest ${digest}`);
+    }
+    await this.commit(tmp, digest);
+    return { digest, size: hasher.bytes };
+  }
+
+  async putBytes(data: Buffer): Promise<Digest> {
+    const { Readable } = await import('node:stream');
+    return (await this.put(Readable.from([data]))).digest;
+  }
+
+  async readKey<T>(namespace: string, key: string): Promise<T | null> {
+    try {
+      return JSON.parse(await fs.readFile(path.join(this.dir, 'keys', namespace, key + '.json'), 'utf8')) as T;
+    } catch {
+      return null;
+    }
+  }
+
+  async writeKey(namespace: string, key: string, value: unknown): Promise<void> {
+    const dir = path.join(this.dir, 'keys', namespace);
+    await fs.mkdir(dir, { recursive: true });
+    const tmp = await this.tempPath();
+    await fs.writeFile(tmp, JSON.stringify(value));
+    await fs.rename(tmp, path.join(dir, key + '.json'));
+  }
+}

@@ -1,0 +1,34 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+
+/** An OCI digest: "sha256:<64 hex>". */
+export type Digest = `sha256:${string}`;
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+export function isDigest(value: string): value is Digest {
+  return DIGEST_RE.test(value);
+}
+
+export function sha256Digest(data: Buffer | string): Digest {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+export function hexOf(digest: Digest): string {
+  return digest.slice('sha256:'.length);
+}
+
+/** A pass-through stream that hashes and counts what flows through it. */
+export class HashingStream extends Transform {
+  private readonly hash: Hash = createHash('sha256');
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    cb(null, chunk);
+  }
+  /** Only after the stream has ended. */
+  digest(): Digest {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
+}

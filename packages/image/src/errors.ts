@@ -1,0 +1,30 @@
+// Errors of @dstack/image. Every one carries a stable `code`; registry errors also say whether a retry may help.
+import { DstackError } from './dstack-error.js';
+
+export class ImageError extends DstackError {
+  constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ImageError';
+  }
+}
+
+/**
+ * An error answered by (or on the way to) a registry. `temporary` drives retries: 5xx answers, 429 and dropped
+ * connections are temporary; a digest mismatch (DIGEST_INVALID, BLOB_UPLOAD_INVALID), 4xx and auth failures never are.
+ */
+export class RegistryError extends ImageError {
+  readonly status: number | null;
+  readonly temporary: boolean;
+  readonly registryCode: string | null;
+  constructor(
+    code: string,
+    message: string,
+    options: { status?: number | null; temporary?: boolean; registryCode?: string | null; hint?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, { hint: options.hint, cause: options.cause });
+    this.name = 'RegistryError';
+    this.status = options.status ?? null;
+    this.temporary = options.temporary ?? false;
+    this.registryCode = options.registryCode ?? null;
+  }
+}

@@ -1,0 +1,237 @@
+import { createWriteStream, promises as fs } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
+import tar from 'tar-stream';
+import type { BlobCache } from './blobs.js';
+import { HashingStream, type Digest } from './digest.js';
+import { ImageError } from './errors.js';
+
+export const MEDIA_TYPES = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+} as const;
+
+/** An immutable layer: what go-containerregistry's v1.Layer is. */
+export interface Layer {
+  /** sha256 of the compressed blob. */
+  readonly digest: Digest;
+  /** sha256 of the uncompressed tar (the config's rootfs.diff_ids). */
+  readonly diffId: Digest;
+  /** Bytes of the compressed blob. */
+  readonly size: number;
+  /** The OCI media type (sinks translate it to Docker's when they need to). */
+  readonly mediaType: string;
+  compressed(): Promise<Readable>;
+  uncompressed(): Promise<Readable>;
+}
+
+export interface LayerDescriptor {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  mediaType: string;
+}
+
+/** A layer whose compressed blob sits in a blob cache. */
+export class CachedLayer implements Layer {
+  readonly digest: Digest;
+  readonly diffId: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+  constructor(
+    readonly cache: BlobCache,
+    desc: LayerDescriptor,
+  ) {
+    this.digest = desc.digest;
+    this.diffId = desc.diffId;
+    this.size = desc.size;
+    this.mediaType = desc.mediaType;
+  }
+  async compressed(): Promise<Readable> {
+    return this.cache.open(this.digest);
+  }
+  async uncompressed(): Promise<Readable> {
+    const gunzip = createGunzip();
+    const src = this.cache.open(this.digest);
+    src.on('error', (e) => gunzip.destroy(e));
+    return src.pipe(gunzip);
+  }
+  descriptor(): LayerDescriptor {
+    return { digest: this.digest, diffId: this.diffId, size: this.size, mediaType: this.mediaType };
+  }
+}
+
+/** One entry of a layer to write. Paths are relative to / ("env/bin/python"), without a leading slash. */
+export interface LayerEntry {
+  path: string;
+  type: 'file' | 'directory' | 'symlink' | 'link';
+  /** Permission bits; normalised: files 0644 or 0755, directories 0755, unless given. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** Symlink or hard-link target. */
+  linkname?: string;
+  /** File contents: bytes, or a stream opened only when the entry is written (then `size` is required). */
+  data?: Buffer;
+  size?: number;
+  open?: () => Promise<Readable> | Readable;
+  /** Called with the sha256 hex of the streamed contents; throwing aborts the layer (for verified copies). */
+  verify?: (sha256Hex: string, size: number) => void;
+}
+
+export interface WriteLayerOptions {
+  cache: BlobCache;
+  /** mtime of every entry, seconds: SOURCE_DATE_EPOCH, default 0. */
+  mtime?: number;
+  /** gzip level (default 6, gzip's own default). */
+  level?: number;
+  /** Add parent directories that are not listed (mode 0755, owner 0:0). Default true. */
+  impliedDirectories?: boolean;
+}
+
+export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.SOURCE_DATE_EPOCH;
+  if (v === undefined || v === '') return 0;
+  if (!/^\d+$/.test(v)) throw new ImageError('IMAGE_SOURCE_DATE_EPOCH', `SOURCE_DATE_EPOCH is not a number of seconds: ${v}`);
+  return Number(v);
+}
+
+function normalisePath(p: string): string {
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (parts.some((s) => s === '..')) throw new ImageError('IMAGE_PATH_INVALID', `layer path escapes the root: ${p}`);
+  return parts.join('/');
+}
+
+/** Sorts, de-duplicates and completes the entries; pure, exported for tests. */
+export function planEntries(entries: LayerEntry[], impliedDirectories = true): LayerEntry[] {
+  const byPath = new Map<string, LayerEntry>();
+  for (const e of entries) {
+    const p = normalisePath(e.path);
+    if (p === '') continue;
+    const prev = byPath.get(p);
+    if (prev && !(prev.type === 'directory' && e.type === 'directory')) {
+      throw new ImageError('IMAGE_PATH_DUPLICATE', `two entries for /${p} in one layer`);
+    }
+    if (!prev) byPath.set(p, { ...e, path: p });
+  }
+  if (impliedDirectories) {
+    for (const p of [...byPath.keys()]) {
+      const parts = p.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const dir = parts.slice(0, i).join('/');
+        const existing = byPath.get(dir);
+        if (!existing) byPath.set(dir, { path: dir, type: 'directory' });
+        else if (existing.type !== 'directory') throw new ImageError('IMAGE_PATH_DUPLICATE', `/${dir} is both a file and a directory`);
+      }
+    }
+  }
+  // Plain code-unit order: a directory always precedes its contents (it is their prefix).
+  return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function normalMode(e: LayerEntry): number {
+  if (e.mode !== undefined) return e.mode & 0o7777;
+  if (e.type === 'directory') return 0o755;
+  if (e.type === 'symlink') return 0o777;
+  return 0o644;
+}
+
+/**
+ * Writes a reproducible gzip layer in one pass: tar (tar-stream) -> sha256 (diffID) -> gzip -> sha256 (digest) ->
+ * a temp file in the blob cache, renamed into place. Entries are sorted, mtimes fixed, owners fixed, modes
+ * normalised; nothing is held whole in memory but small generated files.
+ */
+export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptions): Promise<CachedLayer> {
+  const planned = planEntries(entries, options.impliedDirectories ?? true);
+  const mtime = new Date((options.mtime ?? 0) * 1000);
+  const pack = tar.pack();
+  const uncompressedHash = new HashingStream();
+  const gzip = createGzip({ level: options.level ?? 6, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+  const compressedHash = new HashingStream();
+  const tmp = await options.cache.tempPath();
+  const out = createWriteStream(tmp);
+  const done = pipeline(pack, uncompressedHash, gzip, compressedHash, out);
+
+  const feed = async (): Promise<void> => {
+    for (const e of planned) {
+      const header: Partial<tar.Header> & { name: string } = {
+        name: e.type === 'directory' ? e.path + '/' : e.path,
+        mode: normalMode(e),
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        uname: '',
+        gname: '',
+        mtime,
+        type: e.type,
+      };
+      if (e.type === 'symlink' || e.type === 'link') {
+        header.linkname = e.linkname ?? '';
+        await entryDone(pack, header);
+      } else if (e.type === 'directory') {
+        await entryDone(pack, header);
+      } else if (e.data !== undefined) {
+        header.size = e.data.length;
+        await entryDone(pack, header, e.data);
+      } else if (e.open) {
+        if (e.size === undefined) throw new Error(`entry ${e.path}: size is required with open()`);
+        header.size = e.size;
+        const src = await e.open();
+        const sink = pack.entry(header);
+        const h = new HashingStream();
+        await pipeline(src, h, sink);
+        if (h.bytes !== e.size) {
+          throw new ImageError('IMAGE_ENTRY_SIZE', `/${e.path}: expected ${e.size} bytes, read ${h.bytes}`);
+        }
+        e.verify?.(h.digest().slice(7), h.bytes);
+      } else {
+        header.size = 0;
+        await entryDone(pack, header, Buffer.alloc(0));
+      }
+    }
+    pack.finalize();
+  };
+  try {
+    await Promise.all([
+      feed().catch((err: unknown) => {
+        pack.destroy(err as Error);
+        throw err;
+      }),
+      done,
+    ]);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  const digest = compressedHash.digest();
+  await options.cache.commit(tmp, digest);
+  return new CachedLayer(options.cache, {
+    digest,
+    diffId: uncompressedHash.digest(),
+    size: compressedHash.bytes,
+    mediaType: MEDIA_TYPES.ociLayerGzip,
+  });
+}
+
+function entryDone(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
+    if (data) pack.entry(header, data, cb);
+    else pack.entry(header, cb);
+  });
+}
+
+/** Reads a whole small stream (configs, manifests, generated files). */
+export async function readAll(stream: Readable | NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream as AsyncIterable<Buffer | string>) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+  return Buffer.concat(chunks);
+}
+
