@@ -37,7 +37,7 @@ async function listTar(stream: NodeJS.ReadableStream): Promise<string[]> {
   (stream as Readable).pipe(ex as unknown as NodeJS.WritableStream);
   for await (const e of ex) {
     const h = e.header;
-    const body = (await readAll(e)).toString('utf8');
+    const body = (await readAll(e as unknown as Readable)).toString('utf8');
     out.push(`${h.type} ${h.name} ${h.mode.toString(8)} ${h.uid}:${h.gid} ${h.mtime.getTime() / 1000}${h.linkname ? ' -> ' + h.linkname : ''}${body ? ' ' + JSON.stringify(body) : ''}`);
   }
   return out;
