@@ -1,1 +1,6 @@
-export const placeholder = 1;
+export { DstackError, RecipeError, caretExcerpt, type RecipeErrorLocation } from './errors.js';
+export { canonicalizeName, type NormalizedName } from './names.js';
+export { compareVersions, isValidSpecifier, isValidVersion, versionSatisfies } from './version.js';
+export { normalizeSpecifierSet } from './specifier.js';
+export { evaluateMarker, normalizeMarker, type MarkerEnvironment } from './marker.js';
+export { parsePep508, type Pep508Requirement } from './pep508.js';
