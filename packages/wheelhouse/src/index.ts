@@ -1,0 +1,42 @@
+// @dstack/wheelhouse: wheels (PEP 427 names, PEP 425/600 tags, METADATA), validation of hostile wheels,
+// an atomic sha256-verified store, queries, and the simple repository API (PEP 503/691/658).
+export { canonicalizeName, type NormalizedName } from '@dstack/recipe';
+export { WheelError, type WheelErrorCode } from './errors.js';
+export { parseWheelFilename, isWheelFilename, type WheelFilename } from './filename.js';
+export {
+  describeTarget,
+  detectTarget,
+  expandPlatforms,
+  manylinuxPlatforms,
+  musllinuxPlatforms,
+  targetTags,
+  wheelTagRank,
+  type Target,
+  type TargetSpec,
+} from './tags.js';
+export { parseMetadata, type WheelMetadata } from './metadata.js';
+export { DEFAULT_LIMITS, readWheelMetadata, validateWheel, type WheelLimits } from './validate.js';
+export {
+  FsWheelStore,
+  compareEntries,
+  openWheelhouse,
+  wheelhouseStats,
+  type AddOptions,
+  type AddResult,
+  type Logger,
+  type WheelEntry,
+  type WheelStore,
+  type WheelhouseStats,
+} from './store.js';
+export { bestWheel, requiresPythonAllows, type WheelRequirement } from './query.js';
+export {
+  SIMPLE_HTML_CONTENT_TYPE,
+  SIMPLE_JSON_CONTENT_TYPE,
+  escapeHtml,
+  renderProjectList,
+  renderProjectPage,
+  writeStaticIndex,
+  type ApiVersion,
+  type RenderOptions,
+  type SimpleFormat,
+} from './simple.js';

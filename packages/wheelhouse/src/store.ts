@@ -1,0 +1,502 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { canonicalizeName, compareVersions, type NormalizedName } from '@dstack/recipe';
+import { WheelError } from './errors.js';
+import { isWheelFilename, parseWheelFilename } from './filename.js';
+import { hashFile, inspectWheel, type WheelLimits } from './validate.js';
+
+/** The logger a store accepts: pino's, or anything with the same methods. Silent when absent. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+/** One wheel in a wheelhouse. */
+export interface WheelEntry {
+  filename: string;
+  name: NormalizedName;
+  version: string;
+  /** Hex sha256 of the file. */
+  sha256: string;
+  size: number;
+  requiresPython: string | null;
+  /** Hex sha256 of its METADATA (PEP 658 / 714). */
+  metadataSha256: string;
+  /** ISO 8601: when the wheelhouse recorded it. */
+  addedAt: string;
+  /** Which builder made it (executor, image digest, interpreter), when known. */
+  builtBy: Record<string, string> | null;
+}
+
+export type AddResult = { status: 'added' | 'present'; entry: WheelEntry };
+
+export interface AddOptions {
+  /** The wheel's file name: required for streams; default the source path's base name. */
+  filename?: string;
+  builtBy?: Record<string, string>;
+  /** Refuse (WHEEL_HASH_MISMATCH) unless the bytes have this hex sha256. */
+  expectedSha256?: string;
+  /** Replace a wheel of the same name with different bytes instead of refusing (WHEEL_CONFLICT). */
+  overwrite?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface WheelhouseStats {
+  projects: number;
+  wheels: number;
+  bytes: number;
+}
+
+/** Where wheels live. The filesystem store is the default; the contract suite runs against any implementation. */
+export interface WheelStore {
+  add(source: string | NodeJS.ReadableStream, options?: AddOptions): Promise<AddResult>;
+  list(project?: string): Promise<WheelEntry[]>;
+  projects(): Promise<NormalizedName[]>;
+  get(filename: string): Promise<WheelEntry | null>;
+  /** The file's bytes; `range.end` is inclusive (as in HTTP Range). */
+  openRead(filename: string, range?: { start: number; end?: number }): Promise<NodeJS.ReadableStream>;
+  /** METADATA text (PEP 658). */
+  metadata(filename: string): Promise<string>;
+  remove(filename: string): Promise<boolean>;
+  verify(): Promise<{ ok: WheelEntry[]; corrupt: { filename: string; reason: string }[] }>;
+}
+
+interface StatKey {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+interface RecordFile {
+  entry?: WheelEntry;
+  /** A wheel found in the folder that does not validate. */
+  invalid?: { code: string; message: string };
+  stat: StatKey;
+}
+
+const STATE_DIR = '.dstack';
+const TEMP_RE = /^\..+\.tmp$/;
+const DEFAULT_GRACE_MS = 60 * 60 * 1000;
+
+const silent: Logger = { debug() {}, info() {}, warn() {} };
+
+function statKey(s: { size: number; mtimeMs: number; ino: number }): StatKey {
+  return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
+}
+const sameStat = (a: StatKey, b: StatKey): boolean => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/** fsync through a new descriptor: it flushes the file (the inode), whichever descriptor wrote it. */
+async function fsyncFile(path: string): Promise<void> {
+  const h = await open(path, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+function tempName(dir: string, base: string): string {
+  return join(dir, `.${base}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/** Orders entries by project, then PEP 440 version, then file name. */
+export function compareEntries(a: WheelEntry, b: WheelEntry): number {
+  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+  const v = compareVersions(a.version, b.version);
+  if (v !== 0) return v;
+  return a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0;
+}
+
+/**
+ * The filesystem wheelhouse: a flat folder of `*.whl` under their PEP 427 names (what pip's `--find-links` reads),
+ * with the store's records in `.dstack/` (sha256, size, addedAt, builtBy, and each wheel's METADATA).
+ * Wheels put into the folder by other tools (`pip wheel -w`) are validated and recorded when first seen.
+ */
+export class FsWheelStore implements WheelStore {
+  readonly dir: string;
+  private readonly logger: Logger;
+  private readonly limits: WheelLimits;
+  private readonly cache = new Map<string, { stat: StatKey; record: RecordFile }>();
+  private swept = false;
+
+  constructor(dir: string, options: { logger?: Logger; limits?: WheelLimits } = {}) {
+    this.dir = resolve(dir);
+    this.logger = options.logger ?? silent;
+    this.limits = options.limits ?? {};
+  }
+
+  /** The wheel's file in the flat folder. */
+  pathOf(filename: string): string {
+    parseWheelFilename(filename);
+    return join(this.dir, filename);
+  }
+
+  private recordPath(filename: string): string {
+    return join(this.dir, STATE_DIR, 'wheels', `${filename}.json`);
+  }
+
+  private metadataPath(filename: string): string {
+    return join(this.dir, STATE_DIR, 'metadata', `${filename}.metadata`);
+  }
+
+  private async ensureDirs(): Promise<void> {
+    await mkdir(join(this.dir, STATE_DIR, 'wheels'), { recursive: true });
+    await mkdir(join(this.dir, STATE_DIR, 'metadata'), { recursive: true });
+  }
+
+  /** Writes a state file atomically; with `exclusive`, keeps an existing one (returns false). */
+  private async writeState(path: string, data: string | Buffer, exclusive = false): Promise<boolean> {
+    const dir = join(path, '..');
+    const tmp = tempName(dir, basename(path));
+    await writeFile(tmp, data, { flag: 'wx' });
+    try {
+      if (!exclusive) {
+        await rename(tmp, path);
+        return true;
+      }
+      try {
+        await link(tmp, path);
+        return true;
+      } catch (err) {
+        if (errno(err) === 'EEXIST') return false;
+        throw err;
+      }
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Validates the file at its final path and records it. */
+  private async index(filename: string, st: StatKey, previous: RecordFile | null, exclusive: boolean): Promise<RecordFile> {
+    const path = join(this.dir, filename);
+    let record: RecordFile;
+    try {
+      const inspected = await inspectWheel(path, { filename, limits: this.limits });
+      const { sha256, size } = await hashFile(path);
+      const keep = previous?.entry?.sha256 === sha256 ? previous.entry : null;
+      const entry: WheelEntry = {
+        filename,
+        name: inspected.filename.normalizedName,
+        version: inspected.filename.version,
+        sha256,
+        size,
+        requiresPython: inspected.metadata.requiresPython,
+        metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+        addedAt: keep?.addedAt ?? new Date().toISOString(),
+        builtBy: keep?.builtBy ?? null,
+      };
+      await this.ensureDirs();
+      await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
+      record = { entry, stat: st };
+      if (previous?.entry && !keep) {
+        this.logger.warn({ filename, was: previous.entry.sha256, now: sha256 }, 'wheel changed on disk; re-recorded');
+      }
+    } catch (err) {
+      if (!(err instanceof WheelError)) throw err;
+      this.logger.warn({ filename, code: err.code, err: err.message }, 'invalid wheel in the wheelhouse folder; not listed');
+      record = { invalid: { code: err.code, message: err.message }, stat: st };
+      await this.ensureDirs();
+    }
+    const written = await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1), exclusive);
+    if (!written) {
+      // Another writer recorded it first: theirs stands (it may carry builtBy).
+      return JSON.parse(await readFile(this.recordPath(filename), 'utf8')) as RecordFile;
+    }
+    return record;
+  }
+
+  /** The record of a wheel at its current state on disk, indexing it when new or changed. Null if absent. */
+  private async recordOf(filename: string): Promise<RecordFile | null> {
+    let st: StatKey;
+    try {
+      st = statKey(await stat(join(this.dir, filename)));
+    } catch (err) {
+      if (errno(err) === 'ENOENT') {
+        this.cache.delete(filename);
+        return null;
+      }
+      throw err;
+    }
+    const cached = this.cache.get(filename);
+    if (cached && sameStat(cached.stat, st)) return cached.record;
+    let previous: RecordFile | null = null;
+    try {
+      previous = JSON.parse(await readFile(this.recordPath(filename), 'utf8')) as RecordFile;
+    } catch (err) {
+      if (errno(err) !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
+    }
+    const record =
+      previous && sameStat(previous.stat, st) ? previous : await this.index(filename, st, previous, previous === null);
+    this.cache.set(filename, { stat: st, record });
+    return record;
+  }
+
+  async add(source: string | NodeJS.ReadableStream, options: AddOptions = {}): Promise<AddResult> {
+    const filename = options.filename ?? (typeof source === 'string' ? basename(source) : undefined);
+    if (filename === undefined) throw new Error('FsWheelStore.add: options.filename is required for a stream');
+    parseWheelFilename(filename);
+    await mkdir(this.dir, { recursive: true });
+    await this.ensureDirs();
+    if (!this.swept) {
+      this.swept = true;
+      await this.sweep();
+    }
+    const final = join(this.dir, filename);
+    // The temp file is in the same folder (rename stays atomic) and never ends in .whl (never listed).
+    const tmp = tempName(this.dir, filename);
+    try {
+      const hash = createHash('sha256');
+      let size = 0;
+      const input = typeof source === 'string' ? createReadStream(source) : source;
+      this.logger.debug({ filename, tmp }, 'copying');
+      await pipeline(
+        input,
+        new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            hash.update(chunk);
+            size += chunk.length;
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(tmp, { flags: 'wx', mode: 0o644 }),
+        ...(options.signal ? [{ signal: options.signal }] : []),
+      );
+      await fsyncFile(tmp);
+      const sha256 = hash.digest('hex');
+      if (options.expectedSha256 && options.expectedSha256.toLowerCase() !== sha256) {
+        throw new WheelError('WHEEL_HASH_MISMATCH', `${filename}: sha256 is ${sha256}, expected ${options.expectedSha256}`);
+      }
+      this.logger.debug({ filename, size, sha256 }, 'validating');
+      const inspected = await inspectWheel(tmp, { filename, limits: this.limits });
+      options.signal?.throwIfAborted();
+      this.logger.debug({ filename }, 'publishing');
+      const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true);
+      if (status === 'present') {
+        const record = await this.recordOf(filename);
+        if (record?.entry) return { status, entry: record.entry };
+        throw new WheelError('WHEEL_NOT_FOUND', `${filename} vanished from ${this.dir} while being added`);
+      }
+      const entry: WheelEntry = {
+        filename,
+        name: inspected.filename.normalizedName,
+        version: inspected.filename.version,
+        sha256,
+        size,
+        requiresPython: inspected.metadata.requiresPython,
+        metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+        addedAt: new Date().toISOString(),
+        builtBy: options.builtBy ?? null,
+      };
+      await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
+      const record: RecordFile = { entry, stat: statKey(await stat(final)) };
+      await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1));
+      this.cache.set(filename, { stat: record.stat, record });
+      this.logger.info({ filename, sha256, size }, 'wheel added');
+      return { status, entry };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Puts the validated temp file in place: exclusive (link), so concurrent writers never clobber each other. */
+  private async publish(tmp: string, final: string, filename: string, sha256: string, overwrite: boolean) {
+    let exists = false;
+    try {
+      await link(tmp, final);
+    } catch (err) {
+      const code = errno(err);
+      if (code === 'EEXIST') exists = true;
+      else if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EMLINK') {
+        // No hard links on this filesystem: check then rename (not exclusive, but never partial).
+        exists = await stat(final).then(
+          () => true,
+          (e: unknown) => (errno(e) === 'ENOENT' ? false : Promise.reject(e)),
+        );
+        if (!exists) await rename(tmp, final);
+      } else throw err;
+    }
+    if (exists) {
+      const current = await hashFile(final);
+      if (current.sha256 === sha256) return 'present' as const;
+      if (!overwrite) {
+        throw new WheelError(
+          'WHEEL_CONFLICT',
+          `${filename} is already in ${this.dir} with different bytes (sha256 ${current.sha256}, new ${sha256})`,
+          { hint: 'one name, one wheel: remove the existing wheel first, or add with overwrite' },
+        );
+      }
+      await rename(tmp, final);
+      this.cache.delete(filename);
+    }
+    await fsyncDir(this.dir);
+    return 'added' as const;
+  }
+
+  /** Removes temp files older than `graceMs` left by writers that died. Returns how many. */
+  async sweep(graceMs = DEFAULT_GRACE_MS): Promise<number> {
+    let removed = 0;
+    const now = Date.now();
+    for (const dir of [this.dir, join(this.dir, STATE_DIR, 'wheels'), join(this.dir, STATE_DIR, 'metadata')]) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch (err) {
+        if (errno(err) === 'ENOENT') continue;
+        throw err;
+      }
+      for (const name of names) {
+        if (!TEMP_RE.test(name)) continue;
+        try {
+          const st = await stat(join(dir, name));
+          if (now - st.mtimeMs < graceMs) continue;
+          await unlink(join(dir, name));
+          removed++;
+          this.logger.info({ file: name }, 'swept a leftover temp file');
+        } catch (err) {
+          if (errno(err) !== 'ENOENT') throw err;
+        }
+      }
+    }
+    return removed;
+  }
+
+  private async wheelFiles(project?: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return [];
+      throw err;
+    }
+    const wanted = project === undefined ? null : canonicalizeName(project);
+    return names
+      .filter((n) => n.endsWith('.whl') && !n.startsWith('.') && isWheelFilename(n))
+      .filter((n) => wanted === null || parseWheelFilename(n).normalizedName === wanted)
+      .sort();
+  }
+
+  async list(project?: string): Promise<WheelEntry[]> {
+    const files = await this.wheelFiles(project);
+    const entries: WheelEntry[] = [];
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < files.length) {
+        const record = await this.recordOf(files[next++]!);
+        if (record?.entry) entries.push(record.entry);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, files.length) }, worker));
+    return entries.sort(compareEntries);
+  }
+
+  async projects(): Promise<NormalizedName[]> {
+    return [...new Set((await this.list()).map((e) => e.name))].sort();
+  }
+
+  async get(filename: string): Promise<WheelEntry | null> {
+    if (!isWheelFilename(filename)) return null;
+    return (await this.recordOf(filename))?.entry ?? null;
+  }
+
+  async openRead(filename: string, range?: { start: number; end?: number }): Promise<NodeJS.ReadableStream> {
+    if (!(await this.get(filename))) throw new WheelError('WHEEL_NOT_FOUND', `${filename} is not in ${this.dir}`);
+    return createReadStream(join(this.dir, filename), range ? { start: range.start, ...(range.end !== undefined ? { end: range.end } : {}) } : {});
+  }
+
+  /** METADATA's exact bytes (PEP 658). */
+  async metadataBytes(filename: string): Promise<Buffer> {
+    if (!(await this.get(filename))) throw new WheelError('WHEEL_NOT_FOUND', `${filename} is not in ${this.dir}`);
+    return readFile(this.metadataPath(filename));
+  }
+
+  async metadata(filename: string): Promise<string> {
+    return (await this.metadataBytes(filename)).toString('utf8');
+  }
+
+  async remove(filename: string): Promise<boolean> {
+    if (!isWheelFilename(filename)) return false;
+    let existed = true;
+    try {
+      await unlink(join(this.dir, filename));
+    } catch (err) {
+      if (errno(err) !== 'ENOENT') throw err;
+      existed = false;
+    }
+    await rm(this.recordPath(filename), { force: true });
+    await rm(this.metadataPath(filename), { force: true });
+    this.cache.delete(filename);
+    if (existed) await fsyncDir(this.dir);
+    return existed;
+  }
+
+  async verify(): Promise<{ ok: WheelEntry[]; corrupt: { filename: string; reason: string }[] }> {
+    const ok: WheelEntry[] = [];
+    const corrupt: { filename: string; reason: string }[] = [];
+    for (const filename of await this.wheelFiles()) {
+      let recorded: RecordFile | null = null;
+      try {
+        recorded = JSON.parse(await readFile(this.recordPath(filename), 'utf8')) as RecordFile;
+      } catch {
+        recorded = null;
+      }
+      if (recorded?.entry) {
+        const { sha256, size } = await hashFile(join(this.dir, filename));
+        if (sha256 !== recorded.entry.sha256 || size !== recorded.entry.size) {
+          corrupt.push({ filename, reason: `sha256 ${sha256} (${size} bytes) differs from the recorded ${recorded.entry.sha256} (${recorded.entry.size} bytes)` });
+          continue;
+        }
+        try {
+          const meta = await readFile(this.metadataPath(filename));
+          if (createHash('sha256').update(meta).digest('hex') !== recorded.entry.metadataSha256) {
+            corrupt.push({ filename, reason: 'its recorded METADATA differs from the recorded hash' });
+            continue;
+          }
+        } catch {
+          corrupt.push({ filename, reason: 'its recorded METADATA is missing' });
+          continue;
+        }
+        ok.push(recorded.entry);
+        continue;
+      }
+      const record = await this.recordOf(filename);
+      if (record?.entry) ok.push(record.entry);
+      else if (record?.invalid) corrupt.push({ filename, reason: `${record.invalid.code}: ${record.invalid.message}` });
+    }
+    return { ok: ok.sort(compareEntries), corrupt };
+  }
+
+  async stats(): Promise<WheelhouseStats> {
+    return wheelhouseStats(await this.list());
+  }
+}
+
+export function wheelhouseStats(entries: WheelEntry[]): WheelhouseStats {
+  return {
+    projects: new Set(entries.map((e) => e.name)).size,
+    wheels: entries.length,
+    bytes: entries.reduce((n, e) => n + e.size, 0),
+  };
+}
+
+/** The wheelhouse at `dir`, or `$WHEELHOUSE`, or `./wheelhouse`. */
+export function openWheelhouse(dir?: string, options: { logger?: Logger; limits?: WheelLimits } = {}): FsWheelStore {
+  return new FsWheelStore(dir ?? process.env.WHEELHOUSE ?? 'wheelhouse', options);
+}

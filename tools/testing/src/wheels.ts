@@ -1,0 +1,356 @@
+// Wheels built in code, valid and hostile, for tests and benchmarks (never committed binaries).
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import yazl from 'yazl';
+
+export interface ZipMemberSpec {
+  /** The member's name; any bytes, even ones yazl refuses (absolute, `..`, `\`, `C:`): they are patched in. */
+  path: string;
+  data: string | Buffer;
+  /** Unix mode (e.g. 0o120777 for a symlink); default 0o100644. */
+  mode?: number;
+  /** Store instead of deflate. */
+  store?: boolean;
+}
+
+/** Writes a zip of `members`, in order, into a Buffer. */
+export async function zipBuffer(members: ZipMemberSpec[]): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  const patches: [Buffer, Buffer][] = [];
+  members.forEach((m, i) => {
+    let name = m.path;
+    const bytes = Buffer.from(name, 'utf8');
+    const safe =
+      !/^[a-zA-Z]:/.test(name) &&
+      !name.startsWith('/') &&
+      !name.includes('\\') &&
+      !name.split('/').includes('..');
+    if (!safe) {
+      // A placeholder of the same byte length, patched into the local and central headers afterwards.
+      const tag = `q${i}q`;
+      if (bytes.length < tag.length + 2)
+        throw new Error(`zipBuffer: hostile name ${name} is too short to patch`);
+      name = `${tag}${'z'.repeat(bytes.length - tag.length)}`;
+      patches.push([Buffer.from(name), bytes]);
+    }
+    zip.addBuffer(Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data), name, {
+      mode: m.mode ?? 0o100644,
+      mtime: new Date('2020-01-01T00:00:00Z'),
+      compress: !m.store,
+    });
+  });
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const c of zip.outputStream) chunks.push(c as Buffer);
+  const out = Buffer.concat(chunks);
+  for (const [from, to] of patches) {
+    let at = out.indexOf(from);
+    while (at >= 0) {
+      to.copy(out, at);
+      at = out.indexOf(from, at + to.length);
+    }
+  }
+  return out;
+}
+
+export interface WheelSpec {
+  name: string;
+  version: string;
+  /** Compressed tag set, default `py3-none-any`. */
+  tag?: string;
+  build?: string;
+  /** Requires-Dist lines (PEP 508). */
+  requires?: string[];
+  requiresPython?: string;
+  providesExtra?: string[];
+  /** Default 2.1 (what Debian's twine reads). */
+  metadataVersion?: string;
+  summary?: string;
+  /** Package files; default `<module>/__init__.py` with `TAG = "<tag>"`, `VERSION = "<version>"`. */
+  files?: Record<string, string | Buffer>;
+  /** Hostile knobs. */
+  distInfoDir?: string;
+  metadataName?: string;
+  wheelVersion?: string;
+  omit?: Array<'METADATA' | 'WHEEL' | 'RECORD'>;
+  /** Members added after RECORD is computed (not listed in it unless `listed`). */
+  extraMembers?: Array<ZipMemberSpec & { listed?: boolean }>;
+  /** Rewrites RECORD rows [path, hash, size] before it is written. */
+  tamperRecord?: (rows: string[][]) => string[][];
+  /** Member order/modes: store members uncompressed. */
+  store?: boolean;
+}
+
+const escapeName = (name: string): string => name.replace(/[-_.]+/g, '_');
+const moduleName = (name: string): string => name.replace(/[-.]+/g, '_').toLowerCase();
+
+export function wheelFilenameOf(spec: Pick<WheelSpec, 'name' | 'version' | 'tag' | 'build'>): string {
+  const parts = [escapeName(spec.name), spec.version];
+  if (spec.build) parts.push(spec.build);
+  parts.push(spec.tag ?? 'py3-none-any');
+  return `${parts.join('-')}.whl`;
+}
+
+function recordHash(data: Buffer): string {
+  return `sha256=${createHash('sha256').update(data).digest('base64url')}`;
+}
+
+/** The members of a wheel for `spec`, RECORD last (as bdist_wheel writes it). */
+export function wheelMembers(spec: WheelSpec): ZipMemberSpec[] {
+  const tag = spec.tag ?? 'py3-none-any';
+  const distInfo = spec.distInfoDir ?? `${escapeName(spec.name)}-${spec.version}.dist-info`;
+  const files: Record<string, string | Buffer> = spec.files ?? {
+    [`${moduleName(spec.name)}/__init__.py`]: `TAG = ${JSON.stringify(tag)}\nVERSION = ${JSON.stringify(spec.version)}\n`,
+  };
+  const meta = [
+    `Metadata-Version: ${spec.metadataVersion ?? '2.1'}`,
+    `Name: ${spec.metadataName ?? spec.name}`,
+    `Version: ${spec.version}`,
+    `Summary: ${spec.summary ?? `test package ${spec.name}`}`,
+    ...(spec.requiresPython ? [`Requires-Python: ${spec.requiresPython}`] : []),
+    ...(spec.providesExtra ?? []).map((e) => `Provides-Extra: ${e}`),
+    ...(spec.requires ?? []).map((r) => `Requires-Dist: ${r}`),
+    '',
+    `A test package made by @dstack/testing.`,
+    '',
+  ].join('\n');
+  const [py, abi, plat] = tag.split('-') as [string, string, string];
+  const tagLines = py
+    .split('.')
+    .flatMap((p) => abi.split('.').flatMap((a) => plat.split('.').map((t) => `Tag: ${p}-${a}-${t}`)));
+  const wheel = [
+    `Wheel-Version: ${spec.wheelVersion ?? '1.0'}`,
+    'Generator: dstack-testing (0.0.0)',
+    `Root-Is-Purelib: ${plat === 'any' ? 'true' : 'false'}`,
+    ...tagLines,
+    ...(spec.build ? [`Build: ${spec.build}`] : []),
+    '',
+  ].join('\n');
+  const members: ZipMemberSpec[] = Object.entries(files).map(([path, data]) => ({
+    path,
+    data,
+    store: spec.store ?? false,
+  }));
+  if (!spec.omit?.includes('METADATA')) members.push({ path: `${distInfo}/METADATA`, data: meta });
+  if (!spec.omit?.includes('WHEEL')) members.push({ path: `${distInfo}/WHEEL`, data: wheel });
+  for (const m of spec.extraMembers ?? []) if (m.listed) members.push(m);
+  let rows = members.map((m) => {
+    const data = Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data);
+    return [m.path, recordHash(data), String(data.length)];
+  });
+  rows.push([`${distInfo}/RECORD`, '', '']);
+  if (spec.tamperRecord) rows = spec.tamperRecord(rows);
+  if (!spec.omit?.includes('RECORD')) {
+    members.push({ path: `${distInfo}/RECORD`, data: rows.map((r) => r.join(',')).join('\n') + '\n' });
+  }
+  for (const m of spec.extraMembers ?? []) if (!m.listed) members.push(m);
+  return members;
+}
+
+/** A wheel for `spec` as bytes. */
+export async function buildWheel(spec: WheelSpec): Promise<Buffer> {
+  return zipBuffer(wheelMembers(spec));
+}
+
+/** Writes a wheel for `spec` into `dir` (under `filename`, default its PEP 427 name); returns its path. */
+export async function writeWheel(
+  dir: string,
+  spec: WheelSpec,
+  filename = wheelFilenameOf(spec),
+): Promise<string> {
+  const path = join(dir, filename);
+  await writeFile(path, await buildWheel(spec));
+  return path;
+}
+
+/**
+ * Writes a large valid wheel (random, incompressible payload of `bytes`, streamed to disk) and returns its path.
+ * `seed` varies the payload so two calls give different bytes.
+ */
+export async function writeLargeWheel(dir: string, spec: WheelSpec, bytes: number): Promise<string> {
+  const payload = randomBytes(bytes);
+  const files = {
+    [`${moduleName(spec.name)}/__init__.py`]: 'DATA = "payload.bin"\n',
+    [`${moduleName(spec.name)}/payload.bin`]: payload,
+  };
+  const members = wheelMembers({ ...spec, files, store: true });
+  const zip = new yazl.ZipFile();
+  for (const m of members)
+    zip.addBuffer(Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data), m.path, { compress: !m.store });
+  zip.end();
+  const path = join(dir, wheelFilenameOf(spec));
+  await pipeline(zip.outputStream as unknown as Readable, createWriteStream(path));
+  return path;
+}
+
+export interface HostileWheel {
+  id: string;
+  description: string;
+  /** The WheelError code it must be refused with. */
+  code: string;
+  filename: string;
+  bytes(): Promise<Buffer>;
+  /** Limits to validate with (bombs are tested against small limits). */
+  limits?: { maxUncompressedBytes?: number; maxCompressionRatio?: number; maxMembers?: number };
+}
+
+const base = { name: 'evil', version: '1.0' };
+const okName = wheelFilenameOf(base);
+
+/** The table of malicious or broken wheels: each one must be refused with its code and nothing stored. */
+export function hostileWheels(): HostileWheel[] {
+  const w = (
+    id: string,
+    code: string,
+    description: string,
+    spec: Partial<WheelSpec>,
+    extra: Partial<HostileWheel> = {},
+  ): HostileWheel => ({
+    id,
+    code,
+    description,
+    filename: okName,
+    bytes: () => buildWheel({ ...base, ...spec }),
+    ...extra,
+  });
+  const raw = (members: () => Promise<Buffer>) => ({ bytes: members });
+  return [
+    w(
+      'bad-name',
+      'WHEEL_NAME_INVALID',
+      'the file name is not PEP 427',
+      {},
+      { filename: 'evil-1.0-py3-none.whl' },
+    ),
+    w(
+      'bad-version',
+      'WHEEL_NAME_INVALID',
+      'the version in the file name is not PEP 440',
+      {},
+      { filename: 'evil-one-py3-none-any.whl' },
+    ),
+    w(
+      'not-zip',
+      'WHEEL_NOT_ZIP',
+      'plain text named .whl',
+      {},
+      raw(async () => Buffer.from('#!/bin/sh\necho pwned\n')),
+    ),
+    w(
+      'truncated',
+      'WHEEL_NOT_ZIP',
+      'a zip cut in half',
+      {},
+      raw(async () => (await buildWheel(base)).subarray(0, 200)),
+    ),
+    w(
+      'no-dist-info',
+      'WHEEL_DIST_INFO_MISSING',
+      'no .dist-info directory',
+      {},
+      raw(() => zipBuffer([{ path: 'evil/__init__.py', data: '' }])),
+    ),
+    w('two-dist-info', 'WHEEL_DIST_INFO_DUPLICATE', 'two .dist-info directories', {
+      extraMembers: [
+        { path: 'other-2.0.dist-info/METADATA', data: 'Metadata-Version: 2.1\nName: other\nVersion: 2.0\n' },
+      ],
+    }),
+    w('dist-info-mismatch', 'WHEEL_DIST_INFO_MISMATCH', 'the .dist-info names another project', {
+      distInfoDir: 'good-1.0.dist-info',
+    }),
+    w('metadata-name-mismatch', 'WHEEL_DIST_INFO_MISMATCH', 'METADATA names another project', {
+      metadataName: 'requests',
+    }),
+    w('wheel-version-2', 'WHEEL_VERSION_UNSUPPORTED', 'Wheel-Version: 2.0', { wheelVersion: '2.0' }),
+    w('no-wheel-file', 'WHEEL_WHEEL_FILE_MISSING', 'no WHEEL file', { omit: ['WHEEL'] }),
+    w('no-metadata', 'WHEEL_METADATA_MISSING', 'no METADATA file', { omit: ['METADATA'] }),
+    w('metadata-version-3', 'WHEEL_METADATA_INVALID', 'Metadata-Version: 3.0', { metadataVersion: '3.0' }),
+    w('absolute-path', 'WHEEL_PATH_UNSAFE', 'a member at /etc/cron.d/evil', {
+      extraMembers: [{ path: '/etc/cron.d/evil', data: '* * * * * root sh\n' }],
+    }),
+    w('dotdot-path', 'WHEEL_PATH_UNSAFE', 'a member escaping with ../', {
+      extraMembers: [{ path: '../../evil.pth', data: 'import os\n' }],
+    }),
+    w('backslash-path', 'WHEEL_PATH_UNSAFE', 'a member with a backslash', {
+      extraMembers: [{ path: 'evil\\..\\..\\x.py', data: '' }],
+    }),
+    w('drive-letter', 'WHEEL_PATH_UNSAFE', 'a member at C:/Windows', {
+      extraMembers: [{ path: 'C:/Windows/evil.dll', data: '' }],
+    }),
+    w('symlink', 'WHEEL_SYMLINK', 'a member that is a symlink to /etc/shadow', {
+      extraMembers: [{ path: 'evil/shadow', data: '/etc/shadow', mode: 0o120777, listed: true }],
+    }),
+    w('whiteout', 'WHEEL_WHITEOUT', 'an OCI whiteout member', {
+      extraMembers: [{ path: 'evil/.wh.site-packages', data: '', listed: true }],
+    }),
+    w('opaque-whiteout', 'WHEEL_WHITEOUT', 'an opaque-directory whiteout', {
+      extraMembers: [{ path: '.wh..wh..opq', data: '', listed: true }],
+    }),
+    w('duplicate-member', 'WHEEL_MEMBER_DUPLICATE', 'the same member twice', {
+      extraMembers: [{ path: 'evil/__init__.py', data: 'import os; os.system("id")\n' }],
+    }),
+    w('no-record', 'WHEEL_RECORD_MISSING', 'no RECORD', { omit: ['RECORD'] }),
+    w('record-hash', 'WHEEL_RECORD_MISMATCH', 'RECORD lists another hash', {
+      tamperRecord: (rows) =>
+        rows.map((r) => (r[0] === 'evil/__init__.py' ? [r[0]!, `sha256=${'A'.repeat(43)}`, r[2]!] : r)),
+    }),
+    w('record-size', 'WHEEL_RECORD_MISMATCH', 'RECORD lists another size', {
+      tamperRecord: (rows) => rows.map((r) => (r[0] === 'evil/__init__.py' ? [r[0]!, r[1]!, '1'] : r)),
+    }),
+    w('unlisted-member', 'WHEEL_RECORD_MISMATCH', 'a member RECORD does not list', {
+      extraMembers: [{ path: 'evil/backdoor.py', data: 'x = 1\n' }],
+    }),
+    w('record-md5', 'WHEEL_RECORD_INVALID', 'RECORD uses md5', {
+      tamperRecord: (rows) =>
+        rows.map((r) => (r[0] === 'evil/__init__.py' ? [r[0]!, 'md5=1B2M2Y8AsgTpgAmY7PhCfg', r[2]!] : r)),
+    }),
+    w(
+      'bomb-size',
+      'WHEEL_BOMB',
+      '8 MiB stored (limit 4 MiB)',
+      { files: { 'evil/zeros.bin': Buffer.alloc(8 * 1024 * 1024) }, store: true },
+      { limits: { maxUncompressedBytes: 4 * 1024 * 1024 } },
+    ),
+    w('bomb-ratio', 'WHEEL_BOMB', '2 MiB of zeros compressed ~1000x', {
+      files: { 'evil/zeros.bin': Buffer.alloc(2 * 1024 * 1024) },
+    }),
+    w(
+      'bomb-members',
+      'WHEEL_BOMB',
+      '600 members (limit 500)',
+      {
+        files: Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`evil/m${i}.py`, ''])),
+      },
+      { limits: { maxMembers: 500 } },
+    ),
+  ];
+}
+
+/** The real bootstrap wheels on this machine: each interpreter's ensurepip bundle and Debian's python-wheels. */
+export function bootstrapWheels(): string[] {
+  const out: string[] = [];
+  const roots = [process.env.PYENV_ROOT, '/root/.pyenv', join(process.env.HOME ?? '/root', '.pyenv')].filter(
+    (r): r is string => Boolean(r),
+  );
+  for (const root of [...new Set(roots)]) {
+    const versions = join(root, 'versions');
+    if (!existsSync(versions)) continue;
+    for (const v of readdirSync(versions).sort()) {
+      const lib = join(versions, v, 'lib');
+      if (!existsSync(lib)) continue;
+      for (const py of readdirSync(lib).filter((d) => /^python3\.\d+$/.test(d))) {
+        const bundled = join(lib, py, 'ensurepip', '_bundled');
+        if (!existsSync(bundled)) continue;
+        for (const f of readdirSync(bundled).sort()) if (f.endsWith('.whl')) out.push(join(bundled, f));
+      }
+    }
+  }
+  const debian = '/usr/share/python-wheels';
+  if (existsSync(debian))
+    for (const f of readdirSync(debian).sort()) if (f.endsWith('.whl')) out.push(join(debian, f));
+  return out;
+}
