@@ -1,0 +1,44 @@
+import path from 'node:path';
+import type { BlobCache } from './blobs.js';
+import { ImageError } from './errors.js';
+import { writeLayer, type CachedLayer, type LayerEntry } from './layer.js';
+import { planWheelInstall, type InstallOptions, type PlannedWheel } from './wheel-install.js';
+
+export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
+  cache: BlobCache;
+  mtime?: number;
+  level?: number;
+  /** Which wheels get a REQUESTED file (by wheel file name); default: all. */
+  requested?: (wheelFile: string) => boolean;
+}
+
+/**
+ * Installs wheels straight into one reproducible layer: every wheel is planned (zip central directory, RECORD,
+ * entry points), then all files are streamed from the zips into the tar in sorted order. Two wheels writing the
+ * same path are refused (pip would silently overwrite one with the other).
+ */
+export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOptions): Promise<CachedLayer> {
+  const planned: PlannedWheel[] = [];
+  try {
+    for (const w of [...wheels].sort()) {
+      planned.push(
+        await planWheelInstall(w, { ...options, requested: options.requested ? options.requested(path.basename(w)) : true }),
+      );
+    }
+    const owners = new Map<string, string>();
+    const entries: LayerEntry[] = [];
+    for (const p of planned) {
+      for (const e of p.entries) {
+        const other = owners.get(e.path);
+        if (other !== undefined) {
+          throw new ImageError('WHEEL_CONFLICT', `${p.wheel} and ${other} both install /${e.path}`);
+        }
+        owners.set(e.path, p.wheel);
+        entries.push(e);
+      }
+    }
+    return await writeLayer(entries, { cache: options.cache, mtime: options.mtime ?? 0, level: options.level });
+  } finally {
+    for (const p of planned) p.close();
+  }
+}
