@@ -1,5 +1,5 @@
 // Errors of @dstack/image. Every one carries a stable `code`; registry errors also say whether a retry may help.
-import { DstackError } from './dstack-error.js';
+import { DstackError } from '@dstack/recipe';
 
 export class ImageError extends DstackError {
   constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
