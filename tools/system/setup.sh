@@ -1,30 +1,60 @@
 #!/usr/bin/env bash
 # Installs (as root, with apt) and checks the system components the tests use. On a machine without
 # root or apt it says exactly what to install. Idempotent: quick when everything is already there.
+# The container components themselves (private dockerd, registry, base image) are started by
+# engine.sh, registry.sh and base-image.sh in this folder; the vitest globalSetup runs them once per run.
 set -euo pipefail
 
-# Debian packages the test suite needs, and the command that proves each is there.
-declare -A NEED=(
-  [git]=git
-  [python3]=python3
+# Debian packages the test suite needs (DESIGN.md, "Real components").
+PACKAGES=(
+  docker.io          # dockerd 20.10 for the private engine, and its CLI
+  docker-registry    # distribution 2.8: the registry the image tests push to
+  debootstrap        # the Debian base image (no Docker Hub here)
+  skopeo umoci       # checkers for the daemonless image output
+  twine              # upload client for the server's tests
+  chromium           # the server's web page, driven by playwright-core
+  docker-compose     # the seed's docker-compose flows
+  nginx wrk          # static-index serving and load figures
+  iptables           # dockerd's NAT: containers reach Debian's mirror
+  git build-essential libpq-dev zlib1g-dev  # building test packages with C extensions
+  python3-wheel-whl python3-setuptools-whl python3-pip-whl  # offline bootstrap wheels
 )
+
+installed() {
+  [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
 missing=()
-for cmd in "${!NEED[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
-done
-[ -d /usr/share/python-wheels ] && ls /usr/share/python-wheels/wheel-*.whl >/dev/null 2>&1 || missing+=(python3-wheel-whl)
-[ -d /usr/share/python-wheels ] && ls /usr/share/python-wheels/setuptools-*.whl >/dev/null 2>&1 || missing+=(python3-setuptools-whl)
-[ -d /usr/share/python-wheels ] && ls /usr/share/python-wheels/pip-*.whl >/dev/null 2>&1 || missing+=(python3-pip-whl)
+if command -v dpkg-query >/dev/null 2>&1; then
+  for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+else
+  # Not Debian: check the commands and files the tests use.
+  for cmd in dockerd docker-registry debootstrap skopeo umoci twine chromium docker-compose nginx wrk iptables git gcc pg_config; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  done
+  ls /usr/share/python-wheels/wheel-*.whl >/dev/null 2>&1 || missing+=(python3-wheel-whl)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Others may run apt at the same time: one apt at a time on this machine.
+    flock /tmp/apt.lock apt-get update -qq
+    unknown=()
+    for pkg in "${missing[@]}"; do
+      candidate=$(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+      [ -n "$candidate" ] && [ "$candidate" != "(none)" ] || unknown+=("$pkg")
+    done
+    if [ ${#unknown[@]} -gt 0 ]; then
+      echo "apt has no candidate for: ${unknown[*]} (check /etc/apt/sources.list: Debian bookworm main is needed)" >&2
+      exit 1
+    fi
+    flock /tmp/apt.lock apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "missing system packages: ${missing[*]}" >&2
-    echo "install them with: sudo apt-get install ${missing[*]}" >&2
+    echo "install them with: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+    echo "(or run this script as root: sudo bash tools/system/setup.sh)" >&2
     exit 1
   fi
 fi
@@ -34,4 +64,9 @@ python3 -c 'import pip, sys; v = tuple(int(x) for x in pip.__version__.split("."
   echo "python3 -m pip >= 22.2 is required (python3 -m ensurepip --upgrade)" >&2
   exit 1
 }
+
+# The private engine needs root (dockerd), a bridge (ip link) and a storage driver; say early when it cannot work.
+if [ "$(id -u)" != 0 ]; then
+  echo "warning: not root: the private Docker engine cannot start here (tools/system/engine.sh needs root)" >&2
+fi
 echo "system components ready"
