@@ -4,3 +4,23 @@ export { compareVersions, isValidSpecifier, isValidVersion, versionSatisfies } f
 export { normalizeSpecifierSet } from './specifier.js';
 export { evaluateMarker, normalizeMarker, type MarkerEnvironment } from './marker.js';
 export { parsePep508, type Pep508Requirement } from './pep508.js';
+export {
+  parseRecipe,
+  preprocessLines,
+  pathToFileUrl,
+  recipeToJSON,
+  type ParseRecipeOptions,
+  type PathKind,
+  type ReadFile,
+  type Recipe,
+  type RecipeOptions,
+  type RecipeRequirement,
+} from './recipe.js';
+export {
+  decodeRecipeBytes,
+  pathKindOnDisk,
+  readRecipeFile,
+  readRecipeText,
+  resolveRecipePath,
+} from './io.js';
+export { lockPath, parseLock, stringifyLock, type Lock, type LockPackage, type LockWheel } from './lock.js';

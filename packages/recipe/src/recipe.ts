@@ -1,0 +1,700 @@
+// pip requirements files ("recipes"), read exactly as pip 23.2's req_file.py and req/constructors.py read them.
+// The parser does no I/O: files come through an injected reader, and the few questions pip asks the file
+// system about a requirement (is this path a directory? a project? an existing file?) go through an
+// optional injected `pathKind`; without it, a path-like requirement that is not a PEP 508 string is taken
+// to be a project directory.
+import * as path from 'node:path';
+import { RecipeError } from './errors.js';
+import { MarkerSyntaxError, formatMarkerTree, parseMarkerTree } from './marker.js';
+import { type FormatControl, OptionError, parseLineOptions } from './options.js';
+import { Pep508SyntaxError, parsePep508Raw, type Pep508Requirement } from './pep508.js';
+import {
+  PY_WS,
+  ShlexError,
+  pyQuote,
+  pySplitLines,
+  pyStrip,
+  pyUnquote,
+  pyUrlSplit,
+  shlexSplit,
+} from './pyshim.js';
+import { pyStringCompare } from './specifier.js';
+
+export interface RecipeRequirement {
+  /** As written; null for an unnamed URL or path. */
+  name: string | null;
+  extras: string[];
+  /** `str(SpecifierSet)`, "" if none. */
+  specifier: string;
+  marker: string | null;
+  /** The link pip builds: the URL as written, or a `file://` URL for a local path. */
+  url: string | null;
+  editable: boolean;
+  constraint: boolean;
+  /** "sha256:…" */
+  hashes: string[];
+  file: string;
+  /** Physical line where the (logical) line starts. */
+  line: number;
+  configSettings?: Record<string, string | string[]>;
+  globalOptions?: string[];
+}
+
+export interface RecipeOptions {
+  indexUrl: string | null;
+  extraIndexUrls: string[];
+  findLinks: string[];
+  noIndex: boolean;
+  pre: boolean;
+  noBinary: string[];
+  onlyBinary: string[];
+  preferBinary: boolean;
+  trustedHosts: string[];
+  requireHashes: boolean;
+}
+
+export interface Recipe {
+  requirements: RecipeRequirement[];
+  options: RecipeOptions;
+  /** Every file read, the top one first. */
+  files: string[];
+}
+
+export type ReadFile = (path: string) => string | Promise<string>;
+/** What pip would find on disk at an absolute path: a project is a directory with setup.py or pyproject.toml. */
+export type PathKind = 'missing' | 'file' | 'directory' | 'project';
+
+export interface ParseRecipeOptions {
+  /** The name of the file `text` came from, as the user gave it; includes are relative to it. */
+  file: string;
+  /** Values for `${VAR}`; unset or empty variables stay literal, as in pip. */
+  env?: Record<string, string | undefined>;
+  /** Reads included files (-r/-c). Without it, an include is an error. */
+  readFile?: ReadFile;
+  /** Answers pip's questions about local paths; see the module comment. */
+  pathKind?: (absolutePath: string) => PathKind | Promise<PathKind>;
+  /** pip resolves local paths (not includes) against the working directory. Default: process.cwd(). */
+  cwd?: string;
+  /** Collect every error instead of throwing the first (what `recipe check` shows). */
+  errors?: RecipeError[];
+}
+
+const COMMENT_LINE = new RegExp(`^(?:[${PY_WS}]+)?#`);
+const COMMENT = new RegExp(`(?:^|[${PY_WS}]+)#[\\s\\S]*$`);
+const ENV_VAR = /\$\{([A-Z0-9_]+)\}/g;
+const SCHEME_RE = /^(http|https|file):/i;
+const VCS_SCHEMES = [
+  'bzr+http',
+  'bzr+https',
+  'bzr+ssh',
+  'bzr+sftp',
+  'bzr+ftp',
+  'bzr+lp',
+  'bzr+file',
+  'git+http',
+  'git+https',
+  'git+ssh',
+  'git+git',
+  'git+file',
+  'hg+file',
+  'hg+http',
+  'hg+https',
+  'hg+ssh',
+  'hg+static-http',
+  'svn+ssh',
+  'svn+http',
+  'svn+https',
+  'svn+svn',
+  'svn+file',
+];
+const URL_SCHEMES = new Set(['http', 'https', 'file', 'ftp', ...VCS_SCHEMES]);
+const VCS_NAMES = ['bzr', 'git', 'hg', 'svn'];
+const ARCHIVE_EXTENSIONS = new Set([
+  '.zip',
+  '.whl',
+  '.tar.bz2',
+  '.tbz',
+  '.tar.gz',
+  '.tgz',
+  '.tar',
+  '.tar.xz',
+  '.txz',
+  '.tlz',
+  '.tar.lz',
+  '.tar.lzma',
+]);
+const WHEEL_FILE =
+  /^(?<namever>(?<name>[^\s-]+?)-(?<ver>[^\s-]*?))((-(?<build>\d[^-]*?))?-(?<pyver>[^\s-]+?)-(?<abi>[^\s-]+?)-(?<plat>[^\s-]+?)\.whl|\.dist-info)$/;
+const EGG_FRAGMENT = /[#&]egg=([^&]*)/;
+
+interface LogicalLine {
+  line: number;
+  text: string;
+}
+
+/** req_file.preprocess: split, join `\` continuations, drop comments and blank lines, expand ${VAR}. */
+export function preprocessLines(
+  content: string,
+  env: Record<string, string | undefined> = {},
+): LogicalLine[] {
+  const out: LogicalLine[] = [];
+  const physical = pySplitLines(content);
+  let joined: string[] = [];
+  let primary = 0;
+  const emit = (line: number, raw: string): void => {
+    const text = pyStrip(raw.replace(COMMENT, ''));
+    if (!text) return;
+    out.push({ line, text: text.includes('${') ? expandEnv(text, env) : text });
+  };
+  for (let i = 0; i < physical.length; i++) {
+    let line = physical[i]!;
+    const isComment = COMMENT_LINE.test(line);
+    if (!line.endsWith('\\') || isComment) {
+      if (isComment) line = ` ${line}`;
+      if (joined.length > 0) {
+        joined.push(line);
+        emit(primary, joined.join(''));
+        joined = [];
+      } else emit(i + 1, line);
+    } else {
+      if (joined.length === 0) primary = i + 1;
+      joined.push(line.replace(/^\\+|\\+$/g, ''));
+    }
+  }
+  if (joined.length > 0) emit(primary, joined.join(''));
+  return out;
+}
+
+function expandEnv(line: string, env: Record<string, string | undefined>): string {
+  for (const m of [...line.matchAll(ENV_VAR)]) {
+    const value = env[m[1]!];
+    if (!value) continue;
+    line = line.split(m[0]).join(value);
+  }
+  return line;
+}
+
+/** req_file.break_args_options: words up to the first one starting with "-" are the requirement. */
+function breakArgsOptions(line: string): [string, string] {
+  const tokens = line.split(' ');
+  let i = 0;
+  while (i < tokens.length && !tokens[i]!.startsWith('-')) i++;
+  return [tokens.slice(0, i).join(' '), tokens.slice(i).join(' ')];
+}
+
+function urlScheme(text: string): string | null {
+  const colon = text.indexOf(':');
+  return colon < 0 ? null : text.slice(0, colon).toLowerCase();
+}
+
+function isUrl(text: string): boolean {
+  const s = urlScheme(text);
+  return s !== null && URL_SCHEMES.has(s);
+}
+
+/** pip's splitext: ".tar.gz" and friends count as one extension. */
+function pipSplitExt(p: string): [string, string] {
+  const base = path.posix.basename(p);
+  const dot = base.lastIndexOf('.');
+  let stem = p;
+  let ext = '';
+  if (dot > 0 && !/^\.+$/.test(base.slice(0, dot))) {
+    stem = p.slice(0, p.length - (base.length - dot));
+    ext = base.slice(dot);
+  }
+  if (stem.toLowerCase().endsWith('.tar')) {
+    ext = stem.slice(-4) + ext;
+    stem = stem.slice(0, -4);
+  }
+  return [stem, ext];
+}
+
+function isArchiveFile(p: string): boolean {
+  return ARCHIVE_EXTENSIONS.has(pipSplitExt(p)[1].toLowerCase());
+}
+
+function looksLikePath(name: string): boolean {
+  return name.includes('/') || name.startsWith('.');
+}
+
+/** pip's path_to_url */
+export function pathToFileUrl(p: string): string {
+  return `file://${pyQuote(p)}`;
+}
+
+function linkPath(url: string): string {
+  return pyUnquote(pyUrlSplit(url).path);
+}
+
+function linkFilename(url: string): string {
+  const p = linkPath(url).replace(/\/+$/, '');
+  const name = path.posix.basename(p);
+  if (name) return name;
+  const netloc = pyUrlSplit(url).netloc;
+  const at = netloc.lastIndexOf('@');
+  return at >= 0 ? netloc.slice(at + 1) : netloc;
+}
+
+function eggFragment(url: string): string | null {
+  const m = EGG_FRAGMENT.exec(url);
+  return m ? m[1]! : null;
+}
+
+function stripExtras(p: string): [string, string | null] {
+  const m = /^([\s\S]+)(\[[^\]]+\])$/.exec(p);
+  return m ? [m[1]!, m[2]!] : [p, null];
+}
+
+/** The error for one line: `reason` at `pos` (0-based in the logical line `source`). */
+class LineError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly pos = 0,
+    readonly spanStart = pos,
+    readonly code = 'RECIPE_SYNTAX',
+    readonly hint?: string,
+  ) {
+    super(reason);
+  }
+}
+
+interface RequirementParts {
+  req: Pep508Requirement | null;
+  url: string | null;
+  marker: string | null;
+  extras: string[] | null;
+}
+
+function parseReqString(text: string, offset: number, what: string): Pep508Requirement {
+  let req: Pep508Requirement;
+  try {
+    req = parsePep508Raw(text);
+  } catch (e) {
+    if (e instanceof Pep508SyntaxError) {
+      let hint: string | undefined;
+      if (text.includes('/'))
+        hint =
+          'It looks like a path; a local project must exist as a directory with setup.py or pyproject.toml.';
+      else if (
+        text.includes('=') &&
+        !['~=', '==', '!=', '<=', '>=', '<', '>', '==='].some((op) => text.includes(op))
+      )
+        hint = '= is not a valid operator. Did you mean == ?';
+      throw new LineError(
+        `invalid ${what} ${JSON.stringify(text)}: ${e.reason}`,
+        offset + e.pos,
+        offset + e.spanStart,
+        'RECIPE_SYNTAX',
+        hint,
+      );
+    }
+    throw e;
+  }
+  for (const clause of req.specifier ? req.specifier.split(',') : []) {
+    if (clause.endsWith(']'))
+      throw new LineError(`extras after version '${clause}'`, offset + text.indexOf(']'));
+  }
+  return req;
+}
+
+function parseMarkerAt(text: string, offset: number): string {
+  try {
+    return formatMarkerTree(parseMarkerTree(text));
+  } catch (e) {
+    if (e instanceof MarkerSyntaxError)
+      throw new LineError(
+        `invalid marker ${JSON.stringify(text)}: ${e.reason}`,
+        offset + e.pos,
+        offset + e.spanStart,
+      );
+    throw e;
+  }
+}
+
+function convertExtras(extras: string | null, offset: number): string[] | null {
+  if (!extras) return null;
+  const r = parseReqString(`placeholder${extras.toLowerCase()}`, offset - 'placeholder'.length, 'extras');
+  return r.extras.length > 0 ? r.extras : null;
+}
+
+/** A trimmed-marker split, as pip's parse_req_from_line does before anything else. */
+async function parseRequirementLine(
+  line: string,
+  cwd: string,
+  pathKind: ParseRecipeOptions['pathKind'],
+): Promise<RequirementParts> {
+  let name = line;
+  let marker: string | null = null;
+  const sep = isUrl(name) ? '; ' : ';';
+  const at = name.indexOf(sep);
+  if (at >= 0) {
+    const rawMarker = name.slice(at + sep.length);
+    const markerText = pyStrip(rawMarker);
+    if (markerText) marker = parseMarkerAt(markerText, at + sep.length + rawMarker.indexOf(markerText));
+    name = name.slice(0, at);
+  }
+  const lead = name.length - name.replace(new RegExp(`^[${PY_WS}]+`), '').length;
+  name = pyStrip(name);
+  const abs = path.resolve(cwd, name);
+  let url: string | null = null;
+  let extrasText: string | null = null;
+  if (isUrl(name)) url = name;
+  else {
+    const [p, extras] = stripExtras(abs);
+    extrasText = extras;
+    url = await urlFromPath(p, name, pathKind);
+  }
+  let reqText: string | null;
+  if (url !== null) {
+    if (urlScheme(url) === 'file' && url.includes('../'))
+      url = pathToFileUrl(path.resolve(cwd, linkPath(url)));
+    const filename = linkFilename(url);
+    if (pipSplitExt(path.posix.basename(linkPath(url).replace(/\/+$/, '')))[1] === '.whl') {
+      const m = WHEEL_FILE.exec(filename);
+      if (!m) throw new LineError(`${filename} is not a valid wheel filename.`, lead);
+      reqText = `${m.groups!.name!.replace(/_/g, '-')}==${m.groups!.ver!.replace(/_/g, '-')}`;
+    } else reqText = eggFragment(url);
+  } else reqText = name;
+  const extras = convertExtras(extrasText, lead + name.length - (extrasText?.length ?? 0));
+  const req =
+    reqText === null
+      ? null
+      : parseReqString(
+          reqText,
+          url === null ? lead : lead,
+          url === null ? 'requirement' : 'requirement name',
+        );
+  return { req, url, marker, extras };
+}
+
+/** constructors._get_url_from_path */
+async function urlFromPath(
+  p: string,
+  name: string,
+  pathKind: ParseRecipeOptions['pathKind'],
+): Promise<string | null> {
+  if (looksLikePath(name)) {
+    const kind = pathKind ? await pathKind(p) : guessKind(name);
+    if (kind === 'project') return pathToFileUrl(p);
+    if (kind === 'directory') {
+      throw new LineError(
+        `Directory '${name}' is not installable. Neither 'setup.py' nor 'pyproject.toml' found.`,
+        0,
+        0,
+        'RECIPE_PATH_NOT_INSTALLABLE',
+      );
+    }
+  }
+  if (!isArchiveFile(p)) return null;
+  if (pathKind && (await pathKind(p)) === 'file') return pathToFileUrl(p);
+  const parts = name.split('@');
+  if (parts.length >= 2 && !looksLikePath(parts[0]!)) return null;
+  return pathToFileUrl(p);
+}
+
+/** Without a pathKind: a path-like name is a project directory unless it is a PEP 508 string or an archive. */
+function guessKind(name: string): PathKind {
+  if (isArchiveFile(stripExtras(name)[0])) return 'missing';
+  try {
+    parsePep508Raw(name);
+    return 'missing';
+  } catch {
+    return 'project';
+  }
+}
+
+/** constructors.parse_editable */
+async function parseEditable(
+  text: string,
+  cwd: string,
+  pathKind: ParseRecipeOptions['pathKind'],
+): Promise<RequirementParts> {
+  const [stripped, extras] = stripExtras(text);
+  let urlNoExtras = stripped;
+  const abs = path.resolve(cwd, urlNoExtras);
+  const isDir = pathKind
+    ? ['directory', 'project'].includes(await pathKind(abs))
+    : !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(urlNoExtras);
+  if (isDir) urlNoExtras = pathToFileUrl(abs);
+  if (urlNoExtras.toLowerCase().startsWith('file:')) {
+    const egg = eggFragment(urlNoExtras);
+    const req = egg ? editableName(egg) : null;
+    const ex = extras
+      ? parseReqString(
+          `placeholder${extras.toLowerCase()}`,
+          text.length - extras.length - 'placeholder'.length,
+          'extras',
+        ).extras
+      : [];
+    return { req, url: urlNoExtras, marker: null, extras: ex.length > 0 ? ex : null };
+  }
+  let url = text;
+  for (const v of VCS_NAMES) {
+    if (url.toLowerCase().startsWith(`${v}:`)) {
+      url = `${v}+${url}`;
+      break;
+    }
+  }
+  if (!VCS_SCHEMES.includes(pyUrlSplit(url).scheme)) {
+    throw new LineError(
+      `${text} is not a valid editable requirement. It should either be a path to a local project or a VCS URL (beginning with ${VCS_SCHEMES.join(', ')}).`,
+      0,
+      0,
+      'RECIPE_SYNTAX',
+    );
+  }
+  const egg = eggFragment(url);
+  if (!egg)
+    throw new LineError(
+      `Could not detect requirement name for '${text}', please specify one with #egg=your_package_name`,
+      0,
+    );
+  return { req: editableName(egg), url, marker: null, extras: null };
+}
+
+function editableName(egg: string): Pep508Requirement {
+  try {
+    return parsePep508Raw(egg);
+  } catch (e) {
+    if (e instanceof Pep508SyntaxError)
+      throw new LineError(`invalid requirement ${JSON.stringify(egg)}: ${e.reason}`, 0);
+    throw e;
+  }
+}
+
+const safeExtra = (extra: string): string => extra.replace(/[^A-Za-z0-9.-]+/g, '_').toLowerCase();
+
+function uniqueSorted(values: string[]): string[] {
+  return [...new Set(values)].sort(pyStringCompare);
+}
+
+function emptyRecipeOptions(): RecipeOptions {
+  return {
+    indexUrl: null,
+    extraIndexUrls: [],
+    findLinks: [],
+    noIndex: false,
+    pre: false,
+    noBinary: [],
+    onlyBinary: [],
+    preferBinary: false,
+    trustedHosts: [],
+    requireHashes: false,
+  };
+}
+
+/** Joins an include to the including file as pip does (URLs joined as URLs, paths to the file's folder). */
+function includePath(parent: string, child: string): string {
+  if (SCHEME_RE.test(parent)) return new URL(child, parent).href;
+  if (SCHEME_RE.test(child)) return child;
+  return path.normalize(path.join(path.dirname(parent), child));
+}
+
+function includeKey(file: string, cwd: string): string {
+  return SCHEME_RE.test(file) ? file : path.resolve(cwd, file);
+}
+
+interface State {
+  options: ParseRecipeOptions;
+  cwd: string;
+  env: Record<string, string | undefined>;
+  recipe: Recipe;
+  fc: FormatControl;
+  stack: string[];
+  errors: RecipeError[] | null;
+}
+
+function fail(state: State, err: RecipeError): void {
+  if (state.errors === null) throw err;
+  state.errors.push(err);
+}
+
+async function parseFile(state: State, text: string, file: string, constraint: boolean): Promise<void> {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  for (const { line, text: logical } of preprocessLines(text, state.env)) {
+    const where = (e: LineError): RecipeError =>
+      new RecipeError(
+        e.code,
+        e.reason,
+        { file, line, column: e.pos + 1, spanStart: e.spanStart + 1, source: logical },
+        e.hint ? { hint: e.hint } : {},
+      );
+    try {
+      await parseLine(state, logical, file, line, constraint);
+    } catch (e) {
+      if (e instanceof LineError) fail(state, where(e));
+      else throw e;
+    }
+  }
+}
+
+async function parseLine(
+  state: State,
+  text: string,
+  file: string,
+  line: number,
+  constraint: boolean,
+): Promise<void> {
+  const [args, optionText] = breakArgsOptions(text);
+  let words: string[];
+  try {
+    words = shlexSplit(optionText);
+  } catch (e) {
+    if (e instanceof ShlexError)
+      throw new LineError(
+        `could not split options: ${e.message}`,
+        args ? args.length + 1 : 0,
+        args ? args.length + 1 : 0,
+      );
+    throw e;
+  }
+  let opts;
+  try {
+    opts = parseLineOptions(words, state.fc);
+  } catch (e) {
+    if (e instanceof OptionError) {
+      const at = Math.max(0, text.indexOf(e.token, args.length));
+      throw new LineError(e.message, at, at);
+    }
+    throw e;
+  }
+
+  if (args || opts.editables.length > 0) {
+    const editable = !args;
+    const reqText = editable ? opts.editables[0]! : args;
+    const parts = editable
+      ? await parseEditable(reqText, state.cwd, state.options.pathKind)
+      : await parseRequirementLine(reqText, state.cwd, state.options.pathKind);
+    const req = parts.req;
+    const extras = parts.extras ?? (req ? req.extras.map(safeExtra) : []);
+    const requirement: RecipeRequirement = {
+      name: req?.name ?? null,
+      extras: uniqueSorted(extras),
+      specifier: req?.specifier ?? '',
+      marker: parts.marker ?? req?.marker ?? null,
+      url: parts.url ?? req?.url ?? null,
+      editable,
+      constraint,
+      hashes: editable
+        ? []
+        : [...opts.hashes].flatMap(([algo, digests]) => digests.map((d) => `${algo}:${d}`)),
+      file,
+      line,
+    };
+    if (!editable && opts.configSettings) requirement.configSettings = opts.configSettings;
+    if (!editable && opts.globalOptions.length > 0) requirement.globalOptions = opts.globalOptions;
+    state.recipe.requirements.push(requirement);
+    return;
+  }
+
+  if (opts.requirements.length > 0 || opts.constraints.length > 0) {
+    const nested = opts.requirements.length > 0 ? opts.requirements[0]! : opts.constraints[0]!;
+    await include(state, file, line, text, nested, opts.requirements.length === 0);
+    return;
+  }
+
+  const o = state.recipe.options;
+  if (opts.noIndex) o.noIndex = true;
+  if (opts.indexUrl !== null) o.indexUrl = opts.indexUrl;
+  o.extraIndexUrls.push(...opts.extraIndexUrls);
+  o.findLinks.push(...opts.findLinks);
+  o.trustedHosts.push(...opts.trustedHosts);
+  if (opts.pre) o.pre = true;
+  if (opts.preferBinary) o.preferBinary = true;
+  if (opts.requireHashes) o.requireHashes = true;
+}
+
+async function include(
+  state: State,
+  parent: string,
+  line: number,
+  source: string,
+  nested: string,
+  constraint: boolean,
+): Promise<void> {
+  const file = includePath(parent, nested);
+  const col = Math.max(0, source.indexOf(nested));
+  const at = { file: parent, line, column: col + 1, source };
+  const key = includeKey(file, state.cwd);
+  if (state.stack.includes(key)) {
+    const chain = [...state.stack.slice(state.stack.indexOf(key)), key].map(
+      (k) => path.relative(state.cwd, k) || k,
+    );
+    fail(state, new RecipeError('RECIPE_INCLUDE_CYCLE', `include cycle: ${chain.join(' -> ')}`, at));
+    return;
+  }
+  const readFile = state.options.readFile;
+  if (!readFile) {
+    fail(
+      state,
+      new RecipeError('RECIPE_INCLUDE_UNREADABLE', `cannot read ${file}: no file reader was given`, at),
+    );
+    return;
+  }
+  let text: string;
+  try {
+    text = await readFile(file);
+  } catch (e) {
+    const why =
+      e instanceof Error
+        ? (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'no such file'
+          : e.message
+        : String(e);
+    fail(
+      state,
+      new RecipeError('RECIPE_INCLUDE_UNREADABLE', `could not open requirements file ${file}: ${why}`, at, {
+        cause: e,
+      }),
+    );
+    return;
+  }
+  state.recipe.files.push(file);
+  state.stack.push(key);
+  try {
+    await parseFile(state, text, file, constraint);
+  } finally {
+    state.stack.pop();
+  }
+}
+
+/**
+ * Parses a requirements file's text as pip 23.2 does. Includes are read through `options.readFile`, relative
+ * to the including file. Throws the first RecipeError (pip stops there too), unless `options.errors` is
+ * given: then every error is pushed there and the recipe holds what could be read.
+ */
+export async function parseRecipe(text: string, options: ParseRecipeOptions): Promise<Recipe> {
+  const cwd = options.cwd ?? process.cwd();
+  const state: State = {
+    options,
+    cwd,
+    env: options.env ?? {},
+    recipe: { requirements: [], options: emptyRecipeOptions(), files: [options.file] },
+    fc: { noBinary: new Set(), onlyBinary: new Set() },
+    stack: [includeKey(options.file, cwd)],
+    errors: options.errors ?? null,
+  };
+  await parseFile(state, text, options.file, false);
+  state.recipe.options.noBinary = uniqueSorted([...state.fc.noBinary]);
+  state.recipe.options.onlyBinary = uniqueSorted([...state.fc.onlyBinary]);
+  return state.recipe;
+}
+
+/** Exactly the `recipe show --json` shape of issue 2. */
+export function recipeToJSON(recipe: Recipe): object {
+  return {
+    requirements: recipe.requirements.map((r) => ({
+      name: r.name,
+      extras: r.extras,
+      specifier: r.specifier,
+      marker: r.marker,
+      url: r.url,
+      editable: r.editable,
+      constraint: r.constraint,
+      hashes: r.hashes,
+      file: r.file,
+      line: r.line,
+    })),
+    options: { ...recipe.options },
+  };
+}
