@@ -1,0 +1,164 @@
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { inspectBase, type BaseInfo } from './base.js';
+import type { BlobCache } from './blobs.js';
+import { HashingStream, sha256Digest, type Digest } from './digest.js';
+import { ImageError } from './errors.js';
+import { appendLayers, mutateConfig, type Addendum, type Image } from './image.js';
+import { CachedLayer, writeLayer, type LayerDescriptor } from './layer.js';
+import { runtimeEntries } from './runtime-layer.js';
+import { sourceEntries } from './source-layer.js';
+import { writeWheelsLayer } from './wheels-layer.js';
+
+/** The smallest logger interface the builder uses (pino's fits). */
+export interface ImageLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+export interface WheelInput {
+  path: string;
+  /** sha256 hex from a lock or the wheelhouse index: the cache key then needs no read of the wheel. */
+  sha256?: string;
+  /** pip's REQUESTED marker (default true). */
+  requested?: boolean;
+}
+
+export type AppInput = { kind: 'source'; dir: string } | { kind: 'wheel'; path: string };
+
+export interface AppImageOptions {
+  base: Image;
+  cache: BlobCache;
+  /** The dependencies: exactly these wheels (a lock's), installed into one layer. */
+  wheels: WheelInput[];
+  app?: AppInput;
+  /** Owner of /app and the user the container runs as (default 4801, the seed's UID). */
+  uid?: number;
+  gid?: number;
+  cmd?: string[];
+  entrypoint?: string[];
+  labels?: Record<string, string>;
+  /** Seconds; SOURCE_DATE_EPOCH (default 0): every mtime and the created dates. */
+  sourceDateEpoch?: number;
+  /** gzip level for new layers (default 6). */
+  level?: number;
+  logger?: ImageLogger;
+}
+
+export interface LayerReport {
+  role: 'runtime' | 'dependencies' | 'app';
+  digest: Digest;
+  size: number;
+  cached: boolean;
+}
+
+export interface AppImageResult {
+  image: Image;
+  base: BaseInfo;
+  layers: LayerReport[];
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+async function wheelKey(w: WheelInput): Promise<object> {
+  if (w.sha256) return { name: path.basename(w.path), sha256: w.sha256, requested: w.requested ?? true };
+  const st = await fs.stat(w.path);
+  return { name: path.basename(w.path), size: st.size, mtime: st.mtimeMs, requested: w.requested ?? true };
+}
+
+async function checkSha256(w: WheelInput): Promise<void> {
+  if (!w.sha256) return;
+  const h = new HashingStream();
+  await pipeline(createReadStream(w.path), h, new Writable({ write: (_c, _e, cb) => cb() }));
+  if (h.digest() !== `sha256:${w.sha256}`) {
+    throw new ImageError('WHEEL_HASH_MISMATCH', `${w.path}: sha256 is ${h.digest().slice(7)}, the lock says ${w.sha256}`, {
+      hint: 'the wheelhouse and the lock disagree; rebuild the lock or restore the wheel',
+    });
+  }
+}
+
+/**
+ * Builds an app image without a Docker engine: base + runtime layer (venv, user, /app) + dependencies layer
+ * (the wheels installed by the PEP 427 installer, cached by its inputs) + app layer (source or app wheel), and
+ * a config with PATH/HOME/VIRTUAL_ENV, WorkingDir /app, the user, Cmd/Entrypoint, labels and history.
+ */
+export async function buildAppImage(options: AppImageOptions): Promise<AppImageResult> {
+  const { cache, logger } = options;
+  const epoch = options.sourceDateEpoch ?? 0;
+  const created = new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
+  const uid = options.uid ?? 4801;
+  const gid = options.gid ?? uid;
+  const level = options.level ?? 6;
+  const base = await inspectBase(options.base, { cache });
+  logger?.debug({ python: base.python, version: base.pythonFullVersion ?? base.pythonVersion, venv: Boolean(base.venv) }, 'base inspected');
+  const prefix = '/env';
+  const scheme = { prefix, pythonVersion: base.pythonVersion };
+  const additions: Addendum[] = [];
+  const reports: LayerReport[] = [];
+
+  const runtime = await writeLayer(runtimeEntries(base, { uid, gid }), { cache, mtime: epoch, level });
+  additions.push({
+    layer: runtime,
+    history: { created, created_by: `dstack-factory: ${base.venv ? '' : `venv ${prefix} -> ${base.python}, `}user webapp (${uid}), /app` },
+  });
+  reports.push({ role: 'runtime', digest: runtime.digest, size: runtime.size, cached: false });
+
+  // Dependencies: keyed by what goes in, so an app-only change reads no wheel at all.
+  const keyInput = {
+    v: 1,
+    scheme,
+    epoch,
+    level,
+    wheels: await Promise.all([...options.wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
+  };
+  const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
+  let deps: CachedLayer | null = null;
+  const hit = await cache.readKey<LayerDescriptor>('layers', key);
+  if (hit && (await cache.has(hit.digest))) deps = new CachedLayer(cache, hit);
+  const depsCached = deps !== null;
+  if (!deps) {
+    for (const w of options.wheels) await checkSha256(w);
+    const requested = new Map(options.wheels.map((w) => [path.basename(w.path), w.requested ?? true]));
+    deps = await writeWheelsLayer(
+      options.wheels.map((w) => w.path),
+      { scheme, cache, mtime: epoch, level, requested: (f) => requested.get(f) ?? true },
+    );
+    await cache.writeKey('layers', key, deps.descriptor());
+  }
+  logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: options.wheels.length }, 'dependencies layer');
+  additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${options.wheels.length} wheels into ${prefix}` } });
+  reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached });
+
+  if (options.app?.kind === 'source') {
+    const app = await writeLayer(await sourceEntries(options.app.dir, { uid, gid }), { cache, mtime: epoch, level });
+    additions.push({ layer: app, history: { created, created_by: `dstack-factory: copy ${path.basename(options.app.dir)} to /app (owner ${uid}:${gid})` } });
+    reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
+  } else if (options.app?.kind === 'wheel') {
+    const app = await writeWheelsLayer([options.app.path], { scheme, cache, mtime: epoch, level });
+    additions.push({ layer: app, history: { created, created_by: `dstack-factory: install ${path.basename(options.app.path)}` } });
+    reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
+  }
+
+  let image = appendLayers(options.base, additions);
+  image = mutateConfig(
+    image,
+    (c) => {
+      const env = (c.Env ?? []).filter((e) => !/^(PATH|HOME|VIRTUAL_ENV)=/.test(e));
+      const basePath = (c.Env ?? []).find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+      const next = {
+        ...c,
+        Env: [`PATH=${prefix}/bin:${basePath}`, 'HOME=/app', `VIRTUAL_ENV=${prefix}`, ...env],
+        WorkingDir: '/app',
+        User: `${uid}:${gid}`,
+        Labels: { ...(c.Labels ?? {}), ...(options.labels ?? {}) },
+      };
+      if (options.entrypoint) next.Entrypoint = options.entrypoint;
+      if (options.cmd) next.Cmd = options.cmd;
+      return next;
+    },
+    { created, history: { created, created_by: 'dstack-factory: config (env, user, workdir, cmd, labels)' } },
+  );
+  return { image, base, layers: reports };
+}
