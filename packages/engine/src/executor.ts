@@ -105,8 +105,8 @@ export interface BuildJob {
   rebuild: string[];
   /** Directory of cross-process build locks (wheelhouse/.dstack/locks); null: no locking. */
   lockDir: string | null;
-  /** Extra environment for pip (e.g. PIP_CONFIG_FILE); the process environment is the base. */
-  env?: Record<string, string>;
+  /** The whole environment of the build (pip reads its PIP_* variables); default: the process's. */
+  env?: Record<string, string | undefined>;
 }
 
 export interface BuildFailure {

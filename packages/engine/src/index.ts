@@ -10,3 +10,5 @@ export type {
   InterpreterInfo,
   PlannedPackage,
 } from './executor.js';
+export { FACTORY_SCRIPT, FactoryRun, factoryArgs, type FactoryArgs } from './protocol.js';
+export { LocalExecutor, resolvePython, type LocalExecutorOptions } from './local.js';

@@ -40,3 +40,16 @@ export {
   type SharedImageSpec,
   type SharedRegistry,
 } from './docker.js';
+export {
+  PYTHONS,
+  bootstrapWheelhouse,
+  buildSourceWheel,
+  installAndRun,
+  makeGitRepo,
+  makeSdist,
+  testPython,
+  writeCExtPackage,
+  writeOldSetupPackage,
+  writePurePackage,
+  type PackageSpec,
+} from './python.js';

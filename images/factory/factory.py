@@ -1,0 +1,605 @@
+#!/usr/bin/env python3
+"""dstack-factory build script: one recipe -> every wheel of its closure (DESIGN.md, Decisions 2, 6, 7, 9).
+
+The factory image runs it as its entrypoint (`docker-compose run --rm factory`, the seed's switches CEXT,
+BUILD_REQ and RECIPE from the environment); the docker executor runs it with arguments in the same image;
+the local executor runs it with a host interpreter. Standard library and the interpreter's own pip only.
+
+Steps: (1) CEXT: prebuild the listed packages into the output, install them into a build venv;
+(2) plan: `pip install --dry-run --ignore-installed --report` with the recipe's options and the wheelhouse as
+--find-links; (3) wheels the wheelhouse already holds are cached, other wheels are downloaded
+(`pip download --no-deps`), sources are built (`pip wheel --no-deps`, up to --jobs at once, one build of a
+requirement at a time across processes through a lock file). Events go to stdout as JSON lines; wheels
+reach the output directory only when complete.
+"""
+
+import argparse
+import fcntl
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from urllib.request import url2pathname
+
+TRUE = ("1", "true", "yes", "on")
+DEFAULT_PREBUILD = ["cython", "numpy"]
+LOG_TAIL = 40
+
+_out_lock = threading.Lock()
+
+
+def emit(event, **fields):
+    fields = dict(fields)
+    fields["event"] = event
+    line = json.dumps(fields, sort_keys=True)
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def canonicalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def env_flag(name, default):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in TRUE
+
+
+class Acks:
+    """With --ack the engine answers each `built` event (once the wheel is ingested) with `ack N`."""
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.events = {}
+        self.lock = threading.Lock()
+        self.counter = 0
+        self.closed = False
+        if enabled:
+            threading.Thread(target=self._read, daemon=True).start()
+
+    def _slot(self, n):
+        with self.lock:
+            slot = self.events.setdefault(n, threading.Event())
+            if self.closed:
+                slot.set()
+            return slot
+
+    def _read(self):
+        for line in sys.stdin:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "ack":
+                self._slot(int(parts[1])).set()
+        # stdin closed: nobody will answer any more; release every waiter.
+        with self.lock:
+            self.closed = True
+            for e in self.events.values():
+                e.set()
+
+    def built(self, **fields):
+        with self.lock:
+            self.counter += 1
+            n = self.counter
+        emit("built", ack=n if self.enabled else None, **fields)
+        if self.enabled:
+            slot = self._slot(n)
+            slot.wait()
+
+
+# ---- recipe options --------------------------------------------------------------------------------------
+
+OPTION_RE = re.compile(
+    r"^(-i|--index-url|--extra-index-url|-f|--find-links|--no-index|--pre|--no-binary|--only-binary|"
+    r"--prefer-binary|--trusted-host)(?:[ =]+(.*))?$"
+)
+INCLUDE_RE = re.compile(r"^(-r|--requirement|-c|--constraint)[ =]+(.*)$")
+VAR_RE = re.compile(r"\$\{([A-Z0-9_]+)\}")
+
+
+def logical_lines(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    text = re.sub(r"\\\r?\n", "", text)
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s+)#.*$", "", raw).strip()
+        if line:
+            yield VAR_RE.sub(lambda m: os.environ.get(m.group(1), m.group(0)), line)
+
+
+def recipe_options(path, seen=None):
+    """The global option lines of a recipe and its includes, find-links made absolute (pip resolves them
+    relative to the file): the same index options for prebuilds, downloads and builds as for the plan."""
+    seen = seen if seen is not None else set()
+    path = os.path.abspath(path)
+    if path in seen:
+        return []
+    seen.add(path)
+    base = os.path.dirname(path)
+    out = []
+    for line in logical_lines(path):
+        inc = INCLUDE_RE.match(line)
+        if inc:
+            target = inc.group(2).strip()
+            if "://" not in target:
+                out += recipe_options(os.path.join(base, target), seen)
+            continue
+        m = OPTION_RE.match(line)
+        if not m:
+            continue
+        opt, value = m.group(1), (m.group(2) or "").strip()
+        if opt in ("-f", "--find-links") and value and "://" not in value:
+            candidate = os.path.join(base, value)
+            if os.path.exists(candidate):
+                value = os.path.abspath(candidate)
+        out.append(opt + (" " + value if value else ""))
+    return out
+
+
+# ---- the interpreter -------------------------------------------------------------------------------------
+
+
+def pip_version(python):
+    out = subprocess.run(
+        [python, "-c", "import pip; print(pip.__version__)"], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip()
+
+
+def version_tuple(v):
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def interpreter_info(python):
+    code = (
+        "import json, sys, pip\n"
+        "from pip._vendor.packaging import tags, markers\n"
+        "print(json.dumps({'executable': sys.executable, 'implementation': tags.interpreter_name(),"
+        " 'pythonVersion': '%d.%d' % sys.version_info[:2], 'pythonFullVersion': markers.default_environment()"
+        "['python_full_version'], 'pipVersion': pip.__version__, 'markers': markers.default_environment(),"
+        " 'tags': [str(t) for t in tags.sys_tags()]}))"
+    )
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit("cannot inspect %s: %s" % (python, out.stderr.strip()))
+    return json.loads(out.stdout)
+
+
+# ---- running pip -----------------------------------------------------------------------------------------
+
+
+class Failed(Exception):
+    def __init__(self, command, code, tail):
+        super().__init__("exit %s" % code)
+        self.command, self.code, self.tail = command, code, tail
+
+
+def run_logged(command, package, env, cwd=None):
+    """Runs a command, streaming its output as log events; raises Failed with the last lines on error."""
+    tail = []
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd, text=True, errors="replace"
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        tail.append(line)
+        if len(tail) > LOG_TAIL:
+            tail.pop(0)
+        emit("log", package=package, line=line)
+    code = proc.wait()
+    if code != 0:
+        raise Failed(command, code, tail)
+    return tail
+
+
+def pip_env(isolated):
+    env = dict(os.environ)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    env.pop("PIP_NO_BUILD_ISOLATION", None)
+    if isolated:
+        # The explicit isolated mode (Decision 7). pip reads PIP_NO_BUILD_ISOLATION into its
+        # `build_isolation` flag as is, so "1" means isolation ON, and it beats a config file's setting.
+        env["PIP_NO_BUILD_ISOLATION"] = "1"
+    return env
+
+
+# ---- wheelhouse ------------------------------------------------------------------------------------------
+
+
+def wheel_parts(filename):
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6):
+        return None
+    name, version = parts[0], parts[1]
+    py, abi, plat = parts[-3], parts[-2], parts[-1]
+    tags = {"%s-%s-%s" % (a, b, c) for a in py.split(".") for b in abi.split(".") for c in plat.split(".")}
+    return canonicalize(name), version, tags
+
+
+def find_compatible(wheelhouse, name, version, tags):
+    try:
+        files = os.listdir(wheelhouse)
+    except FileNotFoundError:
+        return None
+    for f in sorted(files):
+        if not f.endswith(".whl"):
+            continue
+        p = wheel_parts(f)
+        if p and p[0] == name and p[1] == version and p[2] & tags:
+            return f
+    return None
+
+
+class BuildLock:
+    """A per-requirement lock file under --lock-dir (fcntl: released by the kernel if we die)."""
+
+    def __init__(self, lock_dir, name, version):
+        self.path = None
+        if lock_dir:
+            os.makedirs(lock_dir, exist_ok=True)
+            self.path = os.path.join(lock_dir, "%s-%s.lock" % (name, re.sub(r"[^A-Za-z0-9.+!]", "_", version)))
+        self.fd = None
+
+    def __enter__(self):
+        if self.path:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+# ---- sources ---------------------------------------------------------------------------------------------
+
+
+def archive_has_pyproject(path):
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        else:
+            with tarfile.open(path) as t:
+                names = t.getnames()
+    except (OSError, tarfile.TarError, zipfile.BadZipFile):
+        return True  # unknown: treat as modern (isolated)
+    return any(n.count("/") == 1 and n.endswith("/pyproject.toml") for n in (x.lstrip("./") for x in names))
+
+
+def file_path(url):
+    return url2pathname(urllib.parse.urlparse(url).path)
+
+
+def prepare_source(item, work, cext):
+    """The requirement to give `pip wheel`, and whether its source has a pyproject.toml (Decision 6)."""
+    name, info = item["name"], item["download_info"]
+    url = info["url"]
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        # The `#egg=` form: pip 23's parser refuses some `name @ git+file://…@rev` URLs.
+        req = "%s+%s@%s#egg=%s" % (vcs["vcs"], url, vcs["commit_id"], name)
+        sub = info.get("subdirectory")
+        if sub:
+            req += "&subdirectory=" + sub
+        if not cext:
+            return req, True
+        if vcs["vcs"] != "git":
+            return req, True
+        dest = os.path.join(work, "src")
+        subprocess.run(["git", "clone", "-q", url, dest], check=True, capture_output=True)
+        subprocess.run(["git", "-C", dest, "checkout", "-q", vcs["commit_id"]], check=True, capture_output=True)
+        path = os.path.join(dest, sub) if sub else dest
+        return path, os.path.exists(os.path.join(path, "pyproject.toml"))
+    if "dir_info" in info:
+        path = file_path(url)
+        sub = info.get("subdirectory")
+        if sub:
+            path = os.path.join(path, sub)
+        return path, os.path.exists(os.path.join(path, "pyproject.toml"))
+    if url.startswith("file:"):
+        path = file_path(url)
+        return path, archive_has_pyproject(path)
+    if not cext:
+        return url, True
+    dest = os.path.join(work, os.path.basename(urllib.parse.urlparse(url).path))
+    try:
+        with urllib.request.urlopen(url) as r, open(dest, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except OSError:
+        return url, True
+    return dest, archive_has_pyproject(dest)
+
+
+# ---- main ------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--recipe", help="requirements file (default: $RECIPES/$RECIPE.txt when BUILD_REQ is true)")
+    p.add_argument("--from-wheel", help="a wheel whose dependencies to build (BUILD_REQ=False)")
+    p.add_argument("--wheelhouse", default=os.environ.get("WHEELHOUSE", "/wheelhouse"))
+    p.add_argument("--output", help="where complete wheels go (default: the wheelhouse)")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("JOBS", "0") or 0) or os.cpu_count() or 1)
+    p.add_argument("--prebuild", help="CEXT packages, comma-separated (default cython,numpy when CEXT is true)")
+    p.add_argument("--no-cext", action="store_true")
+    p.add_argument("--rebuild", action="append", default=[], help="build this project from source")
+    p.add_argument("--lock-dir", help="directory of cross-process build locks")
+    p.add_argument("--work-dir", help="scratch directory (default: a temp dir)")
+    p.add_argument("--ack", action="store_true", help="wait for `ack N` on stdin after each built wheel")
+    a = p.parse_args(argv)
+    recipes = os.environ.get("RECIPES", "/recipes")
+    recipe_name = os.environ.get("RECIPE", "requirements")
+    if not a.recipe and not a.from_wheel:
+        if env_flag("BUILD_REQ", True):
+            a.recipe = recipe_name if os.path.isfile(recipe_name) else os.path.join(recipes, recipe_name + ".txt")
+        else:
+            wanted = canonicalize(recipe_name.split("-")[0])
+            version = recipe_name.split("-", 1)[1] if "-" in recipe_name else None
+            for f in sorted(os.listdir(a.wheelhouse)):
+                parts = f.endswith(".whl") and wheel_parts(f)
+                if parts and parts[0] == wanted and (version is None or parts[1] == version):
+                    a.from_wheel = os.path.join(a.wheelhouse, f)
+            if not a.from_wheel:
+                raise SystemExit("BUILD_REQ=False: no wheel named %s in %s" % (recipe_name, a.wheelhouse))
+    if a.no_cext:
+        a.prebuild = []
+    elif a.prebuild is not None:
+        a.prebuild = [x.strip() for x in a.prebuild.split(",") if x.strip()]
+    else:
+        a.prebuild = list(DEFAULT_PREBUILD) if env_flag("CEXT", True) else []
+    a.output = a.output or a.wheelhouse
+    a.rebuild = [canonicalize(x) for r in a.rebuild for x in r.split(",") if x.strip()]
+    return a
+
+
+def main(argv):
+    a = parse_args(argv)
+    wheelhouse = os.path.realpath(a.wheelhouse)
+    os.makedirs(wheelhouse, exist_ok=True)
+    os.makedirs(a.output, exist_ok=True)
+    work = a.work_dir or tempfile.mkdtemp(prefix="dstack-factory-")
+    os.makedirs(work, exist_ok=True)
+    acks = Acks(a.ack)
+    try:
+        return run(a, wheelhouse, work, acks)
+    finally:
+        if not a.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(a, wheelhouse, work, acks):
+    python = sys.executable
+    use_venv = bool(a.prebuild) or pip_version(python) is None
+    if use_venv:
+        venv = os.path.join(work, "venv")
+        subprocess.run([python, "-m", "venv", venv], check=True, capture_output=True)
+        python = os.path.join(venv, "bin", "python")
+    info = interpreter_info(python)
+    old_pip = version_tuple(info["pipVersion"]) < (23, 1)
+    pep517 = ["--use-pep517"] if old_pip else []
+    emit("started", interpreter=info, prebuild=a.prebuild)
+    tags = set(info["tags"])
+
+    opts_file = os.path.join(work, "options.txt")
+    with open(opts_file, "w", encoding="utf-8") as f:
+        f.write("\n".join(recipe_options(a.recipe) if a.recipe else []) + "\n")
+    common = ["--find-links", wheelhouse, "-r", opts_file]
+    failures = 0
+
+    # (1) CEXT: prebuild into the output (the engine ingests them), then install into the build venv.
+    if a.prebuild:
+        pre_out = os.path.join(work, "prebuild")
+        cmd = [python, "-m", "pip", "wheel", "-w", pre_out] + common + pep517 + a.prebuild
+        for name in a.prebuild:
+            emit("building", package=canonicalize(name), version="", action="prebuild", command=cmd)
+        try:
+            run_logged(cmd, None, pip_env(True))
+        except Failed as e:
+            emit("failed", package=",".join(a.prebuild), version=None, command=e.command, exitCode=e.code, logTail=e.tail)
+            emit("done", ok=False)
+            return 1
+        for f in sorted(os.listdir(pre_out)):
+            p = wheel_parts(f)
+            if not p:
+                continue
+            if os.path.exists(os.path.join(wheelhouse, f)):
+                emit("cached", package=p[0], version=p[1], filename=f)
+            else:
+                shutil.copyfile(os.path.join(pre_out, f), os.path.join(a.output, f + ".part"))
+                os.replace(os.path.join(a.output, f + ".part"), os.path.join(a.output, f))
+                acks.built(package=p[0], version=p[1], filename=f)
+        cmd = [python, "-m", "pip", "install", "--find-links", pre_out] + common + ["setuptools", "wheel"] + a.prebuild
+        try:
+            run_logged(cmd, None, pip_env(True))
+        except Failed as e:
+            emit("failed", package=",".join(a.prebuild), version=None, command=e.command, exitCode=e.code, logTail=e.tail)
+            emit("done", ok=False)
+            return 1
+
+    # (2) the plan: pip resolves, on the target interpreter, with the recipe's own options.
+    report_file = os.path.join(work, "report.json")
+    source = ["-r", a.recipe] if a.recipe else [a.from_wheel]
+    no_binary = ["--no-binary", ",".join(a.rebuild)] if a.rebuild else []
+    plan = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report_file]
+    plan += ["--find-links", wheelhouse] + pep517 + no_binary + source
+    attempts = [(plan + ["--no-build-isolation"], False), (plan, True)] if a.prebuild else [(plan, True)]
+    for i, (cmd, isolated) in enumerate(attempts):
+        try:
+            run_logged(cmd, None, pip_env(isolated))
+            break
+        except Failed as e:
+            if i == len(attempts) - 1:
+                emit("failed", package="(plan)", version=None, command=e.command, exitCode=e.code, logTail=e.tail)
+                emit("done", ok=False)
+                return 1
+    with open(report_file, encoding="utf-8") as f:
+        report = json.load(f)
+
+    items = []
+    from_wheel = os.path.realpath(a.from_wheel) if a.from_wheel else None
+    for entry in report.get("install", []):
+        meta = entry["metadata"]
+        name, version = canonicalize(meta["name"]), meta["version"]
+        info_ = entry["download_info"]
+        url = info_["url"]
+        is_wheel = "archive_info" in info_ and urllib.parse.urlparse(url).path.endswith(".whl")
+        filename = urllib.parse.unquote(os.path.basename(urllib.parse.urlparse(url).path)) if is_wheel else None
+        if is_wheel and url.startswith("file:") and (
+            os.path.dirname(os.path.realpath(file_path(url))) == wheelhouse
+            or os.path.realpath(file_path(url)) == from_wheel
+        ):
+            action = "cached"
+        elif is_wheel:
+            action = "download"
+        else:
+            action = "build"
+        items.append(
+            {
+                "name": name,
+                "version": version,
+                "action": action,
+                "url": url,
+                "filename": filename,
+                "requested": bool(entry.get("requested")),
+                "requires_dist": meta.get("requires_dist") or [],
+                "requested_extras": entry.get("requested_extras") or [],
+                "requiresPython": meta.get("requires_python"),
+                "is_direct": bool(entry.get("is_direct")),
+                "download_info": info_,
+            }
+        )
+    names = {i["name"] for i in items}
+    planned = []
+    for i in items:
+        i["dependencies"] = dependencies(i, names, info["markers"])
+        planned.append({k: i[k] for k in ("name", "version", "action", "url", "filename", "requested", "dependencies", "requiresPython")})
+    emit("planned", packages=planned)
+
+    for i in items:
+        if i["action"] == "cached":
+            emit("cached", package=i["name"], version=i["version"], filename=i["filename"])
+
+    # (3a) wheels to fetch: copied from a find-links folder, or downloaded by pip.
+    fetch = [i for i in items if i["action"] == "download"]
+    remote = []
+    for i in fetch:
+        if i["url"].startswith("file:"):
+            src = file_path(i["url"])
+            emit("building", package=i["name"], version=i["version"], action="download", command=["copy", src])
+            dest = os.path.join(a.output, i["filename"])
+            shutil.copyfile(src, dest + ".part")
+            os.replace(dest + ".part", dest)
+            acks.built(package=i["name"], version=i["version"], filename=i["filename"])
+        else:
+            remote.append(i)
+    if remote:
+        dl_dir = os.path.join(work, "download")
+        reqs = [("%s @ %s" % (i["name"], i["url"])) if i["is_direct"] else "%s==%s" % (i["name"], i["version"]) for i in remote]
+        cmd = [python, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", dl_dir] + common + reqs
+        for i in remote:
+            emit("building", package=i["name"], version=i["version"], action="download", command=cmd)
+        try:
+            run_logged(cmd, None, pip_env(True))
+            for i in remote:
+                src = os.path.join(dl_dir, i["filename"])
+                dest = os.path.join(a.output, i["filename"])
+                shutil.copyfile(src, dest + ".part")
+                os.replace(dest + ".part", dest)
+                acks.built(package=i["name"], version=i["version"], filename=i["filename"])
+        except Failed as e:
+            failures += len(remote)
+            for i in remote:
+                emit("failed", package=i["name"], version=i["version"], command=e.command, exitCode=e.code, logTail=e.tail)
+
+    # (3b) sources to build, in parallel; one build of a name-version at a time across processes.
+    builds = [i for i in items if i["action"] == "build"]
+    lock_dir = a.lock_dir
+
+    def build(i):
+        name, version = i["name"], i["version"]
+        with BuildLock(lock_dir, name, version):
+            # Another process may have built it while we waited for the lock: reuse its wheel.
+            existing = None if name in a.rebuild else find_compatible(wheelhouse, name, version, tags)
+            if existing:
+                emit("cached", package=name, version=version, filename=existing)
+                return True
+            item_work = tempfile.mkdtemp(prefix=name + "-", dir=work)
+            try:
+                try:
+                    req, has_pyproject = prepare_source(i, item_work, bool(a.prebuild))
+                except (subprocess.CalledProcessError, OSError) as e:
+                    emit("failed", package=name, version=version, command=["prepare", i["url"]], exitCode=None, logTail=[str(e)])
+                    return False
+                isolated = has_pyproject or not a.prebuild
+                out = os.path.join(item_work, "out")
+                cmd = [python, "-m", "pip", "wheel", "--no-deps", "-w", out] + common + pep517
+                cmd += [] if isolated else ["--no-build-isolation"]
+                cmd += [req]
+                emit("building", package=name, version=version, action="build", command=cmd)
+                try:
+                    run_logged(cmd, name, pip_env(isolated))
+                except Failed as e:
+                    emit("failed", package=name, version=version, command=e.command, exitCode=e.code, logTail=e.tail)
+                    return False
+                made = [f for f in os.listdir(out) if f.endswith(".whl")]
+                if len(made) != 1:
+                    emit("failed", package=name, version=version, command=cmd, exitCode=0, logTail=["pip wheel made %d wheels: %s" % (len(made), made)])
+                    return False
+                f = made[0]
+                dest = os.path.join(a.output, f)
+                shutil.copyfile(os.path.join(out, f), dest + ".part")
+                os.replace(dest + ".part", dest)
+                acks.built(package=name, version=version, filename=f)
+                return True
+            finally:
+                shutil.rmtree(item_work, ignore_errors=True)
+
+    if builds:
+        with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+            results = list(pool.map(build, builds))
+        failures += results.count(False)
+
+    emit("done", ok=failures == 0)
+    return 0 if failures == 0 else 1
+
+
+def dependencies(item, names, markers):
+    """Names of the closure's distributions this one requires, markers evaluated for the target."""
+    try:
+        from pip._vendor.packaging.requirements import Requirement  # the running pip's packaging
+    except ImportError:  # pragma: no cover
+        return []
+    out = set()
+    extras = [""] + list(item["requested_extras"])
+    for text in item["requires_dist"]:
+        try:
+            req = Requirement(text)
+        except Exception:
+            continue
+        name = canonicalize(req.name)
+        if name not in names:
+            continue
+        if req.marker is None or any(req.marker.evaluate(dict(markers, extra=e)) for e in extras):
+            out.add(name)
+    return sorted(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,183 @@
+// The build script's stdout protocol (images/factory/factory.py): one JSON object per line, `event` naming it.
+// Both executors read it with `FactoryRun`, so one behaviour is parsed once.
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type {
+  BuildFailure,
+  BuildResult,
+  BuiltWheel,
+  EventSink,
+  InterpreterInfo,
+  PlannedPackage,
+} from './executor.js';
+
+/** The build script in this repository (the factory image copies the same file to /usr/local/bin). */
+export const FACTORY_SCRIPT = fileURLToPath(new URL('../../../images/factory/factory.py', import.meta.url));
+
+export interface FactoryArgs {
+  recipe: string | null;
+  fromWheel: string | null;
+  wheelhouse: string;
+  output: string;
+  jobs: number;
+  prebuild: string[];
+  rebuild: string[];
+  lockDir: string | null;
+  /** Ask the script to wait for `ack N` on stdin after each built wheel. */
+  ack: boolean;
+}
+
+/** The script's command-line arguments (after the script path). */
+export function factoryArgs(a: FactoryArgs): string[] {
+  const args: string[] = [];
+  if (a.recipe) args.push('--recipe', a.recipe);
+  if (a.fromWheel) args.push('--from-wheel', a.fromWheel);
+  args.push('--wheelhouse', a.wheelhouse, '--output', a.output, '--jobs', String(Math.max(1, a.jobs)));
+  if (a.prebuild.length > 0) args.push('--prebuild', a.prebuild.join(','));
+  else args.push('--no-cext');
+  for (const r of a.rebuild) args.push('--rebuild', r);
+  if (a.lockDir) args.push('--lock-dir', a.lockDir);
+  if (a.ack) args.push('--ack');
+  return args;
+}
+
+type Raw = Record<string, unknown> & { event: string };
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+
+/**
+ * Folds the script's events into a BuildResult, forwarding each as a BuildEvent to the sink.
+ * `outputDir` is the host directory where `built` wheels are (for docker: after copying them out).
+ */
+export class FactoryRun {
+  readonly result: BuildResult;
+  private done = false;
+  private readonly logLines: string[] = [];
+
+  constructor(
+    private readonly job: string,
+    private readonly outputDir: string,
+    private readonly sink: EventSink,
+    builtBy: Record<string, string>,
+  ) {
+    this.result = {
+      ok: false,
+      interpreter: null,
+      packages: [],
+      cached: [],
+      built: [],
+      failures: [],
+      builtBy,
+    };
+  }
+
+  /** The last lines that were not JSON (the script's own traceback, if it crashed). */
+  get stray(): string[] {
+    return this.logLines.slice(-40);
+  }
+
+  /** Handles one stdout line; resolves once the sink has taken the event. Returns the ack number of a `built`. */
+  async line(text: string): Promise<number | null> {
+    let raw: Raw;
+    try {
+      raw = JSON.parse(text) as Raw;
+      if (typeof raw !== 'object' || raw === null || typeof raw.event !== 'string')
+        throw new Error('no event');
+    } catch {
+      this.logLines.push(text);
+      await this.sink({ type: 'log', job: this.job, package: null, line: text });
+      return null;
+    }
+    const job = this.job;
+    switch (raw.event) {
+      case 'started': {
+        const interpreter = raw.interpreter as InterpreterInfo;
+        this.result.interpreter = interpreter;
+        this.result.builtBy.interpreter ??= `${interpreter.executable} (${interpreter.implementation} ${interpreter.pythonFullVersion})`;
+        await this.sink({
+          type: 'started',
+          job,
+          executor: this.result.builtBy.executor === 'docker' ? 'docker' : 'local',
+          interpreter,
+        });
+        return null;
+      }
+      case 'planned': {
+        const packages = raw.packages as PlannedPackage[];
+        this.result.packages = packages;
+        await this.sink({ type: 'planned', job, packages });
+        return null;
+      }
+      case 'cached': {
+        const c = { package: str(raw.package), version: str(raw.version), filename: str(raw.filename) };
+        this.result.cached.push(c);
+        await this.sink({ type: 'cached', job, ...c });
+        return null;
+      }
+      case 'building':
+        await this.sink({
+          type: 'building',
+          job,
+          package: str(raw.package),
+          version: str(raw.version),
+          action: raw.action === 'download' ? 'download' : raw.action === 'prebuild' ? 'prebuild' : 'build',
+          command: strs(raw.command),
+        });
+        return null;
+      case 'built': {
+        const filename = str(raw.filename);
+        const wheel: BuiltWheel = {
+          package: str(raw.package),
+          version: str(raw.version),
+          filename,
+          path: join(this.outputDir, filename),
+        };
+        this.result.built.push(wheel);
+        await this.sink({ type: 'built', job, ...wheel });
+        return typeof raw.ack === 'number' ? raw.ack : null;
+      }
+      case 'failed': {
+        const f: BuildFailure = {
+          package: str(raw.package),
+          version: typeof raw.version === 'string' ? raw.version : null,
+          command: strs(raw.command),
+          exitCode: typeof raw.exitCode === 'number' ? raw.exitCode : null,
+          logTail: strs(raw.logTail),
+        };
+        this.result.failures.push(f);
+        await this.sink({ type: 'failed', job, ...f });
+        return null;
+      }
+      case 'log':
+        await this.sink({
+          type: 'log',
+          job,
+          package: typeof raw.package === 'string' ? raw.package : null,
+          line: str(raw.line),
+        });
+        return null;
+      case 'done':
+        this.done = true;
+        this.result.ok = raw.ok === true && this.result.failures.length === 0;
+        return null;
+      default:
+        return null;
+    }
+  }
+
+  /** Called when the script exited: a missing `done` (a crash) becomes a failure naming the command. */
+  finish(exitCode: number | null, command: string[]): BuildResult {
+    if (!this.done || (exitCode !== 0 && this.result.failures.length === 0)) {
+      this.result.failures.push({
+        package: '(factory)',
+        version: null,
+        command,
+        exitCode,
+        logTail: this.stray,
+      });
+    }
+    this.result.ok = this.result.ok && exitCode === 0 && this.result.failures.length === 0;
+    return this.result;
+  }
+}
