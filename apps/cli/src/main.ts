@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createContext, type CliContext, type GlobalOptions, type Io } from './context.js';
 import { EXIT_USAGE, reportError } from './errors.js';
 import { registerRecipeCommands } from './commands/recipe.js';
+import { registerDoctorCommand } from './commands/doctor.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -38,6 +39,7 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
     };
 
   registerRecipeCommands(program, run);
+  registerDoctorCommand(program, run);
   return program;
 }
 
