@@ -1,0 +1,19 @@
+import type { FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Principal, TokenAuthenticator } from './auth.js';
+import type { BuildManager } from './builds.js';
+import type { Scope, ServerConfig } from './config.js';
+import type { Metrics } from './metrics.js';
+import type { ServerWheelStore } from './store.js';
+
+/** What every route module gets from buildServer. */
+export interface ServerContext {
+  store: ServerWheelStore;
+  config: ServerConfig;
+  auth: TokenAuthenticator;
+  metrics: Metrics;
+  builds: BuildManager | null;
+  logger: Logger;
+  /** Checks the request's token for `scope` (throws AUTH_*); null for a public read. */
+  authorize(request: FastifyRequest, scope: Scope): Principal | null;
+}

@@ -1,0 +1,186 @@
+/**
+ * The fastify app: `buildServer({ store, config, logger })` returns the instance (not listening), so
+ * tests use `app.inject` or `app.listen({ host: '127.0.0.1', port: 0 })`. The access log is one pino
+ * line per request with its id, route, status, content type and duration; no header is ever logged,
+ * so tokens never reach the log.
+ */
+import { randomUUID } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import { pino, type Logger } from 'pino';
+import { REALM, TokenAuthenticator } from './auth.js';
+import type { BuildManager } from './builds.js';
+import { registerBuildRoutes } from './builds-routes.js';
+import { DEFAULT_CONFIG, type Scope, type ServerConfig } from './config.js';
+import type { ServerContext } from './context.js';
+import { errorResponse, reasonPhrase, ServerError } from './errors.js';
+import { serverMetrics, type Metrics } from './metrics.js';
+import { isSuspiciousUrl } from './paths.js';
+import { registerSimpleRoutes } from './simple.js';
+import type { ServerWheelStore } from './store.js';
+import { registerUploadRoutes } from './upload.js';
+import { registerWebRoutes } from './web.js';
+
+export interface BuildServerOptions {
+  store: ServerWheelStore;
+  config?: Partial<ServerConfig>;
+  /** The root logger (see createServerLogger); silent when omitted. */
+  logger?: Logger;
+  /** The builds queue; without it the builds API answers 503 BUILDS_DISABLED. */
+  builds?: BuildManager | null;
+  metrics?: Metrics;
+}
+
+/** Paths that could carry a secret in logs: redacted whatever logs them. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'headers.authorization',
+  'authorization',
+  'token',
+  '*.token',
+  'tokens[*].token',
+  'config.tokens[*].token',
+];
+
+/** A pino logger for the server: JSON to `destination` (stdout by default), tokens redacted. */
+export function createServerLogger(
+  options: { level?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
+  return pino(
+    { level: options.level ?? 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    (options.destination ?? process.stdout) as pino.DestinationStream,
+  );
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function buildServer(options: BuildServerOptions): FastifyInstance {
+  const config: ServerConfig = {
+    ...DEFAULT_CONFIG,
+    ...options.config,
+    builds: { ...DEFAULT_CONFIG.builds, ...options.config?.builds },
+  };
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const metrics = options.metrics ?? serverMetrics();
+  const auth = new TokenAuthenticator(config.tokens);
+
+  const app = Fastify({
+    loggerInstance: logger,
+    // Our own access line (onResponse below) replaces fastify's two lines per request.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    bodyLimit: 4 * 1024 * 1024,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 1000 },
+    // Malformed URLs (bad percent-encoding) get the same error shape as everything else.
+    frameworkErrors: (err, _request, reply) => {
+      const bad = new ServerError('BAD_PATH', `the URL cannot be decoded (${err.message})`);
+      void (reply as unknown as FastifyReply)
+        .code(400)
+        .type('application/json; charset=utf-8')
+        .send({ error: { code: bad.code, message: bad.message } });
+    },
+  });
+
+  const ctx: ServerContext = {
+    store: options.store,
+    config,
+    auth,
+    metrics,
+    builds: options.builds ?? null,
+    logger,
+    authorize: (request: FastifyRequest, scope: Scope) =>
+      auth.authorize(request.headers.authorization, scope, { publicRead: config.publicRead }),
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (isSuspiciousUrl(request.raw.url ?? '')) {
+      throw new ServerError('BAD_PATH', 'the path holds "..", a backslash, NUL or bad percent-encoding');
+    }
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.inc('dstack_http_requests_total', {
+      method: request.method,
+      route,
+      status: String(reply.statusCode),
+    });
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        type: reply.getHeader('content-type'),
+        length: reply.getHeader('content-length'),
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ua: request.headers['user-agent'],
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler(async (err, request, reply) => {
+    const { status, body, internal } = errorResponse(err);
+    if (internal) request.log.error({ err }, 'internal error');
+    else request.log.debug({ code: body.error.code, message: body.error.message }, 'request refused');
+    if (status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`);
+    // A body the client is still sending is not read: close the connection after answering.
+    if (!request.raw.complete && request.method !== 'GET' && request.method !== 'HEAD')
+      reply.header('connection', 'close');
+    reply.raw.statusMessage = reasonPhrase(status, body.error.message);
+    reply.code(status);
+    if (request.method === 'HEAD') return reply.send();
+    const wantsHtml =
+      (request.headers.accept ?? '').includes('text/html') && !request.url.startsWith('/simple');
+    if (wantsHtml && status !== 401) {
+      const { errorPage } = await import('./web.js');
+      return reply.type('text/html; charset=utf-8').send(errorPage(status, body.error.message));
+    }
+    return reply.type('application/json; charset=utf-8').send(body);
+  });
+
+  app.setNotFoundHandler(async (request) => {
+    throw new ServerError('NOT_FOUND', `nothing at ${request.method} ${request.url.split('?')[0]}`);
+  });
+
+  app.register(multipart, {
+    limits: {
+      fileSize: config.maxUploadBytes + 1, // upload.ts counts and answers 413 itself
+      files: 4,
+      fields: 100,
+      fieldSize: 16 * 1024 * 1024,
+      parts: 110,
+      headerPairs: 100,
+    },
+  });
+
+  app.register(async (scope) => {
+    scope.get('/healthz', async () => ({ status: 'ok' }));
+    scope.get('/metrics', async (request, reply) => {
+      ctx.authorize(request, 'read');
+      return reply.type('text/plain; version=0.0.4; charset=utf-8').send(metrics.render());
+    });
+    registerSimpleRoutes(scope, ctx);
+    registerUploadRoutes(scope, ctx);
+    registerBuildRoutes(scope, ctx);
+    registerWebRoutes(scope, ctx);
+  });
+
+  app.addHook('onClose', async () => {
+    await ctx.builds?.close();
+  });
+
+  return app as unknown as FastifyInstance;
+}

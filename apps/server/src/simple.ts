@@ -1,0 +1,171 @@
+/**
+ * The simple repository API over the store: /simple/ and /simple/<project>/ (PEP 503 HTML or PEP 691
+ * JSON), files under /files/<wheel> with ETag (sha256), Range and Content-Length, and PEP 658/714
+ * metadata under /files/<wheel>.metadata. Pages are rendered by @dstack/wheelhouse on every request, so
+ * an upload or a build shows at once.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { renderProjectList, renderProjectPage, type NormalizedName } from '@dstack/wheelhouse';
+import type { ServerContext } from './context.js';
+import { ServerError } from './errors.js';
+import { SIMPLE_JSON, negotiateSimple, type SimpleType } from './negotiate.js';
+import { checkFileName, checkProjectName, normalizeProjectName } from './paths.js';
+import { metadataBytes } from './store.js';
+
+export const fileUrl = (filename: string): string => `/files/${encodeURIComponent(filename)}`;
+
+function contentType(type: SimpleType): string {
+  return type === SIMPLE_JSON ? type : `${type}; charset=utf-8`;
+}
+
+function chooseType(request: FastifyRequest): SimpleType {
+  const query = request.query as { format?: string };
+  const type = negotiateSimple(request.headers.accept, query.format);
+  if (type === null) {
+    throw new ServerError(
+      'NOT_ACCEPTABLE',
+      `none of the types in Accept (${request.headers.accept ?? ''}${query.format ? `, format=${query.format}` : ''}) is served here`,
+      {
+        hint: 'ask for application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html or text/html',
+      },
+    );
+  }
+  return type;
+}
+
+/** Keeps the query string when redirecting to a canonical URL. */
+function withQuery(request: FastifyRequest, path: string): string {
+  const q = request.url.indexOf('?');
+  return q < 0 ? path : path + request.url.slice(q);
+}
+
+interface ByteRange {
+  start: number;
+  end: number; // inclusive
+}
+
+/** One byte range from a Range header; null to send the whole file; 'unsatisfiable' for 416. */
+export function parseRange(header: string | undefined, size: number): ByteRange | null | 'unsatisfiable' {
+  if (header === undefined) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (m === null) return null; // multiple or malformed ranges: the whole file is a valid answer
+  const [, a, b] = m as unknown as [string, string, string];
+  if (a === '' && b === '') return null;
+  if (size === 0) return 'unsatisfiable';
+  let start: number;
+  let end: number;
+  if (a === '') {
+    const suffix = Number(b);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+    if (start >= size || end < start) return 'unsatisfiable';
+  }
+  return { start, end };
+}
+
+export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const { store, metrics } = ctx;
+
+  app.get('/simple', async (request, reply) => reply.redirect(withQuery(request, '/simple/'), 301));
+
+  app.get('/simple/', async (request, reply) => {
+    ctx.authorize(request, 'read');
+    const type = chooseType(request);
+    const projects = await store.projects();
+    reply.header('vary', 'Accept').header('cache-control', 'no-cache').type(contentType(type));
+    // A Buffer, so fastify adds no charset to the JSON type (PEP 691 names it exactly).
+    return Buffer.from(renderProjectList(projects, type === SIMPLE_JSON ? 'json' : 'html'), 'utf8');
+  });
+
+  const projectPage = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    slash: boolean,
+  ): Promise<unknown> => {
+    const { project } = request.params as { project: string };
+    checkProjectName(project);
+    const canonical = normalizeProjectName(project);
+    if (canonical !== project || !slash)
+      return reply.redirect(withQuery(request, `/simple/${canonical}/`), 301);
+    ctx.authorize(request, 'read');
+    const type = chooseType(request);
+    const entries = await store.list(canonical);
+    if (entries.length === 0)
+      throw new ServerError('NOT_FOUND', `no project named "${canonical}" in this index`);
+    reply.header('vary', 'Accept').header('cache-control', 'no-cache').type(contentType(type));
+    const page = renderProjectPage(
+      canonical as NormalizedName,
+      entries,
+      type === SIMPLE_JSON ? 'json' : 'html',
+      {
+        fileUrl: (e) => fileUrl(e.filename),
+      },
+    );
+    return Buffer.from(page, 'utf8');
+  };
+  app.get('/simple/:project', (request, reply) => projectPage(request, reply, false));
+  app.get('/simple/:project/', (request, reply) => projectPage(request, reply, true));
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/files/:filename',
+    handler: async (request, reply) => {
+      ctx.authorize(request, 'read');
+      const name = checkFileName((request.params as { filename: string }).filename);
+      if (name.endsWith('.whl.metadata')) {
+        const wheel = name.slice(0, -'.metadata'.length);
+        const entry = await store.get(wheel);
+        if (entry === null) throw new ServerError('NOT_FOUND', `no wheel named ${wheel} in this index`);
+        const body = await metadataBytes(store, wheel);
+        const etag = `"${entry.metadataSha256}"`;
+        reply.header('etag', etag).header('cache-control', 'public, max-age=31536000, immutable');
+        if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+        metrics.inc('dstack_bytes_served_total', {}, body.length);
+        return reply.type('text/plain; charset=utf-8').send(body);
+      }
+      if (!name.endsWith('.whl')) throw new ServerError('NOT_FOUND', `no file named ${name} in this index`);
+      const entry = await store.get(name);
+      if (entry === null) throw new ServerError('NOT_FOUND', `no wheel named ${name} in this index`);
+      const etag = `"${entry.sha256}"`;
+      reply
+        .header('etag', etag)
+        .header('accept-ranges', 'bytes')
+        .header('last-modified', new Date(entry.addedAt).toUTCString())
+        // A wheel name never changes bytes here (409 otherwise): caches may keep it.
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .type('application/octet-stream');
+      if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+      const ifRange = request.headers['if-range'];
+      let range = parseRange(request.headers.range, entry.size);
+      if (ifRange !== undefined && ifRange !== etag) range = null;
+      if (range === 'unsatisfiable') {
+        reply.header('content-range', `bytes */${entry.size}`);
+        throw new ServerError(
+          'RANGE_NOT_SATISFIABLE',
+          `range ${request.headers.range} is outside ${name} (${entry.size} bytes)`,
+        );
+      }
+      let length = entry.size;
+      let stream: NodeJS.ReadableStream;
+      if (range !== null) {
+        length = range.end - range.start + 1;
+        stream = await store.openRead(name, { start: range.start, end: range.end });
+        reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
+      } else {
+        stream = await store.openRead(name);
+      }
+      reply.header('content-length', length);
+      if (request.method === 'HEAD') {
+        (stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
+        return reply.send(Readable.from([]));
+      }
+      reply.raw.once('finish', () => metrics.inc('dstack_bytes_served_total', {}, length));
+      return reply.send(stream);
+    },
+  });
+}

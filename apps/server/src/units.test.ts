@@ -1,0 +1,234 @@
+// Table-driven unit tests of the server's pure parts: config, auth, negotiation, ranges, paths, recipe policy.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TokenAuthenticator, tokenFromHeader } from './auth.js';
+import { configFromObject, loadServerConfig, tokensFromEnv } from './config.js';
+import { errorResponse } from './errors.js';
+import { negotiateSimple } from './negotiate.js';
+import { isSuspiciousUrl } from './paths.js';
+import { findRecipeViolations } from './recipe-policy.js';
+import { parseRange } from './simple.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dstack-server-unit-'));
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+describe('config', () => {
+  it('reads TOML with tokens from the environment, and DSTACK_SERVER_TOKENS', async () => {
+    const file = join(dir, 'server.toml');
+    await writeFile(
+      file,
+      [
+        'host = "0.0.0.0"',
+        'port = 9000',
+        'public_read = false',
+        'max_upload_bytes = 1000',
+        '[[tokens]]',
+        'name = "ci"',
+        'token_env = "CI_TOKEN"',
+        'scopes = ["read", "upload"]',
+        '[builds]',
+        'concurrency = 3',
+        'allow_local_paths = true',
+        'executor = "local"',
+      ].join('\n'),
+    );
+    const config = await loadServerConfig({
+      file,
+      env: { CI_TOKEN: 's3cret', DSTACK_SERVER_TOKENS: 'admin:read,upload,build:a:b:c' },
+    });
+    expect(config).toEqual({
+      host: '0.0.0.0',
+      port: 9000,
+      wheelhouse: './wheelhouse',
+      publicRead: false,
+      maxUploadBytes: 1000,
+      tokens: [
+        { name: 'ci', token: 's3cret', scopes: ['read', 'upload'] },
+        { name: 'admin', token: 'a:b:c', scopes: ['read', 'upload', 'build'] },
+      ],
+      builds: {
+        concurrency: 3,
+        maxQueued: 100,
+        allowLocalPaths: true,
+        executor: 'local',
+        python: null,
+        keep: 200,
+      },
+    });
+  });
+
+  it('reads JSON by extension', async () => {
+    const file = join(dir, 'server.json');
+    await writeFile(file, JSON.stringify({ port: 1234, tokens: [{ token: 't', scopes: ['build'] }] }));
+    const config = await loadServerConfig({ file, env: {} });
+    expect(config.port).toBe(1234);
+    expect(config.tokens).toEqual([{ name: 'token1', token: 't', scopes: ['build'] }]);
+  });
+
+  it.each([
+    [
+      { prot: 1 },
+      'config: unknown key "prot" (known: host, port, wheelhouse, public_read, tokens, max_upload_bytes, builds)',
+    ],
+    [{ port: 70000 }, 'config: "port" must be a port number, got 70000'],
+    [{ public_read: 'yes' }, 'config: "public_read" must be true or false, got "yes"'],
+    [{ tokens: [{ name: 'x', scopes: ['read'] }] }, 'config: tokens[0] ("x") has no token'],
+    [
+      { tokens: [{ token: 't', scopes: ['admin'] }] },
+      'config: tokens[0]: unknown scope "admin" (known: read, upload, build)',
+    ],
+    [{ tokens: [{ token_env: 'NOPE' }] }, 'config: tokens[0] ("token1") reads $NOPE, which is not set'],
+    [{ builds: { concurrency: 0 } }, 'config: "concurrency" must be at least 1'],
+    [{ builds: { executor: 'k8s' } }, 'config: "executor" must be "auto", "local" or "docker", got "k8s"'],
+  ])('refuses %j', (raw, message) => {
+    expect(() => configFromObject(raw as Record<string, unknown>)).toThrow(message);
+  });
+
+  it.each([
+    ['', []],
+    ['ci:read:tok', [{ name: 'ci', token: 'tok', scopes: ['read'] }]],
+    [
+      'a:upload:x  b:build,read:y',
+      [
+        { name: 'a', token: 'x', scopes: ['upload'] },
+        { name: 'b', token: 'y', scopes: ['build', 'read'] },
+      ],
+    ],
+  ])('parses DSTACK_SERVER_TOKENS=%j', (value, tokens) => {
+    expect(tokensFromEnv(value)).toEqual(tokens);
+  });
+
+  it('refuses a malformed DSTACK_SERVER_TOKENS entry', () => {
+    expect(() => tokensFromEnv('justatoken')).toThrow(
+      'DSTACK_SERVER_TOKENS entry 1 must look like name:scope,scope:token',
+    );
+  });
+});
+
+describe('auth', () => {
+  const auth = new TokenAuthenticator([
+    { name: 'up', token: 'tok-up', scopes: ['upload'] },
+    { name: 'ro', token: 'tok-ro', scopes: ['read'] },
+  ]);
+  const b = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
+
+  it.each([
+    [undefined, null],
+    ['Bearer tok-up', 'tok-up'],
+    ['bearer  tok-up ', 'tok-up'],
+    [b('__token__:tok-up'), 'tok-up'],
+    [b('alice:tok-up'), 'tok-up'],
+    [b('alice:'), null],
+    [b('nocolon'), null],
+    ['Digest abc', null],
+    ['Bearer', null],
+  ])('reads the token of %s', (header, token) => {
+    expect(tokenFromHeader(header)).toBe(token);
+  });
+
+  it.each([
+    [undefined, 'read', true, null],
+    [undefined, 'read', false, 'AUTH_REQUIRED'],
+    [undefined, 'upload', true, 'AUTH_REQUIRED'],
+    ['Bearer nope', 'read', true, 'AUTH_INVALID'],
+    ['Bearer tok-ro', 'upload', true, 'AUTH_FORBIDDEN'],
+    ['Bearer tok-up', 'build', true, 'AUTH_FORBIDDEN'],
+    ['Bearer tok-up', 'upload', false, 'up'],
+    ['Bearer tok-up', 'read', false, 'up'],
+  ] as const)('%s asking %s (public read %s) -> %s', (header, scope, publicRead, expected) => {
+    let outcome: string | null;
+    try {
+      outcome = auth.authorize(header, scope, { publicRead })?.name ?? null;
+    } catch (err) {
+      outcome = (err as { code: string }).code;
+    }
+    expect(outcome).toBe(expected);
+  });
+
+  it('maps auth codes to 401/403', () => {
+    expect(errorResponse(Object.assign(new Error('x'), { code: 'AUTH_REQUIRED' })).status).toBe(401);
+    expect(errorResponse(Object.assign(new Error('x'), { code: 'AUTH_FORBIDDEN' })).status).toBe(403);
+    expect(errorResponse(new Error('boom'))).toEqual({
+      status: 500,
+      body: { error: { code: 'INTERNAL', message: 'internal server error' } },
+      internal: true,
+    });
+  });
+});
+
+describe('negotiation, ranges, paths', () => {
+  it.each([
+    [undefined, undefined, 'text/html'],
+    ['', undefined, 'text/html'],
+    [
+      'application/vnd.pypi.simple.v1+html;q=0.2, application/vnd.pypi.simple.v1+json;q=0.1',
+      undefined,
+      'application/vnd.pypi.simple.v1+html',
+    ],
+    ['text/*', undefined, 'text/html'],
+    ['application/*;q=0.5, text/html;q=0.6', undefined, 'text/html'],
+    ['application/json', undefined, null],
+    ['*/*;q=0', undefined, null],
+    [undefined, 'text/html', 'text/html'],
+    [undefined, 'application/xml', null],
+  ])('Accept %j format %j -> %j', (accept, format, type) => {
+    expect(negotiateSimple(accept, format)).toBe(type);
+  });
+
+  it.each([
+    [undefined, 100, null],
+    ['bytes=0-9', 100, { start: 0, end: 9 }],
+    ['bytes=90-', 100, { start: 90, end: 99 }],
+    ['bytes=-10', 100, { start: 90, end: 99 }],
+    ['bytes=50-1000', 100, { start: 50, end: 99 }],
+    ['bytes=100-', 100, 'unsatisfiable'],
+    ['bytes=5-4', 100, 'unsatisfiable'],
+    ['bytes=0-1,5-6', 100, null],
+    ['items=0-1', 100, null],
+  ])('Range %j of %i bytes -> %j', (header, size, range) => {
+    expect(parseRange(header, size)).toEqual(range);
+  });
+
+  it.each([
+    ['/files/a.whl', false],
+    ['/simple/a.b-c/', false],
+    ['/files/..', true],
+    ['/files/%2e%2E/x', true],
+    ['/x/%252e%252e/y', true],
+    ['/x%00', true],
+    ['/x%5c', true],
+    ['/x%zz', true],
+    ['/search?q=../x', false],
+  ])('%s suspicious: %s', (url, bad) => {
+    expect(isSuspiciousUrl(url)).toBe(bad);
+  });
+});
+
+describe('recipe policy (Decision 13)', () => {
+  it.each([
+    ['requests==2.31.0\nlxml>=5 ; python_version >= "3.8"\n--pre\n--hash=sha256:abc', []],
+    ['pkg @ https://example.com/pkg-1.0.tar.gz', []],
+    ['git+https://github.com/x/y@v1#egg=y', []],
+    ['-i https://pypi.example/simple\n--extra-index-url=https://x/simple', []],
+    ['-r other.txt', [1]],
+    ['# comment\n--constraint=c.txt', [2]],
+    ['-cother.txt', [1]],
+    ['./local/pkg', [1]],
+    ['/abs/pkg-1.0.tar.gz', [1]],
+    ['pkg-1.0-py3-none-any.whl', [1]],
+    ['pkg @ file:///srv/pkg', [1]],
+    ['git+file:///srv/repo#egg=x', [1]],
+    ['-e ./src', [1]],
+    ['-e git+https://github.com/x/y#egg=y', []],
+    ['-f /srv/wheels', [1]],
+    ['--find-links https://example.com/wheels/', []],
+    ['requests \\\n  ==2.0\n-r \\\n  x.txt', [3]],
+  ])('%j -> violations on lines %j', (text, lines) => {
+    expect(findRecipeViolations(text).map((v) => v.line)).toEqual(lines);
+  });
+});
