@@ -123,12 +123,13 @@ export function targetTags(spec: TargetSpec): string[] {
     const abi = spec.abi ?? `cp${major}${minor}`;
     const abis = [abi].filter((a) => a !== 'abi3' && a !== 'none');
     for (const a of abis) for (const p of platforms) tags.push(`${interpreter}-${a}-${p}`);
-    // abi3 (PEP 384) exists from 3.2 on, and not for free-threaded builds.
-    const useAbi3 = major === 3 && minor >= 2 && !abis.some((a) => a.endsWith('t'));
-    if (useAbi3) for (const p of platforms) tags.push(`${interpreter}-abi3-${p}`);
+    // abi3 (PEP 384) exists from 3.2 on; a free-threaded build (abi flag "t") takes abi3t (PEP 803) instead.
+    const threaded = /^cp\d+\w*t/.test(abis[0] ?? '');
+    const stable = major === 3 && minor >= 2 ? (threaded ? 'abi3t' : 'abi3') : null;
+    if (stable) for (const p of platforms) tags.push(`${interpreter}-${stable}-${p}`);
     for (const p of platforms) tags.push(`${interpreter}-none-${p}`);
-    if (useAbi3) {
-      for (let m = minor - 1; m > 1; m--) for (const p of platforms) tags.push(`cp${major}${m}-abi3-${p}`);
+    if (stable) {
+      for (let m = minor - 1; m > 1; m--) for (const p of platforms) tags.push(`cp${major}${m}-${stable}-${p}`);
     }
   } else {
     // packaging's generic_tags: the interpreter with its ABI, then "none".

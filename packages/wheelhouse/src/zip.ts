@@ -92,8 +92,13 @@ export async function readMember(z: OpenZip, m: ZipMember, label: string, maxByt
 }
 
 /** sha256 (urlsafe base64 without padding, as RECORD writes it) and size of a member's content. */
-export async function hashMember(z: OpenZip, m: ZipMember, label: string): Promise<{ digest: string; size: number }> {
-  const hash = createHash('sha256');
+export async function hashMember(
+  z: OpenZip,
+  m: ZipMember,
+  label: string,
+  algorithm = 'sha256',
+): Promise<{ digest: string; size: number }> {
+  const hash = createHash(algorithm);
   let size = 0;
   try {
     await streamMember(z, m, (c) => {

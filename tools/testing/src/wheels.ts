@@ -1,11 +1,9 @@
 // Wheels built in code, valid and hostile, for tests and benchmarks (never committed binaries).
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import yazl from 'yazl';
+import { crc32, deflateRawSync } from 'node:zlib';
 
 export interface ZipMemberSpec {
   /** The member's name; any bytes, even ones yazl refuses (absolute, `..`, `\`, `C:`): they are patched in. */
@@ -17,44 +15,59 @@ export interface ZipMemberSpec {
   store?: boolean;
 }
 
-/** Writes a zip of `members`, in order, into a Buffer. */
-export async function zipBuffer(members: ZipMemberSpec[]): Promise<Buffer> {
-  const zip = new yazl.ZipFile();
-  const patches: [Buffer, Buffer][] = [];
-  members.forEach((m, i) => {
-    let name = m.path;
-    const bytes = Buffer.from(name, 'utf8');
-    const safe =
-      !/^[a-zA-Z]:/.test(name) &&
-      !name.startsWith('/') &&
-      !name.includes('\\') &&
-      !name.split('/').includes('..');
-    if (!safe) {
-      // A placeholder of the same byte length, patched into the local and central headers afterwards.
-      const tag = `q${i}q`;
-      if (bytes.length < tag.length + 2)
-        throw new Error(`zipBuffer: hostile name ${name} is too short to patch`);
-      name = `${tag}${'z'.repeat(bytes.length - tag.length)}`;
-      patches.push([Buffer.from(name), bytes]);
-    }
-    zip.addBuffer(Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data), name, {
-      mode: m.mode ?? 0o100644,
-      mtime: new Date('2020-01-01T00:00:00Z'),
-      compress: !m.store,
-    });
-  });
-  zip.end();
-  const chunks: Buffer[] = [];
-  for await (const c of zip.outputStream) chunks.push(c as Buffer);
-  const out = Buffer.concat(chunks);
-  for (const [from, to] of patches) {
-    let at = out.indexOf(from);
-    while (at >= 0) {
-      to.copy(out, at);
-      at = out.indexOf(from, at + to.length);
-    }
+/**
+ * Writes a zip of `members`, in order, into a Buffer. A small writer of its own (not yazl): it must write what
+ * zip libraries refuse to (absolute names, `..`, backslashes, duplicates), and yazl's crc32 dependency does not
+ * load under vitest's resolve conditions here.
+ */
+export function zipBuffer(members: ZipMemberSpec[]): Buffer {
+  const parts: Buffer[] = [];
+  const central: Buffer[] = [];
+  let offset = 0;
+  for (const m of members) {
+    const name = Buffer.from(m.path, 'utf8');
+    const data = Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data);
+    const method = m.store ? 0 : 8;
+    const body = m.store ? data : deflateRawSync(data);
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4); // version needed
+    local.writeUInt16LE(0x0800, 6); // names are UTF-8
+    local.writeUInt16LE(method, 8);
+    local.writeUInt16LE(0, 10); // 00:00
+    local.writeUInt16LE(0x21, 12); // 1980-01-01
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(body.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(0, 28);
+    parts.push(local, name, body);
+    const entry = Buffer.alloc(46);
+    entry.writeUInt32LE(0x02014b50, 0);
+    entry.writeUInt16LE((3 << 8) | 20, 4); // made by Unix: the external attributes hold the mode
+    entry.writeUInt16LE(20, 6);
+    entry.writeUInt16LE(0x0800, 8);
+    entry.writeUInt16LE(method, 10);
+    entry.writeUInt16LE(0, 12);
+    entry.writeUInt16LE(0x21, 14);
+    entry.writeUInt32LE(crc, 16);
+    entry.writeUInt32LE(body.length, 20);
+    entry.writeUInt32LE(data.length, 24);
+    entry.writeUInt16LE(name.length, 28);
+    entry.writeUInt32LE(((m.mode ?? 0o100644) << 16) >>> 0, 38);
+    entry.writeUInt32LE(offset, 42);
+    central.push(entry, name);
+    offset += 30 + name.length + body.length;
   }
-  return out;
+  const cd = Buffer.concat(central);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(members.length, 8);
+  end.writeUInt16LE(members.length, 10);
+  end.writeUInt32LE(cd.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...parts, cd, end]);
 }
 
 export interface WheelSpec {
@@ -169,21 +182,15 @@ export async function writeWheel(
 
 /**
  * Writes a large valid wheel (random, incompressible payload of `bytes`, streamed to disk) and returns its path.
- * `seed` varies the payload so two calls give different bytes.
  */
 export async function writeLargeWheel(dir: string, spec: WheelSpec, bytes: number): Promise<string> {
-  const payload = randomBytes(bytes);
+  const mod = moduleName(spec.name);
   const files = {
-    [`${moduleName(spec.name)}/__init__.py`]: 'DATA = "payload.bin"\n',
-    [`${moduleName(spec.name)}/payload.bin`]: payload,
+    [`${mod}/__init__.py`]: 'DATA = "payload.bin"\n',
+    [`${mod}/payload.bin`]: randomBytes(bytes),
   };
-  const members = wheelMembers({ ...spec, files, store: true });
-  const zip = new yazl.ZipFile();
-  for (const m of members)
-    zip.addBuffer(Buffer.isBuffer(m.data) ? m.data : Buffer.from(m.data), m.path, { compress: !m.store });
-  zip.end();
   const path = join(dir, wheelFilenameOf(spec));
-  await pipeline(zip.outputStream as unknown as Readable, createWriteStream(path));
+  await writeFile(path, zipBuffer(wheelMembers({ ...spec, files, store: true })));
   return path;
 }
 
@@ -252,7 +259,7 @@ export function hostileWheels(): HostileWheel[] {
       'WHEEL_DIST_INFO_MISSING',
       'no .dist-info directory',
       {},
-      raw(() => zipBuffer([{ path: 'evil/__init__.py', data: '' }])),
+      raw(async () => zipBuffer([{ path: 'evil/__init__.py', data: '' }])),
     ),
     w('two-dist-info', 'WHEEL_DIST_INFO_DUPLICATE', 'two .dist-info directories', {
       extraMembers: [

@@ -1,0 +1,98 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bootstrapWheels, hostileWheels, writeWheel } from '@dstack/testing';
+import { FsWheelStore, readWheelMetadata, validateWheel, WheelError } from './index.js';
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'wh-validate-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('validateWheel', () => {
+  it('reads METADATA straight from the zip', async () => {
+    const path = await writeWheel(tmp, {
+      name: 'Foo.Bar',
+      version: '2.0rc1',
+      metadataVersion: '2.4',
+      requires: ['idna>=2; python_version >= "3.8"', 'pysocks; extra == "socks"'],
+      requiresPython: '>=3.8,<4',
+      providesExtra: ['socks'],
+    });
+    const v = await validateWheel(path);
+    expect(v.filename.normalizedName).toBe('foo-bar');
+    expect(v.size).toBeGreaterThan(500);
+    expect(v.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect({ ...v.metadata, text: undefined }).toEqual({
+      name: 'Foo.Bar',
+      version: '2.0rc1',
+      metadataVersion: '2.4',
+      requiresDist: ['idna>=2; python_version >= "3.8"', 'pysocks; extra == "socks"'],
+      requiresPython: '>=3.8,<4',
+      providesExtra: ['socks'],
+      summary: 'test package Foo.Bar',
+      text: undefined,
+    });
+    expect(v.metadata.text.startsWith('Metadata-Version: 2.4\nName: Foo.Bar\n')).toBe(true);
+    expect(await readWheelMetadata(path)).toEqual(v.metadata);
+  });
+
+  it('accepts every real bootstrap wheel on this machine and reads its metadata', async () => {
+    const wheels = bootstrapWheels();
+    const names = wheels.map((w) => basename(w));
+    expect(names).toContain('pip-23.2.1-py3-none-any.whl');
+    expect(names).toContain('setuptools-65.5.0-py3-none-any.whl');
+    if (process.env.CI) expect(names, 'apt-get install python3-wheel-whl').toContain('wheel-0.38.4-py3-none-any.whl');
+    for (const path of wheels) {
+      const v = await validateWheel(path);
+      const [name, version] = basename(path).split('-');
+      expect([v.metadata.name.toLowerCase(), v.metadata.version]).toEqual([name, version]);
+      expect(v.metadata.metadataVersion).toBe('2.1');
+    }
+    const pip = await validateWheel(wheels.find((w) => w.endsWith('/python3.11/ensurepip/_bundled/pip-23.2.1-py3-none-any.whl'))!);
+    expect(pip.metadata.requiresPython).toBe('>=3.7');
+    expect(pip.metadata.requiresDist).toEqual([]);
+  });
+});
+
+describe('hostile wheels', () => {
+  const table = hostileWheels();
+
+  it('has at least 15 entries, covering every refusal code', () => {
+    expect(table.length).toBeGreaterThanOrEqual(15);
+    expect(new Set(table.map((h) => h.code))).toEqual(
+      new Set([
+        'WHEEL_NAME_INVALID', 'WHEEL_NOT_ZIP', 'WHEEL_DIST_INFO_MISSING', 'WHEEL_DIST_INFO_DUPLICATE', 'WHEEL_DIST_INFO_MISMATCH',
+        'WHEEL_VERSION_UNSUPPORTED', 'WHEEL_WHEEL_FILE_MISSING', 'WHEEL_METADATA_MISSING', 'WHEEL_METADATA_INVALID',
+        'WHEEL_PATH_UNSAFE', 'WHEEL_SYMLINK', 'WHEEL_WHITEOUT', 'WHEEL_MEMBER_DUPLICATE', 'WHEEL_RECORD_MISSING',
+        'WHEEL_RECORD_MISMATCH', 'WHEEL_RECORD_INVALID', 'WHEEL_BOMB',
+      ]),
+    );
+  });
+
+  it.each(table.map((h) => [h.id, h] as const))('%s is refused with its code and nothing is stored', async (_id, h) => {
+    const src = join(tmp, `hostile-${h.id}`);
+    await writeFile(src, await h.bytes());
+    const dir = join(tmp, `store-${h.id}`);
+    const store = new FsWheelStore(dir, { limits: h.limits ?? {} });
+    const err = await store.add(src, { filename: h.filename }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WheelError);
+    expect((err as WheelError).code).toBe(h.code);
+    expect((err as WheelError).message).toContain(h.filename);
+    expect(await store.list()).toEqual([]);
+    // Nothing in the folder but the (empty) record folders: no wheel, no temp file.
+    const files: string[] = await readdir(dir).catch(() => []);
+    expect(files.filter((f: string) => f !== '.dstack')).toEqual([]);
+    if (files.includes('.dstack')) {
+      expect(await readdir(join(dir, '.dstack', 'wheels'))).toEqual([]);
+      expect(await readdir(join(dir, '.dstack', 'metadata'))).toEqual([]);
+    }
+  });
+});
