@@ -7,37 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectBase } from './base.js';
 import { BlobCache } from './blobs.js';
 import { buildAppImage, type AppImageOptions } from './build.js';
-import { appendLayers, emptyImage, validateImage, type Image } from './image.js';
-import { writeLayer } from './layer.js';
+import { validateImage, type Image } from './image.js';
 import { writeOciLayout } from './oci-layout.js';
 import { isIgnored, parseDockerignore } from './source-layer.js';
-import { installerFixtures, makeWheel } from './wheel.fixtures.js';
+import { fakeBase, installerFixtures, makeWheel } from './wheel.fixtures.js';
 
 const run = promisify(execFile);
 let tmp: string;
 let base: Image;
 let wheels: string[];
 let src: string;
-
-/** A base made in code: a Debian-like tree with python3.11, passwd, group and dpkg's status. */
-async function fakeBase(cache: BlobCache): Promise<Image> {
-  const layer = await writeLayer(
-    [
-      { path: 'usr/bin/python3.11', type: 'file', data: Buffer.from('ELF'), mode: 0o755 },
-      { path: 'usr/bin/python3', type: 'symlink', linkname: 'python3.11' },
-      { path: 'etc/passwd', type: 'file', data: Buffer.from('root:x:0:0:root:/root:/bin/bash\n') },
-      { path: 'etc/group', type: 'file', data: Buffer.from('root:x:0:\n') },
-      {
-        path: 'var/lib/dpkg/status',
-        type: 'file',
-        data: Buffer.from('Package: python3.11-minimal\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\n\n'),
-      },
-    ],
-    { cache },
-  );
-  const img = appendLayers(emptyImage(), [{ layer, history: { created_by: 'fake base' } }]);
-  return img;
-}
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-build-'));

@@ -2,6 +2,9 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import type { BlobCache } from './blobs.js';
+import { appendLayers, emptyImage, type Image } from './image.js';
+import { writeLayer } from './layer.js';
 
 export interface FixtureWheel {
   name: string;
@@ -94,3 +97,24 @@ export function installerFixtures(): FixtureWheel[] {
     },
   ];
 }
+
+/** A base made in code: a Debian-like tree with python3.11, passwd, group and dpkg's status. */
+export async function fakeBase(cache: BlobCache): Promise<Image> {
+  const layer = await writeLayer(
+    [
+      { path: 'usr/bin/python3.11', type: 'file', data: Buffer.from('ELF'), mode: 0o755 },
+      { path: 'usr/bin/python3', type: 'symlink', linkname: 'python3.11' },
+      { path: 'etc/passwd', type: 'file', data: Buffer.from('root:x:0:0:root:/root:/bin/bash\n') },
+      { path: 'etc/group', type: 'file', data: Buffer.from('root:x:0:\n') },
+      {
+        path: 'var/lib/dpkg/status',
+        type: 'file',
+        data: Buffer.from('Package: python3.11-minimal\nStatus: install ok installed\nVersion: 3.11.2-6+deb12u6\n\n'),
+      },
+    ],
+    { cache },
+  );
+  const img = appendLayers(emptyImage(), [{ layer, history: { created_by: 'fake base' } }]);
+  return img;
+}
+
