@@ -1,6 +1,5 @@
 // Test fixtures for the server's tests: small wheels built in code (yazl), with Metadata-Version 2.1 so
 // Debian's twine 4.0.2 reads them (Decision 14), and a server listening on 127.0.0.1 with its log captured.
-import './crc32-shim.test-support.js';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
