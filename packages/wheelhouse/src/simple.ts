@@ -17,6 +17,12 @@ export interface RenderOptions {
   fileUrl?: (entry: WheelEntry) => string;
   /** PEP 691 api-version: "1.1" (default, PEP 700: sizes, upload times, versions) or "1.0". */
   apiVersion?: ApiVersion;
+  /**
+   * Also emit the pre-PEP 714 names (`data-dist-info-metadata`, `dist-info-metadata`). Off by default, as on PyPI:
+   * pip 23.0.x (bundled with Python 3.8 to 3.10) follows them and then refuses any dependency whose METADATA
+   * Name is spelled differently from the requirement ("inconsistent Name"); PEP 714 renamed the field for that.
+   */
+  distInfoMetadata?: boolean;
 }
 
 export function escapeHtml(text: string): string {
@@ -73,7 +79,7 @@ export function renderProjectPage(
         hashes: { sha256: e.sha256 },
         'requires-python': e.requiresPython,
         'core-metadata': { sha256: e.metadataSha256 },
-        'dist-info-metadata': { sha256: e.metadataSha256 },
+        ...(options.distInfoMetadata ? { 'dist-info-metadata': { sha256: e.metadataSha256 } } : {}),
         ...(apiVersion === '1.1' ? { size: e.size, 'upload-time': uploadTime(e.addedAt) } : {}),
       })),
     };
@@ -84,7 +90,8 @@ export function renderProjectPage(
     .map((e) => {
       const attrs = [`href="${escapeHtml(`${fileUrl(e)}#sha256=${e.sha256}`)}"`];
       if (e.requiresPython) attrs.push(`data-requires-python="${escapeHtml(e.requiresPython)}"`);
-      attrs.push(`data-dist-info-metadata="sha256=${e.metadataSha256}"`, `data-core-metadata="sha256=${e.metadataSha256}"`);
+      if (options.distInfoMetadata) attrs.push(`data-dist-info-metadata="sha256=${e.metadataSha256}"`);
+      attrs.push(`data-core-metadata="sha256=${e.metadataSha256}"`);
       return `    <a ${attrs.join(' ')}>${escapeHtml(e.filename)}</a><br>`;
     })
     .join('\n');
