@@ -159,7 +159,6 @@ describe('simple repository API', () => {
         hashes: { sha256: sha256(alpha) },
         'requires-python': '>=3.8',
         'core-metadata': { sha256: entry.metadataSha256 },
-        'dist-info-metadata': { sha256: entry.metadataSha256 },
         size: alpha.length,
         'upload-time': expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/),
       },
