@@ -5,6 +5,7 @@ export { normalizeSpecifierSet } from './specifier.js';
 export { evaluateMarker, normalizeMarker, type MarkerEnvironment } from './marker.js';
 export { parsePep508, type Pep508Requirement } from './pep508.js';
 export {
+  formatRequirement,
   parseRecipe,
   preprocessLines,
   pathToFileUrl,
@@ -15,6 +16,7 @@ export {
   type Recipe,
   type RecipeOptions,
   type RecipeRequirement,
+  type RequirementLike,
 } from './recipe.js';
 export {
   decodeRecipeBytes,
