@@ -1,0 +1,159 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Command, CommanderError } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostileWheels, writeWheel } from '@dstack/testing';
+import { createContext } from '../context.js';
+import { reportError, EXIT_USAGE } from '../errors.js';
+import type { Runner } from '../main.js';
+import { registerWheelhouseCommands } from './wheelhouse.js';
+
+// The command group on its own program (as main.ts builds it), so this test does not depend on main.ts.
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  const ctx = createContext(
+    { stdout, stderr, env: { NO_COLOR: '1', ...env }, cwd: dir },
+    { quiet: true, logFormat: 'json' },
+  );
+  let code = 0;
+  const run = ((action: (c: typeof ctx, ...a: unknown[]) => Promise<number>) =>
+    async (...a: unknown[]) => {
+      code = await action(ctx, ...a);
+    }) as Runner;
+  const program = new Command('dstack-factory')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
+  registerWheelhouseCommands(program, run);
+  try {
+    await program.parseAsync(['node', 'dstack-factory', ...args]);
+  } catch (e) {
+    code = e instanceof CommanderError ? (e.exitCode === 0 ? 0 : EXIT_USAGE) : reportError(e, stderr);
+  }
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'dstack-wheelhouse-cli-'));
+  await mkdir(path.join(dir, 'in'));
+  await writeWheel(path.join(dir, 'in'), { name: 'Foo.Bar', version: '1.0' });
+  await writeWheel(path.join(dir, 'in'), { name: 'Foo.Bar', version: '2.0' });
+  await writeWheel(path.join(dir, 'in'), {
+    name: 'baz',
+    version: '0.1',
+    tag: 'cp311-cp311-manylinux_2_17_x86_64',
+  });
+  const evil = hostileWheels().find((h) => h.id === 'dotdot-path')!;
+  await writeFile(path.join(dir, evil.filename), await evil.bytes());
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('dstack-factory wheelhouse', () => {
+  it('add: stores a folder of wheels, says present the second time, and refuses a hostile wheel (exit 1)', async () => {
+    const first = await cli(['wheelhouse', 'add', 'in', '--built-by', 'executor=local', 'python=3.11.7']);
+    expect(first.code).toBe(0);
+    expect(first.stdout.split('\n').map((l) => l.replace(/sha256:[0-9a-f]{12}/, 'sha256:…'))).toEqual([
+      'added   Foo_Bar-1.0-py3-none-any.whl  sha256:…',
+      'added   Foo_Bar-2.0-py3-none-any.whl  sha256:…',
+      'added   baz-0.1-cp311-cp311-manylinux_2_17_x86_64.whl  sha256:…',
+      '',
+    ]);
+    const second = await cli([
+      'wheelhouse',
+      'add',
+      'in/Foo_Bar-1.0-py3-none-any.whl',
+      'evil-1.0-py3-none-any.whl',
+    ]);
+    expect(second.code).toBe(1);
+    expect(second.stdout).toMatch(/^present Foo_Bar-1\.0-py3-none-any\.whl  sha256:[0-9a-f]{12}\n/);
+    expect(second.stdout).toContain(
+      'refused evil-1.0-py3-none-any.whl  WHEEL_PATH_UNSAFE: evil-1.0-py3-none-any.whl: member "../../evil.pth" escapes with ".."\n',
+    );
+    expect((await readdir(path.join(dir, 'wheelhouse'))).sort()).toEqual([
+      '.dstack',
+      'Foo_Bar-1.0-py3-none-any.whl',
+      'Foo_Bar-2.0-py3-none-any.whl',
+      'baz-0.1-cp311-cp311-manylinux_2_17_x86_64.whl',
+    ]);
+  });
+
+  it('list: a table with the builder, one project, or JSON', async () => {
+    const table = await cli(['wheelhouse', 'list']);
+    expect(table.code).toBe(0);
+    const lines = table.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^wheel\s+bytes\s+added\s+built by\s+sha256$/);
+    expect(lines).toHaveLength(4);
+    expect(lines[3]).toMatch(
+      /^Foo_Bar-2\.0-py3-none-any\.whl\s+\d+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+executor=local,python=3\.11\.7\s+[0-9a-f]{12}$/,
+    );
+    const json = await cli(['wheelhouse', 'list', 'foo.bar', '--json']);
+    const entries = JSON.parse(json.stdout) as { filename: string; builtBy: Record<string, string> }[];
+    expect(entries.map((e) => e.filename)).toEqual([
+      'Foo_Bar-1.0-py3-none-any.whl',
+      'Foo_Bar-2.0-py3-none-any.whl',
+    ]);
+    expect(entries[0]!.builtBy).toEqual({ executor: 'local', python: '3.11.7' });
+  });
+
+  it('takes --wheelhouse, then $WHEELHOUSE', async () => {
+    expect((await cli(['wheelhouse', 'list', '--wheelhouse', 'elsewhere'])).stdout).toBe('no wheels\n');
+    expect(
+      (await cli(['wheelhouse', 'list', '--json'], { WHEELHOUSE: path.join(dir, 'elsewhere') })).stdout,
+    ).toBe('[]\n');
+  });
+
+  it('index: writes a static simple index', async () => {
+    const r = await cli(['wheelhouse', 'index', '--out', 'site']);
+    expect(r).toEqual({
+      code: 0,
+      stdout: `wrote 2 projects, 3 wheels to ${path.join(dir, 'site', 'simple')}\n`,
+      stderr: '',
+    });
+    expect(await readFile(path.join(dir, 'site', 'simple', 'index.html'), 'utf8')).toContain(
+      '<a href="foo-bar/">foo-bar</a>',
+    );
+  });
+
+  it('verify: exit 1 and names the corrupt wheel', async () => {
+    expect(await cli(['wheelhouse', 'verify'])).toEqual({
+      code: 0,
+      stdout: '3 wheels ok, 0 corrupt\n',
+      stderr: '',
+    });
+    const victim = path.join(dir, 'wheelhouse', 'baz-0.1-cp311-cp311-manylinux_2_17_x86_64.whl');
+    const bytes = await readFile(victim);
+    bytes[50] = bytes[50]! ^ 1;
+    await writeFile(victim, bytes);
+    const r = await cli(['wheelhouse', 'verify']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /^corrupt baz-0\.1-cp311-cp311-manylinux_2_17_x86_64\.whl: sha256 [0-9a-f]{64} \(\d+ bytes\) differs from the recorded [0-9a-f]{64} \(\d+ bytes\)\n2 wheels ok, 1 corrupt\n$/,
+    );
+  });
+
+  it('remove PROJECT==VERSION removes its wheels; an unknown one is an error', async () => {
+    expect(await cli(['wheelhouse', 'remove', 'foo.bar==1.0.0'])).toEqual({
+      code: 0,
+      stdout: 'removed Foo_Bar-1.0-py3-none-any.whl\n',
+      stderr: '',
+    });
+    const missing = await cli(['wheelhouse', 'remove', 'foo-bar==1.0']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      `error[WHEEL_NOT_FOUND]: no wheel of foo-bar 1.0 in ${path.join(dir, 'wheelhouse')}\n`,
+    );
+    const usage = await cli(['wheelhouse', 'remove', 'foo-bar']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toBe('error[USAGE]: remove takes PROJECT==VERSION, not "foo-bar"\n');
+  });
+});
