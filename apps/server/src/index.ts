@@ -37,3 +37,4 @@ export {
 export { findRecipeViolations, checkRemoteRecipe, type RecipeViolation } from './recipe-policy.js';
 export { Metrics, serverMetrics } from './metrics.js';
 export type { ServerWheelStore, ServerWheelEntry } from './store.js';
+export { startServer, sweepDeadWriters, type StartServerOptions, type StartedServer } from './start.js';

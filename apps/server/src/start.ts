@@ -1,0 +1,112 @@
+/**
+ * `startServer`: what `dstack-factory serve` does — read the config (file + environment), open the
+ * wheelhouse, set up the builds queue, listen. Flags given here win over the config file.
+ */
+import { readdir, rm } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { FsWheelStore } from '@dstack/wheelhouse';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { BuildManager, type BuildRunner } from './builds.js';
+import { loadServerConfig, type ServerConfig } from './config.js';
+import { serverMetrics } from './metrics.js';
+import { buildServer } from './server.js';
+
+export interface StartServerOptions {
+  host?: string;
+  port?: number;
+  wheelhouse?: string;
+  configFile?: string | null;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  logger?: Logger;
+  /**
+   * Runs builds. Default: the engine (see engineRunner) when it can be loaded; `null` turns builds off.
+   */
+  runner?: BuildRunner | null;
+}
+
+export interface StartedServer {
+  app: FastifyInstance;
+  url: string;
+  config: ServerConfig;
+  store: FsWheelStore;
+  close(): Promise<void>;
+}
+
+const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files of writers that died (a server killed with -9 mid-upload): FsWheelStore names
+ * them `.<wheel>.<pid>.<random>.tmp`. Files of live processes (a `wheelhouse add` running now) stay; the
+ * store's own sweep removes anything older than its grace period.
+ */
+export async function sweepDeadWriters(dir: string, logger?: Logger): Promise<number> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const m = TEMP_FILE.exec(name);
+    if (m === null || Number(m[1]) === process.pid || alive(Number(m[1]))) continue;
+    await rm(join(dir, name), { force: true });
+    removed++;
+    logger?.info({ file: name }, 'removed the temp file of a writer that died');
+  }
+  return removed;
+}
+
+export async function startServer(options: StartServerOptions = {}): Promise<StartedServer> {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const logger = options.logger ?? pino({ level: 'silent' });
+  const config = await loadServerConfig({ file: options.configFile ?? null, env });
+  if (options.host !== undefined) config.host = options.host;
+  if (options.port !== undefined) config.port = options.port;
+  if (options.wheelhouse !== undefined) config.wheelhouse = options.wheelhouse;
+  config.wheelhouse = isAbsolute(config.wheelhouse) ? config.wheelhouse : resolve(cwd, config.wheelhouse);
+
+  await sweepDeadWriters(config.wheelhouse, logger);
+  const store = new FsWheelStore(config.wheelhouse, { logger: logger.child({ component: 'wheelhouse' }) });
+  const metrics = serverMetrics();
+  // The engine is wired in once @dstack/engine exports buildWheelhouse; until then builds are off by default.
+  const runner = options.runner ?? null;
+  const builds =
+    runner === null
+      ? null
+      : new BuildManager(runner, {
+          concurrency: config.builds.concurrency,
+          maxQueued: config.builds.maxQueued,
+          keep: config.builds.keep,
+          logger: logger.child({ component: 'builds' }),
+          metrics,
+        });
+  const app = buildServer({ store, config, logger, builds, metrics });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info(
+    {
+      url,
+      wheelhouse: config.wheelhouse,
+      publicRead: config.publicRead,
+      tokens: config.tokens.map((t) => t.name),
+    },
+    'serving',
+  );
+  return { app, url, config, store, close: () => app.close() };
+}
