@@ -22,6 +22,7 @@ export function hexOf(digest: Digest): string {
 export class HashingStream extends Transform {
   private readonly hash: Hash = createHash('sha256');
   bytes = 0;
+  private result?: Digest;
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
@@ -29,6 +30,6 @@ export class HashingStream extends Transform {
   }
   /** Only after the stream has ended. */
   digest(): Digest {
-    return `sha256:${this.hash.digest('hex')}`;
+    return (this.result ??= `sha256:${this.hash.digest('hex')}`);
   }
 }
