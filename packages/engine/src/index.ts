@@ -12,3 +12,14 @@ export type {
 } from './executor.js';
 export { FACTORY_SCRIPT, FactoryRun, factoryArgs, type FactoryArgs } from './protocol.js';
 export { LocalExecutor, resolvePython, type LocalExecutorOptions } from './local.js';
+export {
+  buildWheelhouse,
+  cacheKey,
+  cachedTarget,
+  environmentMarker,
+  lockFileFor,
+  type BuildOptions,
+  type BuildSummary,
+  type IngestedWheel,
+  type TargetSummary,
+} from './engine.js';

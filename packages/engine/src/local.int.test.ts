@@ -3,7 +3,7 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   bootstrapWheelhouse,
   buildSourceWheel,
@@ -17,6 +17,8 @@ import {
 import type { BuildEvent, BuildResult } from './executor.js';
 import { LocalExecutor, resolvePython } from './local.js';
 
+// Real builds on a shared 2-core machine: minutes under load, not the default 60 s.
+vi.setConfig({ testTimeout: 300_000 });
 const python = testPython('3.11');
 let root: string;
 let result: BuildResult;

@@ -1,0 +1,392 @@
+// The engine: recipe + targets -> (lock hit: nothing to do) or executor run -> wheels ingested -> lock written.
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import {
+  DstackError,
+  canonicalizeName,
+  lockPath,
+  parseLock,
+  readRecipeFile,
+  stringifyLock,
+  type Lock,
+  type LockPackage,
+  type Recipe,
+} from '@dstack/recipe';
+import { FsWheelStore, detectTarget, type Target, type WheelStore } from '@dstack/wheelhouse';
+import type { Logger } from 'pino';
+import type { BuildEvent, BuildFailure, BuildResult, Executor, PlannedPackage } from './executor.js';
+import { LocalExecutor, resolvePython } from './local.js';
+
+export interface BuildOptions {
+  /** The recipe file (BUILD_REQ=True). */
+  recipe?: string | null;
+  /** BUILD_REQ=False: a wheel (in the wheelhouse) whose dependencies are built. */
+  fromWheel?: string | null;
+  /** The wheelhouse directory. */
+  wheelhouse: string;
+  /** The store wheels are ingested into (default: FsWheelStore on `wheelhouse`). */
+  store?: WheelStore;
+  /** Targets: interpreter paths or versions ("3.11"); one closure and one lock each. */
+  pythons: string[];
+  /** Default: a new LocalExecutor. */
+  executor?: Executor;
+  /** How a `--python` value becomes a Target (default: detectTarget of the local interpreter, cached). */
+  targetOf?: (python: string) => Promise<Target>;
+  jobs?: number;
+  /** CEXT prebuild list; empty = CEXT off. */
+  prebuild?: string[];
+  /** Projects rebuilt from source even when their wheel exists (their wheel is replaced). */
+  rebuild?: string[];
+  /** Ignore an existing lock (build --refresh). */
+  refresh?: boolean;
+  /** Where locks go: <lockDir>/<recipe>/pylock.<target>.toml (default: recipes/locks beside the recipe). */
+  lockDir?: string | null;
+  /** Environment for ${VAR} expansion in the recipe and for pip (default: process.env). */
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  /** Every event of every target, as it happens. */
+  onEvent?: (event: BuildEvent, target: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface IngestedWheel {
+  package: string;
+  version: string;
+  filename: string;
+  sha256: string;
+  status: 'added' | 'present';
+}
+
+export interface TargetSummary {
+  /** Target id, e.g. cp311-linux_x86_64. */
+  target: string;
+  python: string;
+  /** Finished from the lock without running the executor. */
+  warm: boolean;
+  lockFile: string | null;
+  /** Distributions in the closure. */
+  packages: number;
+  cached: number;
+  ingested: IngestedWheel[];
+  failures: BuildFailure[];
+}
+
+export interface BuildSummary {
+  ok: boolean;
+  targets: TargetSummary[];
+}
+
+const TOOL = 'dstack-factory';
+const PIP_INDEX_VARS = [
+  'PIP_INDEX_URL',
+  'PIP_EXTRA_INDEX_URL',
+  'PIP_FIND_LINKS',
+  'PIP_NO_INDEX',
+  'PIP_PRE',
+  'PIP_NO_BINARY',
+  'PIP_ONLY_BINARY',
+];
+
+const targetCache = new Map<string, Promise<Target>>();
+/** detectTarget, once per interpreter per process. */
+export function cachedTarget(python: string): Promise<Target> {
+  const path = resolvePython(python);
+  let t = targetCache.get(path);
+  if (!t) {
+    t = detectTarget(path);
+    targetCache.set(path, t);
+    t.catch(() => targetCache.delete(path));
+  }
+  return t;
+}
+
+/**
+ * The lock's cache key (Decision 4): sha256 of the recipe after includes and ${VAR} expansion, the effective
+ * index options (the recipe's and pip's PIP_* index variables), the target, and what else changes the result.
+ */
+export function cacheKey(input: {
+  recipe: Recipe | null;
+  fromWheelSha256: string | null;
+  target: Target;
+  env: Record<string, string | undefined>;
+  prebuild: string[];
+}): string {
+  const requirements = (input.recipe?.requirements ?? []).map((r) => ({
+    name: r.name,
+    extras: r.extras,
+    specifier: r.specifier,
+    marker: r.marker,
+    url: r.url,
+    editable: r.editable,
+    constraint: r.constraint,
+    hashes: r.hashes,
+    configSettings: r.configSettings ?? null,
+  }));
+  const pipEnv = Object.fromEntries(
+    PIP_INDEX_VARS.filter((k) => input.env[k] !== undefined).map((k) => [k, input.env[k]]),
+  );
+  const material = {
+    v: 1,
+    requirements,
+    options: input.recipe?.options ?? null,
+    pipEnv,
+    fromWheel: input.fromWheelSha256,
+    target: {
+      id: input.target.id,
+      pythonFullVersion: input.target.pythonFullVersion,
+      markers: input.target.markers,
+    },
+    prebuild: [...input.prebuild].sort(),
+  };
+  return createHash('sha256').update(JSON.stringify(material)).digest('hex');
+}
+
+/** PEP 751 `environments` entry for a target: the interpreter's full version and platform (Decision 3). */
+export function environmentMarker(target: Target): string {
+  const m = target.markers;
+  return (
+    `implementation_name == "${m.implementation_name}" and python_full_version == "${m.python_full_version}"` +
+    ` and sys_platform == "${m.sys_platform}" and platform_machine == "${m.platform_machine}"`
+  );
+}
+
+function recipeStem(recipePath: string): string {
+  return basename(recipePath).replace(/\.(txt|in)$/, '');
+}
+
+/** Where the lock of a recipe (or a from-wheel build) and a target lives. */
+export function lockFileFor(
+  options: { recipe: string | null; fromWheel: string | null; lockDir: string | null },
+  target: string,
+): string | null {
+  const stem = options.recipe
+    ? recipeStem(options.recipe)
+    : options.fromWheel
+      ? basename(options.fromWheel).split('-')[0]!
+      : null;
+  if (!stem) return null;
+  if (options.lockDir) return join(options.lockDir, stem, `pylock.${target}.toml`);
+  if (options.recipe) return lockPath(options.recipe, target);
+  return null;
+}
+
+async function readLock(file: string): Promise<Lock | null> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return parseLock(text, file);
+}
+
+/** A lock whose key matches and whose every wheel is in the store with the same sha256, or null. */
+async function warmLock(file: string, key: string, store: WheelStore): Promise<Lock | null> {
+  const lock = await readLock(file).catch(() => null);
+  if (!lock) return null;
+  const tool = lock.tool?.[TOOL] as { key?: string } | undefined;
+  if (tool?.key !== key) return null;
+  const entries = await Promise.all(
+    lock.packages.flatMap((p) => p.wheels.map(async (w) => ({ w, entry: await store.get(w.name) }))),
+  );
+  return entries.every(({ w, entry }) => entry !== null && entry.sha256 === w.hashes.sha256) ? lock : null;
+}
+
+async function fileSha256(path: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+/** Fills the wheelhouse with a wheel for every distribution of the recipe's closure, for each target. */
+export async function buildWheelhouse(options: BuildOptions): Promise<BuildSummary> {
+  const recipePath = options.recipe ? resolve(options.recipe) : null;
+  const fromWheel = options.fromWheel ? resolve(options.fromWheel) : null;
+  if (!recipePath && !fromWheel)
+    throw new DstackError('USAGE', 'a build needs a recipe or a wheel (--from-wheel)');
+  const env = options.env ?? process.env;
+  const wheelhouse = resolve(options.wheelhouse);
+  await mkdir(wheelhouse, { recursive: true });
+  const store = options.store ?? new FsWheelStore(wheelhouse);
+  const executor = options.executor ?? new LocalExecutor();
+  const targetOf = options.targetOf ?? cachedTarget;
+  const recipe = recipePath ? await readRecipeFile(recipePath, { env }) : null;
+  const fromWheelSha256 = fromWheel ? await fileSha256(fromWheel) : null;
+  const prebuild = options.prebuild ?? [];
+  const rebuild = (options.rebuild ?? []).map((n) => canonicalizeName(n) as string);
+  const logger = options.logger;
+
+  const targets: TargetSummary[] = [];
+  for (const python of options.pythons) {
+    const target = await targetOf(python);
+    const emit = (event: BuildEvent): void => {
+      options.onEvent?.(event, target.id);
+      if (event.type === 'log') logger?.debug({ target: target.id, package: event.package }, event.line);
+      else logger?.info({ target: target.id, ...event }, event.type);
+    };
+    const key = cacheKey({ recipe, fromWheelSha256, target, env, prebuild });
+    const lockFile = lockFileFor(
+      { recipe: recipePath, fromWheel, lockDir: options.lockDir ?? null },
+      target.id,
+    );
+    const summary: TargetSummary = {
+      target: target.id,
+      python,
+      warm: false,
+      lockFile,
+      packages: 0,
+      cached: 0,
+      ingested: [],
+      failures: [],
+    };
+    targets.push(summary);
+
+    const lock =
+      !options.refresh && rebuild.length === 0 && lockFile ? await warmLock(lockFile, key, store) : null;
+    if (lock) {
+      summary.warm = true;
+      summary.packages = lock.packages.length;
+      for (const p of lock.packages) {
+        for (const w of p.wheels)
+          emit({ type: 'cached', job: target.id, package: p.name, version: p.version, filename: w.name });
+      }
+      summary.cached = lock.packages.length;
+      continue;
+    }
+
+    const outputDir = await mkdtemp(join(tmpdir(), 'dstack-build-'));
+    let builtBy: Record<string, string> = { executor: executor.kind, target: target.id };
+    try {
+      const result: BuildResult = await executor.run(
+        {
+          id: target.id,
+          recipePath,
+          fromWheel,
+          wheelhouse,
+          outputDir,
+          python: target.interpreter ?? python,
+          jobs: options.jobs ?? 1,
+          prebuild,
+          rebuild,
+          lockDir: join(wheelhouse, '.dstack', 'locks'),
+          env: Object.fromEntries(
+            Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
+          ),
+        },
+        async (event) => {
+          if (event.type === 'started') {
+            builtBy = {
+              executor: event.executor,
+              interpreter: `${event.interpreter.executable} (${event.interpreter.implementation} ${event.interpreter.pythonFullVersion})`,
+              target: target.id,
+            };
+          }
+          emit(event);
+          if (event.type !== 'built') return;
+          try {
+            const added = await store.add(event.path, {
+              builtBy,
+              overwrite: rebuild.includes(event.package),
+            });
+            const ingested: IngestedWheel = {
+              package: event.package,
+              version: event.version,
+              filename: added.entry.filename,
+              sha256: added.entry.sha256,
+              status: added.status,
+            };
+            summary.ingested.push(ingested);
+            emit({ type: 'ingested', job: target.id, ...ingested });
+          } catch (err) {
+            const failure: BuildFailure = {
+              package: event.package,
+              version: event.version,
+              command: ['ingest', event.filename],
+              exitCode: null,
+              logTail: [err instanceof Error ? err.message : String(err)],
+            };
+            summary.failures.push(failure);
+            emit({ type: 'failed', job: target.id, ...failure });
+          }
+        },
+        options.signal,
+      );
+      summary.failures.unshift(...result.failures);
+      summary.packages = result.packages.length;
+      summary.cached = result.cached.length;
+      if (result.ok && summary.failures.length === 0 && lockFile) {
+        await writeLockFile(lockFile, { result, key, target, store, recipePath, fromWheel });
+      }
+    } finally {
+      await rm(outputDir, { recursive: true, force: true });
+    }
+  }
+  return { ok: targets.every((t) => t.failures.length === 0), targets };
+}
+
+async function writeLockFile(
+  file: string,
+  ctx: {
+    result: BuildResult;
+    key: string;
+    target: Target;
+    store: WheelStore;
+    recipePath: string | null;
+    fromWheel: string | null;
+  },
+): Promise<void> {
+  const fileOf = new Map<string, string>();
+  for (const p of ctx.result.packages) if (p.filename) fileOf.set(p.name, p.filename);
+  for (const c of ctx.result.cached) fileOf.set(c.package, c.filename);
+  for (const b of ctx.result.built) fileOf.set(b.package, b.filename);
+  const packages: LockPackage[] = [];
+  for (const p of ctx.result.packages as PlannedPackage[]) {
+    const filename = fileOf.get(p.name);
+    const entry = filename ? await ctx.store.get(filename) : null;
+    if (!filename || !entry) {
+      throw new DstackError(
+        'LOCK_INCOMPLETE',
+        `no wheel of ${p.name} ${p.version} in the wheelhouse for the lock ${file}`,
+      );
+    }
+    const dir = dirname(file);
+    packages.push({
+      name: p.name,
+      version: p.version,
+      ...(p.requiresPython ? { requiresPython: p.requiresPython } : {}),
+      wheels: [
+        {
+          name: filename,
+          path: relative(
+            dir,
+            join(ctx.store instanceof FsWheelStore ? ctx.store.dir : dirname(file), filename),
+          ),
+          size: entry.size,
+          hashes: { sha256: entry.sha256 },
+        },
+      ],
+      ...(p.dependencies.length > 0 ? { dependencies: p.dependencies.map((name) => ({ name })) } : {}),
+    });
+  }
+  const lock: Lock = {
+    lockVersion: '1.0',
+    createdBy: TOOL,
+    environments: [environmentMarker(ctx.target)],
+    packages,
+    tool: {
+      [TOOL]: {
+        key: ctx.key,
+        target: ctx.target.id,
+        ...(ctx.recipePath ? { recipe: relative(dirname(file), ctx.recipePath) } : {}),
+        ...(ctx.fromWheel ? { 'from-wheel': basename(ctx.fromWheel) } : {}),
+      },
+    },
+  };
+  await mkdir(dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, stringifyLock(lock));
+  await rename(temp, file);
+}
