@@ -4,6 +4,8 @@ import { createContext, type CliContext, type GlobalOptions, type Io } from './c
 import { EXIT_USAGE, reportError } from './errors.js';
 import { registerRecipeCommands } from './commands/recipe.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerWheelhouseCommands } from './commands/wheelhouse.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -39,6 +41,8 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
     };
 
   registerRecipeCommands(program, run);
+  registerWheelhouseCommands(program, run);
+  registerServeCommand(program, run);
   registerDoctorCommand(program, run);
   return program;
 }
