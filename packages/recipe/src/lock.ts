@@ -168,7 +168,11 @@ function wheelTable(w: LockWheel): Table {
   if (w.url !== undefined) t.url = w.url;
   if (w.path !== undefined) t.path = w.path;
   if (w.size !== undefined) t.size = w.size;
-  t.hashes = Object.fromEntries(Object.entries(w.hashes).sort(([a], [b]) => pyStringCompare(a, b)));
+  t.hashes = Object.fromEntries(
+    Object.entries(w.hashes)
+      .sort(([a], [b]) => pyStringCompare(a, b))
+      .map(([a, d]) => [a, d.toLowerCase()]),
+  );
   return t;
 }
 
