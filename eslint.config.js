@@ -5,7 +5,17 @@ import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', '.nx/**', 'wheelhouse/**', '.tmp/**', '**/*.js', '!eslint.config.js'] },
+  {
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      '.nx/**',
+      'wheelhouse/**',
+      '.tmp/**',
+      '**/*.js',
+      '!eslint.config.js',
+    ],
+  },
   ...tseslint.configs.recommended,
   prettier,
   {
@@ -24,8 +34,19 @@ export default tseslint.config(
             { sourceTag: 'scope:engine', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'] },
             { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'] },
             {
-              sourceTag: 'scope:app',
-              onlyDependOnLibsWithTags: ['scope:engine', 'scope:image', 'scope:wheelhouse', 'scope:recipe'],
+              sourceTag: 'scope:server',
+              onlyDependOnLibsWithTags: ['scope:engine', 'scope:wheelhouse', 'scope:recipe'],
+            },
+            {
+              // The CLI combines everything, the server app included (`dstack-factory serve`).
+              sourceTag: 'scope:cli',
+              onlyDependOnLibsWithTags: [
+                'scope:server',
+                'scope:engine',
+                'scope:image',
+                'scope:wheelhouse',
+                'scope:recipe',
+              ],
             },
             {
               sourceTag: 'scope:testing',

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- serve starts the server app; eslint.config.js needs cli -> server allowed (asked of the lead)
 import { startServer, type StartedServer } from '@dstack/server';
 import type { CliContext } from '../context.js';
 import { UsageError } from '../errors.js';
