@@ -7,6 +7,8 @@ export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'tools/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
+    // One private Docker engine, one registry and one cached base image for the whole run (Decision 15).
+    globalSetup: ['tools/testing/src/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 600_000,
     reporters: ['default', ['json', { outputFile: '.tmp/vitest-report.json' }]],
