@@ -122,7 +122,7 @@ export async function writeStaticIndex(store: WheelStore, outDir: string): Promi
   const projects = [...new Set(entries.map((e) => e.name))].sort();
   await writeFile(join(simple, 'index.html'), renderProjectList(projects, 'html'));
   await writeFile(join(simple, 'index.json'), renderProjectList(projects, 'json'));
-  for (const project of projects) {
+  const writeProject = async (project: NormalizedName): Promise<void> => {
     const dir = join(simple, project);
     await mkdir(dir);
     const mine = entries.filter((e) => e.name === project);
@@ -134,7 +134,7 @@ export async function writeStaticIndex(store: WheelStore, outDir: string): Promi
         } catch {
           await copyFile(store.pathOf(e.filename), dest);
         }
-        await writeFile(`${dest}.metadata`, await store.metadataBytes(e.filename));
+        await copyFile(store.metadataFile(e.filename), `${dest}.metadata`);
       } else {
         await pipeline(await store.openRead(e.filename), createWriteStream(dest));
         await writeFile(`${dest}.metadata`, await store.metadata(e.filename));
@@ -142,6 +142,12 @@ export async function writeStaticIndex(store: WheelStore, outDir: string): Promi
     }
     await writeFile(join(dir, 'index.html'), renderProjectPage(project, mine, 'html'));
     await writeFile(join(dir, 'index.json'), renderProjectPage(project, mine, 'json'));
-  }
+  };
+  // A few projects at a time: the work is small file operations, bound by their latency.
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < projects.length) await writeProject(projects[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(8, projects.length) }, worker));
   return { projects: projects.length, files: entries.length };
 }

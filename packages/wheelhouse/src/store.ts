@@ -136,6 +136,7 @@ export class FsWheelStore implements WheelStore {
   private readonly limits: WheelLimits;
   private readonly cache = new Map<string, { stat: StatKey; record: RecordFile }>();
   private swept = false;
+  private dirsReady = false;
 
   constructor(dir: string, options: { logger?: Logger; limits?: WheelLimits } = {}) {
     this.dir = resolve(dir);
@@ -153,13 +154,21 @@ export class FsWheelStore implements WheelStore {
     return join(this.dir, STATE_DIR, 'wheels', `${filename}.json`);
   }
 
+  /** Where the store keeps a recorded wheel's METADATA (for copying it as `<wheel>.metadata`). */
+  metadataFile(filename: string): string {
+    parseWheelFilename(filename);
+    return this.metadataPath(filename);
+  }
+
   private metadataPath(filename: string): string {
     return join(this.dir, STATE_DIR, 'metadata', `${filename}.metadata`);
   }
 
   private async ensureDirs(): Promise<void> {
+    if (this.dirsReady) return;
     await mkdir(join(this.dir, STATE_DIR, 'wheels'), { recursive: true });
     await mkdir(join(this.dir, STATE_DIR, 'metadata'), { recursive: true });
+    this.dirsReady = true;
   }
 
   /** Writes a state file atomically; with `exclusive`, keeps an existing one (returns false). */
@@ -253,7 +262,6 @@ export class FsWheelStore implements WheelStore {
     const filename = options.filename ?? (typeof source === 'string' ? basename(source) : undefined);
     if (filename === undefined) throw new Error('FsWheelStore.add: options.filename is required for a stream');
     parseWheelFilename(filename);
-    await mkdir(this.dir, { recursive: true });
     await this.ensureDirs();
     if (!this.swept) {
       this.swept = true;
