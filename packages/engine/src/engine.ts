@@ -14,7 +14,7 @@ import {
   type LockPackage,
   type Recipe,
 } from '@dstack/recipe';
-import { FsWheelStore, detectTarget, type Target, type WheelStore } from '@dstack/wheelhouse';
+import { FsWheelStore, detectTarget, parseWheelFilename, wheelTagRank, type Target, type WheelStore } from '@dstack/wheelhouse';
 import type { Logger } from 'pino';
 import type { BuildEvent, BuildFailure, BuildResult, Executor, PlannedPackage } from './executor.js';
 import { LocalExecutor, resolvePython } from './local.js';
@@ -389,4 +389,24 @@ async function writeLockFile(
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, stringifyLock(lock));
   await rename(temp, file);
+}
+
+/**
+ * BUILD_REQ=False: the wheel a seed-style name stands for (`myapp` or `myapp-1.0`) in the store — the latest
+ * version when none is given, the best-ranked file for the target when several match.
+ */
+export async function findWheelByName(store: WheelStore, name: string, target?: Target): Promise<string | null> {
+  const dash = name.indexOf('-', 1);
+  const candidates = [
+    { project: name, version: null as string | null },
+    ...(dash > 0 ? [{ project: name.slice(0, dash), version: name.slice(dash + 1) }] : []),
+  ];
+  for (const c of candidates) {
+    const entries = (await store.list(canonicalizeName(c.project))).filter((e) => c.version === null || e.version === c.version);
+    const usable = target
+      ? entries.filter((e) => wheelTagRank(parseWheelFilename(e.filename), target) !== null)
+      : entries;
+    if (usable.length > 0) return usable[usable.length - 1]!.filename;
+  }
+  return null;
 }

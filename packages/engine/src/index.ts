@@ -17,6 +17,7 @@ export {
   cacheKey,
   cachedTarget,
   environmentMarker,
+  findWheelByName,
   lockFileFor,
   type BuildOptions,
   type BuildSummary,

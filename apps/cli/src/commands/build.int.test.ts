@@ -1,0 +1,114 @@
+// `dstack-factory build` with real pip, offline: the seed's switches from .env, progress lines, the lock,
+// a warm second run, and failures reported with the command and the last lines of the log.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { Command, CommanderError } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  bootstrapWheelhouse,
+  isolatedPipEnv,
+  makeSdist,
+  testPython,
+  writePurePackage,
+} from '@dstack/testing';
+import { createContext } from '../context.js';
+import { EXIT_USAGE, reportError } from '../errors.js';
+import type { Runner } from '../main.js';
+import { registerBuildCommands } from './build.js';
+
+vi.setConfig({ testTimeout: 300_000 });
+const python = testPython('3.11');
+let dir: string;
+
+// The command group on its own program (as main.ts builds it), so this test does not depend on main.ts.
+async function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = isolatedPipEnv(),
+): Promise<{ code: number; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const err: Buffer[] = [];
+  stderr.on('data', (c: Buffer) => err.push(c));
+  const ctx = createContext(
+    { stdout, stderr, env: { NO_COLOR: '1', ...env }, cwd: dir },
+    { quiet: true, logFormat: 'json' },
+  );
+  let code = 0;
+  const run = ((action: (c: typeof ctx, ...a: unknown[]) => Promise<number>) =>
+    async (...a: unknown[]) => {
+      code = await action(ctx, ...a);
+    }) as Runner;
+  const program = new Command('dstack-factory')
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: (s) => stderr.write(s) });
+  registerBuildCommands(program, run);
+  try {
+    await program.parseAsync(['node', 'dstack-factory', ...args]);
+  } catch (e) {
+    code = e instanceof CommanderError ? (e.exitCode === 0 ? 0 : EXIT_USAGE) : reportError(e, stderr);
+  }
+  return { code, stderr: Buffer.concat(err).toString('utf8') };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'dstack-build-cli-'));
+  await bootstrapWheelhouse(python, path.join(dir, 'wheelhouse'));
+  const spec = { name: 'clipkg', version: '1.0' };
+  await makeSdist(await writePurePackage(path.join(dir, 'src'), spec), path.join(dir, 'links'), spec);
+  await mkdir(path.join(dir, 'recipes'));
+  await writeFile(
+    path.join(dir, 'recipes', 'app.txt'),
+    `--no-index\n--find-links ${path.join(dir, 'links')}\nclipkg==1.0\n`,
+  );
+  await writeFile(path.join(dir, 'recipes', 'missing.txt'), '--no-index\nno-such-package==1.0\n');
+  await writeFile(path.join(dir, '.env'), 'CEXT=False\nRECIPE=app\n');
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('dstack-factory build', () => {
+  it('with no argument builds $RECIPE from .env (CEXT=False), prints progress and writes the lock', async () => {
+    const r = await cli(['build', '--python', python, '--jobs', '1']);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('['))).toEqual([
+      '[cp311-linux_x86_64] planned 1 distributions',
+      '[cp311-linux_x86_64] building clipkg 1.0',
+      '[cp311-linux_x86_64] added clipkg-1.0-py3-none-any.whl',
+      `[cp311-linux_x86_64] done: 1 distributions, 0 cached, 1 added; lock ${path.join(dir, 'recipes', 'locks', 'app', 'pylock.cp311-linux_x86_64.toml')}`,
+    ]);
+    expect(r.code).toBe(0);
+    expect(existsSync(path.join(dir, 'wheelhouse', 'clipkg-1.0-py3-none-any.whl'))).toBe(true);
+  });
+
+  it('a second run is finished by the lock', async () => {
+    const r = await cli(['build', 'app', '--python', python]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('[cp311-linux_x86_64] cached clipkg 1.0 (clipkg-1.0-py3-none-any.whl)\n');
+    expect(r.stderr).toContain('[cp311-linux_x86_64] up to date (lock): 1 distributions, 1 cached, 0 added');
+  });
+
+  it('a failure names the package, the command and the last log lines, and exits 1', async () => {
+    const r = await cli(['build', 'missing', '--python', python]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('error: (plan) failed for cp311-linux_x86_64 (exit 1)\ncommand: ');
+    expect(r.stderr).toContain('-m pip install --dry-run --ignore-installed --report');
+    expect(r.stderr).toContain('ERROR: No matching distribution found for no-such-package==1.0');
+  });
+
+  it('explains a missing recipe, a missing app wheel and an unavailable executor', async () => {
+    expect((await cli(['build', 'nope', '--python', python])).stderr).toBe(
+      `error[RECIPE_NOT_FOUND]: no recipe ${path.join(dir, 'recipes', 'nope.txt')}\nhint: write it, or set RECIPE / pass the recipe's name or path\n`,
+    );
+    const w = await cli(['build', 'myapp', '--from-wheel', '--python', python]);
+    expect([w.code, w.stderr.split('\n')[0]]).toEqual([
+      1,
+      `error[WHEEL_NOT_FOUND]: BUILD_REQ=False: no wheel named myapp in ${path.join(dir, 'wheelhouse')}`,
+    ]);
+    const d = await cli(['build', '--executor', 'docker']);
+    expect([d.code, d.stderr.split('\n')[0]]).toEqual([
+      1,
+      'error[EXECUTOR_UNAVAILABLE]: the docker executor is not available in this build of dstack-factory',
+    ]);
+  });
+});

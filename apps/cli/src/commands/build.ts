@@ -1,0 +1,265 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import {
+  LocalExecutor,
+  buildWheelhouse,
+  cachedTarget,
+  findWheelByName,
+  type BuildEvent,
+  type BuildSummary,
+  type Executor,
+} from '@dstack/engine';
+import { DstackError, resolveRecipePath } from '@dstack/recipe';
+import { FsWheelStore } from '@dstack/wheelhouse';
+import type { CliContext } from '../context.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
+import type { Runner } from '../main.js';
+
+/** The seed's CEXT prebuild list. */
+export const DEFAULT_PREBUILD = ['cython', 'numpy'];
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+
+export interface BuildCommandOptions {
+  recipes?: string;
+  wheelhouse?: string;
+  executor?: 'local' | 'docker';
+  python?: string;
+  jobs?: string;
+  prebuild?: string;
+  cext?: boolean;
+  fromWheel?: boolean;
+  lockDir?: string;
+  refresh?: boolean;
+  rebuild?: string[];
+  envFile?: string;
+}
+
+/** A docker-compose style `.env`: KEY=VALUE lines, `#` comments, optional quotes, optional `export `. */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2]!;
+    const quoted = /^(['"])(.*)\1$/.exec(value);
+    if (quoted) value = quoted[2]!;
+    else value = value.replace(/\s+#.*$/, '').trim();
+    out[m[1]!] = value;
+  }
+  return out;
+}
+
+/** The environment a build sees: `.env` from the current folder (or --env-file), overridden by the shell's. */
+export function buildEnvironment(
+  ctx: Pick<CliContext, 'env' | 'cwd'>,
+  envFile?: string,
+): Record<string, string | undefined> {
+  const file = envFile ? resolve(ctx.cwd, envFile) : join(ctx.cwd, '.env');
+  if (envFile && !existsSync(file)) throw new UsageError(`no such env file: ${file}`);
+  const fromFile = existsSync(file) ? parseDotEnv(readFileSync(file, 'utf8')) : {};
+  return { ...fromFile, ...ctx.env };
+}
+
+const flag = (value: string | undefined, fallback: boolean): boolean =>
+  value === undefined || value.trim() === '' ? fallback : TRUE.has(value.trim().toLowerCase());
+
+const list = (value: string): string[] =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** Writes progress: plain lines, or one redrawn status line on a terminal. */
+class Progress {
+  private readonly active = new Map<string, string>();
+  private done = 0;
+  private total = 0;
+
+  constructor(private readonly ctx: CliContext) {}
+
+  private line(text: string): void {
+    if (this.ctx.interactive) this.ctx.stderr.write('\r\x1b[2K');
+    this.ctx.stderr.write(`${text}\n`);
+    this.status();
+  }
+
+  private status(): void {
+    if (!this.ctx.interactive || this.total === 0) return;
+    const names = [...this.active.values()].slice(0, 4).join(', ');
+    this.ctx.stderr.write(`\r\x1b[2K[${this.done}/${this.total}]${names ? ` building ${names}` : ''}`);
+  }
+
+  event(e: BuildEvent, target: string): void {
+    switch (e.type) {
+      case 'planned':
+        this.total += e.packages.length;
+        this.line(`[${target}] planned ${e.packages.length} distributions`);
+        break;
+      case 'cached':
+        this.done += 1;
+        this.line(`[${target}] cached ${e.package} ${e.version} (${e.filename})`);
+        break;
+      case 'building':
+        this.active.set(`${target}/${e.package}`, e.package);
+        this.line(
+          `[${target}] ${e.action === 'build' ? 'building' : e.action === 'prebuild' ? 'prebuilding' : 'downloading'} ${e.package} ${e.version}`.trimEnd(),
+        );
+        break;
+      case 'ingested':
+        this.active.delete(`${target}/${e.package}`);
+        this.done += 1;
+        this.line(`[${target}] ${e.status === 'added' ? 'added' : 'present'} ${e.filename}`);
+        break;
+      case 'failed':
+        this.active.delete(`${target}/${e.package}`);
+        this.line(`[${target}] FAILED ${e.package}${e.version ? ` ${e.version}` : ''}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  finish(): void {
+    if (this.ctx.interactive) this.ctx.stderr.write('\r\x1b[2K');
+  }
+}
+
+function report(ctx: CliContext, summary: BuildSummary): void {
+  for (const t of summary.targets) {
+    for (const f of t.failures) {
+      ctx.stderr.write(
+        `\nerror: ${f.package}${f.version ? ` ${f.version}` : ''} failed for ${t.target}` +
+          (f.exitCode !== null ? ` (exit ${f.exitCode})` : '') +
+          '\n',
+      );
+      ctx.stderr.write(`command: ${f.command.join(' ')}\n`);
+      if (f.logTail.length > 0)
+        ctx.stderr.write(`last lines:\n${f.logTail.map((l) => `  ${l}`).join('\n')}\n`);
+    }
+    const added = t.ingested.filter((i) => i.status === 'added').length;
+    ctx.stderr.write(
+      `[${t.target}] ${t.warm ? 'up to date (lock)' : 'done'}: ${t.packages} distributions, ${t.cached} cached, ${added} added` +
+        (t.failures.length > 0 ? `, ${t.failures.length} failed` : '') +
+        (t.lockFile && t.failures.length === 0 ? `; lock ${t.lockFile}` : '') +
+        '\n',
+    );
+  }
+}
+
+export async function runBuild(
+  ctx: CliContext,
+  recipeArg: string | undefined,
+  opts: BuildCommandOptions,
+): Promise<number> {
+  const env = buildEnvironment(ctx, opts.envFile);
+  const wheelhouse = resolve(ctx.cwd, opts.wheelhouse ?? env.WHEELHOUSE ?? 'wheelhouse');
+  const recipesDir = resolve(ctx.cwd, opts.recipes ?? env.RECIPES ?? 'recipes');
+  const name = recipeArg ?? env.RECIPE ?? 'requirements';
+  const buildReq = opts.fromWheel ? false : flag(env.BUILD_REQ, true);
+  const prebuild =
+    opts.cext === false
+      ? []
+      : opts.prebuild !== undefined
+        ? list(opts.prebuild)
+        : flag(env.CEXT, true)
+          ? DEFAULT_PREBUILD
+          : [];
+  const pythons = list(opts.python ?? env.PY_VERSION ?? 'python3');
+  const jobs = opts.jobs !== undefined ? Number(opts.jobs) : cpus().length;
+  if (!Number.isInteger(jobs) || jobs < 1)
+    throw new UsageError(`--jobs must be a positive integer, not ${opts.jobs}`);
+  if (opts.prebuild !== undefined && opts.cext === false)
+    throw new UsageError('--prebuild and --no-cext exclude each other');
+
+  let executor: Executor;
+  if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
+  else {
+    throw new DstackError(
+      'EXECUTOR_UNAVAILABLE',
+      'the docker executor is not available in this build of dstack-factory',
+      {
+        hint: 'use --executor local',
+      },
+    );
+  }
+
+  const store = new FsWheelStore(wheelhouse);
+  let recipe: string | null = null;
+  let fromWheel: string | null = null;
+  if (buildReq) {
+    recipe = resolve(ctx.cwd, resolveRecipePath(name, recipesDir));
+    if (!existsSync(recipe)) {
+      throw new DstackError('RECIPE_NOT_FOUND', `no recipe ${recipe}`, {
+        hint: `write it, or set RECIPE / pass the recipe's name or path`,
+      });
+    }
+  } else {
+    const target = await cachedTarget(pythons[0]!);
+    const filename = await findWheelByName(store, name, target);
+    if (!filename) {
+      throw new DstackError('WHEEL_NOT_FOUND', `BUILD_REQ=False: no wheel named ${name} in ${wheelhouse}`, {
+        hint: 'add the app wheel first (dstack-factory wheelhouse add FILE)',
+      });
+    }
+    fromWheel = store.pathOf(filename);
+  }
+
+  const progress = new Progress(ctx);
+  const summary = await buildWheelhouse({
+    recipe,
+    fromWheel,
+    wheelhouse,
+    store,
+    pythons,
+    executor,
+    jobs,
+    prebuild,
+    rebuild: (opts.rebuild ?? []).flatMap(list),
+    refresh: opts.refresh === true,
+    lockDir: opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null,
+    env,
+    logger: ctx.logger.child({ component: 'engine' }),
+    onEvent: (e, target) => progress.event(e, target),
+  });
+  progress.finish();
+  report(ctx, summary);
+  return summary.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+export function registerBuildCommands(program: Command, run: Runner): void {
+  program
+    .command('build')
+    .description(
+      'recipe -> wheels in the wheelhouse (CEXT, BUILD_REQ and RECIPE honoured, from the environment or .env)',
+    )
+    .argument('[recipe]', 'recipe name (recipes/<name>.txt) or path; default $RECIPE or "requirements"')
+    .option('--recipes <dir>', 'folder of recipes (default $RECIPES or ./recipes)')
+    .option('--wheelhouse <dir>', 'the wheelhouse (default $WHEELHOUSE or ./wheelhouse)')
+    .addOption(
+      new Option('--executor <kind>', 'where builds run').choices(['local', 'docker']).default('local'),
+    )
+    .option(
+      '--python <versions>',
+      'target interpreters: versions or paths, comma-separated (default python3)',
+    )
+    .option('--jobs <n>', 'parallel builds (default: the number of CPUs)')
+    .option(
+      '--prebuild <packages>',
+      'CEXT: packages prebuilt and installed into the build venv (default cython,numpy)',
+    )
+    .option('--no-cext', 'no prebuild (CEXT=False)')
+    .option('--from-wheel', 'build the dependencies of the wheel named by RECIPE (BUILD_REQ=False)')
+    .option('--lock-dir <dir>', 'where locks go (default recipes/locks)')
+    .option('--refresh', 'ignore an existing lock: plan again')
+    .option(
+      '--rebuild <name>',
+      'rebuild this project from source (repeatable)',
+      (v: string, acc: string[] = []) => [...acc, v],
+    )
+    .option('--env-file <file>', 'read this file instead of ./.env')
+    .action(run((ctx, recipe: string | undefined, opts: BuildCommandOptions) => runBuild(ctx, recipe, opts)));
+}
