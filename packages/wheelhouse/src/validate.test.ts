@@ -96,3 +96,25 @@ describe('hostile wheels', () => {
     }
   });
 });
+
+describe('damaged wheels', () => {
+  it('a wheel with any bytes flipped validates or is refused with a WheelError, never another error', async () => {
+    const fc = (await import('fast-check')).default;
+    const { buildWheel } = await import('@dstack/testing');
+    const good = await buildWheel({ name: 'fuzz', version: '1.0', requires: ['a>=1'], files: { 'fuzz/__init__.py': 'x = 1\n'.repeat(50) } });
+    const path = join(tmp, 'fuzz-1.0-py3-none-any.whl');
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.tuple(fc.nat({ max: good.length - 1 }), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 4 }), async (flips) => {
+        const bytes = Buffer.from(good);
+        for (const [at, x] of flips) bytes[at] = bytes[at]! ^ x;
+        await writeFile(path, bytes);
+        const outcome = await validateWheel(path).then(
+          () => 'ok',
+          (e: unknown) => (e instanceof WheelError ? 'refused' : e),
+        );
+        expect(['ok', 'refused']).toContain(outcome);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
