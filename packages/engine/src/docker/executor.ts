@@ -1,0 +1,347 @@
+// The docker executor: the same build script (images/factory/factory.py, Decision 9) run inside a container
+// of the factory image. Inputs go in and wheels come out as archives (putArchive/getArchive), so a remote
+// DOCKER_HOST works like a local socket. Containers carry labels and are always removed.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
+import { DstackError } from '@dstack/recipe';
+import Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { extract as tarExtract } from 'tar-stream';
+import type { BuildJob, BuildResult, EventSink, Executor } from '../executor.js';
+import { FactoryRun, factoryArgs } from '../protocol.js';
+import { buildInputs, packInputs } from './inputs.js';
+
+/** Labels on every container the executor creates (find leftovers with `docker ps -a --filter label=…`). */
+export const CONTAINER_LABEL = 'org.dstack-factory.executor';
+export const JOB_LABEL = 'org.dstack-factory.job';
+
+/** Where the script leaves wheels inside the container (outside every mirrored host path). */
+const CONTAINER_OUTPUT = '/dstack-factory/out';
+/** The build script's path inside the factory image (images/factory/Dockerfile). */
+export const CONTAINER_SCRIPT = '/opt/dstack-factory/factory.py';
+
+export interface DockerExecutorOptions {
+  /** The factory image (a tag or id), e.g. the result of `ensureFactoryImage()`. */
+  image: string;
+  /** A dockerode client; default: from DOCKER_HOST (or the default socket). */
+  docker?: Docker;
+  /** The engine's address for messages (default: DOCKER_HOST or unix:///var/run/docker.sock). */
+  dockerHost?: string;
+  /** Container network mode (default: the engine's default bridge). */
+  network?: string;
+  logger?: Logger;
+}
+
+/** A dockerode client for DOCKER_HOST (`unix://…`, `tcp://host:port`), or dockerode's default. */
+export function dockerFromEnv(dockerHost = process.env.DOCKER_HOST): Docker {
+  if (!dockerHost) return new Docker();
+  if (dockerHost.startsWith('unix://')) return new Docker({ socketPath: dockerHost.slice('unix://'.length) });
+  const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
+  return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' });
+}
+
+/** Environment variables passed into the container: pip's own (PIP_*) and the seed's switches. */
+function containerEnv(env: Record<string, string | undefined>): string[] {
+  const out: string[] = ['PYTHONUNBUFFERED=1'];
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) continue;
+    if (
+      k.startsWith('PIP_') ||
+      k === 'SOURCE_DATE_EPOCH' ||
+      k === 'http_proxy' ||
+      k === 'https_proxy' ||
+      k === 'no_proxy'
+    ) {
+      out.push(`${k}=${v}`);
+    }
+  }
+  return out;
+}
+
+function engineGone(dockerHost: string, job: string, cause: unknown): DstackError {
+  return new DstackError(
+    'DOCKER_UNAVAILABLE',
+    `the Docker engine at ${dockerHost} stopped answering during build ${job}: ${(cause as Error)?.message ?? String(cause)}`,
+    { hint: 'check that dockerd is still running (`docker info`), then run the build again', cause },
+  );
+}
+
+/** Runs images/factory/factory.py in a container of the factory image. */
+export class DockerExecutor implements Executor {
+  readonly kind = 'docker' as const;
+  /** How many containers this executor started (a warm rebuild starts none). */
+  runs = 0;
+  private readonly docker: Docker;
+  private readonly dockerHost: string;
+
+  constructor(private readonly options: DockerExecutorOptions) {
+    this.docker = options.docker ?? dockerFromEnv();
+    this.dockerHost = options.dockerHost ?? process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
+  }
+
+  /** Fails with DOCKER_UNAVAILABLE when no engine answers, IMAGE_NOT_FOUND without the factory image. */
+  async check(): Promise<{ imageId: string; apiVersion: string }> {
+    let apiVersion: string;
+    try {
+      apiVersion = (await this.docker.version()).ApiVersion;
+    } catch (cause) {
+      throw new DstackError(
+        'DOCKER_UNAVAILABLE',
+        `no Docker engine answers at ${this.dockerHost}: ${(cause as Error).message}`,
+        { hint: 'start dockerd, or set DOCKER_HOST to a running engine (or use --executor local)', cause },
+      );
+    }
+    try {
+      const info = await this.docker.getImage(this.options.image).inspect();
+      return { imageId: info.Id, apiVersion };
+    } catch (cause) {
+      if ((cause as { statusCode?: number }).statusCode === 404) {
+        throw new DstackError(
+          'IMAGE_NOT_FOUND',
+          `the factory image ${this.options.image} is not in the engine at ${this.dockerHost}`,
+          {
+            hint: 'build it with `dstack-factory image factory`',
+            cause,
+          },
+        );
+      }
+      throw cause;
+    }
+  }
+
+  async run(job: BuildJob, events: EventSink, signal?: AbortSignal): Promise<BuildResult> {
+    signal?.throwIfAborted();
+    const { imageId } = await this.check();
+    const log = this.options.logger?.child({ component: 'docker-executor', build: job.id });
+    const inputs = await buildInputs(job);
+    const wheelhouse = path.resolve(job.wheelhouse);
+    const args = factoryArgs({
+      recipe: job.recipePath ? path.resolve(job.recipePath) : null,
+      fromWheel: job.fromWheel ? path.resolve(job.fromWheel) : null,
+      wheelhouse,
+      output: CONTAINER_OUTPUT,
+      jobs: job.jobs,
+      prebuild: job.prebuild,
+      rebuild: job.rebuild,
+      // Locks on a copy of the wheelhouse would guard nothing: the engine serialises on the host.
+      lockDir: null,
+      ack: true,
+    });
+    const command = ['docker', 'run', this.options.image, ...args];
+    await fs.mkdir(job.outputDir, { recursive: true });
+
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer({
+        Image: this.options.image,
+        Cmd: args,
+        Env: containerEnv(job.env ?? process.env),
+        WorkingDir: process.cwd(),
+        Labels: { [CONTAINER_LABEL]: 'docker', [JOB_LABEL]: job.id },
+        OpenStdin: true,
+        StdinOnce: false,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: false,
+        HostConfig: {
+          AutoRemove: false,
+          ...(this.options.network ? { NetworkMode: this.options.network } : {}),
+        },
+      });
+    } catch (cause) {
+      throw engineGone(this.dockerHost, job.id, cause);
+    }
+    this.runs += 1;
+    log?.debug({ container: container.id, image: this.options.image }, 'container created');
+    const onAbort = () => void container.kill().catch(() => undefined);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const packed = packInputs(inputs);
+      await container.putArchive(packed, { path: '/' });
+      log?.debug({ bytes: await packed.total }, 'inputs copied');
+
+      const run = new FactoryRun(job.id, job.outputDir, events, {
+        executor: 'docker',
+        image: this.options.image,
+        imageId,
+      });
+      const stream = (await container.attach({
+        stream: true,
+        hijack: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+      })) as NodeJS.ReadWriteStream;
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      let streamError: unknown = null;
+      const streamEnded = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', (err: unknown) => {
+          streamError ??= err;
+          resolve();
+        });
+      });
+      void streamEnded.then(() => {
+        stdout.end();
+        stderr.end();
+      });
+
+      // Lines are handled one at a time, in order: a `built` wheel is copied out, then handed to the sink
+      // (which ingests it), then acknowledged so the script may go on.
+      let chain = Promise.resolve();
+      let sinkError: unknown = null;
+      const guard = (p: Promise<void>): Promise<void> =>
+        p.catch((err: unknown) => {
+          sinkError ??= err;
+        });
+      const outLines = createInterface({ input: stdout });
+      const outDone = new Promise<void>((resolve) => outLines.once('close', resolve));
+      outLines.on('line', (line) => {
+        chain = guard(
+          chain.then(async () => {
+            const built = builtFilename(line);
+            if (built) await this.copyOut(container, built, job.outputDir);
+            const ack = await run.line(line);
+            if (ack !== null) stream.write(`ack ${ack}\n`);
+          }),
+        );
+      });
+      const errLines = createInterface({ input: stderr });
+      const errDone = new Promise<void>((resolve) => errLines.once('close', resolve));
+      errLines.on('line', (line) => {
+        chain = guard(chain.then(() => run.line(line).then(() => undefined)));
+      });
+
+      await container.start();
+      let exitCode: number | null;
+      // An engine that dies leaves the wait response open without an error (the response started with its
+      // headers): a watchdog pings the engine while the build runs.
+      const watchdog = this.watch();
+      try {
+        exitCode = ((await Promise.race([container.wait(), watchdog.lost])) as { StatusCode: number })
+          .StatusCode;
+      } catch (cause) {
+        if (signal?.aborted) throw signal.reason;
+        throw engineGone(this.dockerHost, job.id, cause);
+      } finally {
+        watchdog.stop();
+      }
+      await Promise.race([Promise.all([streamEnded, outDone, errDone]), delay(5000)]);
+      await chain;
+      if (sinkError) throw sinkError;
+      if (signal?.aborted) throw signal.reason;
+      if (streamError && exitCode === null) throw engineGone(this.dockerHost, job.id, streamError);
+      return run.finish(exitCode, command);
+    } catch (error) {
+      if (error instanceof DstackError || signal?.aborted) throw error;
+      // A dead engine shows as a socket error on any call: say so, not "ECONNREFUSED".
+      if (!(await this.alive())) throw engineGone(this.dockerHost, job.id, error);
+      throw error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      await container.remove({ force: true, v: true }).catch((err: unknown) => {
+        log?.warn({ container: container.id, err }, 'could not remove the build container');
+      });
+    }
+  }
+
+  /** Pings the engine every `intervalMs`; `lost` rejects after two failed pings in a row. */
+  private watch(intervalMs = 2000): { lost: Promise<never>; stop: () => void } {
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    let failures = 0;
+    const lost = new Promise<never>((_, reject) => {
+      const tick = async () => {
+        if (stopped) return;
+        const ok = await Promise.race([this.alive(), delay(intervalMs).then(() => false)]);
+        if (stopped) return;
+        failures = ok ? 0 : failures + 1;
+        if (failures >= 2) return reject(new Error('the engine does not answer /_ping'));
+        timer = setTimeout(() => void tick(), intervalMs);
+      };
+      timer = setTimeout(() => void tick(), intervalMs);
+    });
+    lost.catch(() => undefined);
+    return {
+      lost,
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
+  }
+
+  private async alive(): Promise<boolean> {
+    try {
+      await this.docker.ping();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Copies one finished wheel out of the container into `outputDir` (temp name, then rename). */
+  private async copyOut(container: Docker.Container, filename: string, outputDir: string): Promise<void> {
+    if (filename.includes('/') || filename.startsWith('.')) {
+      throw new DstackError(
+        'EXECUTOR_FAILED',
+        `the build script reported a wheel with an unsafe name: ${filename}`,
+      );
+    }
+    const archive = await container.getArchive({ path: `${CONTAINER_OUTPUT}/${filename}` });
+    const target = path.join(outputDir, filename);
+    const temp = `${target}.part-${process.pid}`;
+    let found = false;
+    await new Promise<void>((resolve, reject) => {
+      const extract = tarExtract();
+      extract.on('entry', (header, entry, next) => {
+        if (header.type !== 'file' || header.name !== filename || found) {
+          entry.resume();
+          entry.on('end', next);
+          return;
+        }
+        found = true;
+        void fs
+          .open(temp, 'w')
+          .then(async (handle) => {
+            const out = handle.createWriteStream();
+            await new Promise<void>((res, rej) => {
+              entry.pipe(out as unknown as Writable);
+              out.on('finish', () => res());
+              out.on('error', rej);
+              entry.on('error', rej);
+            });
+          })
+          .then(() => next(), reject);
+      });
+      extract.on('finish', resolve);
+      extract.on('error', reject);
+      archive.on('error', reject);
+      archive.pipe(extract);
+    });
+    if (!found)
+      throw new DstackError(
+        'EXECUTOR_FAILED',
+        `the container has no wheel ${filename} in ${CONTAINER_OUTPUT}`,
+      );
+    await fs.rename(temp, target);
+  }
+}
+
+function builtFilename(line: string): string | null {
+  if (!line.startsWith('{') || !line.includes('"built"')) return null;
+  try {
+    const raw = JSON.parse(line) as { event?: unknown; filename?: unknown };
+    return raw.event === 'built' && typeof raw.filename === 'string' ? raw.filename : null;
+  } catch {
+    return null;
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
