@@ -4,6 +4,7 @@ import { createContext, type CliContext, type GlobalOptions, type Io } from './c
 import { EXIT_USAGE, reportError } from './errors.js';
 import { registerRecipeCommands } from './commands/recipe.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerInitCommand } from './commands/init.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerWheelhouseCommands } from './commands/wheelhouse.js';
 
@@ -44,6 +45,7 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
   registerWheelhouseCommands(program, run);
   registerServeCommand(program, run);
   registerDoctorCommand(program, run);
+  registerInitCommand(program, run);
   return program;
 }
 
