@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildWheel, wheelFilenameOf, writeWheel } from '@dstack/testing';
+import { buildWheel, describeWheelStoreContract, wheelFilenameOf, writeWheel } from '@dstack/testing';
 import { FsWheelStore, openWheelhouse, WheelError } from './index.js';
 
 let tmp: string;
@@ -182,3 +182,5 @@ describe('FsWheelStore', () => {
     }
   });
 });
+
+describeWheelStoreContract('FsWheelStore', async () => new FsWheelStore(await mkdtemp(join(tmpdir(), 'wh-contract-'))));

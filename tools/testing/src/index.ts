@@ -53,3 +53,4 @@ export {
   writePurePackage,
   type PackageSpec,
 } from './python.js';
+export { describeWheelStoreContract } from './wheel-store-contract.js';
