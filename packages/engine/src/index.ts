@@ -24,3 +24,20 @@ export {
   type IngestedWheel,
   type TargetSummary,
 } from './engine.js';
+export {
+  CONTAINER_LABEL,
+  CONTAINER_SCRIPT,
+  CONTENT_LABEL,
+  DockerExecutor,
+  FACTORY_CONTEXT,
+  FACTORY_REPOSITORY,
+  JOB_LABEL,
+  buildImage,
+  buildInputs,
+  dockerFromEnv,
+  ensureFactoryImage,
+  packInputs,
+  type BuildImageOptions,
+  type DockerExecutorOptions,
+  type InputPath,
+} from './docker/index.js';
