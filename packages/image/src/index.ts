@@ -37,3 +37,42 @@ export {
   readDockerArchiveStream,
   type DockerSaveManifestEntry,
 } from './docker-archive.js';
+export { parseReference, formatReference, registryScheme, type ImageReference } from './reference.js';
+export {
+  RegistryClient,
+  RegistryLayer,
+  pushImage,
+  readRegistryImage,
+  parseChallenge,
+  type PushEvent,
+  type PushOptions,
+  type RegistryClientOptions,
+  type RegistryCredentials,
+} from './registry.js';
+export { readEngineImage, loadIntoEngine } from './engine.js';
+export { inspectBase, type BaseInfo } from './base.js';
+export { runtimeEntries, addUser, type RuntimeLayerOptions } from './runtime-layer.js';
+export { sourceEntries, parseDockerignore, isIgnored, type SourceLayerOptions } from './source-layer.js';
+export {
+  planWheelInstall,
+  schemePaths,
+  consoleScript,
+  parseEntryPoints,
+  recordHash,
+  type InstallOptions,
+  type PlannedWheel,
+  type VenvScheme,
+} from './wheel-install.js';
+export { writeWheelsLayer, type WheelsLayerOptions } from './wheels-layer.js';
+export {
+  buildAppImage,
+  type AppImageOptions,
+  type AppImageResult,
+  type AppInput,
+  type ImageLogger,
+  type LayerReport,
+  type WheelInput,
+} from './build.js';
+export { wheelsFromLock, baseMarkers, wheelFitsBase, type LockedWheels } from './lock.js';
+export { buildDockerfile, packBuildContext, type DockerfileBuildOptions } from './dockerfile-build.js';
+export { openImage, writeImage, parseImageSpec, type ImageSpec, type SourceOptions, type SinkOptions, type SinkResult } from './spec.js';

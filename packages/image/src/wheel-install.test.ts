@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isolatedPipEnv } from '@dstack/testing';
+import { hostileWheels, isolatedPipEnv } from '@dstack/testing';
 import { BlobCache } from './blobs.js';
 import { consoleScript, formatCsv, parseCsv, parseEntryPoints, planWheelInstall, recordHash } from './wheel-install.js';
 import { writeWheelsLayer } from './wheels-layer.js';
@@ -104,11 +104,21 @@ describe('wheel installer', () => {
     ['a symlink member', { raw: [{ name: 'evil/link', data: '/etc/passwd', mode: 0o120777 }] }, 'symbolic link member: evil/link'],
     ['an unknown .data scheme', { files: { 'evil-1.0.data/root/x': 'x' } }, 'unknown .data scheme "root" in evil-1.0.data/root/x'],
     ['a file whose hash differs from RECORD', { recordOverride: (rows: string[]) => rows.map((r) => r.replace(/^(evil\/__init__\.py,sha256=)[^,]+/, '$1AAAA')) }, 'evil-1.0-py3-none-any.whl: evil/__init__.py does not match its RECORD hash'],
-  ])('refuses %s', async (_label, extra, message) => {
+  ])('refuses %s (its own guard, without the wheelhouse validation in front)', async (_label, extra, message) => {
     const dir = await fs.mkdtemp(path.join(tmp, 'evil-'));
     const file = await makeWheel(dir, { name: 'evil', version: '1.0', files: { 'evil/__init__.py': '' }, ...extra } as Parameters<typeof makeWheel>[1]);
     const cache = new BlobCache(path.join(dir, 'cache'));
-    await expect(writeWheelsLayer([file], { scheme, cache })).rejects.toThrow(message);
+    await expect(writeWheelsLayer([file], { scheme, cache, validate: false })).rejects.toThrow(message);
+  });
+
+  it.each(hostileWheels().map((h) => [h.id, h] as const))('refuses the shared hostile wheel %s with its code', async (_id, h) => {
+    const dir = await fs.mkdtemp(path.join(tmp, `hostile-${h.id}-`));
+    const file = path.join(dir, h.filename);
+    await fs.writeFile(file, await h.bytes());
+    const cache = new BlobCache(path.join(dir, 'cache'));
+    const err = await writeWheelsLayer([file], { scheme, cache, validate: h.limits ?? true }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe(h.code);
+    expect(await fs.readdir(path.join(dir, 'cache')).catch(() => [])).not.toContain('blobs');
   });
 
   it('refuses two wheels installing the same file', async () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type yauzl from 'yauzl';
+import { validateWheel, type WheelLimits } from '@dstack/wheelhouse';
 import { ImageError } from './errors.js';
 import type { LayerEntry } from './layer.js';
 import { readAll } from './layer.js';
@@ -39,6 +40,8 @@ export interface InstallOptions {
   /** Largest total uncompressed size accepted (default 2 GiB) and most members (default 100 000). */
   maxUncompressedBytes?: number;
   maxMembers?: number;
+  /** Run @dstack/wheelhouse's validation first (name, zip, dist-info, RECORD, bombs, unsafe paths). Default true. */
+  validate?: boolean | WheelLimits;
 }
 
 /** The layer entries installing one wheel, streamed from the open zip when the layer is written. */
@@ -180,6 +183,8 @@ function isExecutable(e: yauzl.Entry): boolean {
  */
 export async function planWheelInstall(wheelPath: string, options: InstallOptions): Promise<PlannedWheel> {
   const wheel = path.basename(wheelPath);
+  // The wheelhouse's checks first (the same refusals as `wheelhouse add`); ours below guard the install itself.
+  if (options.validate !== false) await validateWheel(wheelPath, typeof options.validate === 'object' ? options.validate : undefined);
   const m = /^([^-]+)-([^-]+)-/.exec(wheel);
   if (!m || !wheel.endsWith('.whl')) throw new ImageError('WHEEL_NAME_INVALID', `not a wheel file name: ${wheel}`);
   let zip: ZipArchive;
