@@ -112,6 +112,26 @@ describe('a writer killed with SIGKILL leaves no partial wheel', () => {
   });
 });
 
+describe('a writer killed while publishing', () => {
+  it('leaves either nothing or the whole verified wheel', async () => {
+    const dir = join(tmp, 'publishing');
+    const child = startChild(dir, large, 0);
+    await child.waitFor((l) => l.event === 'publishing');
+    child.proc.kill('SIGKILL');
+    await child.exit;
+    const store = new FsWheelStore(dir);
+    const whl = (await readdir(dir)).filter((n) => n.endsWith('.whl'));
+    const listed = await store.list();
+    if (whl.length === 0) expect(listed).toEqual([]);
+    else {
+      expect(whl).toEqual([filename]);
+      expect(await sha(store.pathOf(filename))).toBe(largeSha);
+      expect(listed.map((e) => e.sha256)).toEqual([largeSha]);
+    }
+    expect((await store.verify()).corrupt).toEqual([]);
+  });
+});
+
 describe('concurrent writers', () => {
   it('two processes adding the same file end with one good copy', async () => {
     const dir = join(tmp, 'same');
