@@ -1,0 +1,157 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { promisify } from 'node:util';
+import { Command, CommanderError } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringifyLock } from '@dstack/recipe';
+import { BlobCache, appendLayers, emptyImage, writeLayer, writeOciLayout } from '@dstack/image';
+import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, writeWheel } from '@dstack/testing';
+import { createContext } from '../context.js';
+import { reportError, EXIT_USAGE } from '../errors.js';
+import type { Runner } from '../main.js';
+import { registerImageCommands } from './image.js';
+
+const exec = promisify(execFile);
+let dir: string;
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => out.push(c));
+  stderr.on('data', (c: Buffer) => err.push(c));
+  const ctx = createContext({ stdout, stderr, env: { NO_COLOR: '1', PATH: process.env.PATH, DSTACK_IMAGE_CACHE: path.join(dir, 'cache'), ...env }, cwd: dir }, { quiet: true, logFormat: 'json' });
+  let code = 0;
+  const run = ((action: (c: typeof ctx, ...a: unknown[]) => Promise<number>) =>
+    async (...a: unknown[]) => {
+      code = await action(ctx, ...a);
+    }) as Runner;
+  const program = new Command('dstack-factory').exitOverride().configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
+  registerImageCommands(program, run);
+  try {
+    await program.parseAsync(['node', 'dstack-factory', ...args]);
+  } catch (e) {
+    code = e instanceof CommanderError ? (e.exitCode === 0 ? 0 : EXIT_USAGE) : reportError(e, stderr);
+  }
+  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+}
+
+const sha256 = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'dstack-image-cli-'));
+  // A base made in code (Debian-like: python3.11 3.11.2 per dpkg), as an OCI layout.
+  const cache = new BlobCache(path.join(dir, 'base-cache'));
+  const layer = await writeLayer(
+    [
+      { path: 'usr/bin/python3.11', type: 'file', data: Buffer.from('ELF'), mode: 0o755 },
+      { path: 'etc/passwd', type: 'file', data: Buffer.from('root:x:0:0:root:/root:/bin/bash\n') },
+      { path: 'etc/group', type: 'file', data: Buffer.from('root:x:0:\n') },
+      { path: 'var/lib/dpkg/status', type: 'file', data: Buffer.from('Package: python3.11-minimal\nVersion: 3.11.2-6+deb12u6\n\n') },
+    ],
+    { cache },
+  );
+  await writeOciLayout(appendLayers(emptyImage(), [{ layer }]), path.join(dir, 'base'), { ref: 'bookworm' });
+  await mkdir(path.join(dir, 'wheelhouse'));
+  const tool = await writeWheel(path.join(dir, 'wheelhouse'), {
+    name: 'tool',
+    version: '1.0',
+    files: { 'tool/__init__.py': 'def main():\n    print("tool ran")\n' },
+    extraMembers: [{ path: 'tool-1.0.dist-info/entry_points.txt', data: '[console_scripts]\ntool = tool:main\n', listed: true }],
+  });
+  const lock = {
+    lockVersion: '1.0' as const,
+    createdBy: 'dstack-factory',
+    environments: ['implementation_name == "cpython" and python_full_version == "3.11.2" and sys_platform == "linux" and platform_machine == "x86_64"'],
+    packages: [{ name: 'tool', version: '1.0', wheels: [{ name: path.basename(tool), path: `wheelhouse/${path.basename(tool)}`, hashes: { sha256: await sha256(tool) } }] }],
+  };
+  await writeFile(path.join(dir, 'pylock.cp311-linux_x86_64.toml'), stringifyLock(lock));
+  await mkdir(path.join(dir, 'src'));
+  await writeFile(path.join(dir, 'src', 'app.py'), 'print("v1")\n');
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const appArgs = ['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--uid', '1234'];
+
+describe('image app', () => {
+  it('builds daemonless into an OCI layout; a second run reuses the dependencies layer; same digest', async () => {
+    const first = await cli([...appArgs, '--output', 'oci:out:app', '--json']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const r1 = JSON.parse(first.stdout);
+    expect(r1.layers.map((l: { role: string; cached: boolean }) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', false], ['app', false]]);
+    const cfg = JSON.parse((await exec('skopeo', ['inspect', '--config', `oci:${dir}/out:app`])).stdout);
+    expect(cfg.config.User).toBe('1234:1234');
+    expect(cfg.config.Labels['org.dstack-factory.lock.digest']).toBe(`sha256:${await sha256(path.join(dir, 'pylock.cp311-linux_x86_64.toml'))}`);
+    expect(cfg.config.Labels['org.opencontainers.image.base.name']).toBe('oci:base:bookworm');
+    const second = await cli([...appArgs, '--output', 'oci:out:app']);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/^dependencies +sha256:[0-9a-f]{64} {2}\d+ B {2}\(cached\)$/m);
+    expect(second.stdout).toContain(`image ${r1.digest} -> OCI layout ${dir}/out:app  ${r1.digest}`);
+  });
+
+  it('writes a docker archive that skopeo reads', async () => {
+    const r = await cli([...appArgs, '--output', 'archive:app.tar', '--tag', 'dstack-test/cli:1']);
+    expect(r.code).toBe(0);
+    const { stdout } = await exec('skopeo', ['inspect', '--config', `docker-archive:${dir}/app.tar`]);
+    expect(JSON.parse(stdout).config.WorkingDir).toBe('/app');
+  });
+
+  it.each([
+    [['--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
+    [['--lock', 'l', '--requirements', 'r', '--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
+    [['--lock', 'l', '--source', 's', '--wheel', 'w', '--output', 'oci:x'], 'error: give at most one of --source DIR or --wheel FILE'],
+  ])('refuses %j', async (args, message) => {
+    const r = await cli(['image', 'app', '--base', 'oci:base', ...args]);
+    expect(r.code).toBe(EXIT_USAGE);
+    expect(r.stderr).toContain(message.replace('error: ', ''));
+  });
+
+  it('refuses a lock made for another interpreter with a clear message', async () => {
+    const text = (await readFile(path.join(dir, 'pylock.cp311-linux_x86_64.toml'), 'utf8')).replace('3.11.2', '3.11.7');
+    await writeFile(path.join(dir, 'other.toml'), text);
+    const r = await cli(['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'other.toml', '--output', 'oci:x']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`error[LOCK_ENVIRONMENT_MISMATCH]: ${dir}/other.toml was made for`);
+    expect(r.stderr).toContain("not for the base's Python 3.11.2 (/usr/bin/python3.11)");
+  });
+
+  it('locks --requirements first with a local interpreter of the base\'s full version (Debian 3.11.2 here)', async () => {
+    await writeFile(path.join(dir, 'app-reqs.txt'), `--no-index\n--find-links ${path.join(dir, 'wheelhouse')}\ntool\n`);
+    const r = await cli(['image', 'app', '--base', 'oci:base:bookworm', '--requirements', 'app-reqs.txt', '--output', 'oci:out-req:app', '--json'], isolatedPipEnv({ NO_COLOR: '1', DSTACK_IMAGE_CACHE: path.join(dir, 'cache') }));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
+  });
+});
+
+describe('image runtime|factory on the engine', () => {
+  it('builds a Dockerfile through dockerode, and an errorDetail in the stream is a failure', async () => {
+    const { env } = await sharedEngine();
+    const base = await sharedBaseImage();
+    const ctxDir = path.join(dir, 'ctx');
+    await mkdir(ctxDir);
+    await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n`);
+    await writeFile(path.join(ctxDir, 'hello.txt'), `hello ${randomBytes(4).toString('hex')}\n`);
+    const tag = `dstack-test/cli-runtime:${randomBytes(4).toString('hex')}`;
+    const ok = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', tag], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`^${tag} sha256:[0-9a-f]{64}\\n$`));
+    const run = await runInContainer(tag, ['cat', '/hello.txt']);
+    expect(run.stdout).toMatch(/^hello [0-9a-f]{8}\n$/);
+    await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nRUN echo failing >&2; exit 3\n`);
+    const bad = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-bad`], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`error[IMAGE_BUILD_FAILED]: docker build of ${tag}-bad failed: The command '/bin/sh -c echo failing >&2; exit 3' returned a non-zero code: 3`);
+    const { docker } = await sharedEngine();
+    await docker.getImage(tag).remove({ force: true });
+  }, 300_000);
+});

@@ -1,0 +1,236 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+import Docker from 'dockerode';
+import {
+  BlobCache,
+  RegistryClient,
+  buildAppImage,
+  buildDockerfile,
+  inspectBase,
+  openImage,
+  parseImageSpec,
+  sourceDateEpoch,
+  wheelsFromLock,
+  writeImage,
+  type AppInput,
+  type BaseInfo,
+  type ImageSpec,
+  type WheelInput,
+} from '@dstack/image';
+import { buildWheelhouse } from '@dstack/engine';
+import { DstackError } from '@dstack/recipe';
+import type { CliContext } from '../context.js';
+import type { Runner } from '../main.js';
+import { UsageError } from '../errors.js';
+
+const exec = promisify(execFile);
+
+/** images/ of this repository (the Dockerfiles of `image factory|runtime`), from src/ or dist/ alike. */
+export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../images');
+
+function dockerFrom(env: NodeJS.ProcessEnv): Docker {
+  const host = env.DOCKER_HOST;
+  if (!host) return new Docker({ socketPath: '/var/run/docker.sock' });
+  const url = new URL(host);
+  if (url.protocol === 'unix:') return new Docker({ socketPath: url.pathname });
+  return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' });
+}
+
+function cacheDir(ctx: CliContext, opt: string | undefined): string {
+  return path.resolve(ctx.cwd, opt ?? ctx.env.DSTACK_IMAGE_CACHE ?? path.join(ctx.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'dstack-factory', 'image'));
+}
+
+function parsePairs(pairs: string[] | undefined, option: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${option} takes KEY=VALUE, not "${pair}"`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+/** An interpreter on this machine with exactly the base's full Python version (Decision 3), or null. */
+async function localInterpreterFor(base: BaseInfo, env: NodeJS.ProcessEnv): Promise<string | null> {
+  if (!base.pythonFullVersion) return null;
+  const candidates = [`/usr/bin/python${base.pythonVersion}`, `/usr/local/bin/python${base.pythonVersion}`];
+  const versions = path.join(env.PYENV_ROOT ?? path.join(homedir(), '.pyenv'), 'versions');
+  if (existsSync(versions)) for (const v of readdirSync(versions)) candidates.push(path.join(versions, v, 'bin', 'python'));
+  for (const c of candidates) {
+    if (!existsSync(c)) continue;
+    try {
+      const { stdout } = await exec(c, ['-c', 'import platform; print(platform.python_version())']);
+      if (stdout.trim() === base.pythonFullVersion) return c;
+    } catch {
+      // not usable
+    }
+  }
+  return null;
+}
+
+/** An image spec with its file paths made absolute against the current folder. */
+function specAt(ctx: CliContext, text: string): ImageSpec {
+  const spec = parseImageSpec(text);
+  if (spec.kind === 'oci') return { ...spec, dir: path.resolve(ctx.cwd, spec.dir) };
+  if (spec.kind === 'archive') return { ...spec, file: path.resolve(ctx.cwd, spec.file) };
+  return spec;
+}
+
+interface AppOptions {
+  base: string;
+  requirements?: string;
+  lock?: string;
+  source?: string;
+  wheel?: string;
+  wheelhouse?: string;
+  uid?: string;
+  cmd?: string[];
+  entrypoint?: string[];
+  label?: string[];
+  output: string;
+  tag?: string;
+  cache?: string;
+  insecureRegistry?: string[];
+  json?: boolean;
+}
+
+export function registerImageCommands(program: Command, run: Runner): void {
+  const image = program.command('image').description('build images: the factory and runtime on a Docker engine, app images daemonless');
+
+  image
+    .command('app')
+    .description('an app image from a lock or requirements (+ a source folder or an app wheel), without a Docker engine')
+    .requiredOption('--base <ref>', 'base image: docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')
+    .option('--requirements <file>', 'a recipe: locked first with an interpreter of the base\'s Python version')
+    .option('--lock <file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter')
+    .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
+    .option('--wheel <file>', 'the app as a wheel, installed into /env')
+    .option('--wheelhouse <dir>', 'where the locked wheels are (default: $WHEELHOUSE or ./wheelhouse)')
+    .option('--uid <n>', 'owner of /app and the user the container runs as', '4801')
+    .option('--cmd <args...>', 'the image Cmd')
+    .option('--entrypoint <args...>', 'the image Entrypoint')
+    .option('--label <key=value...>', 'extra labels')
+    .requiredOption('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF')
+    .option('--tag <name>', 'the tag recorded in an archive: output')
+    .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
+    .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      run(async (ctx, opts: AppOptions) => {
+        if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
+        if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
+        const uid = Number(opts.uid);
+        if (!Number.isInteger(uid) || uid < 0) throw new UsageError(`--uid must be a number, not "${opts.uid}"`);
+        const logger = ctx.logger.child({ component: 'image' });
+        const cache = new BlobCache(cacheDir(ctx, opts.cache));
+        const docker = (): Docker => dockerFrom(ctx.env);
+        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
+        const resolve = (p: string): string => path.resolve(ctx.cwd, p);
+
+        const baseSpec = specAt(ctx, opts.base);
+        const base = await openImage(baseSpec, { cache, docker, registry });
+        const info = await inspectBase(base, { cache });
+        logger.info({ python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
+
+        let lockFile = opts.lock ? resolve(opts.lock) : null;
+        if (!lockFile) {
+          // Decision 3: lock the recipe with an interpreter of the base's full version first.
+          const python = await localInterpreterFor(info, ctx.env);
+          if (!python) {
+            throw new DstackError(
+              'LOCK_NO_INTERPRETER',
+              `no interpreter of the base's Python ${info.pythonFullVersion ?? info.pythonVersion} on this machine to lock ${opts.requirements} with`,
+              { hint: `lock it where one exists (dstack-factory build ${opts.requirements} --python <python${info.pythonVersion}>) and pass --lock` },
+            );
+          }
+          const summary = await buildWheelhouse({ recipe: resolve(opts.requirements!), wheelhouse, pythons: [python], logger: logger.child({ component: 'engine' }), env: ctx.env });
+          const t = summary.targets[0];
+          if (!summary.ok || !t?.lockFile) {
+            throw new DstackError('BUILD_FAILED', `building the wheels of ${opts.requirements} for ${python} failed`, { hint: 'run dstack-factory build for details' });
+          }
+          lockFile = t.lockFile;
+        }
+        const locked = await wheelsFromLock(lockFile, wheelhouse, info);
+        const wheels: WheelInput[] = locked.wheels;
+        let app: AppInput | undefined;
+        const labels: Record<string, string> = { 'org.dstack-factory.lock.digest': locked.digest, 'org.opencontainers.image.base.name': opts.base };
+        if (opts.source) {
+          app = { kind: 'source', dir: resolve(opts.source) };
+          try {
+            const { stdout } = await exec('git', ['-C', app.dir, 'rev-parse', 'HEAD']);
+            labels['org.opencontainers.image.revision'] = stdout.trim();
+          } catch {
+            // not a git checkout
+          }
+        } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
+        Object.assign(labels, parsePairs(opts.label, '--label'));
+
+        const result = await buildAppImage({
+          base,
+          cache,
+          wheels,
+          ...(app ? { app } : {}),
+          uid,
+          ...(opts.cmd ? { cmd: opts.cmd } : {}),
+          ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
+          labels,
+          sourceDateEpoch: sourceDateEpoch(ctx.env),
+          logger,
+        });
+        const out = await writeImage(result.image, specAt(ctx, opts.output), {
+          docker,
+          registry,
+          ...(opts.tag ? { tag: opts.tag } : {}),
+          onPush: (e) => logger.info({ digest: e.digest, size: e.size }, e.type),
+        });
+        if (opts.json) {
+          ctx.stdout.write(`${JSON.stringify({ digest: result.image.digest(), output: out, layers: result.layers }, null, 2)}\n`);
+        } else {
+          for (const l of result.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
+          ctx.stdout.write(`image ${result.image.digest()} -> ${out.where}  ${out.digest}\n`);
+        }
+        return 0;
+      }),
+    );
+
+  for (const which of ['factory', 'runtime'] as const) {
+    image
+      .command(which)
+      .description(`build the ${which} image (images/${which}) on a Docker engine (DOCKER_HOST)`)
+      .option('--tag <name>', 'the image tag', `dstack-factory/${which}`)
+      .option('--base-image <ref>', 'BASE_IMAGE build argument')
+      .option('--py-version <x.y>', 'PY_VERSION build argument')
+      .option('--uid <n>', 'UID build argument (runtime)')
+      .option('--build-arg <key=value...>', 'more build arguments')
+      .option('--context <dir>', `the build context (default: images/${which} of dstack-factory)`)
+      .option('--no-cache', 'do not use the engine\'s build cache')
+      .action(
+        run(async (ctx, opts: { tag: string; baseImage?: string; pyVersion?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean }) => {
+          const buildArgs = parsePairs(opts.buildArg, '--build-arg');
+          if (opts.baseImage) buildArgs.BASE_IMAGE = opts.baseImage;
+          if (opts.pyVersion) buildArgs.PY_VERSION = opts.pyVersion;
+          if (opts.uid) buildArgs.UID = opts.uid;
+          const context = opts.context ? path.resolve(ctx.cwd, opts.context) : path.join(IMAGES_DIR, which);
+          const logger = ctx.logger.child({ component: 'image', image: which });
+          const id = await buildDockerfile(dockerFrom(ctx.env), {
+            context,
+            tag: opts.tag,
+            buildArgs,
+            noCache: !opts.cache,
+            onProgress: (line) => {
+              if (ctx.interactive) ctx.stderr.write(`${line}\n`);
+              else logger.info(line);
+            },
+          });
+          ctx.stdout.write(`${opts.tag} ${id}\n`);
+          return 0;
+        }),
+      );
+  }
+}
