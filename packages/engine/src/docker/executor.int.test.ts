@@ -125,6 +125,24 @@ describe('DockerExecutor', () => {
     expect(events[0]).toMatchObject({ type: 'started', executor: 'docker' });
   });
 
+  it("names its target after the image's interpreter, not the host's (Decision 3)", async () => {
+    const target = await executor.target();
+    expect(target).toMatchObject({
+      id: 'cp311-linux_x86_64',
+      interpreter: `docker:${factory}`,
+      implementation: 'cp',
+      pythonVersion: '3.11',
+      pythonFullVersion: '3.11.2',
+    });
+    expect(target.tags[0]).toBe('cp311-cp311-manylinux_2_36_x86_64');
+    expect(target.markers).toMatchObject({
+      python_full_version: '3.11.2',
+      sys_platform: 'linux',
+      platform_machine: 'x86_64',
+    });
+    expect(await containersOf('interpreter')).toEqual([]);
+  });
+
   it('removed its labelled container', async () => {
     expect(await containersOf('docker-ok')).toEqual([]);
     expect(executor.runs).toBe(1);

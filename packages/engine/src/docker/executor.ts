@@ -5,11 +5,12 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { DstackError } from '@dstack/recipe';
+import { DstackError, type MarkerEnvironment } from '@dstack/recipe';
+import { describeTarget, type Target } from '@dstack/wheelhouse';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { extract as tarExtract } from 'tar-stream';
-import type { BuildJob, BuildResult, EventSink, Executor } from '../executor.js';
+import type { BuildJob, BuildResult, EventSink, Executor, InterpreterInfo } from '../executor.js';
 import { FactoryRun, factoryArgs } from '../protocol.js';
 import { buildInputs, packInputs } from './inputs.js';
 
@@ -108,6 +109,86 @@ export class DockerExecutor implements Executor {
         );
       }
       throw cause;
+    }
+  }
+
+  /**
+   * The factory image's interpreter, asked inside a container (the same questions factory.py asks: pip's
+   * own packaging gives the markers and the supported tags). Cached per executor.
+   */
+  interpreter(): Promise<InterpreterInfo> {
+    this.interpreterInfo ??= this.askInterpreter().catch((error: unknown) => {
+      this.interpreterInfo = undefined;
+      throw error;
+    });
+    return this.interpreterInfo;
+  }
+
+  /**
+   * The build target of this executor (Decision 3: a target is an interpreter): the Python inside the
+   * factory image, e.g. Debian bookworm's 3.11.2 — not the host's. Its `interpreter` is `docker:<image>`.
+   */
+  async target(): Promise<Target> {
+    const info = await this.interpreter();
+    // The most specific platform of the best tag (e.g. manylinux_2_36_x86_64) names the target's platform.
+    const platform = info.tags[0]?.split('-')[2] ?? 'any';
+    const described = describeTarget({
+      implementation: info.implementation,
+      pythonFullVersion: info.pythonFullVersion,
+      platforms: [platform],
+    });
+    return {
+      ...described,
+      interpreter: `docker:${this.options.image}`,
+      tags: info.tags,
+      markers: { ...described.markers, ...info.markers } as MarkerEnvironment,
+    };
+  }
+
+  private interpreterInfo: Promise<InterpreterInfo> | undefined;
+
+  private async askInterpreter(): Promise<InterpreterInfo> {
+    await this.check();
+    const code = [
+      'import json, sys, pip',
+      'from pip._vendor.packaging import tags, markers',
+      'env = markers.default_environment()',
+      "print(json.dumps({'executable': sys.executable, 'implementation': tags.interpreter_name(),",
+      "  'pythonVersion': '%d.%d' % sys.version_info[:2], 'pythonFullVersion': env['python_full_version'],",
+      "  'pipVersion': pip.__version__, 'markers': env, 'tags': [str(t) for t in tags.sys_tags()]}))",
+    ].join('\n');
+    const container = await this.docker.createContainer({
+      Image: this.options.image,
+      Entrypoint: ['python', '-I', '-c', code],
+      Cmd: [],
+      Labels: { [CONTAINER_LABEL]: 'docker', [JOB_LABEL]: 'interpreter' },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    try {
+      const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      const chunks: Buffer[] = [];
+      const errs: Buffer[] = [];
+      stdout.on('data', (c: Buffer) => chunks.push(c));
+      stderr.on('data', (c: Buffer) => errs.push(c));
+      const ended = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+      });
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      await Promise.race([ended, delay(5000)]);
+      if (StatusCode !== 0) {
+        throw new DstackError(
+          'TARGET_DETECT_FAILED',
+          `could not ask the Python of the factory image ${this.options.image}: ${Buffer.concat(errs).toString().trim()}`,
+        );
+      }
+      return JSON.parse(Buffer.concat(chunks).toString()) as InterpreterInfo;
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
     }
   }
 
