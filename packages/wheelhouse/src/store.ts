@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { canonicalizeName, compareVersions, type NormalizedName } from '@dstack/recipe';
 import { WheelError } from './errors.js';
 import { isWheelFilename, parseWheelFilename } from './filename.js';
-import { hashFile, inspectWheel, type WheelLimits } from './validate.js';
+import { IN_MEMORY_BYTES, hashFile, inspectWheel, type WheelLimits } from './validate.js';
 
 /** The logger a store accepts: pino's, or anything with the same methods. Silent when absent. */
 export interface Logger {
@@ -176,18 +176,21 @@ export class FsWheelStore implements WheelStore {
     const dir = join(path, '..');
     const tmp = tempName(dir, basename(path));
     await writeFile(tmp, data, { flag: 'wx' });
-    try {
-      if (!exclusive) {
+    if (!exclusive) {
+      try {
         await rename(tmp, path);
         return true;
-      }
-      try {
-        await link(tmp, path);
-        return true;
       } catch (err) {
-        if (errno(err) === 'EEXIST') return false;
+        await rm(tmp, { force: true });
         throw err;
       }
+    }
+    try {
+      await link(tmp, path);
+      return true;
+    } catch (err) {
+      if (errno(err) === 'EEXIST') return false;
+      throw err;
     } finally {
       await rm(tmp, { force: true });
     }
@@ -273,6 +276,8 @@ export class FsWheelStore implements WheelStore {
     try {
       const hash = createHash('sha256');
       let size = 0;
+      // Small wheels are also kept in memory while copying, to be validated without reading them back.
+      let kept: Buffer[] | null = [];
       const input = typeof source === 'string' ? createReadStream(source) : source;
       this.logger.debug({ filename, tmp }, 'copying');
       await pipeline(
@@ -281,6 +286,8 @@ export class FsWheelStore implements WheelStore {
           transform(chunk: Buffer, _enc, cb) {
             hash.update(chunk);
             size += chunk.length;
+            if (kept && size <= IN_MEMORY_BYTES) kept.push(chunk);
+            else kept = null;
             cb(null, chunk);
           },
         }),
@@ -293,7 +300,12 @@ export class FsWheelStore implements WheelStore {
         throw new WheelError('WHEEL_HASH_MISMATCH', `${filename}: sha256 is ${sha256}, expected ${options.expectedSha256}`);
       }
       this.logger.debug({ filename, size, sha256 }, 'validating');
-      const inspected = await inspectWheel(tmp, { filename, limits: this.limits });
+      const inspected = await inspectWheel(tmp, {
+        filename,
+        limits: this.limits,
+        ...(kept ? { bytes: Buffer.concat(kept, size) } : {}),
+      });
+      kept = null;
       options.signal?.throwIfAborted();
       this.logger.debug({ filename }, 'publishing');
       const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true);

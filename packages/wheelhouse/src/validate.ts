@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { eq } from '@renovatebot/pep440';
 import { canonicalizeName } from '@dstack/recipe';
@@ -229,12 +230,12 @@ async function checkRecord(z: OpenZip, label: string, distInfo: string): Promise
  */
 export async function inspectWheel(
   path: string,
-  options: { filename?: string; limits?: WheelLimits; verifyRecord?: boolean } = {},
+  options: { filename?: string; limits?: WheelLimits; verifyRecord?: boolean; bytes?: Buffer } = {},
 ): Promise<InspectedWheel> {
   const filename = parseWheelFilename(options.filename ?? basename(path));
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const label = filename.filename;
-  const z = await openZip(path, label, limits.maxMembers);
+  const z = await openZip(options.bytes ?? (await smallFileBytes(path)) ?? path, label, limits.maxMembers);
   try {
     checkStructure(z, label, limits);
     const distInfo = findDistInfo(z, label, filename);
@@ -244,6 +245,17 @@ export async function inspectWheel(
   } finally {
     z.close();
   }
+}
+
+/**
+ * Wheels up to this size are validated from memory: one read instead of a few small reads per member, which
+ * dominate for small wheels (the usual case). Larger ones are read through the file.
+ */
+export const IN_MEMORY_BYTES = 16 * 1024 * 1024;
+
+async function smallFileBytes(path: string): Promise<Buffer | null> {
+  const st = await stat(path);
+  return st.size <= IN_MEMORY_BYTES ? readFile(path) : null;
 }
 
 /** sha256 (hex) and size of a file, streamed. */

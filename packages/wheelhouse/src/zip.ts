@@ -1,6 +1,7 @@
 // Reading wheels straight from the zip with yauzl: the central directory, and members as streams.
 // Nothing is extracted; names are decoded without yauzl's own checks so that each problem gets its own code.
 import { createHash } from 'node:crypto';
+import { crc32, inflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import { WheelError } from './errors.js';
 
@@ -14,6 +15,8 @@ export interface ZipMember {
 
 export interface OpenZip {
   zip: yauzl.ZipFile;
+  /** The whole zip when it is in memory: members are then inflated synchronously. */
+  bytes: Buffer | null;
   members: ZipMember[];
   fileSize: number;
   close(): void;
@@ -24,20 +27,23 @@ function notZip(label: string, cause: unknown): WheelError {
   return new WheelError('WHEEL_NOT_ZIP', `${label} is not a readable zip archive: ${why}`, { cause });
 }
 
-/** Opens a zip and reads its central directory (bounded by `maxMembers`). */
-export async function openZip(path: string, label: string, maxMembers: number): Promise<OpenZip> {
+/**
+ * Opens a zip (a path, or its bytes already in memory) and reads its central directory (bounded by `maxMembers`).
+ */
+export async function openZip(source: string | Buffer, label: string, maxMembers: number): Promise<OpenZip> {
   let zip: yauzl.ZipFile;
+  const options = { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true };
   try {
-    zip = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-      yauzl.open(path, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true }, (err, z) =>
-        err ? reject(err) : resolve(z),
-      ),
-    );
+    zip = await new Promise<yauzl.ZipFile>((resolve, reject) => {
+      const done = (err: Error | null, z: yauzl.ZipFile) => (err ? reject(err) : resolve(z));
+      if (typeof source === 'string') yauzl.open(source, options, done);
+      else yauzl.fromBuffer(source, options, done);
+    });
   } catch (cause) {
     throw notZip(label, cause);
   }
   const close = (): void => {
-    if (zip.isOpen) zip.close();
+    if (zip.isOpen && typeof source === 'string') zip.close();
   };
   if (zip.entryCount > maxMembers) {
     close();
@@ -66,11 +72,36 @@ export async function openZip(path: string, label: string, maxMembers: number): 
     close();
     throw notZip(label, cause);
   }
-  return { zip, members, fileSize: (zip as unknown as { fileSize: number }).fileSize, close };
+  const fileSize = typeof source === 'string' ? (zip as unknown as { fileSize: number }).fileSize : source.length;
+  return { zip, bytes: typeof source === 'string' ? null : source, members, fileSize, close };
 }
 
-/** Streams one member through `onChunk`; yauzl checks the CRC and the declared size. */
+/**
+ * A member of an in-memory zip, inflated at once: for small wheels the thread-pool round trips of streamed
+ * inflation cost more than the work. Checks what yauzl checks (local header, size, CRC-32); output is bounded.
+ */
+function memberFromMemory(bytes: Buffer, m: ZipMember): Buffer {
+  const e = m.entry;
+  const at = e.relativeOffsetOfLocalHeader;
+  if (at + 30 > bytes.length || bytes.readUInt32LE(at) !== 0x04034b50) throw new Error(`invalid local file header for ${m.name}`);
+  const start = at + 30 + bytes.readUInt16LE(at + 26) + bytes.readUInt16LE(at + 28);
+  if (start + e.compressedSize > bytes.length) throw new Error(`${m.name} extends past the end of the file`);
+  const raw = bytes.subarray(start, start + e.compressedSize);
+  let data: Buffer;
+  if (e.compressionMethod === 0) data = raw;
+  else if (e.compressionMethod === 8) data = inflateRawSync(raw, { maxOutputLength: Math.max(e.uncompressedSize, 1) });
+  else throw new Error(`${m.name} uses unsupported compression method ${e.compressionMethod}`);
+  if (data.length !== e.uncompressedSize) throw new Error(`${m.name} is ${data.length} bytes, its header says ${e.uncompressedSize}`);
+  if (crc32(data) !== e.crc32) throw new Error(`${m.name} fails its CRC-32 check`);
+  return data;
+}
+
+/** Streams one member through `onChunk`; the CRC and the declared size are checked. */
 export async function streamMember(z: OpenZip, m: ZipMember, onChunk: (chunk: Buffer) => void): Promise<void> {
+  if (z.bytes && m.entry.uncompressedSize <= 64 * 1024 * 1024) {
+    onChunk(memberFromMemory(z.bytes, m));
+    return;
+  }
   const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
     z.zip.openReadStream(m.entry, (err, s) => (err ? reject(err) : resolve(s))),
   );
