@@ -6,13 +6,15 @@
  * Components are shared by every test run on the machine (Decision 15). A run holds a lease
  * ($DSTACK_RUN_DIR/leases/<pid>) while it lasts; at the end, what this run started is stopped when no
  * other live run holds a lease. Components someone started by hand (engine.sh start) are left alone.
- * `DSTACK_KEEP_COMPONENTS=1` keeps them running after the run (quicker reruns). When they cannot start,
- * the run goes on: every test that needs one fails with the message saying what to install or run.
+ * The shared factory and runtime images (images/) are built here too, once per content
+ * (`DSTACK_SKIP_IMAGES=1` skips that). `DSTACK_KEEP_COMPONENTS=1` keeps the components running after
+ * the run. When they cannot start, the run goes on: every test that needs one fails with the message
+ * saying what to install or run.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { systemScriptsDir } from './docker.js';
+import { sharedFactoryImage, sharedRuntimeImage, systemScriptsDir } from './docker.js';
 
 const runDir = process.env.DSTACK_RUN_DIR ?? '/tmp/dstack';
 const leaseDir = path.join(runDir, 'leases');
@@ -72,8 +74,20 @@ export async function setup(): Promise<() => Promise<void>> {
   const engine = await startComponent('engine');
   if (engine) {
     const base = await script('base-image.sh', []);
-    if (!base.ok)
+    if (!base.ok) {
       console.warn(`[global-setup] the base image is missing; container tests will fail:\n${base.output}`);
+    } else if (!/^(1|true|yes)$/i.test(process.env.DSTACK_SKIP_IMAGES ?? '')) {
+      // Test files run in parallel: build the shared images here, once, so two files never build the same
+      // image at the same time (on a cold machine the factory image's apt installs take minutes).
+      const images = await Promise.allSettled([sharedFactoryImage(), sharedRuntimeImage()]);
+      for (const r of images) {
+        if (r.status === 'rejected') {
+          console.warn(
+            `[global-setup] a shared image did not build; tests that need it will fail:\n${String(r.reason)}`,
+          );
+        }
+      }
+    }
   }
   await startComponent('registry');
   const seconds = ((Date.now() - t0) / 1000).toFixed(1);
