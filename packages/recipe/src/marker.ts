@@ -88,7 +88,9 @@ export class MarkerReader {
   }
 
   private literal(options: readonly string[]): string | null {
+    const first = this.text[this.pos];
     for (const lit of options) {
+      if (lit[0] !== first) continue;
       if (this.text.startsWith(lit, this.pos)) {
         this.pos += lit.length;
         return lit;

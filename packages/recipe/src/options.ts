@@ -80,7 +80,7 @@ export class OptionError extends Error {
   }
 }
 
-function emptyOptions(): LineOptions {
+export function emptyLineOptions(): LineOptions {
   return {
     indexUrl: null,
     extraIndexUrls: [],
@@ -199,7 +199,7 @@ function apply(
 
 /** optparse's parse_args over the shlex-split option words of one line. */
 export function parseLineOptions(args: string[], fc: FormatControl): LineOptions {
-  const out = emptyOptions();
+  const out = emptyLineOptions();
   const rargs = [...args];
   while (rargs.length > 0) {
     const arg = rargs[0]!;

@@ -8,16 +8,43 @@ const STRIP_RE = new RegExp(`^[${PY_WS}]+|[${PY_WS}]+$`, 'g');
 const LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 
 /** str.splitlines(): every Unicode line boundary Python knows, no trailing empty line. */
+const RARE_BREAK = /[\v\f\x1c\x1d\x1e\x85\u2028\u2029]|\r(?!\n)/;
+
 export function pySplitLines(text: string): string[] {
   if (text === '') return [];
-  const lines = text.split(LINE_BREAK);
+  let lines: string[];
+  if (RARE_BREAK.test(text)) lines = text.split(LINE_BREAK);
+  else {
+    lines = text.split('\n');
+    if (text.includes('\r'))
+      for (let i = 0; i < lines.length; i++) if (lines[i]!.endsWith('\r')) lines[i] = lines[i]!.slice(0, -1);
+  }
   if (lines[lines.length - 1] === '') lines.pop();
   return lines;
 }
 
 /** str.strip() */
 export function pyStrip(text: string): string {
+  const n = text.length;
+  if (n === 0 || (!isPyWs(text.charCodeAt(0)) && !isPyWs(text.charCodeAt(n - 1)))) return text;
   return text.replace(STRIP_RE, '');
+}
+
+/** str.isspace() for one UTF-16 unit. */
+export function isPyWs(c: number): boolean {
+  if (c <= 32) return c === 32 || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f);
+  if (c < 0x85) return false;
+  return (
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
 }
 
 /** Why shlex could not split. */

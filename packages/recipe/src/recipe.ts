@@ -6,10 +6,17 @@
 import * as path from 'node:path';
 import { RecipeError } from './errors.js';
 import { MarkerSyntaxError, formatMarkerTree, parseMarkerTree } from './marker.js';
-import { type FormatControl, OptionError, parseLineOptions } from './options.js';
+import {
+  type FormatControl,
+  type LineOptions,
+  OptionError,
+  emptyLineOptions,
+  parseLineOptions,
+} from './options.js';
 import { Pep508SyntaxError, parsePep508Raw, type Pep508Requirement } from './pep508.js';
 import {
   PY_WS,
+  isPyWs,
   ShlexError,
   pyQuote,
   pySplitLines,
@@ -79,7 +86,14 @@ export interface ParseRecipeOptions {
   errors?: RecipeError[];
 }
 
-const COMMENT_LINE = new RegExp(`^(?:[${PY_WS}]+)?#`);
+const LEADING_WS = new RegExp(`^[${PY_WS}]+`);
+
+/** COMMENT_RE.match: the line starts with "#", or with whitespace then "#". */
+function isCommentLine(line: string): boolean {
+  let i = 0;
+  while (i < line.length && isPyWs(line.charCodeAt(i))) i++;
+  return line.charCodeAt(i) === 35;
+}
 const COMMENT = new RegExp(`(?:^|[${PY_WS}]+)#[\\s\\S]*$`);
 const ENV_VAR = /\$\{([A-Z0-9_]+)\}/g;
 const SCHEME_RE = /^(http|https|file):/i;
@@ -142,13 +156,13 @@ export function preprocessLines(
   let joined: string[] = [];
   let primary = 0;
   const emit = (line: number, raw: string): void => {
-    const text = pyStrip(raw.replace(COMMENT, ''));
+    const text = pyStrip(raw.includes('#') ? raw.replace(COMMENT, '') : raw);
     if (!text) return;
     out.push({ line, text: text.includes('${') ? expandEnv(text, env) : text });
   };
   for (let i = 0; i < physical.length; i++) {
     let line = physical[i]!;
-    const isComment = COMMENT_LINE.test(line);
+    const isComment = isCommentLine(line);
     if (!line.endsWith('\\') || isComment) {
       if (isComment) line = ` ${line}`;
       if (joined.length > 0) {
@@ -176,6 +190,7 @@ function expandEnv(line: string, env: Record<string, string | undefined>): strin
 
 /** req_file.break_args_options: words up to the first one starting with "-" are the requirement. */
 function breakArgsOptions(line: string): [string, string] {
+  if (line.charCodeAt(0) !== 45 && !line.includes(' -')) return [line, ''];
   const tokens = line.split(' ');
   let i = 0;
   while (i < tokens.length && !tokens[i]!.startsWith('-')) i++;
@@ -209,7 +224,10 @@ function pipSplitExt(p: string): [string, string] {
   return [stem, ext];
 }
 
+const ARCHIVE_TAIL = /\.(zip|whl|bz2|tbz|gz|tgz|tar|xz|txz|tlz|lz|lzma)$/i;
+
 function isArchiveFile(p: string): boolean {
+  if (!ARCHIVE_TAIL.test(p)) return false;
   return ARCHIVE_EXTENSIONS.has(pipSplitExt(p)[1].toLowerCase());
 }
 
@@ -241,6 +259,7 @@ function eggFragment(url: string): string | null {
 }
 
 function stripExtras(p: string): [string, string | null] {
+  if (p.charCodeAt(p.length - 1) !== 93) return [p, null];
   const m = /^([\s\S]+)(\[[^\]]+\])$/.exec(p);
   return m ? [m[1]!, m[2]!] : [p, null];
 }
@@ -297,9 +316,16 @@ function parseReqString(text: string, offset: number, what: string): Pep508Requi
   return req;
 }
 
+const markerCache = new Map<string, string>();
+
 function parseMarkerAt(text: string, offset: number): string {
+  const known = markerCache.get(text);
+  if (known !== undefined) return known;
   try {
-    return formatMarkerTree(parseMarkerTree(text));
+    const normal = formatMarkerTree(parseMarkerTree(text));
+    if (markerCache.size >= 4096) markerCache.clear();
+    markerCache.set(text, normal);
+    return normal;
   } catch (e) {
     if (e instanceof MarkerSyntaxError)
       throw new LineError(
@@ -318,11 +344,18 @@ function convertExtras(extras: string | null, offset: number): string[] | null {
 }
 
 /** A trimmed-marker split, as pip's parse_req_from_line does before anything else. */
-async function parseRequirementLine(
-  line: string,
-  cwd: string,
-  pathKind: ParseRecipeOptions['pathKind'],
-): Promise<RequirementParts> {
+/** Answers "what is at this path" synchronously: from the cache, or by asking for it (see NeedPathKind). */
+type KindOf = ((absolutePath: string) => PathKind) | null;
+
+/** Thrown by a line that needs an asynchronous pathKind answer: the caller awaits it and reads the line again. */
+class NeedPathKind {
+  constructor(
+    readonly path: string,
+    readonly answer: Promise<PathKind>,
+  ) {}
+}
+
+function parseRequirementLine(line: string, cwd: string, pathKind: KindOf): RequirementParts {
   let name = line;
   let marker: string | null = null;
   const sep = isUrl(name) ? '; ' : ';';
@@ -333,16 +366,19 @@ async function parseRequirementLine(
     if (markerText) marker = parseMarkerAt(markerText, at + sep.length + rawMarker.indexOf(markerText));
     name = name.slice(0, at);
   }
-  const lead = name.length - name.replace(new RegExp(`^[${PY_WS}]+`), '').length;
+  const lead = name.length - name.replace(LEADING_WS, '').length;
   name = pyStrip(name);
-  const abs = path.resolve(cwd, name);
   let url: string | null = null;
   let extrasText: string | null = null;
   if (isUrl(name)) url = name;
-  else {
-    const [p, extras] = stripExtras(abs);
+  else if (!looksLikePath(name) && !name.startsWith('[') && !isArchiveFile(stripExtras(name)[0])) {
+    // not path-like: pip's absolute path ends with the name itself, so its extras are the name's, and
+    // _get_url_from_path only looks for an archive
+    extrasText = stripExtras(name)[1];
+  } else {
+    const [p, extras] = stripExtras(path.resolve(cwd, name));
     extrasText = extras;
-    url = await urlFromPath(p, name, pathKind);
+    url = urlFromPath(p, name, pathKind);
   }
   let reqText: string | null;
   if (url !== null) {
@@ -368,13 +404,9 @@ async function parseRequirementLine(
 }
 
 /** constructors._get_url_from_path */
-async function urlFromPath(
-  p: string,
-  name: string,
-  pathKind: ParseRecipeOptions['pathKind'],
-): Promise<string | null> {
+function urlFromPath(p: string, name: string, pathKind: KindOf): string | null {
   if (looksLikePath(name)) {
-    const kind = pathKind ? await pathKind(p) : guessKind(name);
+    const kind = pathKind ? pathKind(p) : guessKind(name);
     if (kind === 'project') return pathToFileUrl(p);
     if (kind === 'directory') {
       throw new LineError(
@@ -386,7 +418,7 @@ async function urlFromPath(
     }
   }
   if (!isArchiveFile(p)) return null;
-  if (pathKind && (await pathKind(p)) === 'file') return pathToFileUrl(p);
+  if (pathKind && pathKind(p) === 'file') return pathToFileUrl(p);
   const parts = name.split('@');
   if (parts.length >= 2 && !looksLikePath(parts[0]!)) return null;
   return pathToFileUrl(p);
@@ -395,6 +427,7 @@ async function urlFromPath(
 /** Without a pathKind: a path-like name is a project directory unless it is a PEP 508 string or an archive. */
 function guessKind(name: string): PathKind {
   if (isArchiveFile(stripExtras(name)[0])) return 'missing';
+  if (/^[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*@/.test(name)) return 'missing'; // name @ url
   try {
     parsePep508Raw(name);
     return 'missing';
@@ -404,16 +437,12 @@ function guessKind(name: string): PathKind {
 }
 
 /** constructors.parse_editable */
-async function parseEditable(
-  text: string,
-  cwd: string,
-  pathKind: ParseRecipeOptions['pathKind'],
-): Promise<RequirementParts> {
+function parseEditable(text: string, cwd: string, pathKind: KindOf): RequirementParts {
   const [stripped, extras] = stripExtras(text);
   let urlNoExtras = stripped;
   const abs = path.resolve(cwd, urlNoExtras);
   const isDir = pathKind
-    ? ['directory', 'project'].includes(await pathKind(abs))
+    ? ['directory', 'project'].includes(pathKind(abs))
     : !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(urlNoExtras);
   if (isDir) urlNoExtras = pathToFileUrl(abs);
   if (urlNoExtras.toLowerCase().startsWith('file:')) {
@@ -465,6 +494,7 @@ function editableName(egg: string): Pep508Requirement {
 const safeExtra = (extra: string): string => extra.replace(/[^A-Za-z0-9.-]+/g, '_').toLowerCase();
 
 function uniqueSorted(values: string[]): string[] {
+  if (values.length < 2) return values.length === 0 ? [] : [values[0]!];
   return [...new Set(values)].sort(pyStringCompare);
 }
 
@@ -502,6 +532,9 @@ interface State {
   fc: FormatControl;
   stack: string[];
   errors: RecipeError[] | null;
+  /** pathKind answers so far (an asynchronous pathKind is asked once per path). */
+  kinds: Map<string, PathKind>;
+  kindOf: KindOf;
 }
 
 function fail(state: State, err: RecipeError): void {
@@ -512,33 +545,41 @@ function fail(state: State, err: RecipeError): void {
 async function parseFile(state: State, text: string, file: string, constraint: boolean): Promise<void> {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   for (const { line, text: logical } of preprocessLines(text, state.env)) {
-    const where = (e: LineError): RecipeError =>
-      new RecipeError(
-        e.code,
-        e.reason,
-        { file, line, column: e.pos + 1, spanStart: e.spanStart + 1, source: logical },
-        e.hint ? { hint: e.hint } : {},
-      );
-    try {
-      await parseLine(state, logical, file, line, constraint);
-    } catch (e) {
-      if (e instanceof LineError) fail(state, where(e));
-      else throw e;
+    for (;;) {
+      try {
+        const pending = parseLine(state, logical, file, line, constraint);
+        if (pending) await pending;
+      } catch (e) {
+        if (e instanceof NeedPathKind) {
+          state.kinds.set(e.path, await e.answer);
+          continue; // read the line again, now that the answer is known (what it did so far is idempotent)
+        }
+        if (e instanceof LineError) fail(state, lineError(e, file, line, logical));
+        else throw e;
+      }
+      break;
     }
   }
 }
 
-async function parseLine(
+function lineError(e: LineError, file: string, line: number, source: string): RecipeError {
+  const where = { file, line, column: e.pos + 1, spanStart: e.spanStart + 1, source };
+  return new RecipeError(e.code, e.reason, where, e.hint ? { hint: e.hint } : {});
+}
+
+const NO_OPTIONS: Readonly<LineOptions> = emptyLineOptions();
+
+function parseLine(
   state: State,
   text: string,
   file: string,
   line: number,
   constraint: boolean,
-): Promise<void> {
+): Promise<void> | undefined {
   const [args, optionText] = breakArgsOptions(text);
-  let words: string[];
+  let words: string[] = [];
   try {
-    words = shlexSplit(optionText);
+    if (optionText) words = shlexSplit(optionText);
   } catch (e) {
     if (e instanceof ShlexError)
       throw new LineError(
@@ -550,7 +591,7 @@ async function parseLine(
   }
   let opts;
   try {
-    opts = parseLineOptions(words, state.fc);
+    opts = words.length > 0 ? parseLineOptions(words, state.fc) : NO_OPTIONS;
   } catch (e) {
     if (e instanceof OptionError) {
       const at = Math.max(0, text.indexOf(e.token, args.length));
@@ -563,8 +604,8 @@ async function parseLine(
     const editable = !args;
     const reqText = editable ? opts.editables[0]! : args;
     const parts = editable
-      ? await parseEditable(reqText, state.cwd, state.options.pathKind)
-      : await parseRequirementLine(reqText, state.cwd, state.options.pathKind);
+      ? parseEditable(reqText, state.cwd, state.kindOf)
+      : parseRequirementLine(reqText, state.cwd, state.kindOf);
     const req = parts.req;
     const extras = parts.extras ?? (req ? req.extras.map(safeExtra) : []);
     const requirement: RecipeRequirement = {
@@ -575,22 +616,22 @@ async function parseLine(
       url: parts.url ?? req?.url ?? null,
       editable,
       constraint,
-      hashes: editable
-        ? []
-        : [...opts.hashes].flatMap(([algo, digests]) => digests.map((d) => `${algo}:${d}`)),
+      hashes:
+        editable || opts.hashes.size === 0
+          ? []
+          : [...opts.hashes].flatMap(([algo, digests]) => digests.map((d) => `${algo}:${d}`)),
       file,
       line,
     };
     if (!editable && opts.configSettings) requirement.configSettings = opts.configSettings;
     if (!editable && opts.globalOptions.length > 0) requirement.globalOptions = opts.globalOptions;
     state.recipe.requirements.push(requirement);
-    return;
+    return undefined;
   }
 
   if (opts.requirements.length > 0 || opts.constraints.length > 0) {
     const nested = opts.requirements.length > 0 ? opts.requirements[0]! : opts.constraints[0]!;
-    await include(state, file, line, text, nested, opts.requirements.length === 0);
-    return;
+    return include(state, file, line, text, nested, opts.requirements.length === 0);
   }
 
   const o = state.recipe.options;
@@ -602,6 +643,7 @@ async function parseLine(
   if (opts.pre) o.pre = true;
   if (opts.preferBinary) o.preferBinary = true;
   if (opts.requireHashes) o.requireHashes = true;
+  return undefined;
 }
 
 async function include(
@@ -673,7 +715,22 @@ export async function parseRecipe(text: string, options: ParseRecipeOptions): Pr
     fc: { noBinary: new Set(), onlyBinary: new Set() },
     stack: [includeKey(options.file, cwd)],
     errors: options.errors ?? null,
+    kinds: new Map(),
+    kindOf: null,
   };
+  const pathKind = options.pathKind;
+  if (pathKind) {
+    state.kindOf = (p) => {
+      const known = state.kinds.get(p);
+      if (known !== undefined) return known;
+      const answer = pathKind(p);
+      if (typeof answer === 'string') {
+        state.kinds.set(p, answer);
+        return answer;
+      }
+      throw new NeedPathKind(p, answer);
+    };
+  }
   await parseFile(state, text, options.file, false);
   state.recipe.options.noBinary = uniqueSorted([...state.fc.noBinary]);
   state.recipe.options.onlyBinary = uniqueSorted([...state.fc.onlyBinary]);

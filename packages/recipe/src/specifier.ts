@@ -40,7 +40,12 @@ export interface SpecifierClause {
 }
 
 /** One clause as packaging reads it, or null when it is neither a PEP 440 nor a legacy specifier. */
+const SIMPLE_CLAUSE = /^\s*(==|!=|<=|>=|<|>|~=)\s*([0-9]+(?:\.[0-9]+)*)\s*$/;
+
 export function parseSpecifierClause(clause: string): SpecifierClause | null {
+  const simple = SIMPLE_CLAUSE.exec(clause);
+  if (simple && (simple[1] !== '~=' || simple[2]!.includes('.')))
+    return { operator: simple[1]!, version: simple[2]!, pep440: true };
   let m = PEP440_FULL.exec(clause);
   if (m) {
     for (let i = 1; i < m.length; i += 2) {
@@ -72,14 +77,26 @@ function canonicalVersion(version: string): string {
  * canonical version) dropped, printed sorted. Returns null when a clause is invalid.
  */
 export function normalizeSpecifierSet(text: string): string | null {
-  const seen = new Map<string, string>();
+  if (text === '') return '';
+  if (!text.includes(',')) {
+    const only = parseSpecifierClause(text);
+    return only ? only.operator + only.version : null;
+  }
+  const clauses: SpecifierClause[] = [];
   for (const raw of text.split(',')) {
     if (raw.trim() === '') continue;
     const clause = parseSpecifierClause(raw);
     if (!clause) return null;
-    const shown = clause.operator + clause.version;
-    const key = `${clause.pep440 ? 'p' : 'l'}${clause.operator}${clause.pep440 ? canonicalVersion(clause.version) : clause.version}`;
-    if (!seen.has(key)) seen.set(key, shown);
+    clauses.push(clause);
+  }
+  if (clauses.length === 1) return clauses[0]!.operator + clauses[0]!.version;
+  const seen = new Map<string, string>();
+  const operators = new Set(clauses.map((c) => c.operator));
+  for (const c of clauses) {
+    // canonical versions (1.0 == 1.0.0) only matter between clauses of the same operator
+    const version = c.pep440 && operators.size < clauses.length ? canonicalVersion(c.version) : c.version;
+    const key = `${c.pep440 ? 'p' : 'l'}${c.operator}${version}`;
+    if (!seen.has(key)) seen.set(key, c.operator + c.version);
   }
   return [...seen.values()].sort(pyStringCompare).join(',');
 }
