@@ -134,7 +134,9 @@ export async function writeStaticIndex(store: WheelStore, outDir: string): Promi
         } catch {
           await copyFile(store.pathOf(e.filename), dest);
         }
-        await copyFile(store.metadataFile(e.filename), `${dest}.metadata`);
+        await copyFile(store.metadataFile(e.filename), `${dest}.metadata`).catch(async () =>
+          writeFile(`${dest}.metadata`, await store.metadataBytes(e.filename)),
+        );
       } else {
         await pipeline(await store.openRead(e.filename), createWriteStream(dest));
         await writeFile(`${dest}.metadata`, await store.metadata(e.filename));

@@ -137,6 +137,7 @@ export class FsWheelStore implements WheelStore {
   private readonly cache = new Map<string, { stat: StatKey; record: RecordFile }>();
   private swept = false;
   private dirsReady = false;
+  private readonly volatileMetadata = new Map<string, Buffer>();
 
   constructor(dir: string, options: { logger?: Logger; limits?: WheelLimits } = {}) {
     this.dir = resolve(dir);
@@ -200,24 +201,26 @@ export class FsWheelStore implements WheelStore {
   private async index(filename: string, st: StatKey, previous: RecordFile | null, exclusive: boolean): Promise<RecordFile> {
     const path = join(this.dir, filename);
     let record: RecordFile;
+    let metadataBytes: Buffer | null = null;
     try {
       const inspected = await inspectWheel(path, { filename, limits: this.limits });
       const { sha256, size } = await hashFile(path);
       const keep = previous?.entry?.sha256 === sha256 ? previous.entry : null;
-      const entry: WheelEntry = {
-        filename,
-        name: inspected.filename.normalizedName,
-        version: inspected.filename.version,
-        sha256,
-        size,
-        requiresPython: inspected.metadata.requiresPython,
-        metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
-        addedAt: keep?.addedAt ?? new Date().toISOString(),
-        builtBy: keep?.builtBy ?? null,
+      metadataBytes = inspected.metadataBytes;
+      record = {
+        entry: {
+          filename,
+          name: inspected.filename.normalizedName,
+          version: inspected.filename.version,
+          sha256,
+          size,
+          requiresPython: inspected.metadata.requiresPython,
+          metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+          addedAt: keep?.addedAt ?? new Date().toISOString(),
+          builtBy: keep?.builtBy ?? null,
+        },
+        stat: st,
       };
-      await this.ensureDirs();
-      await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
-      record = { entry, stat: st };
       if (previous?.entry && !keep) {
         this.logger.warn({ filename, was: previous.entry.sha256, now: sha256 }, 'wheel changed on disk; re-recorded');
       }
@@ -225,12 +228,20 @@ export class FsWheelStore implements WheelStore {
       if (!(err instanceof WheelError)) throw err;
       this.logger.warn({ filename, code: err.code, err: err.message }, 'invalid wheel in the wheelhouse folder; not listed');
       record = { invalid: { code: err.code, message: err.message }, stat: st };
-      await this.ensureDirs();
     }
-    const written = await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1), exclusive);
-    if (!written) {
-      // Another writer recorded it first: theirs stands (it may carry builtBy).
-      return JSON.parse(await readFile(this.recordPath(filename), 'utf8')) as RecordFile;
+    try {
+      await this.ensureDirs();
+      if (metadataBytes) await this.writeState(this.metadataPath(filename), metadataBytes);
+      const written = await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1), exclusive);
+      if (!written) {
+        // Another writer recorded it first: theirs stands (it may carry builtBy).
+        return JSON.parse(await readFile(this.recordPath(filename), 'utf8')) as RecordFile;
+      }
+    } catch (err) {
+      // A wheelhouse mounted read-only still lists and serves: its records then live in memory only.
+      if (!['EACCES', 'EROFS', 'EPERM'].includes(errno(err) ?? '')) throw err;
+      this.logger.warn({ filename, err: (err as Error).message }, 'cannot write the wheelhouse records; kept in memory');
+      if (metadataBytes) this.volatileMetadata.set(filename, metadataBytes);
     }
     return record;
   }
@@ -444,7 +455,8 @@ export class FsWheelStore implements WheelStore {
   /** METADATA's exact bytes (PEP 658). */
   async metadataBytes(filename: string): Promise<Buffer> {
     if (!(await this.get(filename))) throw new WheelError('WHEEL_NOT_FOUND', `${filename} is not in ${this.dir}`);
-    return readFile(this.metadataPath(filename));
+    const volatile = this.volatileMetadata.get(filename);
+    return volatile ?? readFile(this.metadataPath(filename));
   }
 
   async metadata(filename: string): Promise<string> {
