@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { createContext, type CliContext, type GlobalOptions, type Io } from './context.js';
 import { EXIT_USAGE, reportError } from './errors.js';
+import { registerBuildCommands } from './commands/build.js';
+import { registerImageCommands } from './commands/image.js';
 import { registerRecipeCommands } from './commands/recipe.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerInitCommand } from './commands/init.js';
@@ -41,8 +43,10 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
       onExit(await action(ctx(), ...args));
     };
 
+  registerBuildCommands(program, run);
   registerRecipeCommands(program, run);
   registerWheelhouseCommands(program, run);
+  registerImageCommands(program, run);
   registerServeCommand(program, run);
   registerDoctorCommand(program, run);
   registerInitCommand(program, run);
