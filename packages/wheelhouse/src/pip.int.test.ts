@@ -126,3 +126,18 @@ it('pip reads the PEP 658 metadata files while resolving, when the static tree i
     server.kill('SIGTERM');
   }
 });
+
+it('wheels pip writes straight into a wheelhouse folder are picked up (validated and recorded when listed)', async () => {
+  const dir = join(tmp, 'pip-wrote-here');
+  await pip(PYTHONS['3.11'], ['download', '--no-cache-dir', '--only-binary', ':all:', '--index-url', indexUrl, '-d', dir, 'chain-a']);
+  const theirs = new FsWheelStore(dir);
+  const listed = await theirs.list();
+  expect(listed.map((e) => [e.filename, e.builtBy])).toEqual([
+    ['chain_a-1.0-py3-none-any.whl', null],
+    ['chain_b-1.0-py3-none-any.whl', null],
+    ['chain_c-2.0-py3-none-any.whl', null],
+  ]);
+  for (const e of listed) expect(e.sha256).toBe((await store.get(e.filename))!.sha256);
+  expect((await theirs.verify()).corrupt).toEqual([]);
+  expect((await readdir(join(dir, '.dstack', 'wheels'))).sort()).toEqual(listed.map((e) => `${e.filename}.json`));
+});
