@@ -94,11 +94,12 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
 }
 
-/** fsync through a new descriptor: it flushes the file (the inode), whichever descriptor wrote it. */
-async function fsyncFile(path: string): Promise<void> {
+/** fsync through a new descriptor (it flushes the file, whichever descriptor wrote it); returns its stat. */
+async function fsyncFile(path: string): Promise<StatKey> {
   const h = await open(path, 'r');
   try {
     await h.sync();
+    return statKey(await h.stat());
   } finally {
     await h.close();
   }
@@ -305,7 +306,8 @@ export class FsWheelStore implements WheelStore {
         createWriteStream(tmp, { flags: 'wx', mode: 0o644 }),
         ...(options.signal ? [{ signal: options.signal }] : []),
       );
-      await fsyncFile(tmp);
+      // A hard link or rename keeps the inode, size and mtime: this is the published file's stat too.
+      const written = await fsyncFile(tmp);
       const sha256 = hash.digest('hex');
       if (options.expectedSha256 && options.expectedSha256.toLowerCase() !== sha256) {
         throw new WheelError('WHEEL_HASH_MISMATCH', `${filename}: sha256 is ${sha256}, expected ${options.expectedSha256}`);
@@ -337,7 +339,7 @@ export class FsWheelStore implements WheelStore {
         builtBy: options.builtBy ?? null,
       };
       await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
-      const record: RecordFile = { entry, stat: statKey(await stat(final)) };
+      const record: RecordFile = { entry, stat: written };
       await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1));
       this.cache.set(filename, { stat: record.stat, record });
       this.logger.info({ filename, sha256, size }, 'wheel added');
@@ -377,8 +379,31 @@ export class FsWheelStore implements WheelStore {
       await rename(tmp, final);
       this.cache.delete(filename);
     }
-    await fsyncDir(this.dir);
+    await this.syncDir();
     return 'added' as const;
+  }
+
+  private dirSync: Promise<void> | null = null;
+  private nextDirSync: Promise<void> | null = null;
+
+  /**
+   * fsyncs the folder. Concurrent adds share syncs: a caller arriving while one runs waits for the next one,
+   * which starts after it and so covers every link made before it started.
+   */
+  private syncDir(): Promise<void> {
+    if (!this.dirSync) {
+      this.dirSync = fsyncDir(this.dir).finally(() => {
+        this.dirSync = null;
+      });
+      return this.dirSync;
+    }
+    this.nextDirSync ??= this.dirSync
+      .catch(() => {})
+      .then(() => {
+        this.nextDirSync = null;
+        return this.syncDir();
+      });
+    return this.nextDirSync;
   }
 
   /** Removes temp files older than `graceMs` left by writers that died. Returns how many. */
