@@ -250,6 +250,15 @@ describe('parseRecipe', () => {
     ]);
   });
 
+  it('reads absolute includes as they are, relative ones beside the including file', async () => {
+    const read: string[] = [];
+    await parseRecipe('-r /etc/abs.txt\n-c sub/../rel.txt\n', {
+      file: 'recipes/app.txt',
+      readFile: (f) => (read.push(f), ''),
+    });
+    expect(read).toEqual(['/etc/abs.txt', 'recipes/rel.txt']);
+  });
+
   it('collects every error when asked, and keeps what it could read', async () => {
     const errors: RecipeError[] = [];
     const recipe = await parseRecipe('a\nb c\nd\n--bad\n-r missing.txt\ne\n', {

@@ -517,7 +517,9 @@ function emptyRecipeOptions(): RecipeOptions {
 function includePath(parent: string, child: string): string {
   if (SCHEME_RE.test(parent)) return new URL(child, parent).href;
   if (SCHEME_RE.test(child)) return child;
-  return path.normalize(path.join(path.dirname(parent), child));
+  return path.isAbsolute(child)
+    ? path.normalize(child)
+    : path.normalize(path.join(path.dirname(parent), child));
 }
 
 function includeKey(file: string, cwd: string): string {
