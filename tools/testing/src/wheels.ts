@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 
 export interface ZipMemberSpec {
-  /** The member's name; any bytes, even ones yazl refuses (absolute, `..`, `\`, `C:`): they are patched in. */
+  /** The member's name, written as is: even what zip libraries refuse (absolute, `..`, `\`, `C:`). */
   path: string;
   data: string | Buffer;
   /** Unix mode (e.g. 0o120777 for a symlink); default 0o100644. */
@@ -94,7 +94,7 @@ export interface WheelSpec {
   extraMembers?: Array<ZipMemberSpec & { listed?: boolean }>;
   /** Rewrites RECORD rows [path, hash, size] before it is written. */
   tamperRecord?: (rows: string[][]) => string[][];
-  /** Member order/modes: store members uncompressed. */
+  /** Store the package files uncompressed. */
   store?: boolean;
 }
 
