@@ -1,7 +1,7 @@
 import { createWriteStream, promises as fs } from 'node:fs';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
+import { createGunzip, createGzip, gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
 import tar from 'tar-stream';
 import type { BlobCache } from './blobs.js';
 import { HashingStream, type Digest } from './digest.js';
@@ -93,6 +93,12 @@ export interface WriteLayerOptions {
   mtime?: number;
   /** gzip level (default 6, gzip's own default). */
   level?: number;
+  /**
+   * Compress 1 MiB blocks as separate gzip members, several at once (default true): a multi-member gzip that
+   * every gzip reader (Go's, Python's, zlib's) reads as one stream. Block boundaries are fixed, so the output
+   * is as reproducible as a single member; false writes one member (as `gzip` does).
+   */
+  parallel?: boolean;
   /** Add parent directories that are not listed (mode 0755, owner 0:0). Default true. */
   impliedDirectories?: boolean;
 }
@@ -154,11 +160,16 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
   const mtime = new Date((options.mtime ?? 0) * 1000);
   const pack = tar.pack();
   const uncompressedHash = new HashingStream();
-  const gzip = createGzip({ level: options.level ?? 6, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+  const level = options.level ?? 6;
+  const gzip =
+    options.parallel === false
+      ? createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
+      : new ParallelGzip(level, 1 << 20, 4);
   const compressedHash = new HashingStream();
   const tmp = await options.cache.tempPath();
   const out = createWriteStream(tmp);
-  const done = pipeline(pack, uncompressedHash, gzip, compressedHash, out);
+  // tar-stream emits 512-byte headers and small file chunks: gather them so zlib and sha256 work on large buffers.
+  const done = pipeline(pack, new Coalesce(1 << 20), uncompressedHash, gzip, compressedHash, out);
 
   const feed = async (): Promise<void> => {
     for (const e of planned) {
@@ -218,6 +229,69 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
     size: compressedHash.bytes,
     mediaType: MEDIA_TYPES.ociLayerGzip,
   });
+}
+
+/** gzip in fixed-size blocks, each its own member, up to `inFlight` compressed at once on libuv's pool. */
+class ParallelGzip extends Transform {
+  private parts: Buffer[] = [];
+  private length = 0;
+  private readonly queue: Promise<Buffer>[] = [];
+  constructor(
+    private readonly level: number,
+    private readonly block: number,
+    private readonly inFlight: number,
+  ) {
+    super();
+  }
+  private compress(data: Buffer): void {
+    this.queue.push(
+      new Promise((resolve, reject) => gzipCallback(data, { level: this.level }, (err, out) => (err ? reject(err) : resolve(out)))),
+    );
+  }
+  private async drain(keep: number): Promise<void> {
+    while (this.queue.length > keep) this.push(await this.queue.shift()!);
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(this.block - this.length, chunk.length - offset);
+      this.parts.push(chunk.subarray(offset, offset + take));
+      this.length += take;
+      offset += take;
+      if (this.length === this.block) {
+        this.compress(Buffer.concat(this.parts, this.length));
+        this.parts = [];
+        this.length = 0;
+      }
+    }
+    this.drain(this.inFlight - 1).then(() => cb(), cb);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.length > 0 || this.queue.length === 0) this.compress(Buffer.concat(this.parts, this.length));
+    this.drain(0).then(() => cb(), cb);
+  }
+}
+
+/** Gathers small chunks into ones of at least `size` bytes. */
+class Coalesce extends Transform {
+  private parts: Buffer[] = [];
+  private length = 0;
+  constructor(private readonly size: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parts.push(chunk);
+    this.length += chunk.length;
+    if (this.length >= this.size) {
+      const out = Buffer.concat(this.parts, this.length);
+      this.parts = [];
+      this.length = 0;
+      cb(null, out);
+    } else cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    cb(null, this.length ? Buffer.concat(this.parts, this.length) : undefined);
+  }
 }
 
 function entryDone(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
