@@ -6,7 +6,7 @@
  *   host = "127.0.0.1"          port = 8080            wheelhouse = "./wheelhouse"
  *   public_read = true          max_upload_bytes = 2147483648
  *   [[tokens]]  name = "ci"  token_env = "CI_UPLOAD_TOKEN"  scopes = ["read", "upload"]
- *   [builds]    concurrency = 1  allow_local_paths = false  executor = "auto"
+ *   [builds]    concurrency = 1  allow_local_paths = false  executor = "auto"  factory_image = "…"
  *
  * Environment: DSTACK_SERVER_TOKENS="name:scope,scope:token name2:scope:token2" (whitespace separated;
  * the token is everything after the second colon).
@@ -34,8 +34,10 @@ export interface BuildsConfig {
   allowLocalPaths: boolean;
   /** Which executor runs builds: docker when an engine is reachable ("auto"), or forced. */
   executor: 'auto' | 'local' | 'docker';
-  /** Interpreter for the local executor (default: python3). */
+  /** Interpreter for the local executor (default: python3), or PY_VERSION for docker. */
   python: string | null;
+  /** The factory image the docker executor runs (e.g. built by `dstack-factory image factory`). */
+  factoryImage: string | null;
   /** Builds kept in memory for the page and the API. */
   keep: number;
 }
@@ -65,6 +67,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
     allowLocalPaths: false,
     executor: 'auto',
     python: null,
+    factoryImage: null,
     keep: 200,
   },
 };
@@ -164,7 +167,7 @@ export function configFromObject(
     const b = builds as Raw;
     checkKeys(
       b,
-      ['concurrency', 'max_queued', 'allow_local_paths', 'executor', 'python', 'keep'],
+      ['concurrency', 'max_queued', 'allow_local_paths', 'executor', 'python', 'factory_image', 'keep'],
       file,
       ' in [builds]',
     );
@@ -184,6 +187,8 @@ export function configFromObject(
       config.builds.executor = executor;
     }
     config.builds.python = take(b, 'python', file, isString, 'an interpreter path') ?? config.builds.python;
+    config.builds.factoryImage =
+      take(b, 'factory_image', file, isString, 'an image name') ?? config.builds.factoryImage;
     config.builds.keep = take(b, 'keep', file, isInt, 'an integer') ?? config.builds.keep;
   }
   return config;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Principal, TokenAuthenticator } from './auth.js';
 import type { BuildManager } from './builds.js';
 import type { Scope, ServerConfig } from './config.js';
+import type { IndexCache } from './index-cache.js';
 import type { Metrics } from './metrics.js';
 import type { ServerWheelStore } from './store.js';
 
@@ -13,6 +14,8 @@ export interface ServerContext {
   auth: TokenAuthenticator;
   metrics: Metrics;
   builds: BuildManager | null;
+  /** The wheelhouse as last listed, and its rendered pages. */
+  index: IndexCache;
   logger: Logger;
   /** Checks the request's token for `scope` (throws AUTH_*); null for a public read. */
   authorize(request: FastifyRequest, scope: Scope): Principal | null;

@@ -10,7 +10,9 @@ import { pino } from 'pino';
 // eslint-disable-next-line @nx/enforce-module-boundaries -- test support (excluded from the build), like *.test.ts
 import { writeWheel } from '@dstack/testing';
 import { buildServer, type BuildServerOptions } from './server.js';
-import type { ServerConfig } from './config.js';
+import { DEFAULT_CONFIG, type ServerConfig } from './config.js';
+import type { BuildManager } from './builds.js';
+import { serverMetrics, type Metrics } from './metrics.js';
 import type { FastifyInstance } from 'fastify';
 
 /** Writes a py3-none-any wheel (Metadata-Version 2.1, Decision 14) into `dir`; returns its path. */
@@ -63,12 +65,25 @@ export interface TestServer {
 /** A server over a fresh wheelhouse in a temp dir, listening on 127.0.0.1 (port chosen by the OS). */
 export async function startTestServer(
   config: Partial<ServerConfig> = {},
-  extra: Partial<BuildServerOptions> = {},
+  extra: Partial<BuildServerOptions> & {
+    /** Makes the builds queue once the store and the full config (wheelhouse set) exist. */
+    makeBuilds?: (store: FsWheelStore, config: ServerConfig, metrics: Metrics) => BuildManager;
+  } = {},
 ): Promise<TestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'dstack-server-'));
-  const store = new FsWheelStore(join(dir, 'wheelhouse'));
+  const wheelhouse = join(dir, 'wheelhouse');
+  const store = new FsWheelStore(wheelhouse);
   const { logger, lines } = captureLog();
-  const app = buildServer({ store, config, logger, ...extra });
+  const full: ServerConfig = {
+    ...DEFAULT_CONFIG,
+    ...config,
+    wheelhouse,
+    builds: { ...DEFAULT_CONFIG.builds, ...config.builds },
+  };
+  const { makeBuilds, ...options } = extra;
+  const metrics = options.metrics ?? serverMetrics();
+  const builds = makeBuilds ? makeBuilds(store, full, metrics) : (options.builds ?? null);
+  const app = buildServer({ store, config: full, logger, ...options, builds, metrics });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;

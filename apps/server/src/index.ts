@@ -38,3 +38,4 @@ export { findRecipeViolations, checkRemoteRecipe, type RecipeViolation } from '.
 export { Metrics, serverMetrics } from './metrics.js';
 export type { ServerWheelStore, ServerWheelEntry } from './store.js';
 export { startServer, sweepDeadWriters, type StartServerOptions, type StartedServer } from './start.js';
+export { engineRunner, defaultExecutorKind, formatEvent } from './engine-runner.js';

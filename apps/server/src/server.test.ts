@@ -1,6 +1,7 @@
 // The app through fastify's inject, over a real FsWheelStore in a temp dir: routes, auth, errors, paths.
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
+import { FsWheelStore } from '@dstack/wheelhouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   basic,
@@ -179,6 +180,23 @@ describe('simple repository API', () => {
     const r = await s.app.inject({ url });
     expect(r.statusCode).toBe(301);
     expect(r.headers.location).toBe(location);
+  });
+
+  it('shows a wheel another process added (the CLI) on the next request', async () => {
+    const before = await s.app.inject({
+      url: '/simple/',
+      headers: { accept: 'application/vnd.pypi.simple.v1+json' },
+    });
+    expect(before.json().projects).not.toContainEqual({ name: 'from-cli' });
+    const other = new FsWheelStore(s.store.dir);
+    await other.add(await makeWheel(s.dir, { name: 'from-cli', version: '0.1' }));
+    const after = await s.app.inject({
+      url: '/simple/',
+      headers: { accept: 'application/vnd.pypi.simple.v1+json' },
+    });
+    expect(after.json().projects).toContainEqual({ name: 'from-cli' });
+    expect((await s.app.inject({ url: '/simple/from-cli/' })).statusCode).toBe(200);
+    expect((await s.app.inject({ url: '/files/from_cli-0.1-py3-none-any.whl' })).statusCode).toBe(200);
   });
 
   it('answers 404 for a project that is not there', async () => {

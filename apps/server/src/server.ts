@@ -19,9 +19,10 @@ import { registerBuildRoutes } from './builds-routes.js';
 import { DEFAULT_CONFIG, type Scope, type ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { errorResponse, reasonPhrase, ServerError } from './errors.js';
-import { serverMetrics, type Metrics } from './metrics.js';
+import { labelKey, serverMetrics, type Metrics } from './metrics.js';
 import { isSuspiciousUrl } from './paths.js';
-import { registerSimpleRoutes } from './simple.js';
+import { IndexCache } from './index-cache.js';
+import { fileUrl, registerSimpleRoutes } from './simple.js';
 import type { ServerWheelStore } from './store.js';
 import { registerUploadRoutes } from './upload.js';
 import { registerWebRoutes } from './web.js';
@@ -98,6 +99,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     auth,
     metrics,
     builds: options.builds ?? null,
+    index: new IndexCache(options.store, { fileUrl: (e) => fileUrl(e.filename) }),
     logger,
     authorize: (request: FastifyRequest, scope: Scope) =>
       auth.authorize(request.headers.authorization, scope, { publicRead: config.publicRead }),
@@ -110,13 +112,16 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     }
   });
 
+  const requestKeys = new Map<string, string>();
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    metrics.inc('dstack_http_requests_total', {
-      method: request.method,
-      route,
-      status: String(reply.statusCode),
-    });
+    const id = `${request.method} ${route} ${reply.statusCode}`;
+    let key = requestKeys.get(id);
+    if (key === undefined) {
+      key = labelKey({ method: request.method, route, status: String(reply.statusCode) });
+      requestKeys.set(id, key);
+    }
+    metrics.incKey('dstack_http_requests_total', key);
     request.log.info(
       {
         method: request.method,

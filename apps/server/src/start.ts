@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { BuildManager, type BuildRunner } from './builds.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
+import { defaultExecutorKind, engineRunner } from './engine-runner.js';
 import { serverMetrics } from './metrics.js';
 import { buildServer } from './server.js';
 
@@ -21,7 +22,7 @@ export interface StartServerOptions {
   cwd?: string;
   logger?: Logger;
   /**
-   * Runs builds. Default: the engine (see engineRunner) when it can be loaded; `null` turns builds off.
+   * Runs builds. Default: the engine (engineRunner, executor by defaultExecutorKind); `null` turns builds off.
    */
   runner?: BuildRunner | null;
 }
@@ -81,8 +82,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
   await sweepDeadWriters(config.wheelhouse, logger);
   const store = new FsWheelStore(config.wheelhouse, { logger: logger.child({ component: 'wheelhouse' }) });
   const metrics = serverMetrics();
-  // The engine is wired in once @dstack/engine exports buildWheelhouse; until then builds are off by default.
-  const runner = options.runner ?? null;
+  let runner = options.runner;
+  if (runner === undefined) {
+    const engineLogger = logger.child({ component: 'engine' });
+    const defaultKind = await defaultExecutorKind(config, engineLogger);
+    runner = engineRunner({ config, store, env, logger: engineLogger, defaultKind });
+  }
   const builds =
     runner === null
       ? null

@@ -57,6 +57,7 @@ describe('config', () => {
         allowLocalPaths: true,
         executor: 'local',
         python: null,
+        factoryImage: null,
         keep: 200,
       },
     });

@@ -127,6 +127,7 @@ export function registerUploadRoutes(app: FastifyInstance, ctx: ServerContext): 
             `${filename}: sha256 is ${added.entry.sha256}, the form says ${expected}`,
           );
         }
+        ctx.index.invalidate();
         result = { status: added.status, filename, sha256: added.entry.sha256, size: added.entry.size };
         metrics.inc('dstack_uploads_total', { result: added.status });
         if (added.status === 'added') metrics.inc('dstack_upload_bytes_total', {}, added.entry.size);

@@ -175,7 +175,7 @@ export function registerWebRoutes(app: FastifyInstance, ctx: ServerContext): voi
   app.get('/', async (request, reply) => {
     ctx.authorize(request, 'read');
     const q = String((request.query as { q?: string }).q ?? '');
-    const all = summarize(await ctx.store.list());
+    const all = summarize((await ctx.index.snapshot()).entries);
     const projects = q ? all.filter((p) => p.name.includes(normalizeProjectName(q))) : all;
     const files = all.reduce((n, p) => n + p.files, 0);
     const size = all.reduce((n, p) => n + p.size, 0);
@@ -217,7 +217,7 @@ ${
     const raw = checkProjectName((request.params as { name: string }).name);
     const name = normalizeProjectName(raw);
     if (name !== raw) return reply.redirect(`/project/${name}`, 301);
-    const entries = await ctx.store.list(name);
+    const entries = (await ctx.index.snapshot()).byProject.get(name) ?? [];
     if (entries.length === 0)
       throw new ServerError('NOT_FOUND', `no project named "${name}" in this wheelhouse`);
     const byVersion = new Map<string, ServerWheelEntry[]>();

@@ -1,0 +1,222 @@
+// Builds over HTTP with the engine's local executor and real pip (offline, isolated from this machine's
+// pip config): auth and Decision 13 refusals, a build whose SSE log arrives while it runs, a client that
+// disconnects without stopping it, duplicate submissions joined, the wheel in the index afterwards.
+import { join } from 'node:path';
+import { bootstrapWheelhouse, isolatedPipEnv, testPython, writePurePackage } from '@dstack/testing';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BuildManager, type BuildRecord } from './builds.js';
+import { engineRunner } from './engine-runner.js';
+import { startTestServer, type TestServer } from './fixtures.test-support.js';
+import type { Metrics } from './metrics.js';
+
+const python = testPython('3.11');
+const BUILD = 'build-token-xyz';
+const READ = 'read-token-xyz';
+const tokens = [
+  { name: 'builder', token: BUILD, scopes: ['build'] as 'build'[] },
+  { name: 'reader', token: READ, scopes: ['read'] as 'read'[] },
+];
+
+const makeBuilds = (
+  store: Parameters<typeof engineRunner>[0]['store'],
+  config: Parameters<typeof engineRunner>[0]['config'],
+  metrics: Metrics,
+) =>
+  new BuildManager(
+    engineRunner({ config, store, env: isolatedPipEnv(), logger: pino({ level: 'silent' }) }),
+    {
+      concurrency: config.builds.concurrency,
+      maxQueued: config.builds.maxQueued,
+      keep: config.builds.keep,
+      logger: pino({ level: 'silent' }),
+      metrics,
+    },
+  );
+
+let strict: TestServer;
+let open: TestServer;
+let source: string;
+
+beforeAll(async () => {
+  strict = await startTestServer({ tokens }, { makeBuilds });
+  open = await startTestServer(
+    { tokens, builds: { ...strictBuilds(), allowLocalPaths: true } },
+    { makeBuilds },
+  );
+  await bootstrapWheelhouse(python, join(open.dir, 'wheelhouse'));
+  source = await writePurePackage(join(open.dir, 'src'), { name: 'httpbuilt', version: '1.4' });
+}, 120_000);
+afterAll(async () => {
+  await strict?.close();
+  await open?.close();
+});
+
+function strictBuilds() {
+  return {
+    concurrency: 1,
+    maxQueued: 10,
+    allowLocalPaths: false,
+    executor: 'local' as const,
+    python,
+    factoryImage: null,
+    keep: 50,
+  };
+}
+
+const post = (s: TestServer, body: unknown, token?: string) =>
+  fetch(`${s.url}/api/builds`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+
+describe('refusals', () => {
+  it('needs a token with the build scope', async () => {
+    const none = await post(strict, { recipe: 'x==1' });
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Basic realm="dstack-factory"');
+    const ro = await post(strict, { recipe: 'x==1' }, READ);
+    expect(ro.status).toBe(403);
+  });
+
+  it.each([
+    [
+      '-r /etc/other.txt',
+      'recipe line 1: "-r /etc/other.txt": includes (-r) read the server\'s own files; not allowed in builds sent over HTTP',
+    ],
+    [
+      'pkg @ file:///srv/pkg',
+      'recipe line 1: "pkg @ file:///srv/pkg": file: URLs read the server\'s own files; not allowed in builds sent over HTTP',
+    ],
+    [
+      'requests\n/srv/src/pkg',
+      'recipe line 2: "/srv/src/pkg": local paths and archives read the server\'s own files; not allowed in builds sent over HTTP',
+    ],
+  ])('refuses %j unless the config allows local paths (Decision 13)', async (recipe, message) => {
+    const r = await post(strict, { recipe }, BUILD);
+    expect(r.status).toBe(400);
+    expect(await r.json()).toEqual({
+      error: {
+        code: 'RECIPE_FORBIDDEN',
+        message,
+        hint: 'name packages by index name or remote URL, or set [builds] allow_local_paths = true in the server config',
+      },
+    });
+  });
+
+  it.each([
+    [{}, '"recipe" must be the non-empty text of a requirements file'],
+    [{ recipe: 'x', jobs: 0 }, '"jobs" must be an integer from 1 to 64'],
+    [
+      { recipe: 'x', shell: 'rm -rf /' },
+      'unknown field "shell" (known: recipe, python, executor, jobs, prebuild, rebuild)',
+    ],
+  ])('refuses the body %j', async (body, message) => {
+    const r = await post(strict, body, BUILD);
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toBe(message);
+  });
+
+  it('answers 404 for an unknown build', async () => {
+    const r = await fetch(`${strict.url}/api/builds/nope`);
+    expect(r.status).toBe(404);
+  });
+});
+
+interface SseEvent {
+  event: string;
+  data: string;
+  at: number;
+}
+
+/** Reads SSE events until `stopAfter` says so (then disconnects) or the stream ends. */
+async function readSse(url: string, stopAfter: (events: SseEvent[]) => boolean): Promise<SseEvent[]> {
+  const controller = new AbortController();
+  const res = await fetch(url, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+  expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (event !== undefined && data !== undefined) events.push({ event, data, at: Date.now() });
+      }
+      if (stopAfter(events)) {
+        controller.abort();
+        break;
+      }
+    }
+  } catch (err) {
+    if (!controller.signal.aborted) throw err;
+  }
+  return events;
+}
+
+describe('a build over HTTP', () => {
+  let id: string;
+
+  it('is queued, joined when submitted twice, streamed live, and survives its client going away', async () => {
+    const recipe = `--no-index\n${source}\n`;
+    const first = await post(open, { recipe, python }, BUILD);
+    expect(first.status).toBe(202);
+    const record = (await first.json()) as BuildRecord & { existing: boolean };
+    id = record.id;
+    expect(first.headers.get('location')).toBe(`/api/builds/${id}`);
+    expect(record.existing).toBe(false);
+    expect(record.submittedBy).toBe('builder');
+    const again = await post(open, { recipe, python }, BUILD);
+    expect(again.status).toBe(200);
+    expect((await again.json()) as { id: string; existing: boolean }).toMatchObject({ id, existing: true });
+
+    // Follow the log until the plan is printed, then hang up while pip is still building.
+    const early = await readSse(`${open.url}/api/builds/${id}/log`, (events) =>
+      events.some((e) => e.event === 'log' && JSON.parse(e.data).startsWith('planned:')),
+    );
+    const stateWhenLeft = ((await (await fetch(`${open.url}/api/builds/${id}`)).json()) as BuildRecord).state;
+    expect(stateWhenLeft).toBe('running');
+    expect(early.filter((e) => e.event === 'log').length).toBeGreaterThan(1);
+    expect(early.some((e) => e.event === 'end')).toBe(false);
+
+    const done = await open.app.inject({ url: `/api/builds/${id}` });
+    expect(['running', 'succeeded']).toContain(done.json().state);
+    // A new client replays the whole log from the start and follows it to the end.
+    const all = await readSse(`${open.url}/api/builds/${id}/log`, () => false);
+    const end = all.at(-1)!;
+    expect(end.event).toBe('end');
+    const final = JSON.parse(end.data) as BuildRecord;
+    expect(final.state).toBe('succeeded');
+    expect(final.outcome!.wheels.map((w) => [w.filename, w.status])).toEqual([
+      ['httpbuilt-1.4-py3-none-any.whl', 'added'],
+    ]);
+    expect(final.outcome!.lock).toContain('name = "httpbuilt"');
+    const lines = all.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data) as string);
+    expect(lines.slice(0, early.filter((e) => e.event === 'log').length)).toEqual(
+      early.filter((e) => e.event === 'log').map((e) => JSON.parse(e.data) as string),
+    );
+    expect(lines).toContain('build: httpbuilt==1.4');
+    expect(lines.at(-1)).toBe('done: 1 wheels stored, 0 already there');
+  }, 300_000);
+
+  it('leaves its wheel in the index, its log as text, and counts in /metrics', async () => {
+    const page = await fetch(`${open.url}/simple/httpbuilt/`, {
+      headers: { accept: 'application/vnd.pypi.simple.v1+json' },
+    });
+    expect(((await page.json()) as { files: { filename: string }[] }).files.map((f) => f.filename)).toEqual([
+      'httpbuilt-1.4-py3-none-any.whl',
+    ]);
+    const text = await (await fetch(`${open.url}/api/builds/${id}/log`)).text();
+    expect(text).toContain('stored: httpbuilt-1.4-py3-none-any.whl (added, sha256 ');
+    const metrics = await (await fetch(`${open.url}/metrics`)).text();
+    expect(metrics).toContain('dstack_builds_total{state="succeeded"} 1');
+    const list = (await (await fetch(`${open.url}/api/builds`)).json()) as { builds: BuildRecord[] };
+    expect(list.builds.map((b) => [b.id, b.state])).toEqual([[id, 'succeeded']]);
+  });
+});
