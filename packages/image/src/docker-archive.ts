@@ -23,7 +23,10 @@ export interface DockerSaveManifestEntry {
  * `docker load` (which reads only manifest.json) and OCI tools read it. Layers stay gzip-compressed
  * (docker load decompresses them).
  */
-export function dockerArchiveStream(image: Image, options: { tags?: string[]; format?: ManifestFormat } = {}): Readable {
+export function dockerArchiveStream(
+  image: Image,
+  options: { tags?: string[]; format?: ManifestFormat; omitLayers?: number } = {},
+): Readable {
   const pack = tar.pack();
   const mtime = new Date(0);
   const add = (name: string, data: Buffer): Promise<void> =>
@@ -41,7 +44,9 @@ export function dockerArchiveStream(image: Image, options: { tags?: string[]; fo
     await dir('blobs/');
     await dir('blobs/sha256/');
     const seen = new Set<string>();
-    for (const layer of image.layers) {
+    // `omitLayers`: leading layers the receiving engine already has (docker load never opens the file of a layer
+    // whose chain it holds), so a load on top of a local base does not stream the base again.
+    for (const layer of image.layers.slice(options.omitLayers ?? 0)) {
       if (seen.has(layer.digest)) continue;
       seen.add(layer.digest);
       const sink = pack.entry({ name: `blobs/sha256/${hexOf(layer.digest)}`, size: layer.size, mtime, mode: 0o644, uid: 0, gid: 0 });

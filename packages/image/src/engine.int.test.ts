@@ -74,7 +74,8 @@ describe('daemonless images on a real engine', () => {
     expect(info.pythonFullVersion).toMatch(/^3\.11\.\d+$/);
     const tag = `dstack-test/daemonless-src:${id}`;
     tags.push(tag);
-    await loadIntoEngine(docker, image, tag);
+    // The base's layers are not streamed again: the engine has them under the base image.
+    await loadIntoEngine(docker, image, tag, { reuseFrom: [await sharedBaseImage()] });
     const r = await runInContainer(tag, ['sh', '-c', `id -u; stat -c %u /app /app/app.py; python -c '${IMPORTS}'; alpha-cli; python app.py`]);
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n')).toEqual(['4321', '4321', '4321', '42 extra 2771214488', 'alpha says 42', 'app ok 42', '']);

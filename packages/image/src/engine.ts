@@ -38,9 +38,30 @@ export async function readEngineImage(docker: Docker, name: string, options: { c
   return image;
 }
 
-/** Loads an image into a Docker engine (dockerode loadImage of a docker-archive stream) and tags it. */
-export async function loadIntoEngine(docker: Docker, image: Image, tag: string): Promise<string> {
-  const res = (await docker.loadImage(dockerArchiveStream(image, { tags: [tag] }) as unknown as NodeJS.ReadableStream, {
+/** How many leading layers of `image` the engine holds already (the longest diffID chain of any of its images). */
+export async function layersInEngine(docker: Docker, image: Image, candidates: string[]): Promise<number> {
+  let best = 0;
+  for (const name of candidates) {
+    let layers: string[];
+    try {
+      layers = (await docker.getImage(name).inspect()).RootFS?.Layers ?? [];
+    } catch {
+      continue;
+    }
+    let n = 0;
+    while (n < layers.length && n < image.layers.length && layers[n] === image.layers[n]!.diffId) n++;
+    best = Math.max(best, n);
+  }
+  return best;
+}
+
+/**
+ * Loads an image into a Docker engine (dockerode loadImage of a docker-archive stream) and tags it. `reuseFrom`
+ * names engine images (the base) whose layers need not be streamed again.
+ */
+export async function loadIntoEngine(docker: Docker, image: Image, tag: string, options: { reuseFrom?: string[] } = {}): Promise<string> {
+  const omitLayers = options.reuseFrom?.length ? await layersInEngine(docker, image, options.reuseFrom) : 0;
+  const res = (await docker.loadImage(dockerArchiveStream(image, { tags: [tag], omitLayers }) as unknown as NodeJS.ReadableStream, {
     quiet: true,
   })) as NodeJS.ReadableStream;
   const text = (await readAll(res)).toString('utf8');

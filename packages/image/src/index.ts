@@ -49,7 +49,7 @@ export {
   type RegistryClientOptions,
   type RegistryCredentials,
 } from './registry.js';
-export { readEngineImage, loadIntoEngine } from './engine.js';
+export { readEngineImage, loadIntoEngine, layersInEngine } from './engine.js';
 export { inspectBase, type BaseInfo } from './base.js';
 export { runtimeEntries, addUser, type RuntimeLayerOptions } from './runtime-layer.js';
 export { sourceEntries, parseDockerignore, isIgnored, type SourceLayerOptions } from './source-layer.js';

@@ -63,6 +63,8 @@ export interface SinkOptions {
   /** Tag written into archives (docker-save RepoTags). */
   tag?: string;
   onPush?: (e: PushEvent) => void;
+  /** Engine images whose layers a docker: sink need not stream again (the base, when it came from the engine). */
+  reuseFrom?: string[];
 }
 
 export interface SinkResult {
@@ -76,7 +78,7 @@ export async function writeImage(image: Image, spec: ImageSpec, options: SinkOpt
   switch (spec.kind) {
     case 'docker': {
       if (!options.docker) throw new ImageError('IMAGE_NO_ENGINE', `no Docker engine to load ${spec.name} into`);
-      const id = await loadIntoEngine(options.docker(), image, spec.name);
+      const id = await loadIntoEngine(options.docker(), image, spec.name, options.reuseFrom ? { reuseFrom: options.reuseFrom } : {});
       return { digest: id as Digest, where: `docker engine as ${spec.name} (id ${hexOf(id as Digest).slice(0, 12)})` };
     }
     case 'oci': {

@@ -187,6 +187,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           docker,
           registry,
           ...(opts.tag ? { tag: opts.tag } : {}),
+          ...(baseSpec.kind === 'docker' ? { reuseFrom: [baseSpec.name] } : {}),
           onPush: (e) => logger.info({ digest: e.digest, size: e.size }, e.type),
         });
         if (opts.json) {
