@@ -72,6 +72,31 @@ describe('registry', () => {
     expect(mounted.map((e) => e.type)).toEqual([...image.layers.map(() => 'blob-mounted'), 'manifest']);
   });
 
+  it('reads an OCI index (manifest list) as its linux/amd64 image', async () => {
+    const ref = repo('multi');
+    const amd64 = await pushImage(image, ref, { format: 'oci' });
+    const other = await pushImage(image, ref.replace(':v1', ':other'), { format: 'docker' });
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: other, size: image.manifest('docker').bytes.length, platform: { architecture: 'arm64', os: 'linux' } },
+          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: amd64, size: image.manifest('oci').bytes.length, platform: { architecture: 'amd64', os: 'linux' } },
+        ],
+      }),
+    );
+    const parsed = parseReference(ref);
+    const res = await fetch(`${registry.url}/v2/${parsed.repository}/manifests/index`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/vnd.oci.image.index.v1+json' },
+      body: index,
+    });
+    expect(res.status).toBe(201);
+    const back = await readRegistryImage(ref.replace(':v1', ':index'));
+    expect(back.manifest('oci').digest).toBe(amd64);
+  });
+
   it('completes a push through 500s and a dropped connection, monolithic and chunked', async () => {
     const proxy = await startFaultProxy(
       { host: '127.0.0.1', port: registry.port },
