@@ -52,11 +52,11 @@ describe('wheel installer', () => {
   it('lays out wheels exactly as pip install does (paths, contents, modes, RECORD)', async () => {
     // Real pip into a real venv, isolated from this machine's pip configuration.
     const venv = path.join(tmp, 'venv');
-    await run(PYTHON, ['-m', 'venv', venv], { env: isolatedPipEnv() });
+    await run(PYTHON, ['-m', 'venv', '--without-pip', venv], { env: isolatedPipEnv() });
     const before = new Set((await tree(venv)).keys());
     await run(
-      `${venv}/bin/python`,
-      ['-m', 'pip', 'install', '--no-index', '--find-links', wheelDir, '--no-compile', 'alpha', 'beta-pkg'],
+      PYTHON,
+      ['-m', 'pip', '--python', `${venv}/bin/python`, 'install', '--no-index', '--find-links', wheelDir, '--no-compile', 'alpha', 'beta-pkg'],
       { env: isolatedPipEnv() },
     );
     const pipTree = new Map<string, string>();
