@@ -26,7 +26,7 @@ import {
 } from '@dstack/testing';
 import type { BuildEvent, BuildJob, BuildResult } from '../executor.js';
 import { CONTAINER_LABEL, DockerExecutor, JOB_LABEL } from './executor.js';
-import { buildImage, ensureFactoryImage } from './image.js';
+import { CONTENT_LABEL, buildImage, ensureFactoryImage } from './image.js';
 
 const python = testPython('3.11');
 let engine: SharedEngine;
@@ -56,7 +56,7 @@ function job(id: string, recipePath: string, outputDir: string): BuildJob {
 async function containersOf(jobId: string): Promise<string[]> {
   const list = await engine.docker.listContainers({
     all: true,
-    filters: { label: [`${JOB_LABEL}=${jobId}`] },
+    filters: { label: [`${CONTAINER_LABEL}=docker`, `${JOB_LABEL}=${jobId}`] },
   });
   return list.map((c) => c.Id);
 }
@@ -206,6 +206,18 @@ describe('DockerExecutor errors', () => {
     });
   });
 
+  it("refuses a job for another Python than the image's", async () => {
+    await expect(
+      executor.run(
+        { ...job('x', path.join(root, 'broken.txt'), path.join(root, 'o3')), python: '3.12' },
+        () => undefined,
+      ),
+    ).rejects.toMatchObject({
+      code: 'PYTHON_MISMATCH',
+      message: `the factory image ${factory} has Python 3.11, the build asks for 3.12`,
+    });
+  });
+
   it('names a factory image the engine does not have', async () => {
     const missing = new DockerExecutor({
       image: 'dstack-factory/factory:no-such-tag',
@@ -302,17 +314,46 @@ describe('buildImage', () => {
     });
   });
 
-  it('reuses an image of the same content without building', async () => {
-    const again = await ensureFactoryImage({
-      docker: engine.docker,
-      baseImage: await sharedBaseImage(),
-      onLine: () => {
-        throw new Error('should not build');
-      },
-    });
-    expect(again).toBe(factory);
-    const labels = (await engine.docker.getImage(factory).inspect()).Config.Labels;
-    expect(Object.keys(labels ?? {})).toContain('org.dstack-factory.content');
-    expect(CONTAINER_LABEL).toBe('org.dstack-factory.executor');
+  it('reuses an image of the same content without building, and rebuilds when a file changes', async () => {
+    const context = path.join(root, 'small-image');
+    await fs.mkdir(context);
+    await fs.writeFile(
+      path.join(context, 'Dockerfile'),
+      'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY hello.txt /hello.txt\n',
+    );
+    await fs.writeFile(path.join(context, 'hello.txt'), `one ${process.pid}\n`);
+    const build = async () => {
+      let lines = 0;
+      const tag = await buildImage({
+        docker: engine.docker,
+        context,
+        repository: 'dstack-test/small',
+        buildArgs: { BASE_IMAGE: await sharedBaseImage() },
+        onLine: () => void lines++,
+      });
+      return { tag, lines };
+    };
+    const tags: string[] = [];
+    try {
+      const first = await build();
+      tags.push(first.tag);
+      expect(first.tag).toMatch(/^dstack-test\/small:c-[0-9a-f]{16}$/);
+      expect(first.lines).toBeGreaterThan(0);
+      expect(await build()).toEqual({ tag: first.tag, lines: 0 });
+      const labels = (await engine.docker.getImage(first.tag).inspect()).Config.Labels ?? {};
+      expect(labels[CONTENT_LABEL]).toMatch(/^[0-9a-f]{64}$/);
+      expect(labels[CONTENT_LABEL]!.slice(0, 16)).toBe(first.tag.split(':c-')[1]);
+      await fs.writeFile(path.join(context, 'hello.txt'), `two ${process.pid}\n`);
+      const changed = await build();
+      tags.push(changed.tag);
+      expect(changed.tag).not.toBe(first.tag);
+      expect(changed.lines).toBeGreaterThan(0);
+    } finally {
+      for (const tag of tags)
+        await engine.docker
+          .getImage(tag)
+          .remove({ force: true })
+          .catch(() => undefined);
+    }
   });
 });

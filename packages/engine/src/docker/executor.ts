@@ -83,7 +83,7 @@ export class DockerExecutor implements Executor {
   }
 
   /** Fails with DOCKER_UNAVAILABLE when no engine answers, IMAGE_NOT_FOUND without the factory image. */
-  async check(): Promise<{ imageId: string; apiVersion: string }> {
+  async check(): Promise<{ imageId: string; apiVersion: string; pyVersion: string | null }> {
     let apiVersion: string;
     try {
       apiVersion = (await this.docker.version()).ApiVersion;
@@ -96,7 +96,10 @@ export class DockerExecutor implements Executor {
     }
     try {
       const info = await this.docker.getImage(this.options.image).inspect();
-      return { imageId: info.Id, apiVersion };
+      const pyVersion =
+        (info.Config?.Env ?? []).find((e) => e.startsWith('PY_VERSION='))?.slice('PY_VERSION='.length) ??
+        null;
+      return { imageId: info.Id, apiVersion, pyVersion };
     } catch (cause) {
       if ((cause as { statusCode?: number }).statusCode === 404) {
         throw new DstackError(
@@ -194,7 +197,16 @@ export class DockerExecutor implements Executor {
 
   async run(job: BuildJob, events: EventSink, signal?: AbortSignal): Promise<BuildResult> {
     signal?.throwIfAborted();
-    const { imageId } = await this.check();
+    const { imageId, pyVersion } = await this.check();
+    // The image's Python is the target: a job for another version is a mistake, not a silent substitution.
+    const wanted = /^\d+\.\d+/.exec(job.python)?.[0];
+    if (wanted && pyVersion && wanted !== pyVersion) {
+      throw new DstackError(
+        'PYTHON_MISMATCH',
+        `the factory image ${this.options.image} has Python ${pyVersion}, the build asks for ${job.python}`,
+        { hint: `build a factory image with PY_VERSION=${wanted} (and a base image that has it)` },
+      );
+    }
     const log = this.options.logger?.child({ component: 'docker-executor', build: job.id });
     const inputs = await buildInputs(job);
     const wheelhouse = path.resolve(job.wheelhouse);
