@@ -71,6 +71,7 @@ export class MarkerSyntaxError extends Error {
   }
 }
 
+const MAX_DEPTH = 100;
 const isWs = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13;
 
 /** A recursive-descent reader of packaging 21.3's marker grammar over `text` from `start`. */
@@ -124,12 +125,12 @@ export class MarkerReader {
     this.fail('expected a marker variable (python_version, sys_platform, extra, …) or a quoted string');
   }
 
-  private atom(): MarkerComparison | MarkerTree {
+  private atom(depth: number): MarkerComparison | MarkerTree {
     this.skipWs();
     if (this.text[this.pos] === '(') {
       const open = this.pos;
       this.pos++;
-      const inner = this.expr();
+      const inner = this.expr(depth + 1);
       this.skipWs();
       if (this.text[this.pos] !== ')') this.fail("expected ')' to close the '(' of the marker", open);
       this.pos++;
@@ -143,9 +144,10 @@ export class MarkerReader {
     return { lhs, op, rhs };
   }
 
-  /** MARKER_EXPR: atom (("and" | "or") MARKER_EXPR)*, flattened as packaging does. */
-  expr(): MarkerTree {
-    const out: MarkerTree = [this.atom()];
+  /** MARKER_EXPR: atom (("and" | "or") MARKER_EXPR)*, flattened as packaging does (read iteratively). */
+  expr(depth = 0): MarkerTree {
+    if (depth > MAX_DEPTH) this.fail(`markers nested deeper than ${MAX_DEPTH} parentheses`);
+    const out: MarkerTree = [this.atom(depth)];
     for (;;) {
       const save = this.pos;
       this.skipWs();
@@ -154,7 +156,7 @@ export class MarkerReader {
         this.pos = save;
         return out;
       }
-      out.push(op as 'and' | 'or', ...this.expr());
+      out.push(op as 'and' | 'or', this.atom(depth));
     }
   }
 }

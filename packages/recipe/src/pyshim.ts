@@ -4,7 +4,6 @@
 /** Characters for which Python's str.isspace() is true (what `\s`, strip() and split() use). */
 export const PY_WS =
   '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const STRIP_RE = new RegExp(`^[${PY_WS}]+|[${PY_WS}]+$`, 'g');
 const LINE_BREAK = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 
 /** str.splitlines(): every Unicode line boundary Python knows, no trailing empty line. */
@@ -25,9 +24,11 @@ export function pySplitLines(text: string): string[] {
 
 /** str.strip() */
 export function pyStrip(text: string): string {
-  const n = text.length;
-  if (n === 0 || (!isPyWs(text.charCodeAt(0)) && !isPyWs(text.charCodeAt(n - 1)))) return text;
-  return text.replace(STRIP_RE, '');
+  let start = 0;
+  let end = text.length;
+  while (start < end && isPyWs(text.charCodeAt(start))) start++;
+  while (end > start && isPyWs(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
 }
 
 /** str.isspace() for one UTF-16 unit. */

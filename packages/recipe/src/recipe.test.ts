@@ -330,6 +330,21 @@ describe('parseRecipe', () => {
   });
 });
 
+describe('long pathological lines stay linear', () => {
+  it.each([
+    ['spaces then no comment', `a${' '.repeat(200_000)}b`],
+    ['spaces before a late #', ` x${' '.repeat(200_000)}y#z`],
+    ['many [ before ]', `p${'['.repeat(200_000)}]`],
+    ['a long marker', `x ; ${Array(20_000).fill('os_name == "a"').join(' or ')}`],
+    ['deeply nested parentheses', `x ; ${'('.repeat(50_000)}os_name == "a"${')'.repeat(50_000)}`],
+  ])('%s', async (_what, line) => {
+    const start = performance.now();
+    const errors: RecipeError[] = [];
+    await parseRecipe(line, { file: 'r.txt', cwd: '/srv', errors });
+    expect(performance.now() - start).toBeLessThan(2_000);
+  });
+});
+
 describe('preprocessLines (req_file.preprocess)', () => {
   it('joins continuations on the first line, drops comments and blanks, splits like str.splitlines', () => {
     expect(preprocessLines('a \\\n b\\\\\n# c \\\nd #e\n\fz\r\ny\u2028x\\')).toEqual([

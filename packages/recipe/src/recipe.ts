@@ -88,13 +88,27 @@ export interface ParseRecipeOptions {
 
 const LEADING_WS = new RegExp(`^[${PY_WS}]+`);
 
+/** COMMENT_RE.sub("", line): cut at the first "#" that starts the line or follows whitespace (with that whitespace). */
+function stripComment(line: string): string {
+  let j = line.indexOf('#');
+  while (j >= 0) {
+    if (j === 0) return '';
+    if (isPyWs(line.charCodeAt(j - 1))) {
+      let start = j - 1;
+      while (start > 0 && isPyWs(line.charCodeAt(start - 1))) start--;
+      return line.slice(0, start);
+    }
+    j = line.indexOf('#', j + 1);
+  }
+  return line;
+}
+
 /** COMMENT_RE.match: the line starts with "#", or with whitespace then "#". */
 function isCommentLine(line: string): boolean {
   let i = 0;
   while (i < line.length && isPyWs(line.charCodeAt(i))) i++;
   return line.charCodeAt(i) === 35;
 }
-const COMMENT = new RegExp(`(?:^|[${PY_WS}]+)#[\\s\\S]*$`);
 const ENV_VAR = /\$\{([A-Z0-9_]+)\}/g;
 const SCHEME_RE = /^(http|https|file):/i;
 const VCS_SCHEMES = [
@@ -156,7 +170,7 @@ export function preprocessLines(
   let joined: string[] = [];
   let primary = 0;
   const emit = (line: number, raw: string): void => {
-    const text = pyStrip(raw.includes('#') ? raw.replace(COMMENT, '') : raw);
+    const text = pyStrip(stripComment(raw));
     if (!text) return;
     out.push({ line, text: text.includes('${') ? expandEnv(text, env) : text });
   };
@@ -259,9 +273,13 @@ function eggFragment(url: string): string | null {
 }
 
 function stripExtras(p: string): [string, string | null] {
-  if (p.charCodeAt(p.length - 1) !== 93) return [p, null];
-  const m = /^([\s\S]+)(\[[^\]]+\])$/.exec(p);
-  return m ? [m[1]!, m[2]!] : [p, null];
+  // re.match(r"^(.+)(\[[^\]]+\])$", p) without the regex's quadratic backtracking
+  const n = p.length;
+  if (n < 4 || p.charCodeAt(n - 1) !== 93) return [p, null];
+  const lastClose = p.lastIndexOf(']', n - 2);
+  const open = p.lastIndexOf('[', n - 3);
+  if (open < 1 || open <= lastClose) return [p, null];
+  return [p.slice(0, open), p.slice(open)];
 }
 
 /** The error for one line: `reason` at `pos` (0-based in the logical line `source`). */
