@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { startServer, type StartedServer } from '@dstack/server';
-import type { CliContext } from '../context.js';
+import { serviceLogger, type CliContext } from '../context.js';
 import { UsageError } from '../errors.js';
 import type { Runner } from '../main.js';
 
@@ -28,7 +28,7 @@ export async function startServe(ctx: CliContext, options: ServeOptions): Promis
     configFile: options.config ?? null,
     env: ctx.env,
     cwd: ctx.cwd,
-    logger: ctx.logger,
+    logger: serviceLogger(ctx),
   });
 }
 
@@ -67,7 +67,7 @@ export function registerServeCommand(program: Command, run: Runner): void {
         const server = await startServe(ctx, options);
         ctx.stderr.write(`dstack-factory serving ${server.config.wheelhouse} at ${server.url}/\n`);
         const signal = await untilSignal();
-        ctx.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+        serviceLogger(ctx).info({ signal }, 'shutting down: finishing in-flight requests');
         await server.close();
         return 0;
       }),
