@@ -14,8 +14,41 @@ import { SIMPLE_JSON, negotiateSimple, type SimpleType } from './negotiate.js';
 import { checkFileName, checkProjectName, normalizeProjectName } from './paths.js';
 import { metadataBytes } from './store.js';
 
-/** Files up to this size are read whole and sent as one buffer. */
+/** Files up to this size are read whole, sent as one buffer, and kept in memory. */
 const SMALL_FILE = 256 * 1024;
+/** Memory for small wheels, keyed by sha256 (a wheel's bytes never change under its name here). */
+const SMALL_FILE_CACHE = 32 * 1024 * 1024;
+
+/** A least-recently-used map of buffers within a byte budget. */
+export class ByteLru {
+  readonly #map = new Map<string, Buffer>();
+  #bytes = 0;
+  constructor(private readonly budget: number) {}
+
+  get(key: string): Buffer | undefined {
+    const v = this.#map.get(key);
+    if (v !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, v);
+    }
+    return v;
+  }
+
+  set(key: string, value: Buffer): void {
+    if (value.length > this.budget || this.#map.has(key)) return;
+    this.#map.set(key, value);
+    this.#bytes += value.length;
+    for (const [k, v] of this.#map) {
+      if (this.#bytes <= this.budget) break;
+      this.#map.delete(k);
+      this.#bytes -= v.length;
+    }
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
 
 function pathOf(store: WheelStore, filename: string): string | null {
   const fs = store as WheelStore & { pathOf?: (f: string) => string };
@@ -79,6 +112,7 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 
 export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store, metrics } = ctx;
+  const smallFiles = new ByteLru(SMALL_FILE_CACHE);
 
   app.get('/simple', async (request, reply) => reply.redirect(withQuery(request, '/simple/'), 301));
 
@@ -151,6 +185,12 @@ export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): 
       }
       let length = entry.size;
       let stream: NodeJS.ReadableStream;
+      const cached = range === null && request.method !== 'HEAD' ? smallFiles.get(entry.sha256) : undefined;
+      if (cached !== undefined) {
+        reply.header('content-length', cached.length);
+        metrics.inc('dstack_bytes_served_total', {}, cached.length);
+        return reply.send(cached);
+      }
       const path = pathOf(store, name);
       if (range !== null) {
         length = range.end - range.start + 1;
@@ -167,14 +207,17 @@ export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): 
           throw err;
         }
         if (range === null && entry.size <= SMALL_FILE && request.method !== 'HEAD') {
+          let body: Buffer;
           try {
-            const body = await handle.readFile();
-            reply.header('content-length', body.length);
-            metrics.inc('dstack_bytes_served_total', {}, body.length);
-            return reply.send(body);
+            body = await handle.readFile();
           } finally {
             await handle.close();
           }
+          // Kept only when the bytes are the ones the index lists (sha256 is the cache key).
+          if (body.length === entry.size) smallFiles.set(entry.sha256, body);
+          reply.header('content-length', body.length);
+          metrics.inc('dstack_bytes_served_total', {}, body.length);
+          return reply.send(body);
         }
         stream = handle.createReadStream(range === null ? {} : { start: range.start, end: range.end });
       } else {

@@ -9,7 +9,7 @@ import { errorResponse } from './errors.js';
 import { negotiateSimple } from './negotiate.js';
 import { isSuspiciousUrl } from './paths.js';
 import { findRecipeViolations } from './recipe-policy.js';
-import { parseRange } from './simple.js';
+import { ByteLru, parseRange } from './simple.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -231,5 +231,23 @@ describe('recipe policy (Decision 13)', () => {
     ['requests \\\n  ==2.0\n-r \\\n  x.txt', [3]],
   ])('%j -> violations on lines %j', (text, lines) => {
     expect(findRecipeViolations(text).map((v) => v.line)).toEqual(lines);
+  });
+});
+
+describe('ByteLru', () => {
+  it('keeps the most recently used buffers within its budget', () => {
+    const lru = new ByteLru(10);
+    lru.set('a', Buffer.alloc(4));
+    lru.set('b', Buffer.alloc(4));
+    expect(lru.get('a')?.length).toBe(4); // a is now the most recent
+    lru.set('c', Buffer.alloc(4)); // 12 bytes: b goes
+    expect([lru.get('a') !== undefined, lru.get('b') !== undefined, lru.get('c') !== undefined]).toEqual([
+      true,
+      false,
+      true,
+    ]);
+    expect(lru.bytes).toBe(8);
+    lru.set('huge', Buffer.alloc(11));
+    expect(lru.get('huge')).toBeUndefined();
   });
 });
