@@ -59,6 +59,32 @@ describe('validateWheel', () => {
   });
 });
 
+describe('what real wheels do', () => {
+  it('accepts hex digests in RECORD (gmsh 4.15 writes them) but still checks them', async () => {
+    const toHex = (rows: string[][]) =>
+      rows.map((r) => (r[1] ? [r[0]!, `sha256=${Buffer.from(r[1].slice(7), 'base64url').toString('hex')}`, r[2]!] : r));
+    const d = await mkdtemp(join(tmp, 'hex-'));
+    expect((await validateWheel(await writeWheel(d, { name: 'hexrec', version: '1.0', tamperRecord: toHex }))).metadata.name).toBe('hexrec');
+    const bad = await writeWheel(d, {
+      name: 'hexbad',
+      version: '1.0',
+      tamperRecord: (rows) => toHex(rows).map((r) => (r[0] === 'hexbad/__init__.py' ? [r[0], `sha256=${'0'.repeat(64)}`, r[2]!] : r)),
+    });
+    await expect(validateWheel(bad)).rejects.toMatchObject({ code: 'WHEEL_RECORD_MISMATCH' });
+  });
+
+  it('accepts a member that compresses 1000x inside an ordinary wheel (onnx ships such test data)', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const d = await mkdtemp(join(tmp, 'ratio-'));
+    const path = await writeWheel(d, {
+      name: 'squeezed',
+      version: '1.0',
+      files: { 'squeezed/zeros.pb': Buffer.alloc(2 * 1024 * 1024), 'squeezed/noise.bin': randomBytes(64 * 1024) },
+    });
+    expect((await validateWheel(path)).size).toBeLessThan(80 * 1024);
+  });
+});
+
 describe('hostile wheels', () => {
   const table = hostileWheels();
 

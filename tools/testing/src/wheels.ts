@@ -322,7 +322,7 @@ export function hostileWheels(): HostileWheel[] {
       { files: { 'evil/zeros.bin': Buffer.alloc(8 * 1024 * 1024) }, store: true },
       { limits: { maxUncompressedBytes: 4 * 1024 * 1024 } },
     ),
-    w('bomb-ratio', 'WHEEL_BOMB', '2 MiB of zeros compressed ~1000x', {
+    w('bomb-ratio', 'WHEEL_BOMB', 'the whole wheel expands ~700x (2 MiB of zeros)', {
       files: { 'evil/zeros.bin': Buffer.alloc(2 * 1024 * 1024) },
     }),
     w(
