@@ -35,9 +35,13 @@ export interface DockerExecutorOptions {
   logger?: Logger;
 }
 
-/** A dockerode client for DOCKER_HOST (`unix://…`, `tcp://host:port`), or dockerode's default. */
+/**
+ * A dockerode client for a DOCKER_HOST value (`unix://…`, `tcp://host:port`). Without one, or for the
+ * process's own DOCKER_HOST, docker-modem reads the environment itself (DOCKER_HOST, DOCKER_TLS_VERIFY,
+ * DOCKER_CERT_PATH), so a TLS-protected remote engine works as the docker CLI's does.
+ */
 export function dockerFromEnv(dockerHost = process.env.DOCKER_HOST): Docker {
-  if (!dockerHost) return new Docker();
+  if (!dockerHost || dockerHost === process.env.DOCKER_HOST) return new Docker();
   if (dockerHost.startsWith('unix://')) return new Docker({ socketPath: dockerHost.slice('unix://'.length) });
   const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
   return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' });
@@ -48,13 +52,7 @@ function containerEnv(env: Record<string, string | undefined>): string[] {
   const out: string[] = ['PYTHONUNBUFFERED=1'];
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) continue;
-    if (
-      k.startsWith('PIP_') ||
-      k === 'SOURCE_DATE_EPOCH' ||
-      k === 'http_proxy' ||
-      k === 'https_proxy' ||
-      k === 'no_proxy'
-    ) {
+    if (k.startsWith('PIP_') || k === 'SOURCE_DATE_EPOCH' || /^(https?|no)_proxy$/i.test(k)) {
       out.push(`${k}=${v}`);
     }
   }
