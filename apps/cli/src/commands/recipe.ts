@@ -89,7 +89,7 @@ export function registerRecipeCommands(program: Command, run: Runner): void {
         if (errors.length === 0) {
           const files = parsed.files.length;
           ctx.stdout.write(
-            `${file}: ok, ${parsed.requirements.length} requirements in ${files} file${files === 1 ? '' : 's'}\n`,
+            `${file}: ok, ${parsed.requirements.length} requirement${parsed.requirements.length === 1 ? '' : 's'} in ${files} file${files === 1 ? '' : 's'}\n`,
           );
           return 0;
         }
