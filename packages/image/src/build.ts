@@ -1,15 +1,13 @@
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import { inspectBase, type BaseInfo } from './base.js';
 import type { BlobCache } from './blobs.js';
-import { HashingStream, sha256Digest, type Digest } from './digest.js';
-import { ImageError } from './errors.js';
+import { sha256Digest, type Digest } from './digest.js';
 import { appendLayers, mutateConfig, type Addendum, type Image } from './image.js';
 import { CachedLayer, writeLayer, type LayerDescriptor } from './layer.js';
 import { runtimeEntries } from './runtime-layer.js';
 import { sourceEntries } from './source-layer.js';
+import { writeSegmentedWheelsLayer } from './segments.js';
 import { writeWheelsLayer } from './wheels-layer.js';
 
 /** The smallest logger interface the builder uses (pino's fits). */
@@ -52,6 +50,8 @@ export interface LayerReport {
   digest: Digest;
   size: number;
   cached: boolean;
+  /** Dependencies layer rebuilt from per-wheel segments: how many wheels were installed, how many reused. */
+  segments?: { built: number; reused: number };
 }
 
 export interface AppImageResult {
@@ -68,16 +68,6 @@ async function wheelKey(w: WheelInput): Promise<object> {
   return { name: path.basename(w.path), size: st.size, mtime: st.mtimeMs, requested: w.requested ?? true };
 }
 
-async function checkSha256(w: WheelInput): Promise<void> {
-  if (!w.sha256) return;
-  const h = new HashingStream();
-  await pipeline(createReadStream(w.path), h, new Writable({ write: (_c, _e, cb) => cb() }));
-  if (h.digest() !== `sha256:${w.sha256}`) {
-    throw new ImageError('WHEEL_HASH_MISMATCH', `${w.path}: sha256 is ${h.digest().slice(7)}, the lock says ${w.sha256}`, {
-      hint: 'the wheelhouse and the lock disagree; rebuild the lock or restore the wheel',
-    });
-  }
-}
 
 /**
  * Builds an app image without a Docker engine: base + runtime layer (venv, user, /app) + dependencies layer
@@ -118,18 +108,17 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const hit = await cache.readKey<LayerDescriptor>('layers', key);
   if (hit && (await cache.has(hit.digest))) deps = new CachedLayer(cache, hit);
   const depsCached = deps !== null;
+  let segments: { built: number; reused: number } | undefined;
   if (!deps) {
-    for (const w of options.wheels) await checkSha256(w);
-    const requested = new Map(options.wheels.map((w) => [path.basename(w.path), w.requested ?? true]));
-    deps = await writeWheelsLayer(
-      options.wheels.map((w) => w.path),
-      { scheme, cache, mtime: epoch, level, requested: (f) => requested.get(f) ?? true },
-    );
+    // Per-wheel segments: after one dependency changes, only that wheel is installed again.
+    const seg = await writeSegmentedWheelsLayer(options.wheels, { scheme, cache, mtime: epoch, level, verifySha256: true });
+    deps = seg.layer;
+    segments = { built: seg.built.length, reused: seg.reused.length };
     await cache.writeKey('layers', key, deps.descriptor());
   }
   logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: options.wheels.length }, 'dependencies layer');
   additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${options.wheels.length} wheels into ${prefix}` } });
-  reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached });
+  reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached, ...(segments ? { segments } : {}) });
 
   if (options.app?.kind === 'source') {
     const app = await writeLayer(await sourceEntries(options.app.dir, { uid, gid }), { cache, mtime: epoch, level });

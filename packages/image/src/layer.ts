@@ -101,6 +101,11 @@ export interface WriteLayerOptions {
   parallel?: boolean;
   /** Add parent directories that are not listed (mode 0755, owner 0:0). Default true. */
   impliedDirectories?: boolean;
+  /**
+   * Write a segment, not a whole layer: the tar's end-of-archive blocks are left out, so that segments (each
+   * its own gzip members) concatenate into one layer. The returned diffId is then the segment's own sha256.
+   */
+  segment?: boolean;
 }
 
 export function sourceDateEpoch(env: NodeJS.ProcessEnv = process.env): number {
@@ -169,7 +174,8 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
   const tmp = await options.cache.tempPath();
   const out = createWriteStream(tmp);
   // tar-stream emits 512-byte headers and small file chunks: gather them so zlib and sha256 work on large buffers.
-  const done = pipeline(pack, new Coalesce(1 << 20), uncompressedHash, gzip, compressedHash, out);
+  const gather: Transform = options.segment ? new DropTailCoalesce(1 << 20, 1024) : new Coalesce(1 << 20);
+  const done = pipeline(pack, gather, uncompressedHash, gzip, compressedHash, out);
 
   const feed = async (): Promise<void> => {
     for (const e of planned) {
@@ -269,6 +275,35 @@ class ParallelGzip extends Transform {
   override _flush(cb: TransformCallback): void {
     if (this.length > 0 || this.queue.length === 0) this.compress(Buffer.concat(this.parts, this.length));
     this.drain(0).then(() => cb(), cb);
+  }
+}
+
+/** Coalesce, holding back the last `n` bytes and dropping them if all zero (the tar end-of-archive). */
+class DropTailCoalesce extends Transform {
+  private parts: Buffer[] = [];
+  private length = 0;
+  constructor(
+    private readonly size: number,
+    private readonly n: number,
+  ) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.parts.push(chunk);
+    this.length += chunk.length;
+    if (this.length >= this.size + this.n) {
+      const all = Buffer.concat(this.parts, this.length);
+      const keep = all.length - this.n;
+      this.parts = [all.subarray(keep)];
+      this.length = this.n;
+      cb(null, all.subarray(0, keep));
+    } else cb();
+  }
+  override _flush(cb: TransformCallback): void {
+    const all = Buffer.concat(this.parts, this.length);
+    const tail = all.subarray(all.length - this.n);
+    if (all.length < this.n || tail.some((b) => b !== 0)) return cb(new Error('tar stream did not end with its end-of-archive blocks'));
+    cb(null, all.length > this.n ? all.subarray(0, all.length - this.n) : undefined);
   }
 }
 
