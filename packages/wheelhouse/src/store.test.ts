@@ -183,4 +183,5 @@ describe('FsWheelStore', () => {
   });
 });
 
-describeWheelStoreContract('FsWheelStore', async () => new FsWheelStore(await mkdtemp(join(tmpdir(), 'wh-contract-'))));
+// Inside this file's temp folder (its beforeAll runs first), removed with it.
+describeWheelStoreContract('FsWheelStore', async () => new FsWheelStore(join(tmp, 'contract')));
