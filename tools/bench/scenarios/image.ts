@@ -4,6 +4,7 @@
 //      (pip install --no-index from the wheelhouse), no build cache;            goal: >= 5x faster
 //  (b) writing the dependencies layer vs the floor `tar -c | gzip -6` of the same installed tree;  goal: <= 1.3x
 //  (c) rebuild after an app-only change, with all the wheels and with 5 of them;  goal: < 1 s, independent of size
+//  (d) rebuild after one dependency changes (per-wheel segments)
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -20,7 +21,7 @@ import {
   writeWheelsLayer,
   type Image,
 } from '@dstack/image';
-import { sharedEngine, sharedRuntimeImage } from '@dstack/testing';
+import { sharedEngine, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { ms, time, type Scenario } from '../lib.js';
 
 const run = promisify(execFile);
@@ -124,6 +125,23 @@ const scenario: Scenario = {
           await writeOciLayout(image, join(work, `oci-c${subset.length}`));
         }, 5, 1);
         lines.push(`(c) app-only rebuild + OCI layout, ${subset.length} wheels: ${ms(rebuild.median)} (min ${ms(rebuild.min)}; goal < 1 s, independent of the wheels)`);
+      }
+      // (d) one dependency changes (a small wheel gets a new version): only its segment is installed again.
+      {
+        const cache = new BlobCache(join(work, 'cache-d'));
+        const extra = join(work, 'extra');
+        await mkdir(extra);
+        const opts = (w: string) => ({ base, cache, wheels: [...wheels, w].map((p) => ({ path: p })), app: { kind: 'source' as const, dir: src } });
+        await buildAppImage(opts(await writeWheel(extra, { name: 'bench-extra', version: '1.0' })));
+        let k = 2;
+        let report = '';
+        const change = await time(async () => {
+          const w = await writeWheel(extra, { name: 'bench-extra', version: `${k++}.0` });
+          const { layers } = await buildAppImage(opts(w));
+          const d = layers.find((l) => l.role === 'dependencies')!;
+          report = `${d.segments?.built ?? '?'} installed, ${d.segments?.reused ?? '?'} reused`;
+        }, 3, 0);
+        lines.push(`(d) one dependency changed (${report}): ${ms(change.median)} vs full build ${ms(daemonlessOci.median)}`);
       }
       await docker.getImage('dstack-bench/daemonless:latest').remove({ force: true }).catch(() => undefined);
       await docker.getImage('dstack-bench/docker-build:latest').remove({ force: true }).catch(() => undefined);
