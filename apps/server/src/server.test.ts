@@ -1,5 +1,5 @@
 // The app through fastify's inject, over a real FsWheelStore in a temp dir: routes, auth, errors, paths.
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { FsWheelStore } from '@dstack/wheelhouse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -376,5 +376,44 @@ describe('uploads (legacy API)', () => {
     expect(text).not.toContain(TOKENS[0]!.token);
     expect(text).not.toContain(Buffer.from(`__token__:${TOKENS[0]!.token}`).toString('base64'));
     expect(s.log().some((l) => l.msg === 'request' && l.url === '/' && l.status === 200)).toBe(true);
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes an upload in flight, then stops', async () => {
+    const t = await startTestServer({ tokens: TOKENS });
+    const data = await readFile(await makeWheel(t.dir, { name: 'inflight', version: '1.0' }));
+    const { body, contentType } = multipartBody(
+      { ':action': 'file_upload', name: 'inflight', sha256_digest: sha256(data) },
+      { name: 'inflight-1.0-py3-none-any.whl', data },
+    );
+    const response = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = httpRequest(`${t.url}/`, {
+        method: 'POST',
+        headers: {
+          'content-type': contentType,
+          'content-length': String(body.length),
+          authorization: basic('__token__', TOKENS[0]!.token),
+        },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 200));
+      // The rest arrives after the server was told to close.
+      setTimeout(() => req.end(body.subarray(200)), 300);
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const closed = t.app.close();
+    const r = await response;
+    await closed;
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text).status).toBe('added');
+    expect(await t.store.get('inflight-1.0-py3-none-any.whl')).not.toBeNull();
+    await expect(fetch(`${t.url}/healthz`)).rejects.toThrow('fetch failed');
+    await rm(t.dir, { recursive: true, force: true });
   });
 });
