@@ -64,6 +64,7 @@ export {
   type VenvScheme,
 } from './wheel-install.js';
 export { writeWheelsLayer, type WheelsLayerOptions } from './wheels-layer.js';
+export { writeSegmentedWheelsLayer, checkSha256, type SegmentedLayerOptions, type SegmentedWheel } from './segments.js';
 export {
   buildAppImage,
   type AppImageOptions,
