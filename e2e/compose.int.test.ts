@@ -1,0 +1,195 @@
+// The README's docker-compose quick start (the original's way), through Debian's docker-compose 1.29 on the
+// private engine (issue 7): in a temp copy of the project layout, `docker-compose build factory`,
+// `RECIPE=webapp CEXT=False docker-compose run --rm factory` (recipes/webapp.txt -> ./wheelhouse: a C
+// extension linking zlib and a git+file:// dependency, offline: the recipe says --no-index and the bootstrap
+// wheels sit in the wheelhouse, as a private index would serve them), `docker-compose build runtime`; then
+// the example app's own compose file (e2e/webapp) builds its deps, source and wheel images, and serves
+// HTTP on ports published on 127.0.0.1.
+import { execFile } from 'node:child_process';
+import { copyFile, cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import {
+  baseImageName,
+  bootstrapWheelhouse,
+  isolatedPipEnv,
+  sharedBaseImage,
+  sharedEngine,
+  testPython,
+} from '@dstack/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  EXPECTED_CRC,
+  buildWebappWheel,
+  copyWebapp,
+  freePort,
+  removeLabelled,
+  repoRoot,
+  waitForApp,
+  write,
+  writeAppDeps,
+} from './fixtures.js';
+
+const UID = 4321;
+const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
+const appImage = `dstack-e2e/compose-webapp-${run}`;
+
+let docker: Docker;
+let tmp: string;
+let project: string;
+let appDir: string;
+let env: NodeJS.ProcessEnv;
+const ports = { source: 0, wheel: 0 };
+
+interface Compose {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The example app's compose calls: its source image's user gets UID. */
+const appEnv = (): Record<string, string> => ({ UID: String(UID) });
+
+/** `docker-compose ARGS` in `cwd` with the test's environment (extra variables on top). */
+function compose(cwd: string, args: string[], extra: Record<string, string> = {}, check = true): Promise<Compose> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'docker-compose',
+      args,
+      { cwd, env: { ...env, ...extra }, maxBuffer: 64 * 1024 * 1024, timeout: 900_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        if (check && code !== 0) {
+          reject(new Error(`docker-compose ${args.join(' ')} (in ${cwd}) exited ${code}:\n${stderr}\n${stdout}`));
+        } else {
+          resolve({ code, stdout, stderr });
+        }
+      },
+    );
+  });
+}
+
+const wheelsIn = async (dir: string): Promise<string[]> =>
+  (await readdir(dir)).filter((f) => f.endsWith('.whl')).sort();
+
+beforeAll(async () => {
+  const engine = await sharedEngine();
+  docker = engine.docker;
+  await sharedBaseImage();
+  tmp = await mkdtemp(path.join(tmpdir(), 'dstack-e2e-compose-'));
+  project = path.join(tmp, 'dstack-factory');
+  // The project layout a user's clone has: docker-compose.yml, .env, images/, recipes/, wheelhouse/, e2e/webapp.
+  await mkdir(project, { recursive: true });
+  await copyFile(path.join(repoRoot, 'docker-compose.yml'), path.join(project, 'docker-compose.yml'));
+  await copyFile(path.join(repoRoot, '.env.example'), path.join(project, '.env'));
+  await cp(path.join(repoRoot, 'images'), path.join(project, 'images'), {
+    recursive: true,
+    filter: (src) => !src.includes('__pycache__'),
+  });
+  appDir = await copyWebapp(path.join(project, 'e2e/webapp'));
+  // The dependencies, where the factory container sees them: under recipes/ (mounted at /recipes).
+  await writeAppDeps(path.join(project, 'recipes/libs'));
+  await write(
+    path.join(project, 'recipes/webapp.txt'),
+    [
+      '# offline: everything from the wheelhouse (bootstrap wheels) or from these sources',
+      '--no-index',
+      'zcrc @ file:///recipes/libs/zcrc-1.0',
+      'git+file:///recipes/libs/greeting-2.0@v2.0#egg=greeting',
+      '',
+    ].join('\n'),
+  );
+  // What a private index would give pip's build isolation offline: setuptools and wheel (Decision 8).
+  await bootstrapWheelhouse(testPython('3.11'), path.join(project, 'wheelhouse'));
+  ports.source = await freePort();
+  ports.wheel = await freePort();
+  env = isolatedPipEnv({
+    DOCKER_HOST: engine.dockerHost,
+    BASE_IMAGE: baseImageName,
+    PY_VERSION: '3.11',
+    COMPOSE_PROJECT_NAME: `dstacke2e${run}`,
+    APP_IMAGE: appImage,
+    SOURCE_PORT: String(ports.source),
+    WHEEL_PORT: String(ports.wheel),
+  });
+}, 600_000);
+
+afterAll(async () => {
+  if (appDir) await compose(appDir, ['down', '--rmi', 'all', '--remove-orphans'], appEnv(), false);
+  if (project) await compose(project, ['down', '--remove-orphans'], {}, false);
+  if (docker) {
+    await removeLabelled(docker);
+    for (const which of ['deps', 'source', 'wheel']) {
+      await docker.getImage(`${appImage}-${which}`).remove({ force: true }).catch(() => undefined);
+    }
+  }
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+}, 300_000);
+
+describe.sequential('quick start with docker-compose (Debian docker-compose 1.29, private engine)', () => {
+  it('docker-compose build factory, run --rm factory (CEXT=False RECIPE=webapp), build runtime', async () => {
+    await compose(project, ['build', 'factory']);
+    const factory = await docker.getImage('dstack-factory/factory:py3.11').inspect();
+    expect(factory.Config.Entrypoint).toEqual(['/env/bin/python', '/opt/dstack-factory/factory.py']);
+
+    const made = await compose(project, ['run', '--rm', 'factory'], { CEXT: 'False', RECIPE: 'webapp' });
+    // The build script's events: the plan, then each wheel built.
+    expect(made.stdout).toContain('"event": "planned"');
+    expect(made.stdout).toContain('"event": "done", "ok": true');
+    expect(await wheelsIn(path.join(project, 'wheelhouse'))).toEqual([
+      'greeting-2.0-py3-none-any.whl',
+      'setuptools-65.5.0-py3-none-any.whl',
+      'wheel-0.38.4-py3-none-any.whl',
+      'zcrc-1.0-cp311-cp311-linux_x86_64.whl',
+    ]);
+
+    await compose(project, ['build', 'runtime']);
+    const runtime = await docker.getImage('dstack-factory/runtime:py3.11').inspect();
+    expect(runtime.Config.Env).toContain('PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  }, 900_000);
+
+  it("the example app's compose file: deps, source (UID) and wheel images serving HTTP on 127.0.0.1", async () => {
+    // The app folder's wheelhouse: the factory's wheels and the app's own wheel.
+    await cp(path.join(project, 'wheelhouse'), path.join(appDir, 'wheelhouse'), {
+      recursive: true,
+      filter: (src) => !src.includes('/.dstack'),
+    });
+    await buildWebappWheel(testPython('3.11'), appDir, path.join(appDir, 'wheelhouse'), path.join(appDir, 'wheelhouse'));
+    expect(await wheelsIn(path.join(appDir, 'wheelhouse'))).toContain('webapp-1.0-py3-none-any.whl');
+
+    await compose(appDir, ['build', 'deps'], appEnv());
+    await compose(appDir, ['build', 'source', 'wheel'], appEnv());
+
+    // The seed's step 4: a command in the deps image.
+    const deps = await compose(appDir, ['run', '--rm', '--no-deps', 'deps'], appEnv());
+    expect(deps.stdout.trim()).toBe(`${EXPECTED_CRC} 2.0`);
+    // The source image: /app owned by UID, the app runs as that user.
+    const ids = await compose(appDir, ['run', '--rm', '--no-deps', 'source', 'sh', '-c', 'id -u; stat -c %u /app /app/webapp/__init__.py'], appEnv());
+    expect(ids.stdout).toBe(`${UID}\n${UID}\n${UID}\n`);
+
+    await compose(appDir, ['up', '-d', '--no-build', 'source', 'wheel'], appEnv());
+    const source = await waitForApp(`http://127.0.0.1:${ports.source}/`, 30_000, async () => (await compose(appDir, ['logs', 'source'], appEnv(), false)).stdout);
+    expect(source).toMatchObject({
+      app: 'webapp',
+      crc: EXPECTED_CRC,
+      native: '_native.cpython-311-x86_64-linux-gnu.so',
+      greeting: '2.0',
+      uid: UID,
+      python: '3.11.2',
+      app_file: '/app/webapp/__init__.py',
+    });
+    const wheel = await waitForApp(`http://127.0.0.1:${ports.wheel}/`, 30_000, async () => (await compose(appDir, ['logs', 'wheel'], appEnv(), false)).stdout);
+    expect(wheel).toMatchObject({
+      app: 'webapp',
+      crc: EXPECTED_CRC,
+      greeting: '2.0',
+      uid: 4801,
+      python: '3.11.2',
+      app_file: '/env/lib/python3.11/site-packages/webapp/__init__.py',
+    });
+    // Published on the loopback address only.
+    const port = await compose(appDir, ['port', 'source', '8000'], appEnv());
+    expect(port.stdout.trim()).toBe(`127.0.0.1:${ports.source}`);
+  }, 900_000);
+});
