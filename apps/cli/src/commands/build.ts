@@ -3,8 +3,10 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import {
+  DockerExecutor,
   LocalExecutor,
   buildWheelhouse,
+  dockerFromEnv,
   cachedTarget,
   findWheelByName,
   type BuildEvent,
@@ -12,7 +14,7 @@ import {
   type Executor,
 } from '@dstack/engine';
 import { DstackError, resolveRecipePath } from '@dstack/recipe';
-import { FsWheelStore } from '@dstack/wheelhouse';
+import { FsWheelStore, type Target } from '@dstack/wheelhouse';
 import type { CliContext } from '../context.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
 import type { Runner } from '../main.js';
@@ -25,6 +27,7 @@ export interface BuildCommandOptions {
   recipes?: string;
   wheelhouse?: string;
   executor?: 'local' | 'docker';
+  factoryImage?: string;
   python?: string;
   jobs?: string;
   prebuild?: string;
@@ -176,15 +179,20 @@ export async function runBuild(
     throw new UsageError('--prebuild and --no-cext exclude each other');
 
   let executor: Executor;
+  let targetOf: ((python: string) => Promise<Target>) | undefined;
   if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
   else {
-    throw new DstackError(
-      'EXECUTOR_UNAVAILABLE',
-      'the docker executor is not available in this build of dstack-factory',
-      {
-        hint: 'use --executor local',
-      },
-    );
+    // The factory image's own interpreter is the target (Decision 3): not a host interpreter.
+    const image = opts.factoryImage ?? env.FACTORY_IMAGE ?? 'dstack-factory/factory';
+    const docker = new DockerExecutor({
+      image,
+      docker: dockerFromEnv(env.DOCKER_HOST),
+      ...(env.DOCKER_HOST ? { dockerHost: env.DOCKER_HOST } : {}),
+      logger: ctx.logger.child({ component: 'docker-executor' }),
+    });
+    executor = docker;
+    targetOf = () => docker.target();
+    if (opts.python === undefined) pythons.splice(0, pythons.length, `docker:${image}`);
   }
 
   const store = new FsWheelStore(wheelhouse);
@@ -198,7 +206,7 @@ export async function runBuild(
       });
     }
   } else {
-    const target = await cachedTarget(pythons[0]!);
+    const target = targetOf ? await targetOf(pythons[0]!) : await cachedTarget(pythons[0]!);
     const filename = await findWheelByName(store, name, target);
     if (!filename) {
       throw new DstackError('WHEEL_NOT_FOUND', `BUILD_REQ=False: no wheel named ${name} in ${wheelhouse}`, {
@@ -216,6 +224,7 @@ export async function runBuild(
     store,
     pythons,
     executor,
+    ...(targetOf ? { targetOf } : {}),
     jobs,
     prebuild,
     rebuild: (opts.rebuild ?? []).flatMap(list),
@@ -241,6 +250,10 @@ export function registerBuildCommands(program: Command, run: Runner): void {
     .option('--wheelhouse <dir>', 'the wheelhouse (default $WHEELHOUSE or ./wheelhouse)')
     .addOption(
       new Option('--executor <kind>', 'where builds run').choices(['local', 'docker']).default('local'),
+    )
+    .option(
+      '--factory-image <ref>',
+      'the factory image of --executor docker (default $FACTORY_IMAGE or dstack-factory/factory)',
     )
     .option(
       '--python <versions>',
