@@ -15,6 +15,7 @@ reach the output directory only when complete.
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import queue
@@ -342,6 +343,7 @@ def parse_args(argv):
     p.add_argument("--rebuild", action="append", default=[], help="build this project from source")
     p.add_argument("--lock-dir", help="directory of cross-process build locks")
     p.add_argument("--work-dir", help="scratch directory (default: a temp dir)")
+    p.add_argument("--cache-dir", default=os.environ.get("DSTACK_CACHE_DIR"), help="keep build venvs here")
     p.add_argument("--ack", action="store_true", help="wait for `ack N` on stdin after each built wheel")
     a = p.parse_args(argv)
     recipes = os.environ.get("RECIPES", "/recipes")
@@ -384,24 +386,76 @@ def main(argv):
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(a, wheelhouse, work, acks):
-    python = sys.executable
-    use_venv = bool(a.prebuild) or pip_version(python) is None
-    if use_venv:
-        venv = os.path.join(work, "venv")
-        subprocess.run([python, "-m", "venv", venv], check=True, capture_output=True)
-        python = os.path.join(venv, "bin", "python")
-    info = interpreter_info(python)
-    old_pip = version_tuple(info["pipVersion"]) < (23, 1)
-    pep517 = ["--use-pep517"] if old_pip else []
-    emit("started", interpreter=info, prebuild=a.prebuild)
-    tags = set(info["tags"])
+def build_venv(a, work, common):
+    """The build venv: pip, setuptools and wheel, plus the CEXT packages later. The plan prepares metadata in it
+    without build isolation (an isolated env per source is what makes a plan slow); CEXT builds run in it.
+    With --cache-dir it is kept per interpreter and prebuild list, and reused. Returns (venv, has_build_tools)."""
+    base = sys.executable
+    key = hashlib.sha256(
+        ("%s|%s|%s" % (os.path.realpath(base), sys.version, ",".join(sorted(a.prebuild)))).encode()
+    ).hexdigest()[:16]
 
+    def create(venv):
+        made = subprocess.run([base, "-m", "venv", venv], capture_output=True, text=True)
+        if made.returncode != 0:
+            emit("log", package=None, line="cannot create a venv: " + made.stderr.strip())
+            return None
+        py = os.path.join(venv, "bin", "python")
+        cmd = [py, "-m", "pip", "install", "-q"] + common + ["setuptools", "wheel"]
+        try:
+            run_logged(cmd, None, pip_env(True))
+            return "tools"
+        except Failed:
+            emit("log", package=None, line="no setuptools/wheel for the build venv: the plan runs with build isolation")
+            return ""
+
+    if not a.cache_dir:
+        venv = os.path.join(work, "venv")
+        state = create(venv)
+        return (venv, state == "tools") if state is not None else (None, False)
+    root = os.path.join(a.cache_dir, "venvs")
+    os.makedirs(root, exist_ok=True)
+    venv = os.path.join(root, key)
+    ready = os.path.join(venv, ".dstack-ready")
+    fd = os.open(venv + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not os.path.exists(ready):
+            shutil.rmtree(venv, ignore_errors=True)
+            state = create(venv)
+            if state is None:
+                return None, False
+            with open(ready, "w", encoding="utf-8") as f:
+                f.write(state)
+        with open(ready, encoding="utf-8") as f:
+            return venv, f.read().strip() == "tools"
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def run(a, wheelhouse, work, acks):
     opts_file = os.path.join(work, "options.txt")
     with open(opts_file, "w", encoding="utf-8") as f:
         f.write("\n".join(recipe_options(a.recipe) if a.recipe else []) + "\n")
     common = ["--find-links", wheelhouse, "-r", opts_file]
     failures = 0
+
+    python = sys.executable
+    venv, build_tools = build_venv(a, work, common)
+    if venv:
+        python = os.path.join(venv, "bin", "python")
+    elif a.prebuild or pip_version(python) is None:
+        emit("failed", package="(venv)", version=None, command=[python, "-m", "venv"], exitCode=None,
+             logTail=["cannot create the build venv (is python3-venv installed?)"])
+        emit("done", ok=False)
+        return 1
+    info = interpreter_info(python)
+    info["executable"] = sys.executable  # the target interpreter; the build venv is made from it
+    old_pip = version_tuple(info["pipVersion"]) < (23, 1)
+    pep517 = ["--use-pep517"] if old_pip else []
+    emit("started", interpreter=info, prebuild=a.prebuild)
+    tags = set(info["tags"])
 
     # (1) CEXT: prebuild into the output (the engine ingests them), then install into the build venv.
     if a.prebuild:
@@ -439,12 +493,17 @@ def run(a, wheelhouse, work, acks):
     no_binary = ["--no-binary", ",".join(a.rebuild)] if a.rebuild else []
     plan = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report_file]
     plan += ["--find-links", wheelhouse] + pep517 + no_binary + source
-    attempts = [(plan + ["--no-build-isolation"], False), (plan, True)] if a.prebuild else [(plan, True)]
+    # Metadata without build isolation first (fast; it works for setuptools projects), then isolated
+    # (a source needing another backend, or build requirements the venv lacks).
+    fast = a.prebuild or build_tools
+    attempts = [(plan + ["--no-build-isolation"], False), (plan, True)] if fast else [(plan, True)]
     for i, (cmd, isolated) in enumerate(attempts):
         try:
             run_logged(cmd, None, pip_env(isolated))
             break
         except Failed as e:
+            if i < len(attempts) - 1:
+                emit("log", package=None, line="plan without build isolation failed; planning again with isolation")
             if i == len(attempts) - 1:
                 emit("failed", package="(plan)", version=None, command=e.command, exitCode=e.code, logTail=e.tail)
                 emit("done", ok=False)

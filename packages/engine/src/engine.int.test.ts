@@ -48,6 +48,7 @@ async function build(
     pythons: ['3.11'],
     jobs: 2,
     env,
+    cacheDir: join(root, 'cache'),
     onEvent: (e) => events.push(e),
     ...options,
   });

@@ -1,7 +1,7 @@
 // The engine: recipe + targets -> (lock hit: nothing to do) or executor run -> wheels ingested -> lock written.
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   DstackError,
@@ -14,7 +14,14 @@ import {
   type LockPackage,
   type Recipe,
 } from '@dstack/recipe';
-import { FsWheelStore, detectTarget, parseWheelFilename, wheelTagRank, type Target, type WheelStore } from '@dstack/wheelhouse';
+import {
+  FsWheelStore,
+  detectTarget,
+  parseWheelFilename,
+  wheelTagRank,
+  type Target,
+  type WheelStore,
+} from '@dstack/wheelhouse';
 import type { Logger } from 'pino';
 import type { BuildEvent, BuildFailure, BuildResult, Executor, PlannedPackage } from './executor.js';
 import { LocalExecutor, resolvePython } from './local.js';
@@ -43,6 +50,11 @@ export interface BuildOptions {
   refresh?: boolean;
   /** Where locks go: <lockDir>/<recipe>/pylock.<target>.toml (default: recipes/locks beside the recipe). */
   lockDir?: string | null;
+  /**
+   * Where executors may keep build venvs between runs (default: $XDG_CACHE_HOME/dstack-factory or
+   * ~/.cache/dstack-factory); null: none.
+   */
+  cacheDir?: string | null;
   /** Environment for ${VAR} expansion in the recipe and for pip (default: process.env). */
   env?: Record<string, string | undefined>;
   logger?: Logger;
@@ -218,6 +230,10 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
   const prebuild = options.prebuild ?? [];
   const rebuild = (options.rebuild ?? []).map((n) => canonicalizeName(n) as string);
   const logger = options.logger;
+  const cacheDir =
+    options.cacheDir === undefined
+      ? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dstack-factory')
+      : options.cacheDir;
 
   const targets: TargetSummary[] = [];
   for (const python of options.pythons) {
@@ -272,6 +288,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
           prebuild,
           rebuild,
           lockDir: join(wheelhouse, '.dstack', 'locks'),
+          cacheDir,
           env: Object.fromEntries(
             Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
           ),
@@ -395,14 +412,20 @@ async function writeLockFile(
  * BUILD_REQ=False: the wheel a seed-style name stands for (`myapp` or `myapp-1.0`) in the store — the latest
  * version when none is given, the best-ranked file for the target when several match.
  */
-export async function findWheelByName(store: WheelStore, name: string, target?: Target): Promise<string | null> {
+export async function findWheelByName(
+  store: WheelStore,
+  name: string,
+  target?: Target,
+): Promise<string | null> {
   const dash = name.indexOf('-', 1);
   const candidates = [
     { project: name, version: null as string | null },
     ...(dash > 0 ? [{ project: name.slice(0, dash), version: name.slice(dash + 1) }] : []),
   ];
   for (const c of candidates) {
-    const entries = (await store.list(canonicalizeName(c.project))).filter((e) => c.version === null || e.version === c.version);
+    const entries = (await store.list(canonicalizeName(c.project))).filter(
+      (e) => c.version === null || e.version === c.version,
+    );
     const usable = target
       ? entries.filter((e) => wheelTagRank(parseWheelFilename(e.filename), target) !== null)
       : entries;

@@ -28,7 +28,7 @@ export interface PlannedPackage {
 
 /** What the target interpreter reported about itself (the lock's environment, builtBy). */
 export interface InterpreterInfo {
-  /** The executable that ran the build (a host path, or a path inside the container). */
+  /** The target interpreter (a host path, or a path inside the container); the build venv is made from it. */
   executable: string;
   implementation: string; // "cp"
   pythonVersion: string; // "3.11"
@@ -105,6 +105,8 @@ export interface BuildJob {
   rebuild: string[];
   /** Directory of cross-process build locks (wheelhouse/.dstack/locks); null: no locking. */
   lockDir: string | null;
+  /** Where the build script may keep build venvs between runs (local executor); null or absent: none. */
+  cacheDir?: string | null;
   /** The whole environment of the build (pip reads its PIP_* variables); default: the process's. */
   env?: Record<string, string | undefined>;
 }

@@ -63,6 +63,7 @@ beforeAll(async () => {
       prebuild: [],
       rebuild: [],
       lockDir: join(wheelhouse, '.dstack', 'locks'),
+      cacheDir: join(root, 'cache'),
       env: isolatedPipEnv(),
     },
     (e) => {

@@ -78,6 +78,7 @@ export class LocalExecutor implements Executor {
         prebuild: job.prebuild,
         rebuild: job.rebuild,
         lockDir: job.lockDir,
+        cacheDir: job.cacheDir ?? null,
         ack: true,
       }),
     ];

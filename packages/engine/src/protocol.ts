@@ -23,6 +23,7 @@ export interface FactoryArgs {
   prebuild: string[];
   rebuild: string[];
   lockDir: string | null;
+  cacheDir?: string | null;
   /** Ask the script to wait for `ack N` on stdin after each built wheel. */
   ack: boolean;
 }
@@ -37,6 +38,7 @@ export function factoryArgs(a: FactoryArgs): string[] {
   else args.push('--no-cext');
   for (const r of a.rebuild) args.push('--rebuild', r);
   if (a.lockDir) args.push('--lock-dir', a.lockDir);
+  if (a.cacheDir) args.push('--cache-dir', a.cacheDir);
   if (a.ack) args.push('--ack');
   return args;
 }

@@ -96,7 +96,7 @@ describe('dstack-factory build', () => {
     expect(r.stderr).toContain('ERROR: No matching distribution found for no-such-package==1.0');
   });
 
-  it('explains a missing recipe, a missing app wheel and an unavailable executor', async () => {
+  it('explains a missing recipe and a missing app wheel', async () => {
     expect((await cli(['build', 'nope', '--python', python])).stderr).toBe(
       `error[RECIPE_NOT_FOUND]: no recipe ${path.join(dir, 'recipes', 'nope.txt')}\nhint: write it, or set RECIPE / pass the recipe's name or path\n`,
     );
@@ -104,11 +104,6 @@ describe('dstack-factory build', () => {
     expect([w.code, w.stderr.split('\n')[0]]).toEqual([
       1,
       `error[WHEEL_NOT_FOUND]: BUILD_REQ=False: no wheel named myapp in ${path.join(dir, 'wheelhouse')}`,
-    ]);
-    const d = await cli(['build', '--executor', 'docker']);
-    expect([d.code, d.stderr.split('\n')[0]]).toEqual([
-      1,
-      'error[EXECUTOR_UNAVAILABLE]: the docker executor is not available in this build of dstack-factory',
     ]);
   });
 });
