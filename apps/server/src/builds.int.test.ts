@@ -118,6 +118,14 @@ describe('refusals', () => {
     expect(((await r.json()) as { error: { message: string } }).error.message).toBe(message);
   });
 
+  it('answers 400 with the line for a recipe pip would not read', async () => {
+    const r = await post(strict, { recipe: 'requests\nflask >= = 2\n' }, BUILD);
+    expect(r.status).toBe(400);
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('RECIPE_SYNTAX');
+    expect(body.error.message).toContain('recipe.txt:2');
+  });
+
   it('answers 404 for an unknown build', async () => {
     const r = await fetch(`${strict.url}/api/builds/nope`);
     expect(r.status).toBe(404);
