@@ -52,7 +52,12 @@ interface Compose {
 const appEnv = (): Record<string, string> => ({ UID: String(UID) });
 
 /** `docker-compose ARGS` in `cwd` with the test's environment (extra variables on top). */
-function compose(cwd: string, args: string[], extra: Record<string, string> = {}, check = true): Promise<Compose> {
+function compose(
+  cwd: string,
+  args: string[],
+  extra: Record<string, string> = {},
+  check = true,
+): Promise<Compose> {
   return new Promise((resolve, reject) => {
     execFile(
       'docker-compose',
@@ -61,7 +66,9 @@ function compose(cwd: string, args: string[], extra: Record<string, string> = {}
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
         if (check && code !== 0) {
-          reject(new Error(`docker-compose ${args.join(' ')} (in ${cwd}) exited ${code}:\n${stderr}\n${stdout}`));
+          reject(
+            new Error(`docker-compose ${args.join(' ')} (in ${cwd}) exited ${code}:\n${stderr}\n${stdout}`),
+          );
         } else {
           resolve({ code, stdout, stderr });
         }
@@ -121,7 +128,10 @@ afterAll(async () => {
   if (docker) {
     await removeLabelled(docker);
     for (const which of ['deps', 'source', 'wheel']) {
-      await docker.getImage(`${appImage}-${which}`).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getImage(`${appImage}-${which}`)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
   }
   if (tmp) await rm(tmp, { recursive: true, force: true });
@@ -146,7 +156,9 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
 
     await compose(project, ['build', 'runtime']);
     const runtime = await docker.getImage('dstack-factory/runtime:py3.11').inspect();
-    expect(runtime.Config.Env).toContain('PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+    expect(runtime.Config.Env).toContain(
+      'PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    );
   }, 900_000);
 
   it("the example app's compose file: deps, source (UID) and wheel images serving HTTP on 127.0.0.1", async () => {
@@ -155,7 +167,12 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
       recursive: true,
       filter: (src) => !src.includes('/.dstack'),
     });
-    await buildWebappWheel(testPython('3.11'), appDir, path.join(appDir, 'wheelhouse'), path.join(appDir, 'wheelhouse'));
+    await buildWebappWheel(
+      testPython('3.11'),
+      appDir,
+      path.join(appDir, 'wheelhouse'),
+      path.join(appDir, 'wheelhouse'),
+    );
     expect(await wheelsIn(path.join(appDir, 'wheelhouse'))).toContain('webapp-1.0-py3-none-any.whl');
 
     await compose(appDir, ['build', 'deps'], appEnv());
@@ -165,11 +182,19 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
     const deps = await compose(appDir, ['run', '--rm', '--no-deps', 'deps'], appEnv());
     expect(deps.stdout.trim()).toBe(`${EXPECTED_CRC} 2.0`);
     // The source image: /app owned by UID, the app runs as that user.
-    const ids = await compose(appDir, ['run', '--rm', '--no-deps', 'source', 'sh', '-c', 'id -u; stat -c %u /app /app/webapp/__init__.py'], appEnv());
+    const ids = await compose(
+      appDir,
+      ['run', '--rm', '--no-deps', 'source', 'sh', '-c', 'id -u; stat -c %u /app /app/webapp/__init__.py'],
+      appEnv(),
+    );
     expect(ids.stdout).toBe(`${UID}\n${UID}\n${UID}\n`);
 
     await compose(appDir, ['up', '-d', '--no-build', 'source', 'wheel'], appEnv());
-    const source = await waitForApp(`http://127.0.0.1:${ports.source}/`, 30_000, async () => (await compose(appDir, ['logs', 'source'], appEnv(), false)).stdout);
+    const source = await waitForApp(
+      `http://127.0.0.1:${ports.source}/`,
+      30_000,
+      async () => (await compose(appDir, ['logs', 'source'], appEnv(), false)).stdout,
+    );
     expect(source).toMatchObject({
       app: 'webapp',
       crc: EXPECTED_CRC,
@@ -179,7 +204,11 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
       python: '3.11.2',
       app_file: '/app/webapp/__init__.py',
     });
-    const wheel = await waitForApp(`http://127.0.0.1:${ports.wheel}/`, 30_000, async () => (await compose(appDir, ['logs', 'wheel'], appEnv(), false)).stdout);
+    const wheel = await waitForApp(
+      `http://127.0.0.1:${ports.wheel}/`,
+      30_000,
+      async () => (await compose(appDir, ['logs', 'wheel'], appEnv(), false)).stdout,
+    );
     expect(wheel).toMatchObject({
       app: 'webapp',
       crc: EXPECTED_CRC,

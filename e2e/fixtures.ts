@@ -2,7 +2,8 @@
 // a package in a local git repository), the app's wheel, containers serving it on 127.0.0.1 (Decision 15),
 // and HTTP checks of what it answers.
 import { execFile } from 'node:child_process';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,9 +54,23 @@ export async function copyWebapp(dir: string): Promise<string> {
   return dir;
 }
 
-/** The app's own wheel (webapp-1.0-py3-none-any.whl), built offline from src/ with `bootstrap` wheels. */
-export async function buildWebappWheel(python: string, appDir: string, outDir: string, bootstrap: string): Promise<string> {
-  return buildSourceWheel(python, path.join(appDir, 'src'), outDir, bootstrap);
+/**
+ * The app's own wheel (webapp-1.0-py3-none-any.whl), built offline with `bootstrap` wheels from a copy of
+ * src/ (setuptools leaves build/ and *.egg-info in the tree it builds).
+ */
+export async function buildWebappWheel(
+  python: string,
+  appDir: string,
+  outDir: string,
+  bootstrap: string,
+): Promise<string> {
+  const copy = await mkdtemp(path.join(tmpdir(), 'dstack-e2e-webapp-src-'));
+  try {
+    await cp(path.join(appDir, 'src'), copy, { recursive: true });
+    return await buildSourceWheel(python, copy, outDir, bootstrap);
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -84,7 +99,11 @@ export interface AppAnswer {
 }
 
 /** GETs `url` until it answers 200 (the server may still be starting); its JSON body. */
-export async function waitForApp(url: string, timeoutMs = 30_000, logs?: () => Promise<string>): Promise<AppAnswer> {
+export async function waitForApp(
+  url: string,
+  timeoutMs = 30_000,
+  logs?: () => Promise<string>,
+): Promise<AppAnswer> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
@@ -98,8 +117,11 @@ export async function waitForApp(url: string, timeoutMs = 30_000, logs?: () => P
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  const why = last instanceof Error ? `${last.message}${last.cause ? ` (${String(last.cause)})` : ''}` : String(last);
-  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms: ${why}${logs ? `\ncontainer logs:\n${await logs()}` : ''}`);
+  const why =
+    last instanceof Error ? `${last.message}${last.cause ? ` (${String(last.cause)})` : ''}` : String(last);
+  throw new Error(
+    `${url} did not answer 200 within ${timeoutMs} ms: ${why}${logs ? `\ncontainer logs:\n${await logs()}` : ''}`,
+  );
 }
 
 export interface Served {
@@ -134,7 +156,7 @@ export async function serve(
       const buf = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
       // Multiplexed frames: strip the 8-byte headers.
       const out: Buffer[] = [];
-      for (let i = 0; i + 8 <= buf.length; ) {
+      for (let i = 0; i + 8 <= buf.length;) {
         const size = buf.readUInt32BE(i + 4);
         out.push(buf.subarray(i + 8, i + 8 + size));
         i += 8 + size;
@@ -148,7 +170,8 @@ export async function serve(
   const info = await container.inspect();
   const binding = info.NetworkSettings.Ports['8000/tcp']?.[0];
   if (!binding) throw new Error(`${image}: port 8000 is not published: ${await logs()}`);
-  if (binding.HostIp !== '127.0.0.1') throw new Error(`${image}: published on ${binding.HostIp}, not 127.0.0.1`);
+  if (binding.HostIp !== '127.0.0.1')
+    throw new Error(`${image}: published on ${binding.HostIp}, not 127.0.0.1`);
   return { container, url: `http://127.0.0.1:${binding.HostPort}/`, logs };
 }
 
@@ -156,7 +179,10 @@ export async function serve(
 export async function removeLabelled(docker: Docker): Promise<void> {
   const filters = JSON.stringify({ label: [`${testLabel}=e2e`] });
   for (const c of await docker.listContainers({ all: true, filters })) {
-    await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
 }
 

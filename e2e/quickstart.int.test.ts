@@ -16,7 +16,9 @@ import {
   baseImageName,
   bootstrapWheelhouse,
   isolatedPipEnv,
+  followBuild,
   runInContainer,
+  sharedRegistry,
   sharedBaseImage,
   sharedEngine,
   testPython,
@@ -52,6 +54,8 @@ const tags = {
 };
 
 let docker: Docker;
+/** The daemonless wheel variant goes to the private registry. */
+let registryRef: string;
 let env: NodeJS.ProcessEnv;
 let tmp: string;
 /** The user's project folder: recipes/, wheelhouse/, and the app (src/, requirements.txt). */
@@ -64,7 +68,9 @@ let appWheel: string;
 async function cli(args: string[]): Promise<CliRun> {
   const result = await runCli(args, { env, cwd: project });
   if (result.code !== 0) {
-    throw new Error(`dstack-factory ${args.join(' ')} exited ${result.code}\n${result.stderr}\n${result.stdout}`);
+    throw new Error(
+      `dstack-factory ${args.join(' ')} exited ${result.code}\n${result.stderr}\n${result.stdout}`,
+    );
   }
   return result;
 }
@@ -94,7 +100,11 @@ async function answerOf(image: string, options: Parameters<typeof serve>[2] = {}
 }
 
 /** An images/app Dockerfile built by the engine with the project's app folder as its context. */
-async function engineBuild(dockerfile: string, tag: string, buildArgs: Record<string, string>): Promise<void> {
+async function engineBuild(
+  dockerfile: string,
+  tag: string,
+  buildArgs: Record<string, string>,
+): Promise<void> {
   await buildDockerfile(docker, {
     context: path.join(project, 'app'),
     dockerfile,
@@ -109,6 +119,7 @@ beforeAll(async () => {
   const engine = await sharedEngine();
   docker = engine.docker;
   await sharedBaseImage();
+  registryRef = `${(await sharedRegistry()).host}/dstack-e2e/webapp-wheel:${run}`;
   env = isolatedPipEnv({ DOCKER_HOST: engine.dockerHost, NO_COLOR: '1' });
   tmp = await mkdtemp(path.join(tmpdir(), 'dstack-e2e-quickstart-'));
   project = path.join(tmp, 'project');
@@ -124,13 +135,22 @@ beforeAll(async () => {
     ['--no-index', `zcrc @ file://${deps.zcrcDir}`, deps.greetingUrl, ''].join('\n'),
   );
   // The app's own wheel (pure Python), for the wheel variant.
-  appWheel = await buildWebappWheel(python, path.join(project, 'app'), path.join(tmp, 'dist'), path.join(project, 'wheelhouse'));
+  appWheel = await buildWebappWheel(
+    python,
+    path.join(project, 'app'),
+    path.join(tmp, 'dist'),
+    path.join(project, 'wheelhouse'),
+  );
 }, 600_000);
 
 afterAll(async () => {
   if (docker) {
     await removeLabelled(docker);
-    for (const tag of Object.values(tags)) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    for (const tag of [...Object.values(tags), registryRef].filter(Boolean))
+      await docker
+        .getImage(tag)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
   if (tmp) await rm(tmp, { recursive: true, force: true });
 }, 120_000);
@@ -145,8 +165,18 @@ describe.sequential('quick start with the CLI (offline, private engine)', () => 
     expect(user.stdout).toBe('4801\nwebapp\nPython 3.11.2\n');
   }, 600_000);
 
-  it('build --executor docker: recipe -> wheelhouse and lock, the C extension compiled for the image\'s 3.11.2', async () => {
-    const built = await cli(['build', 'webapp', '--no-cext', '--executor', 'docker', '--factory-image', tags.factory, '--jobs', '2']);
+  it("build --executor docker: recipe -> wheelhouse and lock, the C extension compiled for the image's 3.11.2", async () => {
+    const built = await cli([
+      'build',
+      'webapp',
+      '--no-cext',
+      '--executor',
+      'docker',
+      '--factory-image',
+      tags.factory,
+      '--jobs',
+      '2',
+    ]);
     expect(built.stderr).toContain('[cp311-linux_x86_64] done: 2 distributions, 0 cached, 2 added');
     const wheels = (await readdir(path.join(project, 'wheelhouse'))).filter((f) => f.endsWith('.whl')).sort();
     expect(wheels).toEqual([
@@ -170,14 +200,24 @@ describe.sequential('quick start with the CLI (offline, private engine)', () => 
 
     // Who built what (Decision 5): the docker executor with the factory image.
     const list = await cli(['wheelhouse', 'list', '--json']);
-    const zcrc = (JSON.parse(list.stdout) as Array<{ filename: string; builtBy?: Record<string, string> }>).find(
-      (w) => w.filename === 'zcrc-1.0-cp311-cp311-linux_x86_64.whl',
-    );
+    const zcrc = (
+      JSON.parse(list.stdout) as Array<{ filename: string; builtBy?: Record<string, string> }>
+    ).find((w) => w.filename === 'zcrc-1.0-cp311-cp311-linux_x86_64.whl');
     expect(zcrc?.builtBy?.executor).toBe('docker');
 
     // A second build is warm: the lock is current, no container runs.
-    const again = await cli(['build', 'webapp', '--no-cext', '--executor', 'docker', '--factory-image', tags.factory]);
-    expect(again.stderr).toContain('[cp311-linux_x86_64] up to date (lock): 2 distributions, 2 cached, 0 added');
+    const again = await cli([
+      'build',
+      'webapp',
+      '--no-cext',
+      '--executor',
+      'docker',
+      '--factory-image',
+      tags.factory,
+    ]);
+    expect(again.stderr).toContain(
+      '[cp311-linux_x86_64] up to date (lock): 2 distributions, 2 cached, 0 added',
+    );
 
     // The app's wheel joins the wheelhouse (the wheel variant installs it from there).
     const added = await cli(['wheelhouse', 'add', appWheel]);
@@ -189,42 +229,98 @@ describe.sequential('quick start with the CLI (offline, private engine)', () => 
   }, 600_000);
 
   it('requirements variant, engine and daemonless: serves the app mounted from the host (--user webapp -v src:/app)', async () => {
-    await engineBuild('Dockerfile', tags.reqEngine, { BASE_IMAGE: tags.runtime, REQUIREMENTS: 'requirements.txt' });
+    await engineBuild('Dockerfile', tags.reqEngine, {
+      BASE_IMAGE: tags.runtime,
+      REQUIREMENTS: 'requirements.txt',
+    });
     // Daemonless: --requirements locks with an interpreter of the base's own version (3.11.2 here).
-    await cli(['image', 'app', '--base', `docker:${tags.runtime}`, '--requirements', 'app/requirements.txt', '--output', `docker:${tags.reqDaemonless}`]);
+    await cli([
+      'image',
+      'app',
+      '--base',
+      `docker:${tags.runtime}`,
+      '--requirements',
+      'app/requirements.txt',
+      '--output',
+      `docker:${tags.reqDaemonless}`,
+    ]);
     const src = path.join(project, 'app/src');
     for (const image of [tags.reqEngine, tags.reqDaemonless]) {
-      const answer = await answerOf(image, { cmd: ['python', '-m', 'webapp'], user: 'webapp', binds: [`${src}:/app:ro`] });
+      const answer = await answerOf(image, {
+        cmd: ['python', '-m', 'webapp'],
+        user: 'webapp',
+        binds: [`${src}:/app:ro`],
+      });
       expectApp(answer, { uid: 4801, appFile: /^\/app\/webapp\/__init__\.py$/ });
     }
   }, 600_000);
 
   it('source variant with --uid, engine and daemonless: /app belongs to the UID the app runs as', async () => {
-    await engineBuild('Dockerfile-source', tags.srcEngine, { BASE_IMAGE: tags.reqEngine, SRC_DIR: 'src', UID: String(UID) });
+    await engineBuild('Dockerfile-source', tags.srcEngine, {
+      BASE_IMAGE: tags.reqEngine,
+      SRC_DIR: 'src',
+      UID: String(UID),
+    });
     await cli([
-      'image', 'app', '--base', `docker:${tags.runtime}`, '--lock', lockFile, '--source', 'app/src',
-      '--uid', String(UID), '--output', `docker:${tags.srcDaemonless}`,
+      'image',
+      'app',
+      '--base',
+      `docker:${tags.runtime}`,
+      '--lock',
+      lockFile,
+      '--source',
+      'app/src',
+      '--uid',
+      String(UID),
+      '--output',
+      `docker:${tags.srcDaemonless}`,
     ]);
-    for (const [image, user] of [[tags.srcEngine, 'webapp'], [tags.srcDaemonless, undefined]] as const) {
-      const ids = await runInContainer(image, ['sh', '-c', 'id -u; stat -c %u /app /app/webapp/__init__.py'], user ? { user } : {});
+    for (const [image, user] of [
+      [tags.srcEngine, 'webapp'],
+      [tags.srcDaemonless, undefined],
+    ] as const) {
+      const ids = await runInContainer(
+        image,
+        ['sh', '-c', 'id -u; stat -c %u /app /app/webapp/__init__.py'],
+        user ? { user } : {},
+      );
       expect(ids.stdout).toBe(`${UID}\n${UID}\n${UID}\n`);
       const answer = await answerOf(image, { cmd: ['python', '-m', 'webapp'], ...(user ? { user } : {}) });
       expectApp(answer, { uid: UID, appFile: /^\/app\/webapp\/__init__\.py$/ });
     }
   }, 600_000);
 
-  it('wheel variant, engine and daemonless: the app installed from its own wheel runs its console script', async () => {
+  it('wheel variant, engine and daemonless (pushed to the private registry, pulled by the engine): the app runs its console script', async () => {
     await engineBuild('Dockerfile-wheel', tags.wheelEngine, {
       BASE_IMAGE: tags.runtime,
       WHEEL_PACKAGE: 'wheelhouse/webapp-1.0-py3-none-any.whl',
     });
     await cli([
-      'image', 'app', '--base', `docker:${tags.runtime}`, '--lock', lockFile, '--wheel', appWheel,
-      '--output', `docker:${tags.wheelDaemonless}`, '--cmd', 'webapp',
+      'image',
+      'app',
+      '--base',
+      `docker:${tags.runtime}`,
+      '--lock',
+      lockFile,
+      '--wheel',
+      appWheel,
+      '--output',
+      `registry:${registryRef}`,
+      '--cmd',
+      'webapp',
     ]);
+    // The engine pulls it from the registry (plain HTTP on 127.0.0.1) and tags it.
+    await followBuild(docker, await docker.pull(registryRef));
+    await docker.getImage(registryRef).tag({ repo: tags.wheelDaemonless.split(':')[0]!, tag: run });
     const engine = await answerOf(tags.wheelEngine, { cmd: ['webapp'], user: 'webapp' });
-    expectApp(engine, { uid: 4801, appFile: /^\/env\/lib\/python3\.11\/site-packages\/webapp\/__init__\.py$/ });
+    expectApp(engine, {
+      uid: 4801,
+      appFile: /^\/env\/lib\/python3\.11\/site-packages\/webapp\/__init__\.py$/,
+    });
     const daemonless = await answerOf(tags.wheelDaemonless);
-    expectApp(daemonless, { uid: 4801, appFile: /^\/env\/lib\/python3\.11\/site-packages\/webapp\/__init__\.py$/ });
+    expectApp(daemonless, {
+      uid: 4801,
+      appFile: /^\/env\/lib\/python3\.11\/site-packages\/webapp\/__init__\.py$/,
+    });
   }, 600_000);
 });
