@@ -162,7 +162,7 @@ export class DockerExecutor implements Executor {
       Image: this.options.image,
       Entrypoint: ['python', '-I', '-c', code],
       Cmd: [],
-      Labels: { [CONTAINER_LABEL]: 'docker', [JOB_LABEL]: 'interpreter' },
+      Labels: { [CONTAINER_LABEL]: 'docker', [JOB_LABEL]: `interpreter-${process.pid}` },
       HostConfig: { NetworkMode: 'none' },
     });
     try {
