@@ -5,7 +5,7 @@ export default defineConfig({
   resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] },
   ssr: { resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'tools/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'tools/**/*.test.ts', 'e2e/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // One private Docker engine, one registry and one cached base image for the whole run (Decision 15).
     globalSetup: ['tools/testing/src/global-setup.ts'],
