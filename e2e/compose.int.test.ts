@@ -19,6 +19,7 @@ import {
   testPython,
 } from '@dstack/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../apps/cli/src/testing.js';
 import {
   EXPECTED_CRC,
   buildWebappWheel,
@@ -40,7 +41,10 @@ let tmp: string;
 let project: string;
 let appDir: string;
 let env: NodeJS.ProcessEnv;
-const ports = { source: 0, wheel: 0 };
+const ports = { source: 0, wheel: 0, init: 0 };
+/** The folder `dstack-factory init` makes (its compose project gets its own name). */
+let initDir: string | undefined;
+const initProject = { COMPOSE_PROJECT_NAME: `dstacke2einit${run}` };
 
 interface Compose {
   code: number;
@@ -111,6 +115,7 @@ beforeAll(async () => {
   await bootstrapWheelhouse(testPython('3.11'), path.join(project, 'wheelhouse'));
   ports.source = await freePort();
   ports.wheel = await freePort();
+  ports.init = await freePort();
   env = isolatedPipEnv({
     DOCKER_HOST: engine.dockerHost,
     BASE_IMAGE: baseImageName,
@@ -125,6 +130,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (appDir) await compose(appDir, ['down', '--rmi', 'all', '--remove-orphans'], appEnv(), false);
   if (project) await compose(project, ['down', '--remove-orphans'], {}, false);
+  if (initDir) await compose(initDir, ['down', '--rmi', 'all', '--remove-orphans'], initProject, false);
   if (docker) {
     await removeLabelled(docker);
     for (const which of ['deps', 'source', 'wheel']) {
@@ -220,5 +226,80 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
     // Published on the loopback address only.
     const port = await compose(appDir, ['port', 'source', '8000'], appEnv());
     expect(port.stdout.trim()).toBe(`127.0.0.1:${ports.source}`);
+  }, 900_000);
+
+  it("dstack-factory init: the starter project's wheelhouse (build --executor docker) and docker-compose.yml serve the app", async () => {
+    const dir = path.join(tmp, 'myapp');
+    initDir = dir;
+    const init = await runCli(['init', dir], { env, cwd: tmp });
+    expect(init.code).toBe(0);
+    for (const f of [
+      'recipes/requirements.txt',
+      '.env',
+      'docker-compose.yml',
+      'Dockerfile',
+      'Dockerfile-source',
+    ]) {
+      expect(init.stdout).toContain(`created ${path.join(dir, f)}\n`);
+    }
+    // The user's recipe (by name, from a private find-links folder: the factory's wheelhouse) and code.
+    await write(
+      path.join(dir, 'recipes/requirements.txt'),
+      [
+        '--no-index',
+        `--find-links ${path.join(project, 'wheelhouse')}`,
+        'zcrc==1.0',
+        'greeting==2.0',
+        '',
+      ].join('\n'),
+    );
+    await cp(path.join(appDir, 'src/webapp'), path.join(dir, 'src/webapp'), { recursive: true });
+    // The README's `CEXT=False dstack-factory build`, in the factory image docker-compose built.
+    const built = await runCli(
+      ['build', '--executor', 'docker', '--factory-image', 'dstack-factory/factory:py3.11'],
+      {
+        env: { ...env, CEXT: 'False' },
+        cwd: dir,
+      },
+    );
+    expect(built.code, built.stderr).toBe(0);
+    expect(await wheelsIn(path.join(dir, 'wheelhouse'))).toEqual([
+      'greeting-2.0-py3-none-any.whl',
+      'zcrc-1.0-cp311-cp311-linux_x86_64.whl',
+    ]);
+
+    await compose(dir, ['build', 'deps', 'app'], initProject);
+    await compose(
+      dir,
+      [
+        'run',
+        '-d',
+        '--name',
+        `dstacke2einit${run}-web`,
+        '-l',
+        'org.dstack-factory.test=e2e',
+        '-p',
+        `127.0.0.1:${ports.init}:8000`,
+        'app',
+        'python',
+        '-m',
+        'webapp',
+      ],
+      initProject,
+    );
+    const answer = await waitForApp(
+      `http://127.0.0.1:${ports.init}/`,
+      30_000,
+      async () => (await compose(dir, ['logs'], initProject, false)).stdout,
+    );
+    expect(answer).toMatchObject({
+      app: 'webapp',
+      crc: EXPECTED_CRC,
+      native: '_native.cpython-311-x86_64-linux-gnu.so',
+      greeting: '2.0',
+      uid: 4801,
+      python: '3.11.2',
+      app_file: '/app/webapp/__init__.py',
+    });
   }, 900_000);
 });
