@@ -425,10 +425,11 @@ def build_venv(a, work, common):
             state = create(venv)
             if state is None:
                 return None, False
+            if state != "tools":
+                return venv, False  # not kept: the next run tries again to install setuptools and wheel
             with open(ready, "w", encoding="utf-8") as f:
                 f.write(state)
-        with open(ready, encoding="utf-8") as f:
-            return venv, f.read().strip() == "tools"
+        return venv, True
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

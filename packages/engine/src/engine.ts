@@ -1,6 +1,6 @@
 // The engine: recipe + targets -> (lock hit: nothing to do) or executor run -> wheels ingested -> lock written.
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
@@ -102,16 +102,49 @@ const PIP_INDEX_VARS = [
 ];
 
 const targetCache = new Map<string, Promise<Target>>();
-/** detectTarget, once per interpreter per process. */
-export function cachedTarget(python: string): Promise<Target> {
+
+/**
+ * detectTarget with two caches: in memory for this process, and on disk under `cacheDir` (targets.json, keyed by
+ * the interpreter's real path, size and mtime), so a warm rebuild in a new process starts no Python at all.
+ */
+export function cachedTarget(
+  python: string,
+  options: { cacheDir?: string | null; memory?: boolean } = {},
+): Promise<Target> {
   const path = resolvePython(python);
-  let t = targetCache.get(path);
+  const memory = options.memory ?? true;
+  let t = memory ? targetCache.get(path) : undefined;
   if (!t) {
-    t = detectTarget(path);
-    targetCache.set(path, t);
-    t.catch(() => targetCache.delete(path));
+    t = diskCachedTarget(path, options.cacheDir ?? null);
+    if (memory) {
+      targetCache.set(path, t);
+      t.catch(() => targetCache.delete(path));
+    }
   }
   return t;
+}
+
+async function diskCachedTarget(python: string, cacheDir: string | null): Promise<Target> {
+  if (!cacheDir) return detectTarget(python);
+  const real = await realpath(python);
+  const st = await stat(real);
+  const key = `${python}|${real}|${st.size}|${st.mtimeMs}`;
+  const file = join(cacheDir, 'targets.json');
+  let known: Record<string, Target> = {};
+  try {
+    known = JSON.parse(await readFile(file, 'utf8')) as Record<string, Target>;
+    const hit = known[key];
+    if (hit) return hit;
+  } catch {
+    known = {};
+  }
+  const target = await detectTarget(python);
+  known[key] = target;
+  await mkdir(cacheDir, { recursive: true });
+  const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(temp, JSON.stringify(known));
+  await rename(temp, file);
+  return target;
 }
 
 /**
@@ -224,16 +257,16 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
   await mkdir(wheelhouse, { recursive: true });
   const store = options.store ?? new FsWheelStore(wheelhouse);
   const executor = options.executor ?? new LocalExecutor();
-  const targetOf = options.targetOf ?? cachedTarget;
   const recipe = recipePath ? await readRecipeFile(recipePath, { env }) : null;
   const fromWheelSha256 = fromWheel ? await fileSha256(fromWheel) : null;
   const prebuild = options.prebuild ?? [];
   const rebuild = (options.rebuild ?? []).map((n) => canonicalizeName(n) as string);
   const logger = options.logger;
-  const cacheDir =
+  const cacheDir: string | null =
     options.cacheDir === undefined
       ? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dstack-factory')
       : options.cacheDir;
+  const targetOf = options.targetOf ?? ((python: string) => cachedTarget(python, { cacheDir }));
 
   const targets: TargetSummary[] = [];
   for (const python of options.pythons) {

@@ -26,7 +26,7 @@ let dir: string;
 // The command group on its own program (as main.ts builds it), so this test does not depend on main.ts.
 async function cli(
   args: string[],
-  env: NodeJS.ProcessEnv = isolatedPipEnv(),
+  env: NodeJS.ProcessEnv = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache') }),
 ): Promise<{ code: number; stderr: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
