@@ -65,7 +65,8 @@ async function warm(python: string, env: NodeJS.ProcessEnv): Promise<string[]> {
     const n = cold.targets[0]!.packages;
     const store = new FsWheelStore(wheelhouse);
     const wheels = (await store.list()).length;
-    // Each run as a fresh `dstack-factory build` would do it: the interpreter probed again (no cache).
+    const cacheDir = join(root, 'cache');
+    // Each run as a fresh `dstack-factory build` process does it: a new store, the target from the disk cache.
     const ours = await time(async () => {
       const s = await buildWheelhouse({
         recipe,
@@ -73,12 +74,14 @@ async function warm(python: string, env: NodeJS.ProcessEnv): Promise<string[]> {
         store: new FsWheelStore(wheelhouse),
         pythons: [python],
         env,
-        targetOf: detectTarget,
+        cacheDir,
+        targetOf: (p) => cachedTarget(p, { cacheDir, memory: false }),
       });
       if (!s.targets[0]!.warm) throw new Error('not warm');
     }, 7);
-    const oursCached = await time(async () => {
-      const s = await buildWheelhouse({ recipe, wheelhouse, pythons: [python], env, targetOf: cachedTarget });
+    // The worst case: the interpreter probed again on every run (no target cache at all).
+    const oursProbed = await time(async () => {
+      const s = await buildWheelhouse({ recipe, wheelhouse, pythons: [python], env, targetOf: detectTarget });
       if (!s.targets[0]!.warm) throw new Error('not warm');
     }, 7);
     const baseline = await time(
@@ -89,17 +92,12 @@ async function warm(python: string, env: NodeJS.ProcessEnv): Promise<string[]> {
     return [
       `(a) warm rebuild, ${n} distributions (${wheels} wheels in the wheelhouse)`,
       speedup(
-        'warm rebuild (lock hit, interpreter probed)',
+        'warm rebuild (lock hit, target from the disk cache)',
         ours,
         baseline,
         'pip wheel --no-index --find-links wheelhouse',
       ),
-      speedup(
-        'warm rebuild (lock hit, interpreter probe cached in-process)',
-        oursCached,
-        baseline,
-        'pip wheel',
-      ),
+      speedup('warm rebuild (lock hit, interpreter probed every run)', oursProbed, baseline, 'pip wheel'),
       `(a) goal >= 20x: ${ratio >= 20 ? 'met' : 'NOT met'} (${ratio.toFixed(1)}x)`,
     ];
   } finally {
@@ -184,7 +182,13 @@ const scenario: Scenario = {
     const python = testPython('3.11');
     const env = isolatedPipEnv({ PIP_NO_CACHE_DIR: '1' });
     const { stdout } = await exec('uptime');
-    return [`load: ${stdout.trim()}`, ...(await warm(python, env)), ...(await cold(python, env))];
+    // BENCH_ENGINE=warm or =cold runs one half.
+    const part = process.env.BENCH_ENGINE;
+    return [
+      `load: ${stdout.trim()}`,
+      ...(part === 'cold' ? [] : await warm(python, env)),
+      ...(part === 'warm' ? [] : await cold(python, env)),
+    ];
   },
 };
 export default scenario;
