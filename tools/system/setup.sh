@@ -18,6 +18,7 @@ PACKAGES=(
   iptables           # dockerd's NAT: containers reach Debian's mirror
   git build-essential libpq-dev zlib1g-dev  # building test packages with C extensions
   python3-wheel-whl python3-setuptools-whl python3-pip-whl  # offline bootstrap wheels
+  python3-venv       # venvs of Debian's python3.11 (the base's exact version, for locks of app images)
 )
 
 installed() {
