@@ -1,6 +1,7 @@
 // PEP 508 requirement strings exactly as pip 23.2 reads them (its vendored packaging 21.3 `Requirement`):
 // the same grammar, legacy specifiers included, the same URL checks, and the same printed forms.
 import { RecipeError } from './errors.js';
+import { pyUrlSplit } from './pyshim.js';
 import { MarkerReader, MarkerSyntaxError, formatMarkerTree } from './marker.js';
 import { matchSpecifierClause, normalizeSpecifierSet, pyStringCompare } from './specifier.js';
 
@@ -41,46 +42,17 @@ function identifier(text: string, pos: number): string | null {
   return m ? m[0] : null;
 }
 
-const SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
-
 /**
  * packaging 21.3's URL check for `name @ url`: a `file:` URL must survive urllib's parse/unparse round trip,
  * any other needs a scheme and a host. Returns the reason it is refused, or null.
  */
 export function requirementUrlProblem(url: string): string | null {
-  // urlsplit: strips leading C0 controls and spaces, drops tabs and newlines anywhere.
-  let rest = url.replace(/^[\x00-\x20]+/, '').replace(/[\t\r\n]/g, '');
-  let scheme = '';
-  const colon = rest.indexOf(':');
-  if (colon > 0 && SCHEME.test(rest.slice(0, colon))) {
-    scheme = rest.slice(0, colon).toLowerCase();
-    rest = rest.slice(colon + 1);
-  }
-  let netloc = '';
-  if (rest.startsWith('//')) {
-    let end = rest.length;
-    for (const d of ['/', '?', '#']) {
-      const i = rest.indexOf(d, 2);
-      if (i >= 0 && i < end) end = i;
-    }
-    netloc = rest.slice(2, end);
-    rest = rest.slice(end);
-    if (netloc.includes('[') !== netloc.includes(']')) return `Invalid URL: ${url}`;
-  }
+  const { scheme, netloc, path, query, fragment } = pyUrlSplit(url);
+  // urlsplit raises on an unbalanced IPv6 bracket in the host part.
+  if (netloc.includes('[') !== netloc.includes(']')) return `Invalid URL: ${url}`;
   if (scheme === 'file') {
-    let fragment = '';
-    let query = '';
-    const hash = rest.indexOf('#');
-    if (hash >= 0) {
-      fragment = rest.slice(hash + 1);
-      rest = rest.slice(0, hash);
-    }
-    const q = rest.indexOf('?');
-    if (q >= 0) {
-      query = rest.slice(q + 1);
-      rest = rest.slice(0, q);
-    }
-    let out = rest;
+    // urlunsplit(urlsplit(url)) must give the URL back.
+    let out = path;
     if (netloc || !out.startsWith('//')) {
       if (out && !out.startsWith('/')) out = `/${out}`;
       out = `//${netloc}${out}`;
