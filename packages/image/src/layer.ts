@@ -1,6 +1,7 @@
 import { createWriteStream, promises as fs } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
 import { createGunzip, createGzip, gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
 import tar from 'tar-stream';
 import type { BlobCache } from './blobs.js';
@@ -82,7 +83,7 @@ export interface LayerEntry {
   /** File contents: bytes, or a stream opened only when the entry is written (then `size` is required). */
   data?: Buffer;
   size?: number;
-  open?: () => Promise<Readable> | Readable;
+  open?: () => Promise<Readable | Buffer> | Readable | Buffer;
   /** Called with the sha256 hex of the streamed contents; throwing aborts the layer (for verified copies). */
   verify?: (sha256Hex: string, size: number) => void;
 }
@@ -201,6 +202,15 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
         if (e.size === undefined) throw new Error(`entry ${e.path}: size is required with open()`);
         header.size = e.size;
         const src = await e.open();
+        if (Buffer.isBuffer(src)) {
+          // Small contents read whole: one tar write, hashed here, no per-entry stream pipeline.
+          if (src.length !== e.size) {
+            throw new ImageError('IMAGE_ENTRY_SIZE', `/${e.path}: expected ${e.size} bytes, read ${src.length}`);
+          }
+          e.verify?.(createHash('sha256').update(src).digest('hex'), src.length);
+          await entryDone(pack, header, src);
+          continue;
+        }
         const sink = pack.entry(header);
         const h = new HashingStream();
         await pipeline(src, h, sink);

@@ -5,7 +5,11 @@ import { validateWheel, type WheelLimits } from '@dstack/wheelhouse';
 import { ImageError } from './errors.js';
 import type { LayerEntry } from './layer.js';
 import { readAll } from './layer.js';
-import { openZip, type ZipArchive } from './zip.js';
+import { openZip, SMALL_MEMBER_BYTES, type ZipArchive } from './zip.js';
+
+async function readMember(zip: ZipArchive, e: yauzl.Entry): Promise<Buffer> {
+  return e.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : readAll(await zip.open(e));
+}
 
 /** Where a virtual environment lives in the image, and for which Python (the scheme pip uses in a venv). */
 export interface VenvScheme {
@@ -236,7 +240,7 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
   const dataDir = distInfo.replace(/\.dist-info$/, '.data');
   const readText = async (name: string): Promise<string | null> => {
     const e = byName.get(name);
-    return e ? (await readAll(await zip.open(e))).toString('utf8') : null;
+    return e ? (await readMember(zip, e)).toString('utf8') : null;
   };
   const wheelFile = await readText(`${distInfo}/WHEEL`);
   if (wheelFile === null) throw new ImageError('WHEEL_WHEEL_FILE_MISSING', `${wheel}: ${distInfo}/WHEEL is missing`);
@@ -286,7 +290,7 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
     const rel = dest.replace(/^\//, '');
     if (script) {
       // Scripts are small: read, fix the "#!python" line as pip does, and record the new hash.
-      let data = await readAll(await zip.open(e));
+      let data = await readMember(zip, e);
       checkRecorded(wheel, name, data, recordByPath.get(name));
       if (data.subarray(0, 8).toString('latin1') === '#!python') {
         const nl = data.indexOf(0x0a);
@@ -304,7 +308,7 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
       expectedHex = Buffer.from(recorded.hash.slice(7), 'base64url').toString('hex');
     } else {
       // Not in RECORD (or no sha256 there): hash it now so the new RECORD can be written before the file.
-      const data = await readAll(await zip.open(e));
+      const data = await readMember(zip, e);
       expectedHex = createHash('sha256').update(data).digest('hex');
       changed.set(dest, { hash: hexToRecordHash(expectedHex), size: data.length });
     }
@@ -315,7 +319,7 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
       size: e.uncompressedSize,
       mode: isExecutable(e) ? 0o755 : 0o644,
       ...owner,
-      open: () => zip.open(e),
+      open: () => (e.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : zip.open(e)),
       verify: (got) => {
         if (got !== hex) throw new ImageError('WHEEL_HASH_MISMATCH', `${wheel}: ${name} does not match its RECORD hash`);
       },
