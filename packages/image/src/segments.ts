@@ -26,6 +26,9 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   verifySha256?: boolean;
 }
 
+/** Wheels installed into segments at once. */
+const SEGMENT_CONCURRENCY = 2;
+
 export async function checkSha256(w: SegmentedWheel): Promise<void> {
   if (!w.sha256) return;
   const h = new HashingStream();
@@ -80,29 +83,49 @@ export async function writeSegmentedWheelsLayer(
 ): Promise<{ layer: CachedLayer; built: string[]; reused: string[] }> {
   const { cache } = options;
   const sorted = [...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1));
+  const slots: ({ wheel: string; record: SegmentRecord; built: boolean } | undefined)[] = new Array(sorted.length);
+  const one = async (w: SegmentedWheel): Promise<{ wheel: string; record: SegmentRecord; built: boolean }> => {
+    const wheel = path.basename(w.path);
+    const key = await keyOf(w, options);
+    const cached = await cache.readKey<SegmentRecord>('segments', key);
+    if (cached && (await cache.has(cached.digest))) return { wheel, record: cached, built: false };
+    if (options.verifySha256) await checkSha256(w);
+    const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
+    let record: SegmentRecord;
+    try {
+      // Files only: directories go into one segment of their own (Docker refuses a path twice in a layer).
+      const files = plan.entries.filter((e) => e.type !== 'directory');
+      const seg = await writeLayer(files, { cache, mtime: options.mtime ?? 0, level: options.level ?? 6, segment: true, impliedDirectories: false });
+      record = { digest: seg.digest, size: seg.size, paths: files.map((e) => e.path) };
+    } finally {
+      plan.close();
+    }
+    await cache.writeKey('segments', key, record);
+    return { wheel, record, built: true };
+  };
+  // Two wheels at once (validation, inflating and gzip overlap); results kept in wheel-name order.
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (next < sorted.length && !failed) {
+      const i = next++;
+      try {
+        slots[i] = await one(sorted[i]!);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: Math.min(SEGMENT_CONCURRENCY, sorted.length) }, worker));
+  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
   const records: { wheel: string; record: SegmentRecord }[] = [];
   const built: string[] = [];
   const reused: string[] = [];
-  for (const w of sorted) {
-    const wheel = path.basename(w.path);
-    const key = await keyOf(w, options);
-    let record = await cache.readKey<SegmentRecord>('segments', key);
-    if (record && (await cache.has(record.digest))) {
-      reused.push(wheel);
-    } else {
-      if (options.verifySha256) await checkSha256(w);
-      const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
-      try {
-        // Files only: directories go into one segment of their own (Docker refuses a path twice in a layer).
-        const files = plan.entries.filter((e) => e.type !== 'directory');
-        const seg = await writeLayer(files, { cache, mtime: options.mtime ?? 0, level: options.level ?? 6, segment: true, impliedDirectories: false });
-        record = { digest: seg.digest, size: seg.size, paths: plan.entries.filter((e) => e.type !== 'directory').map((e) => e.path) };
-      } finally {
-        plan.close();
-      }
-      await cache.writeKey('segments', key, record);
-      built.push(wheel);
-    }
+  for (const s of slots) {
+    const { wheel, record, built: b } = s!;
+    (b ? built : reused).push(wheel);
     records.push({ wheel, record });
   }
   const owners = new Map<string, string>();
