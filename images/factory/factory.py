@@ -60,7 +60,10 @@ def env_flag(name, default):
 
 
 class Acks:
-    """With --ack the engine answers each `built` event (once the wheel is ingested) with `ack N`."""
+    """The engine's answers on stdin. With --ack it answers each `built` event (once the wheel is ingested)
+    with `ack N`; with --host-locks it answers each `lock` event with `granted N` once it holds the host's
+    lock of that requirement (a container's lock dir would be a copy), having copied in any wheel of it the
+    host's wheelhouse gained meanwhile."""
 
     def __init__(self, enabled):
         self.enabled = enabled
@@ -78,10 +81,15 @@ class Acks:
                 slot.set()
             return slot
 
+    def _next(self):
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
     def _read(self):
         for line in sys.stdin:
             parts = line.split()
-            if len(parts) == 2 and parts[0] == "ack":
+            if len(parts) == 2 and parts[0] in ("ack", "granted") and parts[1].isdigit():
                 self._slot(int(parts[1])).set()
         # stdin closed: nobody will answer any more; release every waiter.
         with self.lock:
@@ -90,13 +98,21 @@ class Acks:
                 e.set()
 
     def built(self, **fields):
-        with self.lock:
-            self.counter += 1
-            n = self.counter
+        n = self._next()
         emit("built", ack=n if self.enabled else None, **fields)
         if self.enabled:
             slot = self._slot(n)
             slot.wait()
+
+    def host_lock(self, name, version):
+        """Asks the host for the build lock of name-version; returns its number once granted."""
+        n = self._next()
+        emit("lock", lock=n, package=name, version=version)
+        self._slot(n).wait()
+        return n
+
+    def host_unlock(self, n):
+        emit("unlock", lock=n)
 
 
 # ---- recipe options --------------------------------------------------------------------------------------
@@ -345,6 +361,11 @@ def parse_args(argv):
     p.add_argument("--work-dir", help="scratch directory (default: a temp dir)")
     p.add_argument("--cache-dir", default=os.environ.get("DSTACK_CACHE_DIR"), help="keep build venvs here")
     p.add_argument("--ack", action="store_true", help="wait for `ack N` on stdin after each built wheel")
+    p.add_argument(
+        "--host-locks",
+        action="store_true",
+        help="take each requirement's build lock through the host: a `lock` event, then `granted N` on stdin",
+    )
     a = p.parse_args(argv)
     recipes = os.environ.get("RECIPES", "/recipes")
     recipe_name = os.environ.get("RECIPE", "requirements")
@@ -378,7 +399,7 @@ def main(argv):
     os.makedirs(a.output, exist_ok=True)
     work = a.work_dir or tempfile.mkdtemp(prefix="dstack-factory-")
     os.makedirs(work, exist_ok=True)
-    acks = Acks(a.ack)
+    acks = Acks(a.ack or a.host_locks)
     try:
         return run(a, wheelhouse, work, acks)
     finally:
@@ -588,48 +609,58 @@ def run(a, wheelhouse, work, acks):
             for i in remote:
                 emit("failed", package=i["name"], version=i["version"], command=e.command, exitCode=e.code, logTail=e.tail)
 
-    # (3b) sources to build, in parallel; one build of a name-version at a time across processes.
+    # (3b) sources to build, in parallel; one build of a name-version at a time across processes (a flock in
+    # --lock-dir, or with --host-locks the host's lock, asked for on stdout and granted on stdin).
     builds = [i for i in items if i["action"] == "build"]
     lock_dir = a.lock_dir
 
     def build(i):
+        if not a.host_locks:
+            with BuildLock(lock_dir, i["name"], i["version"]):
+                return build_locked(i)
+        n = acks.host_lock(i["name"], i["version"])
+        try:
+            return build_locked(i)
+        finally:
+            acks.host_unlock(n)
+
+    def build_locked(i):
         name, version = i["name"], i["version"]
-        with BuildLock(lock_dir, name, version):
-            # Another process may have built it while we waited for the lock: reuse its wheel.
-            existing = None if name in a.rebuild else find_compatible(wheelhouse, name, version, tags)
-            if existing:
-                emit("cached", package=name, version=version, filename=existing)
-                return True
-            item_work = tempfile.mkdtemp(prefix=name + "-", dir=work)
+        # Another process may have built it while we waited for the lock: reuse its wheel.
+        existing = None if name in a.rebuild else find_compatible(wheelhouse, name, version, tags)
+        if existing:
+            emit("cached", package=name, version=version, filename=existing)
+            return True
+        item_work = tempfile.mkdtemp(prefix=name + "-", dir=work)
+        try:
             try:
-                try:
-                    req, has_pyproject = prepare_source(i, item_work, bool(a.prebuild))
-                except (subprocess.CalledProcessError, OSError) as e:
-                    emit("failed", package=name, version=version, command=["prepare", i["url"]], exitCode=None, logTail=[str(e)])
-                    return False
-                isolated = has_pyproject or not a.prebuild
-                out = os.path.join(item_work, "out")
-                cmd = [python, "-m", "pip", "wheel", "--no-deps", "-w", out] + common + pep517
-                cmd += [] if isolated else ["--no-build-isolation"]
-                cmd += [req]
-                emit("building", package=name, version=version, action="build", command=cmd)
-                try:
-                    run_logged(cmd, name, pip_env(isolated))
-                except Failed as e:
-                    emit("failed", package=name, version=version, command=e.command, exitCode=e.code, logTail=e.tail)
-                    return False
-                made = [f for f in os.listdir(out) if f.endswith(".whl")]
-                if len(made) != 1:
-                    emit("failed", package=name, version=version, command=cmd, exitCode=0, logTail=["pip wheel made %d wheels: %s" % (len(made), made)])
-                    return False
-                f = made[0]
-                dest = os.path.join(a.output, f)
-                shutil.copyfile(os.path.join(out, f), dest + ".part")
-                os.replace(dest + ".part", dest)
-                acks.built(package=name, version=version, filename=f)
-                return True
-            finally:
-                shutil.rmtree(item_work, ignore_errors=True)
+                req, has_pyproject = prepare_source(i, item_work, bool(a.prebuild))
+            except (subprocess.CalledProcessError, OSError) as e:
+                emit("failed", package=name, version=version, command=["prepare", i["url"]], exitCode=None, logTail=[str(e)])
+                return False
+            isolated = has_pyproject or not a.prebuild
+            out = os.path.join(item_work, "out")
+            cmd = [python, "-m", "pip", "wheel", "--no-deps", "-w", out] + common + pep517
+            cmd += [] if isolated else ["--no-build-isolation"]
+            cmd += [req]
+            emit("building", package=name, version=version, action="build", command=cmd)
+            try:
+                run_logged(cmd, name, pip_env(isolated))
+            except Failed as e:
+                emit("failed", package=name, version=version, command=e.command, exitCode=e.code, logTail=e.tail)
+                return False
+            made = [f for f in os.listdir(out) if f.endswith(".whl")]
+            if len(made) != 1:
+                emit("failed", package=name, version=version, command=cmd, exitCode=0, logTail=["pip wheel made %d wheels: %s" % (len(made), made)])
+                return False
+            f = made[0]
+            dest = os.path.join(a.output, f)
+            shutil.copyfile(os.path.join(out, f), dest + ".part")
+            os.replace(dest + ".part", dest)
+            acks.built(package=name, version=version, filename=f)
+            return True
+        finally:
+            shutil.rmtree(item_work, ignore_errors=True)
 
     if builds:
         with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:

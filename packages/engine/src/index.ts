@@ -12,6 +12,7 @@ export type {
 } from './executor.js';
 export { FACTORY_SCRIPT, FactoryRun, factoryArgs, type FactoryArgs } from './protocol.js';
 export { LocalExecutor, resolvePython, type LocalExecutorOptions } from './local.js';
+export { acquireBuildLock, buildLockFile, type HeldBuildLock } from './buildlock.js';
 export {
   buildWheelhouse,
   cacheKey,

@@ -26,6 +26,11 @@ export interface FactoryArgs {
   cacheDir?: string | null;
   /** Ask the script to wait for `ack N` on stdin after each built wheel. */
   ack: boolean;
+  /**
+   * Take each requirement's build lock through the host (docker: the container's lock dir would be a
+   * copy): the script emits `{"event":"lock","lock":N,…}` and waits for `granted N`, then `unlock`.
+   */
+  hostLocks?: boolean;
 }
 
 /** The script's command-line arguments (after the script path). */
@@ -40,6 +45,7 @@ export function factoryArgs(a: FactoryArgs): string[] {
   if (a.lockDir) args.push('--lock-dir', a.lockDir);
   if (a.cacheDir) args.push('--cache-dir', a.cacheDir);
   if (a.ack) args.push('--ack');
+  if (a.hostLocks) args.push('--host-locks');
   return args;
 }
 

@@ -9,7 +9,8 @@ import { DstackError, type MarkerEnvironment } from '@dstack/recipe';
 import { describeTarget, type Target } from '@dstack/wheelhouse';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
-import { extract as tarExtract } from 'tar-stream';
+import { extract as tarExtract, pack as tarPack } from 'tar-stream';
+import { acquireBuildLock, type HeldBuildLock } from '../buildlock.js';
 import type { BuildJob, BuildResult, EventSink, Executor, InterpreterInfo } from '../executor.js';
 import { FactoryRun, factoryArgs } from '../protocol.js';
 import { buildInputs, packInputs } from './inputs.js';
@@ -216,9 +217,10 @@ export class DockerExecutor implements Executor {
       jobs: job.jobs,
       prebuild: job.prebuild,
       rebuild: job.rebuild,
-      // Locks on a copy of the wheelhouse would guard nothing: the engine serialises on the host.
+      // Locks on a copy of the wheelhouse would guard nothing: the script asks this process for the host's.
       lockDir: null,
       ack: true,
+      hostLocks: job.lockDir !== null,
     });
     const command = ['docker', 'run', this.options.image, ...args];
     await fs.mkdir(job.outputDir, { recursive: true });
@@ -249,6 +251,7 @@ export class DockerExecutor implements Executor {
     log?.debug({ container: container.id, image: this.options.image }, 'container created');
     const onAbort = () => void container.kill().catch(() => undefined);
     signal?.addEventListener('abort', onAbort, { once: true });
+    const locks = new HostLocks(signal);
     try {
       const packed = packInputs(inputs);
       await container.putArchive(packed, { path: '/' });
@@ -294,6 +297,26 @@ export class DockerExecutor implements Executor {
       const outLines = createInterface({ input: stdout });
       const outDone = new Promise<void>((resolve) => outLines.once('close', resolve));
       outLines.on('line', (line) => {
+        // Build locks are answered beside the chain: a wait for one must not hold up the `built` events
+        // (and acks, and unlocks) of the container's other requirements.
+        const control = lockEvent(line);
+        if (control) {
+          if (control.event === 'unlock') void locks.release(control.lock);
+          else if (job.lockDir)
+            void guard(
+              locks
+                .grant(job.lockDir, control, async () => {
+                  await this.copyIn(container, wheelhouse, control.package, control.version);
+                  stream.write(`granted ${control.lock}\n`);
+                })
+                .catch((err: unknown) => {
+                  // Unanswered, the script would wait for ever: stop it, and report why.
+                  void container.kill().catch(() => undefined);
+                  throw err;
+                }),
+            );
+          return;
+        }
         chain = guard(
           chain.then(async () => {
             const built = builtFilename(line);
@@ -336,6 +359,7 @@ export class DockerExecutor implements Executor {
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
+      await locks.close();
       await container.remove({ force: true, v: true }).catch((err: unknown) => {
         log?.warn({ container: container.id, err }, 'could not remove the build container');
       });
@@ -375,6 +399,34 @@ export class DockerExecutor implements Executor {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Copies the host wheelhouse's wheels of name-version into the container's copy of the wheelhouse (one
+   * another build made while this one waited for the lock), so the script reuses them instead of building.
+   */
+  private async copyIn(
+    container: Docker.Container,
+    wheelhouse: string,
+    name: string,
+    version: string,
+  ): Promise<void> {
+    const files = (await fs.readdir(wheelhouse).catch(() => [] as string[])).filter((f) => {
+      const parts = f.endsWith('.whl') ? f.slice(0, -4).split('-') : [];
+      return (
+        (parts.length === 5 || parts.length === 6) &&
+        canonicalName(parts[0]!) === name &&
+        parts[1] === version
+      );
+    });
+    if (files.length === 0) return;
+    const tar = tarPack();
+    for (const f of files) {
+      const data = await fs.readFile(path.join(wheelhouse, f));
+      tar.entry({ name: f, size: data.length, mode: 0o644 }, data);
+    }
+    tar.finalize();
+    await container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: wheelhouse });
   }
 
   /** Copies one finished wheel out of the container into `outputDir` (temp name, then rename). */
@@ -422,6 +474,67 @@ export class DockerExecutor implements Executor {
         `the container has no wheel ${filename} in ${CONTAINER_OUTPUT}`,
       );
     await fs.rename(temp, target);
+  }
+}
+
+const canonicalName = (name: string): string => name.replace(/[-_.]+/g, '-').toLowerCase();
+
+type LockEvent =
+  { event: 'lock'; lock: number; package: string; version: string } | { event: 'unlock'; lock: number };
+
+/** The script's `lock`/`unlock` events (--host-locks), or null for any other line. */
+function lockEvent(line: string): LockEvent | null {
+  if (!line.startsWith('{') || !line.includes('lock"')) return null;
+  try {
+    const raw = JSON.parse(line) as Record<string, unknown>;
+    if (typeof raw.lock !== 'number') return null;
+    if (raw.event === 'unlock') return { event: 'unlock', lock: raw.lock };
+    if (raw.event === 'lock' && typeof raw.package === 'string' && typeof raw.version === 'string')
+      return { event: 'lock', lock: raw.lock, package: raw.package, version: raw.version };
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+/** The host build locks one container run holds, by the script's lock number; all released at the end. */
+class HostLocks {
+  private readonly held = new Map<number, HeldBuildLock>();
+  private closed = false;
+  private readonly stop = new AbortController();
+  private readonly signal: AbortSignal;
+
+  constructor(signal?: AbortSignal) {
+    this.signal = signal ? AbortSignal.any([signal, this.stop.signal]) : this.stop.signal;
+  }
+
+  /** Takes the lock, then runs `granted` (copy in, answer); a failure there releases the lock. */
+  async grant(
+    lockDir: string,
+    request: { lock: number; package: string; version: string },
+    granted: () => Promise<void>,
+  ): Promise<void> {
+    const lock = await acquireBuildLock(lockDir, request.package, request.version, this.signal);
+    if (this.closed) return lock.release();
+    this.held.set(request.lock, lock);
+    try {
+      await granted();
+    } catch (err) {
+      await this.release(request.lock);
+      throw err;
+    }
+  }
+
+  async release(n: number): Promise<void> {
+    const lock = this.held.get(n);
+    this.held.delete(n);
+    await lock?.release();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stop.abort(new Error('the build is over'));
+    await Promise.all([...this.held.keys()].map((n) => this.release(n)));
   }
 }
 

@@ -79,6 +79,19 @@ describe('buildInputs', () => {
       { path: wheel },
     ]);
   });
+
+  it("adds the local folders of pip's PIP_FIND_LINKS, not its URLs nor missing folders", async () => {
+    const wheel = path.join(root, 'wheelhouse', 'a-1.0-py3-none-any.whl');
+    const env = {
+      PIP_FIND_LINKS: `${path.join(root, 'abs-links')} https://example.invalid/x file://${path.join(root, 'repo')} ${path.join(root, 'missing')}`,
+    };
+    expect(await buildInputs(job(null, { fromWheel: wheel, env }), root)).toEqual([
+      { path: path.join(root, 'wheelhouse'), wheelsOnly: true },
+      { path: wheel },
+      { path: path.join(root, 'abs-links') },
+      { path: path.join(root, 'repo') },
+    ]);
+  });
 });
 
 describe('packInputs', () => {

@@ -38,6 +38,12 @@ async function exists(p: string): Promise<boolean> {
 export async function buildInputs(job: BuildJob, cwd = process.cwd()): Promise<InputPath[]> {
   const inputs: InputPath[] = [{ path: path.resolve(job.wheelhouse), wheelsOnly: true }];
   if (job.fromWheel) inputs.push({ path: path.resolve(cwd, job.fromWheel) });
+  // pip's own PIP_FIND_LINKS (passed into the container) names host folders too, e.g. beside --from-wheel.
+  for (const link of (job.env?.PIP_FIND_LINKS ?? '').split(/\s+/).filter(Boolean)) {
+    const p =
+      localPathOfUrl(link) ?? (/^[a-z][a-z0-9+.-]*:\/\//i.test(link) ? null : path.resolve(cwd, link));
+    if (p && (await exists(p))) inputs.push({ path: p });
+  }
   if (job.recipePath) {
     const recipePath = path.resolve(cwd, job.recipePath);
     const recipe = await readRecipeFile(recipePath, { cwd, ...(job.env ? { env: job.env } : {}) });
