@@ -76,4 +76,5 @@ export {
 } from './build.js';
 export { wheelsFromLock, baseMarkers, wheelFitsBase, type LockedWheels } from './lock.js';
 export { buildDockerfile, packBuildContext, type DockerfileBuildOptions } from './dockerfile-build.js';
+export { buildAppImageOnEngine, pinFromWheel, type EngineAppOptions, type EngineAppResult } from './app-engine.js';
 export { openImage, writeImage, parseImageSpec, type ImageSpec, type SourceOptions, type SinkOptions, type SinkResult } from './spec.js';

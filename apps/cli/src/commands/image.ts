@@ -10,6 +10,7 @@ import {
   BlobCache,
   RegistryClient,
   buildAppImage,
+  buildAppImageOnEngine,
   buildDockerfile,
   inspectBase,
   openImage,
@@ -97,6 +98,7 @@ interface AppOptions {
   cache?: string;
   insecureRegistry?: string[];
   json?: boolean;
+  engine?: boolean;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -120,10 +122,17 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
     .option('--json', 'print the result as JSON')
+    .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
     .action(
       run(async (ctx, opts: AppOptions) => {
         if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
+        if (opts.engine) {
+          const out = parseImageSpec(opts.output);
+          if (out.kind !== 'docker') throw new UsageError(`--engine builds on the engine: --output docker:TAG, not "${opts.output}"`);
+          if (parseImageSpec(opts.base).kind !== 'docker') throw new UsageError(`--engine builds FROM an engine image: --base docker:NAME, not "${opts.base}"`);
+          if (opts.cmd || opts.entrypoint) throw new UsageError('--cmd and --entrypoint are not supported with --engine (the Dockerfiles of images/app set none)');
+        }
         const uid = Number(opts.uid);
         if (!Number.isInteger(uid) || uid < 0) throw new UsageError(`--uid must be a number, not "${opts.uid}"`);
         const logger = ctx.logger.child({ component: 'image' });
@@ -171,6 +180,26 @@ export function registerImageCommands(program: Command, run: Runner): void {
         } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
         Object.assign(labels, parsePairs(opts.label, '--label'));
 
+        if (opts.engine) {
+          const baseName = (baseSpec as { name: string }).name;
+          const tag = (parseImageSpec(opts.output) as { name: string }).name;
+          const built = await buildAppImageOnEngine(docker(), {
+            dockerfiles: path.join(IMAGES_DIR, 'app'),
+            base: baseName,
+            wheels: wheels.map((w) => w.path),
+            ...(app ? { app } : {}),
+            uid,
+            tag,
+            labels,
+            onProgress: (line) => {
+              if (ctx.interactive) ctx.stderr.write(`${line}\n`);
+              else logger.info(line);
+            },
+          });
+          if (opts.json) ctx.stdout.write(`${JSON.stringify({ id: built.id, tags: built.tags }, null, 2)}\n`);
+          else ctx.stdout.write(`${built.tags.join(' ')} ${built.id}\n`);
+          return 0;
+        }
         const result = await buildAppImage({
           base,
           cache,
