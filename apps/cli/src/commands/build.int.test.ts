@@ -4,8 +4,6 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   bootstrapWheelhouse,
@@ -14,43 +12,22 @@ import {
   testPython,
   writePurePackage,
 } from '@dstack/testing';
-import { createContext } from '../context.js';
-import { EXIT_USAGE, reportError } from '../errors.js';
-import type { Runner } from '../main.js';
-import { registerBuildCommands } from './build.js';
+import { runCli } from '../testing.js';
 
 vi.setConfig({ testTimeout: 300_000 });
 const python = testPython('3.11');
 let dir: string;
 
-// The command group on its own program (as main.ts builds it), so this test does not depend on main.ts.
+// The real command tree (main.ts), quiet logs, NO_COLOR: exactly what a user's shell would run.
 async function cli(
   args: string[],
   env: NodeJS.ProcessEnv = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache') }),
 ): Promise<{ code: number; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const err: Buffer[] = [];
-  stderr.on('data', (c: Buffer) => err.push(c));
-  const ctx = createContext(
-    { stdout, stderr, env: { NO_COLOR: '1', ...env }, cwd: dir },
-    { quiet: true, logFormat: 'json' },
-  );
-  let code = 0;
-  const run = ((action: (c: typeof ctx, ...a: unknown[]) => Promise<number>) =>
-    async (...a: unknown[]) => {
-      code = await action(ctx, ...a);
-    }) as Runner;
-  const program = new Command('dstack-factory')
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: (s) => stderr.write(s) });
-  registerBuildCommands(program, run);
-  try {
-    await program.parseAsync(['node', 'dstack-factory', ...args]);
-  } catch (e) {
-    code = e instanceof CommanderError ? (e.exitCode === 0 ? 0 : EXIT_USAGE) : reportError(e, stderr);
-  }
-  return { code, stderr: Buffer.concat(err).toString('utf8') };
+  const { code, stderr } = await runCli(['--quiet', '--log-format', 'json', ...args], {
+    env: { NO_COLOR: '1', ...env },
+    cwd: dir,
+  });
+  return { code, stderr };
 }
 
 beforeAll(async () => {

@@ -1,45 +1,16 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileWheels, writeWheel } from '@dstack/testing';
-import { createContext } from '../context.js';
-import { reportError, EXIT_USAGE } from '../errors.js';
-import type { Runner } from '../main.js';
-import { registerWheelhouseCommands } from './wheelhouse.js';
+import { runCli } from '../testing.js';
 
-// The command group on its own program (as main.ts builds it), so this test does not depend on main.ts.
+// The real command tree (main.ts), quiet logs, NO_COLOR: exactly what a user's shell would run.
 async function cli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => out.push(c));
-  stderr.on('data', (c: Buffer) => err.push(c));
-  const ctx = createContext(
-    { stdout, stderr, env: { NO_COLOR: '1', ...env }, cwd: dir },
-    { quiet: true, logFormat: 'json' },
-  );
-  let code = 0;
-  const run = ((action: (c: typeof ctx, ...a: unknown[]) => Promise<number>) =>
-    async (...a: unknown[]) => {
-      code = await action(ctx, ...a);
-    }) as Runner;
-  const program = new Command('dstack-factory')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
-  registerWheelhouseCommands(program, run);
-  try {
-    await program.parseAsync(['node', 'dstack-factory', ...args]);
-  } catch (e) {
-    code = e instanceof CommanderError ? (e.exitCode === 0 ? 0 : EXIT_USAGE) : reportError(e, stderr);
-  }
-  return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+  return runCli(['--quiet', '--log-format', 'json', ...args], { env: { NO_COLOR: '1', ...env }, cwd: dir });
 }
 
 let dir: string;
