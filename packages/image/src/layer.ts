@@ -41,32 +41,45 @@ export interface LayerDescriptor {
   mediaType: string;
 }
 
-/** A layer whose compressed blob sits in a blob cache. */
-export class CachedLayer implements Layer {
+/** A layer whose gzip blob can be opened again at will; subclasses say where the blob lives. */
+export abstract class BlobLayer implements Layer {
   readonly digest: Digest;
   readonly diffId: Digest;
   readonly size: number;
   readonly mediaType: string;
-  constructor(
-    readonly cache: BlobCache,
-    desc: LayerDescriptor,
-  ) {
+  constructor(desc: LayerDescriptor) {
     this.digest = desc.digest;
     this.diffId = desc.diffId;
     this.size = desc.size;
     this.mediaType = desc.mediaType;
   }
-  async compressed(): Promise<Readable> {
-    return this.cache.open(this.digest);
-  }
+  abstract compressed(): Promise<Readable>;
+  /** The path of the blob on disk (to hard-link instead of copying). */
+  abstract blobFile(): string;
   async uncompressed(): Promise<Readable> {
     const gunzip = createGunzip();
-    const src = this.cache.open(this.digest);
+    const src = await this.compressed();
     src.on('error', (e) => gunzip.destroy(e));
     return src.pipe(gunzip);
   }
   descriptor(): LayerDescriptor {
     return { digest: this.digest, diffId: this.diffId, size: this.size, mediaType: this.mediaType };
+  }
+}
+
+/** A layer whose compressed blob sits in a blob cache. */
+export class CachedLayer extends BlobLayer {
+  constructor(
+    readonly cache: BlobCache,
+    desc: LayerDescriptor,
+  ) {
+    super(desc);
+  }
+  async compressed(): Promise<Readable> {
+    return this.cache.open(this.digest);
+  }
+  blobFile(): string {
+    return this.cache.pathOf(this.digest);
   }
 }
 
