@@ -4,7 +4,7 @@ import { inspectBase, type BaseInfo } from './base.js';
 import type { BlobCache } from './blobs.js';
 import { sha256Digest, type Digest } from './digest.js';
 import { appendLayers, mutateConfig, type Addendum, type Image } from './image.js';
-import { CachedLayer, writeLayer, type LayerDescriptor } from './layer.js';
+import { CachedLayer, writeLayer, type Compression, type LayerDescriptor } from './layer.js';
 import { runtimeEntries } from './runtime-layer.js';
 import { sourceEntries } from './source-layer.js';
 import { writeSegmentedWheelsLayer } from './segments.js';
@@ -42,6 +42,11 @@ export interface AppImageOptions {
   sourceDateEpoch?: number;
   /** gzip level for new layers (default 6). */
   level?: number;
+  /**
+   * How new layers are stored (default gzip). `none` suits an image bound for a Docker engine, which keeps
+   * layers uncompressed: nothing is compressed here nor decompressed there.
+   */
+  compression?: Compression;
   logger?: ImageLogger;
 }
 
@@ -81,6 +86,8 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const uid = options.uid ?? 4801;
   const gid = options.gid ?? uid;
   const level = options.level ?? 6;
+  const compression = options.compression ?? 'gzip';
+  const layerOptions = { cache, mtime: epoch, level, compression };
   const base = await inspectBase(options.base, { cache });
   logger?.debug({ python: base.python, version: base.pythonFullVersion ?? base.pythonVersion, venv: Boolean(base.venv) }, 'base inspected');
   const prefix = '/env';
@@ -88,7 +95,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const additions: Addendum[] = [];
   const reports: LayerReport[] = [];
 
-  const runtime = await writeLayer(runtimeEntries(base, { uid, gid }), { cache, mtime: epoch, level });
+  const runtime = await writeLayer(runtimeEntries(base, { uid, gid }), layerOptions);
   additions.push({
     layer: runtime,
     history: { created, created_by: `dstack-factory: ${base.venv ? '' : `venv ${prefix} -> ${base.python}, `}user webapp (${uid}), /app` },
@@ -101,6 +108,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
     scheme,
     epoch,
     level,
+    compression,
     wheels: await Promise.all([...options.wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
   };
   const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
@@ -111,7 +119,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   let segments: { built: number; reused: number } | undefined;
   if (!deps) {
     // Per-wheel segments: after one dependency changes, only that wheel is installed again.
-    const seg = await writeSegmentedWheelsLayer(options.wheels, { scheme, cache, mtime: epoch, level, verifySha256: true });
+    const seg = await writeSegmentedWheelsLayer(options.wheels, { ...layerOptions, scheme, verifySha256: true });
     deps = seg.layer;
     segments = { built: seg.built.length, reused: seg.reused.length };
     await cache.writeKey('layers', key, deps.descriptor());
@@ -121,11 +129,11 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached, ...(segments ? { segments } : {}) });
 
   if (options.app?.kind === 'source') {
-    const app = await writeLayer(await sourceEntries(options.app.dir, { uid, gid }), { cache, mtime: epoch, level });
+    const app = await writeLayer(await sourceEntries(options.app.dir, { uid, gid }), layerOptions);
     additions.push({ layer: app, history: { created, created_by: `dstack-factory: copy ${path.basename(options.app.dir)} to /app (owner ${uid}:${gid})` } });
     reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
   } else if (options.app?.kind === 'wheel') {
-    const app = await writeWheelsLayer([options.app.path], { scheme, cache, mtime: epoch, level });
+    const app = await writeWheelsLayer([options.app.path], { ...layerOptions, scheme });
     additions.push({ layer: app, history: { created, created_by: `dstack-factory: install ${path.basename(options.app.path)}` } });
     reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
   }

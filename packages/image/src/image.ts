@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sha256Digest, HashingStream, type Digest } from './digest.js';
 import { ImageError } from './errors.js';
-import { MEDIA_TYPES, type Layer } from './layer.js';
+import { isGzipMediaType, MEDIA_TYPES, type Layer } from './layer.js';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 
@@ -66,9 +66,9 @@ export interface SerializedManifest {
 
 /** Translates a layer's media type to the manifest family being written. */
 export function layerMediaType(layer: Layer, format: ManifestFormat): string {
-  const gz = layer.mediaType.endsWith('gzip');
-  if (!gz) throw new ImageError('IMAGE_MEDIA_TYPE', `layer ${layer.digest} has unsupported media type ${layer.mediaType}`);
-  return format === 'oci' ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.dockerLayerGzip;
+  const gz = isGzipMediaType(layer.mediaType, `layer ${layer.digest}`);
+  if (format === 'oci') return gz ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer;
+  return gz ? MEDIA_TYPES.dockerLayerGzip : MEDIA_TYPES.dockerLayer;
 }
 
 /**

@@ -8,6 +8,7 @@ export {
   planEntries,
   sourceDateEpoch,
   readAll,
+  type Compression,
   type Layer,
   type LayerDescriptor,
   type LayerEntry,

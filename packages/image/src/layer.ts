@@ -18,7 +18,26 @@ export const MEDIA_TYPES = {
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
 } as const;
+
+/**
+ * How new layers are stored: gzip (what registries and OCI layouts usually carry), or none, a plain tar whose
+ * digest is its diffID (what a Docker engine keeps anyway: loading it skips a compress and a decompress).
+ */
+export type Compression = 'gzip' | 'none';
+
+/** Whether a layer media type (OCI or Docker) is gzip-compressed; throws for compressions not supported. */
+export function isGzipMediaType(mediaType: string, where = 'layer'): boolean {
+  if (mediaType === MEDIA_TYPES.ociLayerGzip || mediaType === MEDIA_TYPES.dockerLayerGzip) return true;
+  if (mediaType === MEDIA_TYPES.ociLayer || mediaType === MEDIA_TYPES.dockerLayer) return false;
+  throw new ImageError('IMAGE_MEDIA_TYPE', `${where} has media type ${mediaType} (only tar and tar+gzip layers are supported)`);
+}
+
+/** The OCI media type of a layer given in either family (Docker's is translated). */
+export function ociLayerMediaType(mediaType: string, where?: string): string {
+  return isGzipMediaType(mediaType, where) ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer;
+}
 
 /** An immutable layer: what go-containerregistry's v1.Layer is. */
 export interface Layer {
@@ -57,8 +76,9 @@ export abstract class BlobLayer implements Layer {
   /** The path of the blob on disk (to hard-link instead of copying). */
   abstract blobFile(): string;
   async uncompressed(): Promise<Readable> {
-    const gunzip = createGunzip();
     const src = await this.compressed();
+    if (!isGzipMediaType(this.mediaType)) return src;
+    const gunzip = createGunzip();
     src.on('error', (e) => gunzip.destroy(e));
     return src.pipe(gunzip);
   }
@@ -107,6 +127,8 @@ export interface WriteLayerOptions {
   mtime?: number;
   /** gzip level (default 6, gzip's own default). */
   level?: number;
+  /** Default gzip; none writes a plain tar (digest = diffID, one hash, no compressing). */
+  compression?: Compression;
   /**
    * Compress 1 MiB blocks as separate gzip members, several at once (default true): a multi-member gzip that
    * every gzip reader (Go's, Python's, zlib's) reads as one stream. Block boundaries are fixed, so the output
@@ -170,8 +192,8 @@ function normalMode(e: LayerEntry): number {
 }
 
 /**
- * Writes a reproducible gzip layer in one pass: tar (tar-stream) -> sha256 (diffID) -> gzip -> sha256 (digest) ->
- * a temp file in the blob cache, renamed into place. Entries are sorted, mtimes fixed, owners fixed, modes
+ * Writes a reproducible layer in one pass: tar (tar-stream) -> sha256 (diffID) -> gzip -> sha256 (digest) ->
+ * a temp file in the blob cache, renamed into place (without compression the diffID is the digest). Entries are sorted, mtimes fixed, owners fixed, modes
  * normalised; nothing is held whole in memory but small generated files.
  */
 export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptions): Promise<CachedLayer> {
@@ -180,16 +202,23 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
   const pack = tar.pack();
   const uncompressedHash = new HashingStream();
   const level = options.level ?? 6;
-  const gzip =
-    options.parallel === false
-      ? createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
-      : new ParallelGzip(level, 1 << 20, 4);
-  const compressedHash = new HashingStream();
+  const gzipped = (options.compression ?? 'gzip') === 'gzip';
   const tmp = await options.cache.tempPath();
   const out = createWriteStream(tmp);
   // tar-stream emits 512-byte headers and small file chunks: gather them so zlib and sha256 work on large buffers.
   const gather: Transform = options.segment ? new DropTailCoalesce(1 << 20, 1024) : new Coalesce(1 << 20);
-  const done = pipeline(pack, gather, uncompressedHash, gzip, compressedHash, out);
+  let compressedHash = uncompressedHash;
+  let done: Promise<void>;
+  if (gzipped) {
+    const gzip =
+      options.parallel === false
+        ? createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
+        : new ParallelGzip(level, 1 << 20, 4);
+    compressedHash = new HashingStream();
+    done = pipeline(pack, gather, uncompressedHash, gzip, compressedHash, out);
+  } else {
+    done = pipeline(pack, gather, uncompressedHash, out);
+  }
 
   const feed = async (): Promise<void> => {
     for (const e of planned) {
@@ -256,7 +285,7 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
     digest,
     diffId: uncompressedHash.digest(),
     size: compressedHash.bytes,
-    mediaType: MEDIA_TYPES.ociLayerGzip,
+    mediaType: gzipped ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer,
   });
 }
 

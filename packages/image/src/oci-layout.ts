@@ -5,7 +5,7 @@ import { HashingStream, hexOf, isDigest, type Digest } from './digest.js';
 import { ImageError } from './errors.js';
 import { blobFileOf, FileLayer } from './file-layer.js';
 import { Image, type Descriptor, type ImageConfigFile, type Manifest, type ManifestFormat } from './image.js';
-import { MEDIA_TYPES, type Layer } from './layer.js';
+import { MEDIA_TYPES, ociLayerMediaType, type Layer } from './layer.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
@@ -77,7 +77,7 @@ export async function readOciLayout(dir: string, options: { ref?: string } = {})
         digest: l.digest,
         diffId: diffIds[i] as Digest,
         size: l.size,
-        mediaType: l.mediaType === MEDIA_TYPES.dockerLayerGzip ? MEDIA_TYPES.ociLayerGzip : l.mediaType,
+        mediaType: ociLayerMediaType(l.mediaType, `${dir}: layer ${l.digest}`),
       }),
   );
   return new Image(config, layers);

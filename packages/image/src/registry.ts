@@ -3,7 +3,7 @@ import { createGunzip } from 'node:zlib';
 import { HashingStream, sha256Digest, type Digest } from './digest.js';
 import { ImageError, RegistryError } from './errors.js';
 import { Image, type Descriptor, type ImageConfigFile, type Manifest, type ManifestFormat } from './image.js';
-import { MEDIA_TYPES, type Layer } from './layer.js';
+import { isGzipMediaType, MEDIA_TYPES, ociLayerMediaType, type Layer } from './layer.js';
 import { choosePlatform } from './oci-layout.js';
 import { formatReference, parseReference, registryScheme, type ImageReference } from './reference.js';
 
@@ -191,6 +191,7 @@ export class RegistryLayer implements Layer {
   }
   async uncompressed(): Promise<Readable> {
     const src = await this.compressed();
+    if (!isGzipMediaType(this.mediaType)) return src;
     const g = createGunzip();
     src.on('error', (e) => g.destroy(e));
     return src.pipe(g);
@@ -231,8 +232,8 @@ export async function readRegistryImage(reference: string, client: RegistryClien
   }
   const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
   const layers = manifest.layers.map((l, i) => {
-    if (!/gzip/.test(l.mediaType)) throw new ImageError('IMAGE_MEDIA_TYPE', `${formatReference(ref)}: layer ${l.digest} is ${l.mediaType} (only gzip layers are supported)`);
-    return new RegistryLayer(client, ref, l.digest, config.rootfs.diff_ids[i] as Digest, l.size, MEDIA_TYPES.ociLayerGzip);
+    const mediaType = ociLayerMediaType(l.mediaType, `${formatReference(ref)}: layer ${l.digest}`);
+    return new RegistryLayer(client, ref, l.digest, config.rootfs.diff_ids[i] as Digest, l.size, mediaType);
   });
   return new Image(config, layers);
 }

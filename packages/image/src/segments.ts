@@ -8,7 +8,7 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import type { BlobCache } from './blobs.js';
 import { HashingStream, sha256Digest, type Digest } from './digest.js';
 import { ImageError } from './errors.js';
-import { CachedLayer, MEDIA_TYPES, writeLayer } from './layer.js';
+import { CachedLayer, MEDIA_TYPES, writeLayer, type Compression } from './layer.js';
 import { planWheelInstall, type InstallOptions } from './wheel-install.js';
 
 export interface SegmentedWheel {
@@ -22,6 +22,7 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   cache: BlobCache;
   mtime?: number;
   level?: number;
+  compression?: Compression;
   /** Check a wheel's sha256 (when given) before installing it. */
   verifySha256?: boolean;
 }
@@ -62,6 +63,7 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
       scheme: options.scheme,
       mtime: options.mtime ?? 0,
       level: options.level ?? 6,
+      compression: options.compression ?? 'gzip',
       requested: w.requested ?? true,
       installer: options.installer ?? null,
       uid: options.uid ?? 0,
@@ -72,7 +74,7 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
 
 /**
  * The dependencies layer as concatenated per-wheel segments: each wheel's entries are a tar fragment (no
- * end-of-archive) compressed as its own gzip members and cached by the wheel's identity, so that after one
+ * end-of-archive), compressed as its own gzip members (or left plain), and cached by the wheel's identity, so that after one
  * dependency changes only that wheel is installed again; the layer is the segments in wheel-name order plus the
  * end-of-archive, and its diffID is hashed from the segments' uncompressed bytes. Shared parent directories
  * are written once, in a first segment made from the cached segments' file lists.
@@ -82,6 +84,8 @@ export async function writeSegmentedWheelsLayer(
   options: SegmentedLayerOptions,
 ): Promise<{ layer: CachedLayer; built: string[]; reused: string[] }> {
   const { cache } = options;
+  const gzipped = (options.compression ?? 'gzip') === 'gzip';
+  const layerOptions = { cache, mtime: options.mtime ?? 0, level: options.level ?? 6, compression: options.compression };
   const sorted = [...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1));
   const slots: ({ wheel: string; record: SegmentRecord; built: boolean } | undefined)[] = new Array(sorted.length);
   const one = async (w: SegmentedWheel): Promise<{ wheel: string; record: SegmentRecord; built: boolean }> => {
@@ -95,7 +99,7 @@ export async function writeSegmentedWheelsLayer(
     try {
       // Files only: directories go into one segment of their own (Docker refuses a path twice in a layer).
       const files = plan.entries.filter((e) => e.type !== 'directory');
-      const seg = await writeLayer(files, { cache, mtime: options.mtime ?? 0, level: options.level ?? 6, segment: true, impliedDirectories: false });
+      const seg = await writeLayer(files, { ...layerOptions, segment: true, impliedDirectories: false });
       record = { digest: seg.digest, size: seg.size, paths: files.map((e) => e.path) };
     } finally {
       plan.close();
@@ -146,13 +150,14 @@ export async function writeSegmentedWheelsLayer(
   }
   const dirSegment = await writeLayer(
     [...dirs].map((d) => ({ path: d, type: 'directory' as const, uid: options.uid ?? 0, gid: options.gid ?? 0 })),
-    { cache, mtime: options.mtime ?? 0, level: options.level ?? 6, segment: true },
+    { ...layerOptions, segment: true },
   );
   records.unshift({ wheel: '(directories)', record: { digest: dirSegment.digest, size: dirSegment.size, paths: [] } });
-  // The end-of-archive as its own member.
-  const end = gzipSync(Buffer.alloc(1024), { level: options.level ?? 6 });
+  // The end-of-archive (its own gzip member when compressed).
+  const end = gzipped ? gzipSync(Buffer.alloc(1024), { level: options.level ?? 6 }) : Buffer.alloc(1024);
   const compressed = createHash('sha256');
-  const uncompressed = createHash('sha256');
+  // Uncompressed segments are their own diffID bytes: one hash serves both.
+  const uncompressed = gzipped ? createHash('sha256') : compressed;
   const tmp = await cache.tempPath();
   const out = createWriteStream(tmp);
   let size = 0;
@@ -163,11 +168,12 @@ export async function writeSegmentedWheelsLayer(
         size += chunk.length;
         if (!out.write(chunk)) await once(out, 'drain');
       }
+      if (!gzipped) continue;
       const gunzip = createReadStream(cache.pathOf(record.digest)).pipe(createGunzip());
       for await (const chunk of gunzip as AsyncIterable<Buffer>) uncompressed.update(chunk);
     }
     compressed.update(end);
-    uncompressed.update(Buffer.alloc(1024));
+    if (gzipped) uncompressed.update(Buffer.alloc(1024));
     size += end.length;
     out.end(end);
     await once(out, 'finish');
@@ -180,9 +186,9 @@ export async function writeSegmentedWheelsLayer(
   await cache.commit(tmp, digest);
   const layer = new CachedLayer(cache, {
     digest,
-    diffId: `sha256:${uncompressed.digest('hex')}` as Digest,
+    diffId: gzipped ? (`sha256:${uncompressed.digest('hex')}` as Digest) : digest,
     size,
-    mediaType: MEDIA_TYPES.ociLayerGzip,
+    mediaType: gzipped ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer,
   });
   return { layer, built, reused };
 }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +110,24 @@ describe('wheel installer', () => {
     const file = await makeWheel(dir, { name: 'evil', version: '1.0', files: { 'evil/__init__.py': '' }, ...extra } as Parameters<typeof makeWheel>[1]);
     const cache = new BlobCache(path.join(dir, 'cache'));
     await expect(writeWheelsLayer([file], { scheme, cache, validate: false })).rejects.toThrow(message);
+  });
+
+  it.each([
+    ['sha512, urlsafe base64', 'sha512', 'base64url'],
+    ['sha256 written in hex (as gmsh does)', 'sha256', 'hex'],
+  ] as const)('checks RECORD rows in %s while installing, and refuses a tampered one', async (_label, algorithm, encoding) => {
+    const dir = await fs.mkdtemp(path.join(tmp, `record-${algorithm}-${encoding}-`));
+    const body = 'VALUE = 1\n';
+    const digest = (data: string): string => createHash(algorithm).update(data).digest(encoding);
+    const rewrite = (data: string) => (rows: string[]) =>
+      rows.map((r) => r.replace(/^(alg\/__init__\.py),sha256=[^,]+/, `$1,${algorithm}=${digest(data)}`));
+    const good = await makeWheel(dir, { name: 'alg', version: '1.0', files: { 'alg/__init__.py': body }, recordOverride: rewrite(body) });
+    const layer = await writeWheelsLayer([good], { scheme, cache: new BlobCache(path.join(dir, 'cache-good')) });
+    expect(layer.size).toBeGreaterThan(0);
+    await fs.mkdir(path.join(dir, 'bad'));
+    const bad = await makeWheel(path.join(dir, 'bad'), { name: 'alg', version: '1.0', files: { 'alg/__init__.py': body }, recordOverride: rewrite('VALUE = 2\n') });
+    const err = await writeWheelsLayer([bad], { scheme, cache: new BlobCache(path.join(dir, 'cache-bad')) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'WHEEL_RECORD_MISMATCH', message: 'alg-1.0-py3-none-any.whl: alg/__init__.py does not match its RECORD hash' });
   });
 
   it.each(hostileWheels().map((h) => [h.id, h] as const))('refuses the shared hostile wheel %s with its code', async (_id, h) => {

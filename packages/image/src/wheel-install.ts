@@ -188,7 +188,10 @@ function isExecutable(e: yauzl.Entry): boolean {
 export async function planWheelInstall(wheelPath: string, options: InstallOptions): Promise<PlannedWheel> {
   const wheel = path.basename(wheelPath);
   // The wheelhouse's checks first (the same refusals as `wheelhouse add`); ours below guard the install itself.
-  if (options.validate !== false) await validateWheel(wheelPath, typeof options.validate === 'object' ? options.validate : undefined);
+  // Member hashes are left out there: each member is checked against RECORD as it is written into the layer.
+  if (options.validate !== false) {
+    await validateWheel(wheelPath, typeof options.validate === 'object' ? options.validate : undefined, { recordHashes: false });
+  }
   const m = /^([^-]+)-([^-]+)-/.exec(wheel);
   if (!m || !wheel.endsWith('.whl')) throw new ImageError('WHEEL_NAME_INVALID', `not a wheel file name: ${wheel}`);
   let zip: ZipArchive;
@@ -291,7 +294,7 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
     if (script) {
       // Scripts are small: read, fix the "#!python" line as pip does, and record the new hash.
       let data = await readMember(zip, e);
-      checkRecorded(wheel, name, data, recordByPath.get(name));
+      checkRecorded(wheel, name, data, recordedDigest(recordByPath.get(name)?.hash));
       if (data.subarray(0, 8).toString('latin1') === '#!python') {
         const nl = data.indexOf(0x0a);
         const rest = nl < 0 ? Buffer.alloc(0) : data.subarray(nl + 1);
@@ -302,17 +305,17 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
       entries.push({ path: rel, type: 'file', data, mode: isExecutable(e) ? 0o755 : 0o644, ...owner });
       continue;
     }
-    const recorded = recordByPath.get(name);
-    let expectedHex: string | null = null;
-    if (recorded && /^sha256=/.test(recorded.hash)) {
-      expectedHex = Buffer.from(recorded.hash.slice(7), 'base64url').toString('hex');
-    } else {
-      // Not in RECORD (or no sha256 there): hash it now so the new RECORD can be written before the file.
+    const recorded = recordedDigest(recordByPath.get(name)?.hash);
+    let hex: string;
+    if (recorded?.algorithm === 'sha256') hex = recorded.hex;
+    else {
+      // Another algorithm (checked now), or not in RECORD (when validation is off: hashed now so that the new
+      // RECORD can be written before the file); the layer writer then checks the sha256 it computes here.
       const data = await readMember(zip, e);
-      expectedHex = createHash('sha256').update(data).digest('hex');
-      changed.set(dest, { hash: hexToRecordHash(expectedHex), size: data.length });
+      checkRecorded(wheel, name, data, recorded);
+      hex = createHash('sha256').update(data).digest('hex');
+      if (!recorded) changed.set(dest, { hash: hexToRecordHash(hex), size: data.length });
     }
-    const hex = expectedHex;
     entries.push({
       path: rel,
       type: 'file',
@@ -321,7 +324,7 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
       ...owner,
       open: () => (e.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : zip.open(e)),
       verify: (got) => {
-        if (got !== hex) throw new ImageError('WHEEL_HASH_MISMATCH', `${wheel}: ${name} does not match its RECORD hash`);
+        if (got !== hex) throw recordMismatch(wheel, name);
       },
     });
   }
@@ -392,9 +395,32 @@ function cmpTuple(a: string[], b: string[]): number {
   return 0;
 }
 
-function checkRecorded(wheel: string, name: string, data: Buffer, recorded: { hash: string; size: string } | undefined): void {
-  if (recorded && /^sha256=/.test(recorded.hash) && recorded.hash !== recordHash(data)) {
-    throw new ImageError('WHEEL_HASH_MISMATCH', `${wheel}: ${name} does not match its RECORD hash`);
+const HEX_LENGTH: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
+
+/**
+ * A RECORD hash field ("sha256=<urlsafe base64>") as algorithm and hex digest; hex digests, which some real
+ * wheels write, are accepted as the wheelhouse accepts them. Null when empty or not a sha2 algorithm.
+ */
+function recordedDigest(field: string | undefined): { algorithm: string; hex: string } | null {
+  const eq = field?.indexOf('=') ?? -1;
+  if (!field || eq < 0) return null;
+  const algorithm = field.slice(0, eq);
+  const value = field.slice(eq + 1).replace(/=+$/, '');
+  const hexLength = HEX_LENGTH[algorithm];
+  if (hexLength === undefined) return null;
+  if (value.length === hexLength && /^[0-9a-f]+$/i.test(value)) return { algorithm, hex: value.toLowerCase() };
+  return { algorithm, hex: Buffer.from(value, 'base64url').toString('hex') };
+}
+
+function checkRecorded(wheel: string, name: string, data: Buffer, recorded: { algorithm: string; hex: string } | null): void {
+  if (recorded && createHash(recorded.algorithm).update(data).digest('hex') !== recorded.hex) {
+    throw recordMismatch(wheel, name);
   }
 }
+
+/** The wheelhouse's code for the same refusal (a member whose bytes are not what RECORD says). */
+const recordMismatch = (wheel: string, name: string): ImageError =>
+  new ImageError('WHEEL_RECORD_MISMATCH', `${wheel}: ${name} does not match its RECORD hash`, {
+    hint: 'the wheel is refused; rebuild it from a trusted source',
+  });
 

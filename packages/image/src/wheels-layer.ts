@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { BlobCache } from './blobs.js';
 import { ImageError } from './errors.js';
-import { writeLayer, type CachedLayer, type LayerEntry } from './layer.js';
+import { writeLayer, type CachedLayer, type Compression, type LayerEntry } from './layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './wheel-install.js';
 
 /** Wheels planned at once (each a zip open and a validation in flight). */
@@ -11,6 +11,7 @@ export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
   cache: BlobCache;
   mtime?: number;
   level?: number;
+  compression?: Compression;
   /** Which wheels get a REQUESTED file (by wheel file name); default: all. */
   requested?: (wheelFile: string) => boolean;
 }
@@ -56,7 +57,7 @@ export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOpt
         entries.push(e);
       }
     }
-    return await writeLayer(entries, { cache: options.cache, mtime: options.mtime ?? 0, level: options.level });
+    return await writeLayer(entries, { cache: options.cache, mtime: options.mtime ?? 0, level: options.level, compression: options.compression });
   } finally {
     for (const p of planned) p.close();
   }

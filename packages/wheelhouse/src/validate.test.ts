@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrapWheels, hostileWheels, writeWheel } from '@dstack/testing';
 import { FsWheelStore, readWheelMetadata, validateWheel, WheelError } from './index.js';
@@ -120,6 +120,20 @@ describe('hostile wheels', () => {
       expect(await readdir(join(dir, '.dstack', 'wheels'))).toEqual([]);
       expect(await readdir(join(dir, '.dstack', 'metadata'))).toEqual([]);
     }
+  });
+});
+
+describe('validateWheel without member hashes (recordHashes: false)', () => {
+  it.each(hostileWheels().map((h) => [h.id, h] as const))('%s: same refusal, except a wrong hash, left to the caller', async (_id, h) => {
+    const src = join(tmp, `listing-${h.id}`, h.filename);
+    await mkdir(dirname(src), { recursive: true });
+    await writeFile(src, await h.bytes());
+    const result = await validateWheel(src, h.limits, { recordHashes: false }).then(
+      (v) => v,
+      (e: unknown) => e,
+    );
+    if (h.id === 'record-hash') expect(result).toMatchObject({ filename: { filename: h.filename } });
+    else expect(result).toMatchObject({ code: h.code });
   });
 });
 

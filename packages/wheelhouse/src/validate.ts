@@ -172,7 +172,7 @@ async function readHeaderFiles(z: OpenZip, label: string, wheel: WheelFilename, 
   return { wheelVersion, rootIsPurelib: wh.get('root-is-purelib')?.[0]?.toLowerCase() === 'true', metadata, metadataBytes };
 }
 
-async function checkRecord(z: OpenZip, label: string, distInfo: string): Promise<void> {
+async function checkRecord(z: OpenZip, label: string, distInfo: string, hashes: boolean): Promise<void> {
   const recordName = `${distInfo}/RECORD`;
   const recordFile = member(z, recordName);
   if (!recordFile) throw new WheelError('WHEEL_RECORD_MISSING', `${label} has no ${recordName}`);
@@ -204,11 +204,15 @@ async function checkRecord(z: OpenZip, label: string, distInfo: string): Promise
     if (m.name === recordName || m.name === `${recordName}.jws` || m.name === `${recordName}.p7s`) continue;
     const row = rows.get(m.name);
     if (!row) throw new WheelError('WHEEL_RECORD_MISMATCH', `${label}: ${m.name} is not listed in ${recordName}`);
+    if (row.size >= 0 && m.entry.uncompressedSize !== row.size) {
+      throw new WheelError('WHEEL_RECORD_MISMATCH', `${label}: ${m.name} is ${m.entry.uncompressedSize} bytes, ${recordName} says ${row.size}`);
+    }
     toHash.push({ m, row });
   }
   for (const path of rows.keys()) {
     if (!present.has(path)) throw new WheelError('WHEEL_RECORD_MISMATCH', `${label}: ${recordName} lists ${path}, which is not in the wheel`);
   }
+  if (!hashes) return;
   // Members are hashed a few at a time: per-member stream setup, not inflating, dominates for small files.
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -232,7 +236,7 @@ async function checkRecord(z: OpenZip, label: string, distInfo: string): Promise
  */
 export async function inspectWheel(
   path: string,
-  options: { filename?: string; limits?: WheelLimits; verifyRecord?: boolean; bytes?: Buffer } = {},
+  options: { filename?: string; limits?: WheelLimits; verifyRecord?: boolean; recordHashes?: boolean; bytes?: Buffer } = {},
 ): Promise<InspectedWheel> {
   const filename = parseWheelFilename(options.filename ?? basename(path));
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -242,7 +246,7 @@ export async function inspectWheel(
     checkStructure(z, label, limits);
     const distInfo = findDistInfo(z, label, filename);
     const headers = await readHeaderFiles(z, label, filename, distInfo);
-    if (options.verifyRecord !== false) await checkRecord(z, label, distInfo);
+    if (options.verifyRecord !== false) await checkRecord(z, label, distInfo, options.recordHashes !== false);
     return { filename, distInfo, ...headers };
   } finally {
     z.close();
@@ -271,12 +275,18 @@ export async function hashFile(path: string): Promise<{ sha256: string; size: nu
   return { sha256: hash.digest('hex'), size };
 }
 
-/** Validates the wheel at `path` (named by its base name) and returns what it is. */
+/**
+ * Validates the wheel at `path` (named by its base name) and returns what it is. With `recordHashes: false`
+ * RECORD's listing is still checked (every member listed with sha256 or better and its size, nothing listed
+ * missing) but the members are not read: for a caller that verifies each member's hash as it copies it out,
+ * as an installer does, instead of inflating the whole wheel twice.
+ */
 export async function validateWheel(
   path: string,
   limits?: WheelLimits,
+  options: { recordHashes?: boolean } = {},
 ): Promise<{ filename: WheelFilename; metadata: WheelMetadata; sha256: string; size: number }> {
-  const inspected = await inspectWheel(path, { limits: limits ?? {} });
+  const inspected = await inspectWheel(path, { limits: limits ?? {}, recordHashes: options.recordHashes });
   const { sha256, size } = await hashFile(path);
   return { filename: inspected.filename, metadata: inspected.metadata, sha256, size };
 }
