@@ -15,11 +15,18 @@ export interface Timing {
   runs: number;
 }
 
-/** Runs `fn` `runs` times (after `warmup` untimed runs) and returns the median and minimum. */
-export async function time(fn: () => unknown, runs = 5, warmup = 1): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) await fn();
+/**
+ * Runs `fn` `runs` times (after `warmup` untimed runs) and returns the median and minimum; `before` runs
+ * untimed ahead of every run (to undo what the previous run left).
+ */
+export async function time(fn: () => unknown, runs = 5, warmup = 1, before?: () => unknown): Promise<Timing> {
+  for (let i = 0; i < warmup; i++) {
+    await before?.();
+    await fn();
+  }
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
+    await before?.();
     const start = performance.now();
     await fn();
     samples.push(performance.now() - start);

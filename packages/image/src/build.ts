@@ -28,6 +28,8 @@ export type AppInput = { kind: 'source'; dir: string } | { kind: 'wheel'; path: 
 
 export interface AppImageOptions {
   base: Image;
+  /** What `inspectBase` said of `base`, when the caller has asked already (else it is asked, cached in `cache`). */
+  baseInfo?: BaseInfo;
   cache: BlobCache;
   /** The dependencies: exactly these wheels (a lock's), installed into one layer. */
   wheels: WheelInput[];
@@ -88,7 +90,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const level = options.level ?? 6;
   const compression = options.compression ?? 'gzip';
   const layerOptions = { cache, mtime: epoch, level, compression };
-  const base = await inspectBase(options.base, { cache });
+  const base = options.baseInfo ?? (await inspectBase(options.base, { cache }));
   logger?.debug({ python: base.python, version: base.pythonFullVersion ?? base.pythonVersion, venv: Boolean(base.venv) }, 'base inspected');
   const prefix = '/env';
   const scheme = { prefix, pythonVersion: base.pythonVersion };

@@ -99,6 +99,7 @@ interface AppOptions {
   insecureRegistry?: string[];
   json?: boolean;
   engine?: boolean;
+  compression?: string;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -119,6 +120,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--label <key=value...>', 'extra labels')
     .requiredOption('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF')
     .option('--tag <name>', 'the tag recorded in an archive: output')
+    .option('--compression <gzip|none>', 'how new layers are stored (default: none for docker:, which keeps layers uncompressed; gzip otherwise)')
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
     .option('--json', 'print the result as JSON')
@@ -133,6 +135,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
           if (parseImageSpec(opts.base).kind !== 'docker') throw new UsageError(`--engine builds FROM an engine image: --base docker:NAME, not "${opts.base}"`);
           if (opts.cmd || opts.entrypoint) throw new UsageError('--cmd and --entrypoint are not supported with --engine (the Dockerfiles of images/app set none)');
         }
+        const output = specAt(ctx, opts.output);
+        const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
+        if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
         const uid = Number(opts.uid);
         if (!Number.isInteger(uid) || uid < 0) throw new UsageError(`--uid must be a number, not "${opts.uid}"`);
         const logger = ctx.logger.child({ component: 'image' });
@@ -202,6 +207,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         }
         const result = await buildAppImage({
           base,
+          baseInfo: info,
           cache,
           wheels,
           ...(app ? { app } : {}),
@@ -210,9 +216,10 @@ export function registerImageCommands(program: Command, run: Runner): void {
           ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
           labels,
           sourceDateEpoch: sourceDateEpoch(ctx.env),
+          compression,
           logger,
         });
-        const out = await writeImage(result.image, specAt(ctx, opts.output), {
+        const out = await writeImage(result.image, output, {
           docker,
           registry,
           ...(opts.tag ? { tag: opts.tag } : {}),
