@@ -1,7 +1,8 @@
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { finished, pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { HashingStream, hexOf, isDigest, type Digest } from './digest.js';
 import { ImageError } from './errors.js';
@@ -68,6 +69,11 @@ export class BlobCache {
     return { digest, size: hasher.bytes };
   }
 
+  /** A blob written piece by piece (hashed as written), visible under its digest only once committed. */
+  async writer(): Promise<BlobWriter> {
+    return new BlobWriter(this, await this.tempPath());
+  }
+
   async putBytes(data: Buffer): Promise<Digest> {
     const { Readable } = await import('node:stream');
     return (await this.put(Readable.from([data]))).digest;
@@ -87,5 +93,43 @@ export class BlobCache {
     const tmp = await this.tempPath();
     await fs.writeFile(tmp, JSON.stringify(value));
     await fs.rename(tmp, path.join(dir, key + '.json'));
+  }
+}
+
+/** Appends chunks to a temp file of a blob cache, hashing them on the way; `commit` names it by its digest. */
+export class BlobWriter {
+  private readonly hash = createHash('sha256');
+  private readonly out: ReturnType<typeof createWriteStream>;
+  private failure: Error | null = null;
+  /** Bytes written so far. */
+  bytes = 0;
+  constructor(
+    private readonly cache: BlobCache,
+    private readonly tmp: string,
+  ) {
+    this.out = createWriteStream(tmp);
+    this.out.on('error', (err) => (this.failure ??= err));
+  }
+
+  /** Resolves when the file can take more (backpressure). */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (!this.out.write(chunk)) await once(this.out, 'drain');
+  }
+
+  async commit(): Promise<{ digest: Digest; size: number }> {
+    this.out.end();
+    await finished(this.out);
+    const digest = `sha256:${this.hash.digest('hex')}` as Digest;
+    await this.cache.commit(this.tmp, digest);
+    return { digest, size: this.bytes };
+  }
+
+  /** Drops the temp file (after a failure): nothing becomes visible. */
+  async abort(): Promise<void> {
+    this.out.destroy();
+    await fs.rm(this.tmp, { force: true });
   }
 }

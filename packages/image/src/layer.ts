@@ -1,5 +1,4 @@
-import { createWriteStream, promises as fs } from 'node:fs';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import { createGunzip, createGzip, gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
@@ -191,34 +190,41 @@ function normalMode(e: LayerEntry): number {
   return 0o644;
 }
 
+/** Where packed layer bytes go, in order: the blob's bytes, and (to hash a diffID) the tar's before compression. */
+export interface LayerSink {
+  /** A chunk of the blob (compressed, or the tar itself); may wait (backpressure). */
+  write(chunk: Buffer): Promise<void> | void;
+  /** A chunk of the uncompressed tar. */
+  uncompressed?(chunk: Buffer): void;
+}
+
 /**
- * Writes a reproducible layer in one pass: tar (tar-stream) -> sha256 (diffID) -> gzip -> sha256 (digest) ->
- * a temp file in the blob cache, renamed into place (without compression the diffID is the digest). Entries are sorted, mtimes fixed, owners fixed, modes
- * normalised; nothing is held whole in memory but small generated files.
+ * Packs entries as a reproducible tar (or, with `segment`, a tar without its end-of-archive) through gzip or not,
+ * into `sink`: entries sorted, mtimes fixed, owners fixed, modes normalised; file contents streamed, checked
+ * against their expected size and hash (`verify`) as they pass; nothing held whole in memory but small files.
  */
-export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptions): Promise<CachedLayer> {
+export async function packEntries(entries: LayerEntry[], options: Omit<WriteLayerOptions, 'cache'>, sink: LayerSink): Promise<void> {
   const planned = planEntries(entries, options.impliedDirectories ?? true);
   const mtime = new Date((options.mtime ?? 0) * 1000);
   const pack = tar.pack();
-  const uncompressedHash = new HashingStream();
   const level = options.level ?? 6;
-  const gzipped = (options.compression ?? 'gzip') === 'gzip';
-  const tmp = await options.cache.tempPath();
-  const out = createWriteStream(tmp);
   // tar-stream emits 512-byte headers and small file chunks: gather them so zlib and sha256 work on large buffers.
   const gather: Transform = options.segment ? new DropTailCoalesce(1 << 20, 1024) : new Coalesce(1 << 20);
-  let compressedHash = uncompressedHash;
-  let done: Promise<void>;
-  if (gzipped) {
-    const gzip =
+  const stages: Transform[] = [gather];
+  if (sink.uncompressed) stages.push(new Tap(sink.uncompressed));
+  if ((options.compression ?? 'gzip') === 'gzip') {
+    stages.push(
       options.parallel === false
         ? createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
-        : new ParallelGzip(level, 1 << 20, 4);
-    compressedHash = new HashingStream();
-    done = pipeline(pack, gather, uncompressedHash, gzip, compressedHash, out);
-  } else {
-    done = pipeline(pack, gather, uncompressedHash, out);
+        : new ParallelGzip(level, 1 << 20, 4),
+    );
   }
+  const out = new Writable({
+    write: (chunk: Buffer, _enc, cb) => {
+      Promise.resolve(sink.write(chunk)).then(() => cb(), cb);
+    },
+  });
+  const done = pipeline([pack as unknown as Readable, ...stages, out]);
 
   const feed = async (): Promise<void> => {
     for (const e of planned) {
@@ -253,9 +259,9 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
           await entryDone(pack, header, src);
           continue;
         }
-        const sink = pack.entry(header);
+        const entrySink = pack.entry(header);
         const h = new HashingStream();
-        await pipeline(src, h, sink);
+        await pipeline(src, h, entrySink);
         if (h.bytes !== e.size) {
           throw new ImageError('IMAGE_ENTRY_SIZE', `/${e.path}: expected ${e.size} bytes, read ${h.bytes}`);
         }
@@ -267,26 +273,48 @@ export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptio
     }
     pack.finalize();
   };
+  await Promise.all([
+    feed().catch((err: unknown) => {
+      pack.destroy(err as Error);
+      throw err;
+    }),
+    done,
+  ]);
+}
+
+/**
+ * Writes a reproducible layer in one pass: tar (tar-stream) -> sha256 (diffID) -> gzip -> sha256 (digest) ->
+ * a temp file in the blob cache, renamed into place (without compression the diffID is the digest). See
+ * `packEntries` for what goes in.
+ */
+export async function writeLayer(entries: LayerEntry[], options: WriteLayerOptions): Promise<CachedLayer> {
+  const gzipped = (options.compression ?? 'gzip') === 'gzip';
+  const writer = await options.cache.writer();
+  const diff = gzipped ? createHash('sha256') : null;
   try {
-    await Promise.all([
-      feed().catch((err: unknown) => {
-        pack.destroy(err as Error);
-        throw err;
-      }),
-      done,
-    ]);
+    await packEntries(entries, options, { write: (c) => writer.write(c), ...(diff ? { uncompressed: (c: Buffer) => diff.update(c) } : {}) });
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    await writer.abort();
     throw err;
   }
-  const digest = compressedHash.digest();
-  await options.cache.commit(tmp, digest);
+  const { digest, size } = await writer.commit();
   return new CachedLayer(options.cache, {
     digest,
-    diffId: uncompressedHash.digest(),
-    size: compressedHash.bytes,
+    diffId: diff ? (`sha256:${diff.digest('hex')}` as Digest) : digest,
+    size,
     mediaType: gzipped ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer,
   });
+}
+
+/** A pass-through that shows every chunk to `see`. */
+class Tap extends Transform {
+  constructor(private readonly see: (chunk: Buffer) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.see(chunk);
+    cb(null, chunk);
+  }
 }
 
 /** gzip in fixed-size blocks, each its own member, up to `inFlight` compressed at once on libuv's pool. */

@@ -63,6 +63,31 @@ describe('per-wheel segments', () => {
     expect(await fs.readFile(path.join(bundle, 'rootfs/env/lib/python3.11/site-packages/gamma/__init__.py'), 'utf8')).toBe('V = 2\n');
   });
 
+  it('plain (uncompressed) segments: digest = diffID, reused from the previous blob, rebuilt when it is gone', async () => {
+    const cache = new BlobCache(path.join(tmp, 'cache-plain'));
+    const opts = { scheme, cache, compression: 'none' as const };
+    const first = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), opts);
+    expect(first.layer.digest).toBe(first.layer.diffId);
+    expect(first.layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    const { stdout } = await run('sha256sum', [cache.pathOf(first.layer.digest)]);
+    expect(`sha256:${stdout.split(' ')[0]}`).toBe(first.layer.digest);
+    const { stdout: names } = await run('tar', ['-tf', cache.pathOf(first.layer.digest)]);
+    expect(names.split('\n')).toContain('env/lib/python3.11/site-packages/gamma/__init__.py');
+
+    const g3 = await makeWheel(path.join(tmp, 'wheels'), { name: 'gamma', version: '3.0', files: { 'gamma/__init__.py': 'V = 3\n' } });
+    const next = wheels.filter((w) => !w.includes('gamma-1.0')).concat(g3);
+    const second = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), opts);
+    expect(second.built).toEqual(['gamma-3.0-py3-none-any.whl']);
+    const scratch = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { ...opts, cache: new BlobCache(path.join(tmp, 'scratch-plain')) });
+    expect(second.layer.digest).toBe(scratch.layer.digest);
+
+    // The segments now live in the second blob: without it, every wheel is installed again, to the same bytes.
+    await fs.rm(cache.pathOf(second.layer.digest));
+    const third = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), opts);
+    expect(third.built).toHaveLength(3);
+    expect(third.layer.digest).toBe(second.layer.digest);
+  });
+
   it('refuses two wheels writing one path, cached or not', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'clash-'));
     const a = await makeWheel(dir, { name: 'one', version: '1', files: { 'shared/x.py': 'a' } });

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
@@ -8,8 +8,9 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import type { BlobCache } from './blobs.js';
 import { HashingStream, sha256Digest, type Digest } from './digest.js';
 import { ImageError } from './errors.js';
-import { CachedLayer, MEDIA_TYPES, writeLayer, type Compression } from './layer.js';
-import { planWheelInstall, type InstallOptions } from './wheel-install.js';
+import { forEachLimit, PLAN_CONCURRENCY } from './limit.js';
+import { CachedLayer, MEDIA_TYPES, packEntries, type Compression, type LayerEntry, type LayerSink } from './layer.js';
+import { planWheelInstall, type InstallOptions, type PlannedWheel } from './wheel-install.js';
 
 export interface SegmentedWheel {
   path: string;
@@ -27,8 +28,6 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   verifySha256?: boolean;
 }
 
-/** Wheels installed into segments at once. */
-const SEGMENT_CONCURRENCY = 2;
 
 export async function checkSha256(w: SegmentedWheel): Promise<void> {
   if (!w.sha256) return;
@@ -41,9 +40,11 @@ export async function checkSha256(w: SegmentedWheel): Promise<void> {
   }
 }
 
+/** Where a wheel's installed segment lives: bytes [offset, offset + length) of a layer blob, and what it holds. */
 interface SegmentRecord {
-  digest: Digest;
-  size: number;
+  blob: Digest;
+  offset: number;
+  length: number;
   /** Installed paths (no directories): conflicts between wheels are found without opening cached ones. */
   paths: string[];
 }
@@ -57,7 +58,7 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
   }
   return sha256Digest(
     JSON.stringify({
-      v: 1,
+      v: 2,
       wheel: path.basename(w.path),
       id,
       scheme: options.scheme,
@@ -72,12 +73,23 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
   ).slice(7);
 }
 
+/** One wheel of the layer: its segment found in an earlier layer blob, or its install planned. */
+interface Slot {
+  wheel: string;
+  key: string;
+  cached?: SegmentRecord;
+  plan?: PlannedWheel;
+  files?: LayerEntry[];
+}
+
 /**
- * The dependencies layer as concatenated per-wheel segments: each wheel's entries are a tar fragment (no
- * end-of-archive), compressed as its own gzip members (or left plain), and cached by the wheel's identity, so that after one
- * dependency changes only that wheel is installed again; the layer is the segments in wheel-name order plus the
- * end-of-archive, and its diffID is hashed from the segments' uncompressed bytes. Shared parent directories
- * are written once, in a first segment made from the cached segments' file lists.
+ * The dependencies layer as concatenated per-wheel segments, written in one pass: each wheel's entries are a
+ * tar fragment (no end-of-archive), its own gzip members when compressed, so that segments concatenate into one
+ * layer. A segment is remembered by the wheel's identity as a byte range of the layer blob it was written into:
+ * after one dependency changes, only that wheel is installed again and the others are copied from the previous
+ * blob. Wheels go in file-name order after a first segment with every parent directory once (Docker refuses a
+ * path twice in a layer); the digest and diffID are hashed as the bytes are written, never in a second pass
+ * over new segments.
  */
 export async function writeSegmentedWheelsLayer(
   wheels: SegmentedWheel[],
@@ -85,110 +97,103 @@ export async function writeSegmentedWheelsLayer(
 ): Promise<{ layer: CachedLayer; built: string[]; reused: string[] }> {
   const { cache } = options;
   const gzipped = (options.compression ?? 'gzip') === 'gzip';
-  const layerOptions = { cache, mtime: options.mtime ?? 0, level: options.level ?? 6, compression: options.compression };
+  const packOptions = { mtime: options.mtime ?? 0, level: options.level ?? 6, compression: options.compression, segment: true };
   const sorted = [...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1));
-  const slots: ({ wheel: string; record: SegmentRecord; built: boolean } | undefined)[] = new Array(sorted.length);
-  const one = async (w: SegmentedWheel): Promise<{ wheel: string; record: SegmentRecord; built: boolean }> => {
-    const wheel = path.basename(w.path);
-    const key = await keyOf(w, options);
-    const cached = await cache.readKey<SegmentRecord>('segments', key);
-    if (cached && (await cache.has(cached.digest))) return { wheel, record: cached, built: false };
-    if (options.verifySha256) await checkSha256(w);
-    const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
-    let record: SegmentRecord;
-    try {
-      // Files only: directories go into one segment of their own (Docker refuses a path twice in a layer).
-      const files = plan.entries.filter((e) => e.type !== 'directory');
-      const seg = await writeLayer(files, { ...layerOptions, segment: true, impliedDirectories: false });
-      record = { digest: seg.digest, size: seg.size, paths: files.map((e) => e.path) };
-    } finally {
-      plan.close();
-    }
-    await cache.writeKey('segments', key, record);
-    return { wheel, record, built: true };
-  };
-  // Two wheels at once (validation, inflating and gzip overlap); results kept in wheel-name order.
-  let next = 0;
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (next < sorted.length && !failed) {
-      const i = next++;
-      try {
-        slots[i] = await one(sorted[i]!);
-      } catch (err) {
-        failed = true;
-        throw err;
-      }
-    }
-  };
-  const settled = await Promise.allSettled(Array.from({ length: Math.min(SEGMENT_CONCURRENCY, sorted.length) }, worker));
-  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (rejected) throw rejected.reason;
-  const records: { wheel: string; record: SegmentRecord }[] = [];
-  const built: string[] = [];
-  const reused: string[] = [];
-  for (const s of slots) {
-    const { wheel, record, built: b } = s!;
-    (b ? built : reused).push(wheel);
-    records.push({ wheel, record });
-  }
-  const owners = new Map<string, string>();
-  for (const { wheel, record } of records) {
-    for (const p of record.paths) {
-      const other = owners.get(p);
-      if (other !== undefined) throw new ImageError('WHEEL_CONFLICT', `${wheel} and ${other} both install /${p}`);
-      owners.set(p, wheel);
-    }
-  }
-  // Every parent directory once, first (a small segment made from the records, no wheel read).
-  const dirs = new Set<string>();
-  for (const { record } of records) {
-    for (const p of record.paths) {
-      const parts = p.split('/');
-      for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
-    }
-  }
-  const dirSegment = await writeLayer(
-    [...dirs].map((d) => ({ path: d, type: 'directory' as const, uid: options.uid ?? 0, gid: options.gid ?? 0 })),
-    { ...layerOptions, segment: true },
-  );
-  records.unshift({ wheel: '(directories)', record: { digest: dirSegment.digest, size: dirSegment.size, paths: [] } });
-  // The end-of-archive (its own gzip member when compressed).
-  const end = gzipped ? gzipSync(Buffer.alloc(1024), { level: options.level ?? 6 }) : Buffer.alloc(1024);
-  const compressed = createHash('sha256');
-  // Uncompressed segments are their own diffID bytes: one hash serves both.
-  const uncompressed = gzipped ? createHash('sha256') : compressed;
-  const tmp = await cache.tempPath();
-  const out = createWriteStream(tmp);
-  let size = 0;
+  const slots: Slot[] = new Array(sorted.length);
   try {
-    for (const { record } of records) {
-      for await (const chunk of createReadStream(cache.pathOf(record.digest)) as AsyncIterable<Buffer>) {
-        compressed.update(chunk);
-        size += chunk.length;
-        if (!out.write(chunk)) await once(out, 'drain');
+    // Cached segments are looked up and the other wheels planned (validated, central directory read) a few at
+    // a time: every installed path must be known before the first byte (the directories come first).
+    await forEachLimit(sorted, PLAN_CONCURRENCY, async (w, i) => {
+      const wheel = path.basename(w.path);
+      const key = await keyOf(w, options);
+      const cached = await cache.readKey<SegmentRecord>('segments', key);
+      if (cached && (await cache.has(cached.blob))) {
+        slots[i] = { wheel, key, cached };
+        return;
       }
-      if (!gzipped) continue;
-      const gunzip = createReadStream(cache.pathOf(record.digest)).pipe(createGunzip());
-      for await (const chunk of gunzip as AsyncIterable<Buffer>) uncompressed.update(chunk);
+      if (options.verifySha256) await checkSha256(w);
+      const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
+      // Files only: directories go into the first segment.
+      slots[i] = { wheel, key, plan, files: plan.entries.filter((e) => e.type !== 'directory') };
+    });
+    const pathsOf = (s: Slot): string[] => s.cached?.paths ?? s.files!.map((e) => e.path);
+    const owners = new Map<string, string>();
+    const dirs = new Set<string>();
+    for (const s of slots) {
+      for (const p of pathsOf(s)) {
+        const other = owners.get(p);
+        if (other !== undefined) throw new ImageError('WHEEL_CONFLICT', `${s.wheel} and ${other} both install /${p}`);
+        owners.set(p, s.wheel);
+        const parts = p.split('/');
+        for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+      }
     }
-    compressed.update(end);
-    if (gzipped) uncompressed.update(Buffer.alloc(1024));
-    size += end.length;
-    out.end(end);
-    await once(out, 'finish');
+
+    const writer = await cache.writer();
+    const diff = gzipped ? createHash('sha256') : null;
+    const sink: LayerSink = { write: (c) => writer.write(c), ...(diff ? { uncompressed: (c: Buffer) => diff.update(c) } : {}) };
+    const ranges: { slot: Slot; offset: number; length: number }[] = [];
+    try {
+      const owner = { uid: options.uid ?? 0, gid: options.gid ?? 0 };
+      await packEntries([...dirs].map((d) => ({ path: d, type: 'directory' as const, ...owner })), packOptions, sink);
+      for (const s of slots) {
+        const offset = writer.bytes;
+        if (s.cached) await copySegment(cache.pathOf(s.cached.blob), s.cached.offset, s.cached.length, sink);
+        else await packEntries(s.files!, { ...packOptions, impliedDirectories: false }, sink);
+        ranges.push({ slot: s, offset, length: writer.bytes - offset });
+      }
+      // The end-of-archive (its own gzip member when compressed).
+      const end = Buffer.alloc(1024);
+      diff?.update(end);
+      await writer.write(gzipped ? gzipSync(end, { level: packOptions.level }) : end);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    const { digest, size } = await writer.commit();
+    // Every segment is remembered in the newest blob (older blobs may then go).
+    for (const { slot, offset, length } of ranges) {
+      await cache.writeKey('segments', slot.key, { blob: digest, offset, length, paths: pathsOf(slot) } satisfies SegmentRecord);
+    }
+    const layer = new CachedLayer(cache, {
+      digest,
+      diffId: diff ? (`sha256:${diff.digest('hex')}` as Digest) : digest,
+      size,
+      mediaType: gzipped ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer,
+    });
+    return {
+      layer,
+      built: slots.filter((s) => !s.cached).map((s) => s.wheel),
+      reused: slots.filter((s) => s.cached).map((s) => s.wheel),
+    };
+  } finally {
+    for (const s of slots) s?.plan?.close();
+  }
+}
+
+/** Copies a byte range of an earlier blob into the sink; gzip members are inflated on the way for the diffID. */
+async function copySegment(file: string, offset: number, length: number, sink: LayerSink): Promise<void> {
+  if (length === 0) return;
+  const src = createReadStream(file, { start: offset, end: offset + length - 1 });
+  if (!sink.uncompressed) {
+    for await (const chunk of src as AsyncIterable<Buffer>) await sink.write(chunk);
+    return;
+  }
+  const see = sink.uncompressed;
+  const gunzip = createGunzip();
+  const inflated = (async () => {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) see(chunk);
+  })();
+  try {
+    for await (const chunk of src as AsyncIterable<Buffer>) {
+      await sink.write(chunk);
+      if (!gunzip.write(chunk)) await once(gunzip, 'drain');
+    }
+    gunzip.end();
+    await inflated;
   } catch (err) {
-    out.destroy();
-    await fs.rm(tmp, { force: true });
+    gunzip.destroy();
+    await inflated.catch(() => undefined);
     throw err;
   }
-  const digest = `sha256:${compressed.digest('hex')}` as Digest;
-  await cache.commit(tmp, digest);
-  const layer = new CachedLayer(cache, {
-    digest,
-    diffId: gzipped ? (`sha256:${uncompressed.digest('hex')}` as Digest) : digest,
-    size,
-    mediaType: gzipped ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer,
-  });
-  return { layer, built, reused };
 }

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import type { BlobCache } from './blobs.js';
 import { ImageError } from './errors.js';
+import { forEachLimit, PLAN_CONCURRENCY } from './limit.js';
 import { writeLayer, type CachedLayer, type Compression, type LayerEntry } from './layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './wheel-install.js';
 
-/** Wheels planned at once (each a zip open and a validation in flight). */
-const PLAN_CONCURRENCY = 4;
 
 export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
   cache: BlobCache;
@@ -27,24 +26,13 @@ export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOpt
     // Planned (and validated) a few at a time: validation waits on reads and the thread pool's inflating.
     const sorted = [...wheels].sort();
     const slots: (PlannedWheel | undefined)[] = new Array(sorted.length);
-    let next = 0;
-    let failed = false;
-    const worker = async (): Promise<void> => {
-      while (next < sorted.length && !failed) {
-        const i = next++;
-        const w = sorted[i]!;
-        try {
-          slots[i] = await planWheelInstall(w, { ...options, requested: options.requested ? options.requested(path.basename(w)) : true });
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
-      }
-    };
-    const results = await Promise.allSettled(Array.from({ length: Math.min(PLAN_CONCURRENCY, sorted.length) }, worker));
-    for (const s of slots) if (s) planned.push(s);
-    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (rejected) throw rejected.reason;
+    try {
+      await forEachLimit(sorted, PLAN_CONCURRENCY, async (w, i) => {
+        slots[i] = await planWheelInstall(w, { ...options, requested: options.requested ? options.requested(path.basename(w)) : true });
+      });
+    } finally {
+      for (const s of slots) if (s) planned.push(s);
+    }
     const owners = new Map<string, string>();
     const entries: LayerEntry[] = [];
     for (const p of planned) {
