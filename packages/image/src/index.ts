@@ -1,10 +1,11 @@
 export { ImageError, RegistryError } from './errors.js';
 export { isDigest, sha256Digest, HashingStream, type Digest } from './digest.js';
-export { BlobCache } from './blobs.js';
+export { BlobCache, BlobWriter } from './blobs.js';
 export {
   MEDIA_TYPES,
   CachedLayer,
   writeLayer,
+  packEntries,
   planEntries,
   sourceDateEpoch,
   readAll,
@@ -12,6 +13,7 @@ export {
   type Layer,
   type LayerDescriptor,
   type LayerEntry,
+  type LayerSink,
   type WriteLayerOptions,
 } from './layer.js';
 export { FileLayer } from './file-layer.js';
