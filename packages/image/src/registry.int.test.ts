@@ -72,6 +72,21 @@ describe('registry', () => {
     expect(mounted.map((e) => e.type)).toEqual([...image.layers.map(() => 'blob-mounted'), 'manifest']);
   });
 
+  it('pushes plain (uncompressed) layers with Docker\'s tar media type and reads them back', async () => {
+    const plainCache = new BlobCache(path.join(tmp, 'cache-plain'));
+    const src = path.join(tmp, 'src-plain');
+    await fs.mkdir(src, { recursive: true });
+    await fs.writeFile(path.join(src, 'app.py'), 'print("plain")\n');
+    const { image: plain } = await buildAppImage({ base: await fakeBase(plainCache), cache: plainCache, wheels: [], app: { kind: 'source', dir: src }, compression: 'none' });
+    const ref = repo('plain');
+    await pushImage(plain, ref);
+    const raw = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout) as { layers: { mediaType: string }[] };
+    expect(raw.layers.slice(1).map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.docker.image.rootfs.diff.tar'));
+    const back = await readRegistryImage(ref);
+    expect(back.digest()).toBe(plain.digest());
+    await validateImage(back);
+  });
+
   it('reads an OCI index (manifest list) as its linux/amd64 image', async () => {
     const ref = repo('multi');
     const amd64 = await pushImage(image, ref, { format: 'oci' });

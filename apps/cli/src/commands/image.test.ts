@@ -104,7 +104,21 @@ describe('image app', () => {
     expect(JSON.parse(stdout).config.WorkingDir).toBe('/app');
   });
 
+  it('--compression none writes plain tar layers (digest = diffID) that skopeo and umoci read', async () => {
+    const r = await cli([...appArgs, '--output', 'oci:plain:app', '--compression', 'none']);
+    expect(r.code).toBe(0);
+    const manifest = JSON.parse((await exec('skopeo', ['inspect', '--raw', `oci:${dir}/plain:app`])).stdout);
+    const cfg = JSON.parse((await exec('skopeo', ['inspect', '--config', `oci:${dir}/plain:app`])).stdout);
+    const added = manifest.layers.slice(1) as { mediaType: string; digest: string }[];
+    expect(added.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar'));
+    expect(cfg.rootfs.diff_ids.slice(1)).toEqual(added.map((l) => l.digest));
+    expect(manifest.layers[0].mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip'); // the base's, as it was
+    await exec('umoci', ['unpack', '--image', `${dir}/plain:app`, path.join(dir, 'plain-bundle')]);
+    expect(await readFile(path.join(dir, 'plain-bundle/rootfs/app/app.py'), 'utf8')).toBe('print("v1")\n');
+  });
+
   it.each([
+    [['--lock', 'l', '--output', 'oci:x', '--compression', 'zstd'], 'error: --compression is gzip or none, not "zstd"'],
     [['--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
     [['--lock', 'l', '--requirements', 'r', '--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
     [['--lock', 'l', '--source', 's', '--wheel', 'w', '--output', 'oci:x'], 'error: give at most one of --source DIR or --wheel FILE'],
