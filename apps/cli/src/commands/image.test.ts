@@ -9,7 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock } from '@dstack/recipe';
 import { BlobCache, appendLayers, emptyImage, writeLayer, writeOciLayout } from '@dstack/image';
-import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, writeWheel } from '@dstack/testing';
+import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { createContext } from '../context.js';
 import { reportError, EXIT_USAGE } from '../errors.js';
 import type { Runner } from '../main.js';
@@ -119,6 +119,7 @@ describe('image app', () => {
 
   it.each([
     [['--lock', 'l', '--output', 'oci:x', '--compression', 'zstd'], 'error: --compression is gzip or none, not "zstd"'],
+    [['--lock', 'l', '--engine', '--output', 'oci:x'], 'error: --engine builds on the engine: --output docker:TAG, not "oci:x"'],
     [['--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
     [['--lock', 'l', '--requirements', 'r', '--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
     [['--lock', 'l', '--source', 's', '--wheel', 'w', '--output', 'oci:x'], 'error: give at most one of --source DIR or --wheel FILE'],
@@ -144,6 +145,35 @@ describe('image app', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
   });
+});
+
+describe('image app with a Docker engine', () => {
+  it('--output docker: loads plain layers (their digests are the engine\'s diffIDs); --engine builds the same app through images/app', async () => {
+    const { env, docker } = await sharedEngine();
+    const runtime = await sharedRuntimeImage();
+    const id = randomBytes(4).toString('hex');
+    const tags = { daemonless: `dstack-test/cli-app:d-${id}`, engine: `dstack-test/cli-app:e-${id}` };
+    const common = ['image', 'app', '--base', `docker:${runtime}`, '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--uid', '1234'];
+    try {
+      const daemonless = await cli([...common, '--output', `docker:${tags.daemonless}`, '--json'], { DOCKER_HOST: env.DOCKER_HOST });
+      expect(daemonless.stderr).toBe('');
+      expect(daemonless.code).toBe(0);
+      const digests = (JSON.parse(daemonless.stdout).layers as { digest: string }[]).map((l) => l.digest);
+      const inspected = await docker.getImage(tags.daemonless).inspect();
+      expect(inspected.RootFS.Layers?.slice(-digests.length)).toEqual(digests);
+
+      const engine = await cli([...common, '--engine', '--output', `docker:${tags.engine}`], { DOCKER_HOST: env.DOCKER_HOST });
+      expect(engine.stderr).toBe('');
+      expect(engine.code).toBe(0);
+      expect(engine.stdout).toContain(tags.engine);
+      for (const tag of [tags.daemonless, tags.engine]) {
+        const r = await runInContainer(tag, ['sh', '-c', 'id -u; stat -c %u /app/app.py; tool; cat /app/app.py']);
+        expect([tag, r.stdout]).toEqual([tag, '1234\n1234\ntool ran\nprint("v1")\n']);
+      }
+    } finally {
+      for (const tag of [tags.daemonless, tags.engine, `${tags.engine}-deps`]) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    }
+  }, 600_000);
 });
 
 describe('image runtime|factory on the engine', () => {
