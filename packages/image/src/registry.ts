@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { HashingStream, sha256Digest, type Digest } from './digest.js';
-import { ImageError, RegistryError } from './errors.js';
+import { RegistryError } from './errors.js';
 import { Image, type Descriptor, type ImageConfigFile, type Manifest, type ManifestFormat } from './image.js';
 import { isGzipMediaType, MEDIA_TYPES, ociLayerMediaType, type Layer } from './layer.js';
 import { choosePlatform } from './oci-layout.js';
