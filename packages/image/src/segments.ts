@@ -139,7 +139,11 @@ export async function writeSegmentedWheelsLayer(
       for (const s of slots) {
         const offset = writer.bytes;
         if (s.cached) await copySegment(cache.pathOf(s.cached.blob), s.cached.offset, s.cached.length, sink);
-        else await packEntries(s.files!, { ...packOptions, impliedDirectories: false }, sink);
+        else {
+          await packEntries(s.files!, { ...packOptions, impliedDirectories: false }, sink);
+          s.plan!.close(); // its zip (and the bytes read of it) no longer needed
+          s.plan = undefined;
+        }
         ranges.push({ slot: s, offset, length: writer.bytes - offset });
       }
       // The end-of-archive (its own gzip member when compressed).

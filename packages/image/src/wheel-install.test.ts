@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -129,6 +129,33 @@ describe('wheel installer', () => {
     const err = await writeWheelsLayer([bad], { scheme, cache: new BlobCache(path.join(dir, 'cache-bad')) }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'WHEEL_RECORD_MISMATCH', message: 'alg-1.0-py3-none-any.whl: alg/__init__.py does not match its RECORD hash' });
   });
+
+  it('streams members over 1 MiB, reads a zip over 32 MiB member by member, and checks both against RECORD', async () => {
+    const dir = await fs.mkdtemp(path.join(tmp, 'big-'));
+    const huge = randomBytes(33 << 20); // incompressible: the wheel is over 32 MiB
+    const mid = Buffer.from(randomBytes(3 << 19).toString('hex')); // over 1 MiB: streamed (hex: compresses ~2x)
+    const file = await makeWheel(dir, { name: 'big', version: '1.0', files: { 'big/__init__.py': 'X = 1\n', 'big/huge.bin': huge, 'big/mid.bin': mid } });
+    const cache = new BlobCache(path.join(dir, 'cache'));
+    const layer = await writeWheelsLayer([file], { scheme, cache, compression: 'none' });
+    const out = path.join(dir, 'out');
+    await fs.mkdir(out);
+    await run('tar', ['-xf', cache.pathOf(layer.digest), '-C', out]);
+    const lib = path.join(out, 'env/lib/python3.11/site-packages/big');
+    const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    expect(sha(await fs.readFile(path.join(lib, 'huge.bin')))).toBe(sha(huge));
+    expect(sha(await fs.readFile(path.join(lib, 'mid.bin')))).toBe(sha(mid));
+
+    await fs.mkdir(path.join(dir, 'bad'));
+    const other = createHash('sha256').update('other').digest('base64url');
+    const bad = await makeWheel(path.join(dir, 'bad'), {
+      name: 'big',
+      version: '1.0',
+      files: { 'big/mid.bin': mid },
+      recordOverride: (rows) => rows.map((r) => r.replace(/^(big\/mid\.bin),sha256=[^,]+/, `$1,sha256=${other}`)),
+    });
+    const err = await writeWheelsLayer([bad], { scheme, cache: new BlobCache(path.join(dir, 'cache-bad')) }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'WHEEL_RECORD_MISMATCH', message: 'big-1.0-py3-none-any.whl: big/mid.bin does not match its RECORD hash' });
+  }, 60_000);
 
   it.each(hostileWheels().map((h) => [h.id, h] as const))('refuses the shared hostile wheel %s with its code', async (_id, h) => {
     const dir = await fs.mkdtemp(path.join(tmp, `hostile-${h.id}-`));

@@ -201,7 +201,10 @@ export async function planWheelInstall(wheelPath: string, options: InstallOption
     throw new ImageError('WHEEL_NOT_ZIP', `${wheel}: not a readable zip archive (${(err as Error).message})`, { cause: err });
   }
   try {
-    return await plan(zip, wheel, m[1]!, m[2]!, options);
+    const planned = await plan(zip, wheel, m[1]!, m[2]!, options);
+    // Planned wheels may wait a while for their turn: their bytes are read again when written.
+    zip.release();
+    return planned;
   } catch (err) {
     zip.close();
     throw err;
