@@ -88,6 +88,17 @@ describe('per-wheel segments', () => {
     expect(third.layer.digest).toBe(second.layer.digest);
   });
 
+  it('installs a wheel again when the blob holding its segment was cut short', async () => {
+    const cache = new BlobCache(path.join(tmp, 'cache-short'));
+    const first = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache });
+    const blob = cache.pathOf(first.layer.digest);
+    await fs.truncate(blob, Math.floor((await fs.stat(blob)).size / 2));
+    const again = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache });
+    expect(again.reused.length).toBeLessThan(3);
+    expect(again.built.length).toBeGreaterThan(0);
+    expect(again.layer.digest).toBe(first.layer.digest);
+  });
+
   it('refuses two wheels writing one path, cached or not', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'clash-'));
     const a = await makeWheel(dir, { name: 'one', version: '1', files: { 'shared/x.py': 'a' } });

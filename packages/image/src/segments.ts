@@ -107,7 +107,8 @@ export async function writeSegmentedWheelsLayer(
       const wheel = path.basename(w.path);
       const key = await keyOf(w, options);
       const cached = await cache.readKey<SegmentRecord>('segments', key);
-      if (cached && (await cache.has(cached.blob))) {
+      const blob = cached ? await fs.stat(cache.pathOf(cached.blob)).catch(() => null) : null;
+      if (cached && blob && blob.size >= cached.offset + cached.length) {
         slots[i] = { wheel, key, cached };
         return;
       }
@@ -179,8 +180,17 @@ export async function writeSegmentedWheelsLayer(
 async function copySegment(file: string, offset: number, length: number, sink: LayerSink): Promise<void> {
   if (length === 0) return;
   const src = createReadStream(file, { start: offset, end: offset + length - 1 });
+  let copied = 0;
+  const short = (): ImageError =>
+    new ImageError('IMAGE_CACHE_CORRUPT', `${file} ended after ${copied} of the ${length} bytes of a cached segment`, {
+      hint: 'the image cache changed underneath this build: run it again, or remove the cache folder',
+    });
   if (!sink.uncompressed) {
-    for await (const chunk of src as AsyncIterable<Buffer>) await sink.write(chunk);
+    for await (const chunk of src as AsyncIterable<Buffer>) {
+      copied += chunk.length;
+      await sink.write(chunk);
+    }
+    if (copied !== length) throw short();
     return;
   }
   const see = sink.uncompressed;
@@ -188,11 +198,14 @@ async function copySegment(file: string, offset: number, length: number, sink: L
   const inflated = (async () => {
     for await (const chunk of gunzip as AsyncIterable<Buffer>) see(chunk);
   })();
+  inflated.catch(() => undefined); // a corrupt segment's error is thrown below (by write/drain, or this await)
   try {
     for await (const chunk of src as AsyncIterable<Buffer>) {
+      copied += chunk.length;
       await sink.write(chunk);
       if (!gunzip.write(chunk)) await once(gunzip, 'drain');
     }
+    if (copied !== length) throw short();
     gunzip.end();
     await inflated;
   } catch (err) {
