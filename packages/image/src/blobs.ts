@@ -22,10 +22,11 @@ export class BlobCache {
     return path.join(this.dir, 'blobs', 'sha256', hexOf(digest));
   }
 
-  async has(digest: Digest): Promise<boolean> {
+  /** Whether the blob is there (and, given `size`, has that many bytes: a cut-short file is not a hit). */
+  async has(digest: Digest, size?: number): Promise<boolean> {
     try {
-      await fs.access(this.pathOf(digest));
-      return true;
+      const st = await fs.stat(this.pathOf(digest));
+      return size === undefined || st.size === size;
     } catch {
       return false;
     }

@@ -108,6 +108,17 @@ describe('daemonless app image', () => {
     }
   });
 
+  it('does not take a cut-short dependencies blob for a cache hit: the layer is written again, to the same digest', async () => {
+    const dir = path.join(tmp, 'c-short');
+    const first = await buildAppImage(options(dir));
+    const deps = first.layers.find((l) => l.role === 'dependencies')!;
+    const blob = new BlobCache(dir).pathOf(deps.digest);
+    await fs.truncate(blob, 100);
+    const again = await buildAppImage(options(dir));
+    expect(again.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: deps.digest, cached: false });
+    expect((await fs.stat(blob)).size).toBe(deps.size);
+  });
+
   it('writes an OCI layout that skopeo and umoci accept, with the expected files, owners and config', async () => {
     const { image } = await buildAppImage(options(path.join(tmp, 'c3')));
     const dir = path.join(tmp, 'oci');

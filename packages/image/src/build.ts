@@ -116,7 +116,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
   let deps: CachedLayer | null = null;
   const hit = await cache.readKey<LayerDescriptor>('layers', key);
-  if (hit && (await cache.has(hit.digest))) deps = new CachedLayer(cache, hit);
+  if (hit && (await cache.has(hit.digest, hit.size))) deps = new CachedLayer(cache, hit);
   const depsCached = deps !== null;
   let segments: { built: number; reused: number } | undefined;
   if (!deps) {

@@ -24,7 +24,7 @@ export async function readEngineImage(docker: Docker, name: string, options: { c
     const layers: CachedLayer[] = [];
     for (const diffId of config.rootfs.diff_ids) {
       const hit = await options.cache.readKey<{ digest: Digest; size: number }>('diffid', hexOf(diffId as Digest));
-      if (!hit || !(await options.cache.has(hit.digest))) break;
+      if (!hit || !(await options.cache.has(hit.digest, hit.size))) break;
       layers.push(new CachedLayer(options.cache, { digest: hit.digest, diffId: diffId as Digest, size: hit.size, mediaType: MEDIA_TYPES.ociLayerGzip }));
     }
     if (layers.length === config.rootfs.diff_ids.length) return new Image(config, layers);
