@@ -9,7 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock } from '@dstack/recipe';
 import { BlobCache, appendLayers, emptyImage, writeLayer, writeOciLayout } from '@dstack/image';
-import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedRuntimeImage, writeWheel } from '@dstack/testing';
+import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { createContext } from '../context.js';
 import { reportError, EXIT_USAGE } from '../errors.js';
 import type { Runner } from '../main.js';
@@ -120,6 +120,8 @@ describe('image app', () => {
   it.each([
     [['--lock', 'l', '--output', 'oci:x', '--compression', 'zstd'], 'error: --compression is gzip or none, not "zstd"'],
     [['--lock', 'l', '--engine', '--output', 'oci:x'], 'error: --engine builds on the engine: --output docker:TAG, not "oci:x"'],
+    [['--lock', 'l', '--python', 'p', '--output', 'oci:x'], 'error: --python and --factory-image lock --requirements; a --lock is used as it is'],
+    [['--requirements', 'r', '--python', 'p', '--factory-image', 'f', '--output', 'oci:x'], 'error: give at most one of --python PATH or --factory-image REF'],
     [['--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
     [['--lock', 'l', '--requirements', 'r', '--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],
     [['--lock', 'l', '--source', 's', '--wheel', 'w', '--output', 'oci:x'], 'error: give at most one of --source DIR or --wheel FILE'],
@@ -173,6 +175,43 @@ describe('image app with a Docker engine', () => {
     } finally {
       for (const tag of [tags.daemonless, tags.engine, `${tags.engine}-deps`]) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
     }
+  }, 600_000);
+});
+
+describe('image app --requirements locked through the factory image (Decision 3)', () => {
+  it('locks with the factory image\'s interpreter on the engine when it is the base\'s (3.11.2), and refuses one that is not', async () => {
+    const { env } = await sharedEngine();
+    const factory = await sharedFactoryImage();
+    const engineEnv = isolatedPipEnv({ NO_COLOR: '1', DSTACK_IMAGE_CACHE: path.join(dir, 'cache'), DOCKER_HOST: env.DOCKER_HOST! });
+    await mkdir(path.join(dir, 'engine-recipes'), { recursive: true });
+    await writeFile(path.join(dir, 'engine-recipes', 'tools.txt'), '--no-index\ntool\n');
+    const args = ['image', 'app', '--requirements', 'engine-recipes/tools.txt', '--factory-image', factory];
+    const ok = await cli([...args, '--base', 'oci:base:bookworm', '--output', 'oci:out-engine-lock:app', '--json'], engineEnv);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
+    const lock = await readFile(path.join(dir, 'engine-recipes/locks/tools/pylock.cp311-linux_x86_64.toml'), 'utf8');
+    expect(lock).toContain('python_full_version == \\"3.11.2\\"');
+    expect(lock).toContain('tool-1.0-py3-none-any.whl');
+
+    // A base of another full version: the factory image's interpreter does not fit, and nothing is built.
+    const cache = new BlobCache(path.join(dir, 'base-cache'));
+    const other = await writeLayer(
+      [
+        { path: 'usr/bin/python3.11', type: 'file', data: Buffer.from('ELF'), mode: 0o755 },
+        { path: 'var/lib/dpkg/status', type: 'file', data: Buffer.from('Package: python3.11-minimal\nVersion: 3.11.9-1\n\n') },
+      ],
+      { cache },
+    );
+    await writeOciLayout(appendLayers(emptyImage(), [{ layer: other }]), path.join(dir, 'base-3.11.9'), { ref: 'x' });
+    const refused = await cli([...args, '--base', 'oci:base-3.11.9:x', '--output', 'oci:never:app'], engineEnv);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `error[LOCK_NO_INTERPRETER]: no interpreter of the base's Python 3.11.9 to lock ${path.join(dir, 'engine-recipes/tools.txt')} with: this machine has none, and the factory image ${factory} has Python 3.11.2`,
+    );
+    const missing = await cli([...args.slice(0, -1), 'dstack-test/no-such-factory:x', '--base', 'oci:base:bookworm', '--output', 'oci:never:app'], engineEnv);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('and the factory image dstack-test/no-such-factory:x cannot be used:');
   }, 600_000);
 });
 

@@ -23,7 +23,7 @@ import {
   type ImageSpec,
   type WheelInput,
 } from '@dstack/image';
-import { buildWheelhouse } from '@dstack/engine';
+import { buildWheelhouse, DockerExecutor, dockerFromEnv } from '@dstack/engine';
 import { DstackError } from '@dstack/recipe';
 import type { CliContext } from '../context.js';
 import type { Runner } from '../main.js';
@@ -74,6 +74,61 @@ async function localInterpreterFor(base: BaseInfo, env: NodeJS.ProcessEnv): Prom
   return null;
 }
 
+/**
+ * Decision 3: a recipe is locked with the base's own interpreter before its wheels go into an image — `--python`,
+ * else a local interpreter of the base's full version, else the factory image's (`--factory-image`,
+ * $FACTORY_IMAGE or dstack-factory/factory) on the Docker engine when its Python is the base's. Returns the lock.
+ */
+async function lockForBase(
+  ctx: CliContext,
+  recipe: string,
+  info: BaseInfo,
+  options: { wheelhouse: string; python?: string; factoryImage?: string; logger: CliContext['logger'] },
+): Promise<string> {
+  const wanted = info.pythonFullVersion ?? info.pythonVersion;
+  let python = options.python ? path.resolve(ctx.cwd, options.python) : options.factoryImage ? null : await localInterpreterFor(info, ctx.env);
+  let engine: { executor: DockerExecutor; image: string } | null = null;
+  if (!python) {
+    const image = options.factoryImage ?? ctx.env.FACTORY_IMAGE ?? 'dstack-factory/factory';
+    const executor = new DockerExecutor({
+      image,
+      docker: dockerFromEnv(ctx.env.DOCKER_HOST),
+      ...(ctx.env.DOCKER_HOST ? { dockerHost: ctx.env.DOCKER_HOST } : {}),
+      logger: options.logger.child({ component: 'docker-executor' }),
+    });
+    let found: string;
+    try {
+      found = (await executor.target()).pythonFullVersion;
+    } catch (err) {
+      throw new DstackError(
+        'LOCK_NO_INTERPRETER',
+        `no interpreter of the base's Python ${wanted} on this machine to lock ${recipe} with, and the factory image ${image} cannot be used: ${(err as Error).message}`,
+        { hint: `pass --python <python${info.pythonVersion}> or --factory-image REF (built on the base: dstack-factory image factory), or lock elsewhere and pass --lock`, cause: err },
+      );
+    }
+    if (found !== wanted) {
+      throw new DstackError('LOCK_NO_INTERPRETER', `no interpreter of the base's Python ${wanted} to lock ${recipe} with: this machine has none, and the factory image ${image} has Python ${found}`, {
+        hint: `build the factory image on the same base (dstack-factory image factory --base-image …), or pass --python / --lock`,
+      });
+    }
+    engine = { executor, image };
+    python = `docker:${image}`;
+  }
+  const summary = await buildWheelhouse({
+    recipe,
+    wheelhouse: options.wheelhouse,
+    pythons: [python],
+    ...(engine ? { executor: engine.executor, targetOf: () => engine.executor.target() } : {}),
+    logger: options.logger.child({ component: 'engine' }),
+    env: ctx.env,
+  });
+  const t = summary.targets[0];
+  if (!summary.ok || !t?.lockFile) {
+    throw new DstackError('BUILD_FAILED', `building the wheels of ${recipe} for ${python} failed`, { hint: 'run dstack-factory build for details' });
+  }
+  return t.lockFile;
+}
+
 /** An image spec with its file paths made absolute against the current folder. */
 function specAt(ctx: CliContext, text: string): ImageSpec {
   const spec = parseImageSpec(text);
@@ -100,6 +155,8 @@ interface AppOptions {
   json?: boolean;
   engine?: boolean;
   compression?: string;
+  python?: string;
+  factoryImage?: string;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -109,7 +166,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .command('app')
     .description('an app image from a lock or requirements (+ a source folder or an app wheel), without a Docker engine')
     .requiredOption('--base <ref>', 'base image: docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')
-    .option('--requirements <file>', 'a recipe: locked first with an interpreter of the base\'s Python version')
+    .option('--requirements <file>', 'a recipe: locked first with an interpreter of the base\'s Python version (local, else the factory image\'s on the engine)')
+    .option('--python <path>', 'with --requirements: the interpreter to lock with (it must be the base\'s full Python version)')
+    .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory)')
     .option('--lock <file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter')
     .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
     .option('--wheel <file>', 'the app as a wheel, installed into /env')
@@ -129,6 +188,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
       run(async (ctx, opts: AppOptions) => {
         if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
+        if ((opts.python || opts.factoryImage) && !opts.requirements) throw new UsageError('--python and --factory-image lock --requirements; a --lock is used as it is');
+        if (opts.python && opts.factoryImage) throw new UsageError('give at most one of --python PATH or --factory-image REF');
         if (opts.engine) {
           const out = parseImageSpec(opts.output);
           if (out.kind !== 'docker') throw new UsageError(`--engine builds on the engine: --output docker:TAG, not "${opts.output}"`);
@@ -152,24 +213,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const info = await inspectBase(base, { cache });
         logger.info({ python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
 
-        let lockFile = opts.lock ? resolve(opts.lock) : null;
-        if (!lockFile) {
-          // Decision 3: lock the recipe with an interpreter of the base's full version first.
-          const python = await localInterpreterFor(info, ctx.env);
-          if (!python) {
-            throw new DstackError(
-              'LOCK_NO_INTERPRETER',
-              `no interpreter of the base's Python ${info.pythonFullVersion ?? info.pythonVersion} on this machine to lock ${opts.requirements} with`,
-              { hint: `lock it where one exists (dstack-factory build ${opts.requirements} --python <python${info.pythonVersion}>) and pass --lock` },
-            );
-          }
-          const summary = await buildWheelhouse({ recipe: resolve(opts.requirements!), wheelhouse, pythons: [python], logger: logger.child({ component: 'engine' }), env: ctx.env });
-          const t = summary.targets[0];
-          if (!summary.ok || !t?.lockFile) {
-            throw new DstackError('BUILD_FAILED', `building the wheels of ${opts.requirements} for ${python} failed`, { hint: 'run dstack-factory build for details' });
-          }
-          lockFile = t.lockFile;
-        }
+        const lockFile = opts.lock ? resolve(opts.lock) : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, logger });
         const locked = await wheelsFromLock(lockFile, wheelhouse, info);
         const wheels: WheelInput[] = locked.wheels;
         let app: AppInput | undefined;
