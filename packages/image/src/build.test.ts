@@ -5,7 +5,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectBase } from './base.js';
-import { BlobCache } from './blobs.js';
+import { BlobCache, pruneCache } from './blobs.js';
+import type { Digest } from './digest.js';
 import { buildAppImage, type AppImageOptions } from './build.js';
 import { validateImage, type Image } from './image.js';
 import { writeOciLayout } from './oci-layout.js';
@@ -117,6 +118,32 @@ describe('daemonless app image', () => {
     const again = await buildAppImage(options(dir));
     expect(again.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: deps.digest, cached: false });
     expect((await fs.stat(blob)).size).toBe(deps.size);
+  });
+
+  it('prunes what was not used lately: an old dependencies layer goes, the one in use stays (its records are touched on hits)', async () => {
+    const dir = path.join(tmp, 'c-prune');
+    const cache = new BlobCache(dir);
+    const old = await buildAppImage(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
+    const current = await buildAppImage(options(dir));
+    const depsOf = (r: typeof old): string => r.layers.find((l) => l.role === 'dependencies')!.digest;
+    // Everything two days old; then a build of the current image uses (touches) its records.
+    const then = new Date(Date.now() - 2 * 86_400_000);
+    for (const sub of ['keys/layers', 'keys/segments', 'keys/base', 'blobs/sha256']) {
+      for (const f of await fs.readdir(path.join(dir, sub))) await fs.utimes(path.join(dir, sub, f), then, then);
+    }
+    expect((await buildAppImage(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
+    const pruned = await pruneCache(cache, { olderThanMs: 86_400_000 });
+    expect(pruned.blobs).toBeGreaterThan(0);
+    expect(pruned.records).toBeGreaterThan(0);
+    expect(await cache.has(depsOf(current) as Digest)).toBe(true);
+    expect(await cache.has(depsOf(old) as Digest)).toBe(false);
+    // The kept cache still serves the current build whole; the pruned one is built again, to the same digest.
+    expect((await buildAppImage(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
+    const rebuilt = await buildAppImage(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
+    expect(rebuilt.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: depsOf(old), cached: false });
+    // Nothing used within the window: everything goes.
+    const all = await pruneCache(cache, { olderThanMs: 0, now: Date.now() + 1000 });
+    expect(all.keptBlobs).toBe(0);
   });
 
   it('writes an OCI layout that skopeo and umoci accept, with the expected files, owners and config', async () => {

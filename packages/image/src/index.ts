@@ -1,6 +1,6 @@
 export { ImageError, RegistryError } from './errors.js';
 export { isDigest, sha256Digest, HashingStream, type Digest } from './digest.js';
-export { BlobCache, BlobWriter } from './blobs.js';
+export { BlobCache, BlobWriter, pruneCache, type PruneResult } from './blobs.js';
 export {
   MEDIA_TYPES,
   CachedLayer,

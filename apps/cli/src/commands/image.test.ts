@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -146,6 +146,32 @@ describe('image app', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
+  });
+});
+
+describe('image prune', () => {
+  it('removes what no build used within --older-than, says how much, and refuses a bad age', async () => {
+    const cacheDir = path.join(dir, 'prune-cache');
+    const env = { DSTACK_IMAGE_CACHE: cacheDir };
+    expect((await cli([...appArgs, '--output', 'oci:out-prune:app'], env)).code).toBe(0);
+    const kept = await cli(['image', 'prune'], env);
+    expect(kept.code).toBe(0);
+    expect(kept.stdout).toMatch(new RegExp(`^${cacheDir}: removed 0 blobs \\(0\\.0 MB\\) and 0 records; kept [1-9]\\d* blobs \\(\\d+\\.\\d MB\\)\\n$`));
+    await new Promise((r) => setTimeout(r, 1100));
+    const all = await cli(['image', 'prune', '--older-than', '1s', '--json'], env);
+    expect(all.code).toBe(0);
+    const r = JSON.parse(all.stdout);
+    expect(r).toMatchObject({ cache: cacheDir, keptBlobs: 0, keptBytes: 0 });
+    expect(r.blobs).toBeGreaterThan(0);
+    expect(r.records).toBeGreaterThan(0);
+    // The OCI layout written from the cache keeps its (hard-linked) blobs.
+    const manifest = JSON.parse((await exec('skopeo', ['inspect', '--raw', `oci:${dir}/out-prune:app`])).stdout) as { layers: { digest: string; size: number }[] };
+    for (const l of manifest.layers) {
+      expect((await stat(path.join(dir, 'out-prune/blobs/sha256', l.digest.slice(7)))).size).toBe(l.size);
+    }
+    const bad = await cli(['image', 'prune', '--older-than', 'soon'], env);
+    expect(bad.code).toBe(EXIT_USAGE);
+    expect(bad.stderr).toContain('--older-than takes a number of days or NUMBER[d|h|m|s], not "soon"');
   });
 });
 

@@ -15,6 +15,7 @@ import {
   inspectBase,
   openImage,
   parseImageSpec,
+  pruneCache,
   sourceDateEpoch,
   wheelsFromLock,
   writeImage,
@@ -275,6 +276,28 @@ export function registerImageCommands(program: Command, run: Runner): void {
         } else {
           for (const l of result.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
           ctx.stdout.write(`image ${result.image.digest()} -> ${out.where}  ${out.digest}\n`);
+        }
+        return 0;
+      }),
+    );
+
+  image
+    .command('prune')
+    .description('remove from the image cache what no build used lately (layers, segments, base exports, records)')
+    .option('--cache <dir>', 'the cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
+    .option('--older-than <age>', 'unused for this long: a number of days, or with a unit (30d, 12h, 90m, 0)', '14d')
+    .option('--json', 'print the result as JSON')
+    .action(
+      run(async (ctx, opts: { cache?: string; olderThan: string; json?: boolean }) => {
+        const m = /^(\d+)([dhms]?)$/.exec(opts.olderThan);
+        if (!m) throw new UsageError(`--older-than takes a number of days or NUMBER[d|h|m|s], not "${opts.olderThan}"`);
+        const unit = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[(m[2] || 'd') as 'd' | 'h' | 'm' | 's'];
+        const dir = cacheDir(ctx, opts.cache);
+        const r = await pruneCache(new BlobCache(dir), { olderThanMs: Number(m[1]) * unit });
+        if (opts.json) ctx.stdout.write(`${JSON.stringify({ cache: dir, ...r }, null, 2)}\n`);
+        else {
+          const mb = (b: number): string => `${(b / 1e6).toFixed(1)} MB`;
+          ctx.stdout.write(`${dir}: removed ${r.blobs} blobs (${mb(r.bytes)}) and ${r.records} records; kept ${r.keptBlobs} blobs (${mb(r.keptBytes)})\n`);
         }
         return 0;
       }),
