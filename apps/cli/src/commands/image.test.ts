@@ -131,6 +131,14 @@ describe('image app', () => {
     expect(r.stderr).toContain(message.replace('error: ', ''));
   });
 
+  it('refuses --python of another version than the base\'s before building anything', async () => {
+    const r = await cli(['image', 'app', '--base', 'oci:base:bookworm', '--requirements', 'app-reqs.txt', '--python', '/root/.pyenv/versions/3.11.7/bin/python', '--output', 'oci:never:app']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("error[LOCK_NO_INTERPRETER]: --python /root/.pyenv/versions/3.11.7/bin/python is Python 3.11.7, the base's is 3.11.2: its lock would not fit the image");
+    const missing = await cli(['image', 'app', '--base', 'oci:base:bookworm', '--requirements', 'app-reqs.txt', '--python', 'no-such-python', '--output', 'oci:never:app']);
+    expect(missing.stderr).toContain(`error[LOCK_NO_INTERPRETER]: --python ${dir}/no-such-python does not run`);
+  });
+
   it('refuses a lock made for another interpreter with a clear message', async () => {
     const text = (await readFile(path.join(dir, 'pylock.cp311-linux_x86_64.toml'), 'utf8')).replace('3.11.2', '3.11.7');
     await writeFile(path.join(dir, 'other.toml'), text);

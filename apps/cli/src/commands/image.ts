@@ -64,15 +64,18 @@ async function localInterpreterFor(base: BaseInfo, env: NodeJS.ProcessEnv): Prom
   const versions = path.join(env.PYENV_ROOT ?? path.join(homedir(), '.pyenv'), 'versions');
   if (existsSync(versions)) for (const v of readdirSync(versions)) candidates.push(path.join(versions, v, 'bin', 'python'));
   for (const c of candidates) {
-    if (!existsSync(c)) continue;
-    try {
-      const { stdout } = await exec(c, ['-c', 'import platform; print(platform.python_version())']);
-      if (stdout.trim() === base.pythonFullVersion) return c;
-    } catch {
-      // not usable
-    }
+    if (existsSync(c) && (await pythonVersionOf(c)) === base.pythonFullVersion) return c;
   }
   return null;
+}
+
+/** The full version of the interpreter at `python` ("3.11.2"), or null when it does not run. */
+async function pythonVersionOf(python: string): Promise<string | null> {
+  try {
+    return (await exec(python, ['-c', 'import platform; print(platform.python_version())'])).stdout.trim();
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -88,6 +91,16 @@ async function lockForBase(
 ): Promise<string> {
   const wanted = info.pythonFullVersion ?? info.pythonVersion;
   let python = options.python ? path.resolve(ctx.cwd, options.python) : options.factoryImage ? null : await localInterpreterFor(info, ctx.env);
+  if (options.python) {
+    const version = await pythonVersionOf(python!);
+    if (version !== wanted) {
+      throw new DstackError(
+        'LOCK_NO_INTERPRETER',
+        version === null ? `--python ${python} does not run` : `--python ${python} is Python ${version}, the base's is ${wanted}: its lock would not fit the image`,
+        { hint: `give an interpreter of Python ${wanted}, or leave --python out (a local one of that version, else the factory image on the engine)` },
+      );
+    }
+  }
   let engine: { executor: DockerExecutor; image: string } | null = null;
   if (!python) {
     const image = options.factoryImage ?? ctx.env.FACTORY_IMAGE ?? 'dstack-factory/factory';
