@@ -18,6 +18,7 @@ import { FsWheelStore, type Target } from '@dstack/wheelhouse';
 import type { CliContext } from '../context.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
 import type { Runner } from '../main.js';
+import { defaultImage } from '../images.js';
 
 /** The seed's CEXT prebuild list. */
 export const DEFAULT_PREBUILD = ['cython', 'numpy'];
@@ -183,7 +184,7 @@ export async function runBuild(
   if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
   else {
     // The factory image's own interpreter is the target (Decision 3): not a host interpreter.
-    const image = opts.factoryImage ?? env.FACTORY_IMAGE ?? 'dstack-factory/factory';
+    const image = opts.factoryImage ?? env.FACTORY_IMAGE ?? defaultImage('factory', env);
     const docker = new DockerExecutor({
       image,
       docker: dockerFromEnv(env.DOCKER_HOST),
@@ -253,7 +254,7 @@ export function registerBuildCommands(program: Command, run: Runner): void {
     )
     .option(
       '--factory-image <ref>',
-      'the factory image of --executor docker (default $FACTORY_IMAGE or dstack-factory/factory)',
+      'the factory image of --executor docker (default $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION, py3.11 without it)',
     )
     .option(
       '--python <versions>',

@@ -268,7 +268,15 @@ describe('image runtime|factory on the engine', () => {
     const bad = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-bad`], { DOCKER_HOST: env.DOCKER_HOST });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain(`error[IMAGE_BUILD_FAILED]: docker build of ${tag}-bad failed: The command '/bin/sh -c echo failing >&2; exit 3' returned a non-zero code: 3`);
+    // Without --tag: the name docker-compose.yml gives (PY_VERSION from the environment names it).
+    await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nCOPY hello.txt /hello.txt\n`);
+    const named = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base], { DOCKER_HOST: env.DOCKER_HOST, PY_VERSION: '9.99' });
     const { docker } = await sharedEngine();
+    try {
+      expect(named.stdout).toMatch(/^dstack-factory\/runtime:py9\.99 sha256:[0-9a-f]{64}\n$/);
+    } finally {
+      await docker.getImage('dstack-factory/runtime:py9.99').remove({ force: true }).catch(() => undefined);
+    }
     await docker.getImage(tag).remove({ force: true });
   }, 300_000);
 });

@@ -29,6 +29,7 @@ import { DstackError } from '@dstack/recipe';
 import type { CliContext } from '../context.js';
 import type { Runner } from '../main.js';
 import { UsageError } from '../errors.js';
+import { defaultImage } from '../images.js';
 
 const exec = promisify(execFile);
 
@@ -81,7 +82,7 @@ async function pythonVersionOf(python: string): Promise<string | null> {
 /**
  * Decision 3: a recipe is locked with the base's own interpreter before its wheels go into an image — `--python`,
  * else a local interpreter of the base's full version, else the factory image's (`--factory-image`,
- * $FACTORY_IMAGE or dstack-factory/factory) on the Docker engine when its Python is the base's. Returns the lock.
+ * $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION) on the Docker engine when its Python is the base's. Returns the lock.
  */
 async function lockForBase(
   ctx: CliContext,
@@ -103,7 +104,7 @@ async function lockForBase(
   }
   let engine: { executor: DockerExecutor; image: string } | null = null;
   if (!python) {
-    const image = options.factoryImage ?? ctx.env.FACTORY_IMAGE ?? 'dstack-factory/factory';
+    const image = options.factoryImage ?? ctx.env.FACTORY_IMAGE ?? defaultImage('factory', ctx.env);
     const executor = new DockerExecutor({
       image,
       docker: dockerFromEnv(ctx.env.DOCKER_HOST),
@@ -182,7 +183,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .requiredOption('--base <ref>', 'base image: docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')
     .option('--requirements <file>', 'a recipe: locked first with an interpreter of the base\'s Python version (local, else the factory image\'s on the engine)')
     .option('--python <path>', 'with --requirements: the interpreter to lock with (it must be the base\'s full Python version)')
-    .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory)')
+    .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION)')
     .option('--lock <file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter')
     .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
     .option('--wheel <file>', 'the app as a wheel, installed into /env')
@@ -320,7 +321,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     image
       .command(which)
       .description(`build the ${which} image (images/${which}) on a Docker engine (DOCKER_HOST)`)
-      .option('--tag <name>', 'the image tag', `dstack-factory/${which}`)
+      .option('--tag <name>', `the image tag (default: dstack-factory/${which}:py<--py-version, $PY_VERSION or 3.11>, as docker-compose.yml names it)`)
       .option('--base-image <ref>', 'BASE_IMAGE build argument')
       .option('--py-version <x.y>', 'PY_VERSION build argument')
       .option('--uid <n>', 'UID build argument (runtime)')
@@ -328,16 +329,17 @@ export function registerImageCommands(program: Command, run: Runner): void {
       .option('--context <dir>', `the build context (default: images/${which} of dstack-factory)`)
       .option('--no-cache', 'do not use the engine\'s build cache')
       .action(
-        run(async (ctx, opts: { tag: string; baseImage?: string; pyVersion?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean }) => {
+        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean }) => {
           const buildArgs = parsePairs(opts.buildArg, '--build-arg');
           if (opts.baseImage) buildArgs.BASE_IMAGE = opts.baseImage;
           if (opts.pyVersion) buildArgs.PY_VERSION = opts.pyVersion;
           if (opts.uid) buildArgs.UID = opts.uid;
           const context = opts.context ? path.resolve(ctx.cwd, opts.context) : path.join(IMAGES_DIR, which);
           const logger = ctx.logger.child({ component: 'image', image: which });
+          const tag = opts.tag ?? defaultImage(which, ctx.env, opts.pyVersion);
           const id = await buildDockerfile(dockerFrom(ctx.env), {
             context,
-            tag: opts.tag,
+            tag,
             buildArgs,
             noCache: !opts.cache,
             onProgress: (line) => {
@@ -345,7 +347,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
               else logger.info(line);
             },
           });
-          ctx.stdout.write(`${opts.tag} ${id}\n`);
+          ctx.stdout.write(`${tag} ${id}\n`);
           return 0;
         }),
       );
