@@ -241,11 +241,17 @@ describe('image app --requirements locked through the factory image (Decision 3)
     const refused = await cli([...args, '--base', 'oci:base-3.11.9:x', '--output', 'oci:never:app'], engineEnv);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
-      `error[LOCK_NO_INTERPRETER]: no interpreter of the base's Python 3.11.9 to lock ${path.join(dir, 'engine-recipes/tools.txt')} with: this machine has none, and the factory image ${factory} has Python 3.11.2`,
+      `error[LOCK_NO_INTERPRETER]: the factory image ${factory} has Python 3.11.2, the base's is 3.11.9: its lock would not fit the image`,
     );
     const missing = await cli([...args.slice(0, -1), 'dstack-test/no-such-factory:x', '--base', 'oci:base:bookworm', '--output', 'oci:never:app'], engineEnv);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('and the factory image dstack-test/no-such-factory:x cannot be used:');
+    expect(missing.stderr).toContain('error[LOCK_NO_INTERPRETER]: the factory image dstack-test/no-such-factory:x cannot be used:');
+    // Without --factory-image it is the fallback: no local 3.11.9 here, then $FACTORY_IMAGE.
+    const fallback = await cli(['image', 'app', '--requirements', 'engine-recipes/tools.txt', '--base', 'oci:base-3.11.9:x', '--output', 'oci:never:app'], { ...engineEnv, FACTORY_IMAGE: 'dstack-test/no-such-factory:x' });
+    expect(fallback.code).toBe(1);
+    expect(fallback.stderr).toContain(
+      `error[LOCK_NO_INTERPRETER]: no local interpreter of the base's Python 3.11.9 to lock ${path.join(dir, 'engine-recipes/tools.txt')} with, and the factory image dstack-test/no-such-factory:x cannot be used:`,
+    );
   }, 600_000);
 });
 

@@ -25,6 +25,7 @@ import {
   type WheelInput,
 } from '@dstack/image';
 import { buildWheelhouse, DockerExecutor, dockerFromEnv } from '@dstack/engine';
+import type { Target } from '@dstack/wheelhouse';
 import { DstackError } from '@dstack/recipe';
 import type { CliContext } from '../context.js';
 import type { Runner } from '../main.js';
@@ -102,7 +103,7 @@ async function lockForBase(
       );
     }
   }
-  let engine: { executor: DockerExecutor; image: string } | null = null;
+  let engine: { executor: DockerExecutor; target: Target } | null = null;
   if (!python) {
     const image = options.factoryImage ?? ctx.env.FACTORY_IMAGE ?? defaultImage('factory', ctx.env);
     const executor = new DockerExecutor({
@@ -111,29 +112,32 @@ async function lockForBase(
       ...(ctx.env.DOCKER_HOST ? { dockerHost: ctx.env.DOCKER_HOST } : {}),
       logger: options.logger.child({ component: 'docker-executor' }),
     });
-    let found: string;
+    // Said first when the factory image was the fallback, not the choice.
+    const noLocal = options.factoryImage ? '' : `no local interpreter of the base's Python ${wanted} to lock ${recipe} with, and `;
+    let target: Target;
     try {
-      found = (await executor.target()).pythonFullVersion;
+      target = await executor.target();
     } catch (err) {
-      throw new DstackError(
-        'LOCK_NO_INTERPRETER',
-        `no interpreter of the base's Python ${wanted} on this machine to lock ${recipe} with, and the factory image ${image} cannot be used: ${(err as Error).message}`,
-        { hint: `pass --python <python${info.pythonVersion}> or --factory-image REF (built on the base: dstack-factory image factory), or lock elsewhere and pass --lock`, cause: err },
-      );
-    }
-    if (found !== wanted) {
-      throw new DstackError('LOCK_NO_INTERPRETER', `no interpreter of the base's Python ${wanted} to lock ${recipe} with: this machine has none, and the factory image ${image} has Python ${found}`, {
-        hint: `build the factory image on the same base (dstack-factory image factory --base-image …), or pass --python / --lock`,
+      throw new DstackError('LOCK_NO_INTERPRETER', `${noLocal}the factory image ${image} cannot be used: ${(err as Error).message}`, {
+        hint: `pass --python <python${info.pythonVersion}> or --factory-image REF (built on the base: dstack-factory image factory), or lock elsewhere and pass --lock`,
+        cause: err,
       });
     }
-    engine = { executor, image };
+    if (target.pythonFullVersion !== wanted) {
+      throw new DstackError(
+        'LOCK_NO_INTERPRETER',
+        `${noLocal}the factory image ${image} has Python ${target.pythonFullVersion}, the base's is ${wanted}: its lock would not fit the image`,
+        { hint: `build the factory image on the same base (dstack-factory image factory --base-image …), or pass --python / --lock` },
+      );
+    }
+    engine = { executor, target };
     python = `docker:${image}`;
   }
   const summary = await buildWheelhouse({
     recipe,
     wheelhouse: options.wheelhouse,
     pythons: [python],
-    ...(engine ? { executor: engine.executor, targetOf: () => engine.executor.target() } : {}),
+    ...(engine ? { executor: engine.executor, targetOf: () => Promise.resolve(engine.target) } : {}),
     logger: options.logger.child({ component: 'engine' }),
     env: ctx.env,
   });
