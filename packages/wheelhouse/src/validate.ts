@@ -286,8 +286,10 @@ export async function validateWheel(
   limits?: WheelLimits,
   options: { recordHashes?: boolean } = {},
 ): Promise<{ filename: WheelFilename; metadata: WheelMetadata; sha256: string; size: number }> {
-  const inspected = await inspectWheel(path, { limits: limits ?? {}, recordHashes: options.recordHashes });
-  const { sha256, size } = await hashFile(path);
+  // A small wheel is read once: inspected and hashed from the same bytes.
+  const bytes = await smallFileBytes(path);
+  const inspected = await inspectWheel(path, { limits: limits ?? {}, recordHashes: options.recordHashes, ...(bytes ? { bytes } : {}) });
+  const { sha256, size } = bytes ? { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length } : await hashFile(path);
   return { filename: inspected.filename, metadata: inspected.metadata, sha256, size };
 }
 

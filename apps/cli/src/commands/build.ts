@@ -3,10 +3,8 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import {
-  DockerExecutor,
   LocalExecutor,
   buildWheelhouse,
-  dockerFromEnv,
   cachedTarget,
   findWheelByName,
   type BuildEvent,
@@ -18,7 +16,7 @@ import { FsWheelStore, type Target } from '@dstack/wheelhouse';
 import type { CliContext } from '../context.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
 import type { Runner } from '../main.js';
-import { defaultImage } from '../images.js';
+import { factoryExecutor } from '../images.js';
 
 /** The seed's CEXT prebuild list. */
 export const DEFAULT_PREBUILD = ['cython', 'numpy'];
@@ -183,14 +181,7 @@ export async function runBuild(
   let targetOf: ((python: string) => Promise<Target>) | undefined;
   if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
   else {
-    // The factory image's own interpreter is the target (Decision 3): not a host interpreter.
-    const image = opts.factoryImage ?? env.FACTORY_IMAGE ?? defaultImage('factory', env);
-    const docker = new DockerExecutor({
-      image,
-      docker: dockerFromEnv(env.DOCKER_HOST),
-      ...(env.DOCKER_HOST ? { dockerHost: env.DOCKER_HOST } : {}),
-      logger: ctx.logger.child({ component: 'docker-executor' }),
-    });
+    const { image, executor: docker } = factoryExecutor(env, opts.factoryImage, ctx.logger);
     executor = docker;
     targetOf = () => docker.target();
     if (opts.python === undefined) pythons.splice(0, pythons.length, `docker:${image}`);

@@ -24,13 +24,13 @@ import {
   type ImageSpec,
   type WheelInput,
 } from '@dstack/image';
-import { buildWheelhouse, DockerExecutor, dockerFromEnv } from '@dstack/engine';
+import { buildWheelhouse, type DockerExecutor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import { DstackError } from '@dstack/recipe';
 import type { CliContext } from '../context.js';
 import type { Runner } from '../main.js';
 import { UsageError } from '../errors.js';
-import { defaultImage } from '../images.js';
+import { defaultImage, factoryExecutor } from '../images.js';
 
 const exec = promisify(execFile);
 
@@ -105,13 +105,7 @@ async function lockForBase(
   }
   let engine: { executor: DockerExecutor; target: Target } | null = null;
   if (!python) {
-    const image = options.factoryImage ?? ctx.env.FACTORY_IMAGE ?? defaultImage('factory', ctx.env);
-    const executor = new DockerExecutor({
-      image,
-      docker: dockerFromEnv(ctx.env.DOCKER_HOST),
-      ...(ctx.env.DOCKER_HOST ? { dockerHost: ctx.env.DOCKER_HOST } : {}),
-      logger: options.logger.child({ component: 'docker-executor' }),
-    });
+    const { image, executor } = factoryExecutor(ctx.env, options.factoryImage, options.logger);
     // Said first when the factory image was the fallback, not the choice.
     const noLocal = options.factoryImage ? '' : `no local interpreter of the base's Python ${wanted} to lock ${recipe} with, and `;
     let target: Target;
