@@ -1,6 +1,6 @@
 export { ImageError, RegistryError } from './errors.js';
-export { isDigest, sha256Digest, HashingStream, type Digest } from './digest.js';
-export { BlobCache, BlobWriter, pruneCache, type PruneResult } from './blobs.js';
+export { isDigest, sha256Digest, HashingStream, type Digest } from './core/digest.js';
+export { BlobCache, BlobWriter, pruneCache, type PruneResult } from './cache/blob-cache.js';
 export {
   MEDIA_TYPES,
   CachedLayer,
@@ -15,8 +15,8 @@ export {
   type LayerEntry,
   type LayerSink,
   type WriteLayerOptions,
-} from './layer.js';
-export { FileLayer } from './file-layer.js';
+} from './layers/write-layer.js';
+export { FileLayer } from './core/file-layer.js';
 export {
   Image,
   appendLayers,
@@ -31,16 +31,16 @@ export {
   type Manifest,
   type ManifestFormat,
   type SerializedManifest,
-} from './image.js';
-export { readOciLayout, writeOciLayout, choosePlatform, REF_NAME_ANNOTATION } from './oci-layout.js';
+} from './core/image.js';
+export { readOciLayout, writeOciLayout, choosePlatform, REF_NAME_ANNOTATION } from './sources/oci-layout.js';
 export {
   dockerArchiveStream,
   writeDockerArchive,
   readDockerArchive,
   readDockerArchiveStream,
   type DockerSaveManifestEntry,
-} from './docker-archive.js';
-export { parseReference, formatReference, registryScheme, type ImageReference } from './reference.js';
+} from './sources/docker-archive.js';
+export { parseReference, formatReference, registryScheme, type ImageReference } from './distribution/reference.js';
 export {
   RegistryClient,
   RegistryLayer,
@@ -51,11 +51,11 @@ export {
   type PushOptions,
   type RegistryClientOptions,
   type RegistryCredentials,
-} from './registry.js';
-export { readEngineImage, loadIntoEngine, layersInEngine } from './engine.js';
-export { inspectBase, type BaseInfo } from './base.js';
-export { runtimeEntries, addUser, type RuntimeLayerOptions } from './runtime-layer.js';
-export { sourceEntries, parseDockerignore, isIgnored, type SourceLayerOptions } from './source-layer.js';
+} from './distribution/client.js';
+export { readEngineImage, loadIntoEngine, layersInEngine } from './sources/daemon.js';
+export { inspectBase, type BaseInfo } from './layers/base-info.js';
+export { runtimeEntries, addUser, type RuntimeLayerOptions } from './layers/runtime-venv.js';
+export { sourceEntries, parseDockerignore, isIgnored, type SourceLayerOptions } from './layers/app-source.js';
 export {
   planWheelInstall,
   schemePaths,
@@ -65,9 +65,9 @@ export {
   type InstallOptions,
   type PlannedWheel,
   type VenvScheme,
-} from './wheel-install.js';
-export { writeWheelsLayer, type WheelsLayerOptions } from './wheels-layer.js';
-export { writeSegmentedWheelsLayer, checkSha256, type SegmentedLayerOptions, type SegmentedWheel } from './segments.js';
+} from './layers/wheels/install.js';
+export { writeWheelsLayer, type WheelsLayerOptions } from './layers/wheels/wheels-layer.js';
+export { writeSegmentedWheelsLayer, checkSha256, type SegmentedLayerOptions, type SegmentedWheel } from './layers/wheels/segments.js';
 export {
   buildAppImage,
   type AppImageOptions,
@@ -76,8 +76,8 @@ export {
   type ImageLogger,
   type LayerReport,
   type WheelInput,
-} from './build.js';
-export { wheelsFromLock, baseMarkers, wheelFitsBase, type LockedWheels } from './lock.js';
-export { buildDockerfile, packBuildContext, type DockerfileBuildOptions } from './dockerfile-build.js';
-export { buildAppImageOnEngine, pinFromWheel, type EngineAppOptions, type EngineAppResult } from './app-engine.js';
-export { openImage, writeImage, parseImageSpec, type ImageSpec, type SourceOptions, type SinkOptions, type SinkResult } from './spec.js';
+} from './app/build-app-image.js';
+export { wheelsFromLock, baseMarkers, wheelFitsBase, type LockedWheels } from './app/lock.js';
+export { buildDockerfile, packBuildContext, type DockerfileBuildOptions } from './app/dockerfile-build.js';
+export { buildAppImageOnEngine, pinFromWheel, type EngineAppOptions, type EngineAppResult } from './app/build-on-daemon.js';
+export { openImage, writeImage, parseImageSpec, type ImageSpec, type SourceOptions, type SinkOptions, type SinkResult } from './sources/open-image.js';

@@ -1,0 +1,197 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inspectBase } from '../layers/base-info.js';
+import { BlobCache, pruneCache } from '../cache/blob-cache.js';
+import type { Digest } from '../core/digest.js';
+import { buildAppImage, type AppImageOptions } from './build-app-image.js';
+import { validateImage, type Image } from '../core/image.js';
+import { writeOciLayout } from '../sources/oci-layout.js';
+import { isIgnored, parseDockerignore } from '../layers/app-source.js';
+import { fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+
+const run = promisify(execFile);
+let tmp: string;
+let base: Image;
+let wheels: string[];
+let src: string;
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-build-'));
+  const cache = new BlobCache(path.join(tmp, 'base-cache'));
+  base = await fakeBase(cache);
+  const wheelDir = path.join(tmp, 'wheels');
+  await fs.mkdir(wheelDir);
+  wheels = [];
+  for (const w of installerFixtures()) wheels.push(await makeWheel(wheelDir, w));
+  src = path.join(tmp, 'src');
+  await fs.mkdir(path.join(src, 'pkg'), { recursive: true });
+  await fs.mkdir(path.join(src, 'node_modules', 'x'), { recursive: true });
+  await fs.writeFile(path.join(src, 'app.py'), 'print("app v1")\n');
+  await fs.writeFile(path.join(src, 'pkg', 'mod.py'), 'X = 1\n');
+  await fs.writeFile(path.join(src, 'pkg', 'secret.env'), 'TOKEN=1\n');
+  await fs.writeFile(path.join(src, 'node_modules', 'x', 'i.js'), '');
+  await fs.writeFile(path.join(src, '.dockerignore'), '# comment\nnode_modules\n**/*.env\n');
+});
+afterAll(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const options = (cacheDir: string, extra: Partial<AppImageOptions> = {}): AppImageOptions => ({
+  base,
+  cache: new BlobCache(cacheDir),
+  wheels: wheels.map((p) => ({ path: p })),
+  app: { kind: 'source', dir: src },
+  uid: 4801,
+  cmd: ['python', 'app.py'],
+  labels: { 'org.dstack-factory.lock.digest': 'sha256:abc' },
+  ...extra,
+});
+
+describe('.dockerignore', () => {
+  it.each([
+    ['node_modules', 'node_modules/x/i.js', true],
+    ['**/*.env', 'pkg/secret.env', true],
+    ['**/*.env', 'top.env', true],
+    ['*.env', 'pkg/secret.env', false],
+    ['pkg\n!pkg/keep.py', 'pkg/keep.py', false],
+    ['pkg\n!pkg/keep.py', 'pkg/other.py', true],
+    ['/docs/', 'docs/a.md', true],
+    ['a?c', 'abc', true],
+  ])('%j on %s -> %s', (patterns, file, ignored) => {
+    expect(isIgnored(parseDockerignore(patterns), file)).toBe(ignored);
+  });
+});
+
+describe('daemonless app image', () => {
+  it('reads the base: interpreter, full version from dpkg, users', async () => {
+    const info = await inspectBase(base);
+    expect(info).toEqual({
+      python: '/usr/bin/python3.11',
+      pythonVersion: '3.11',
+      pythonFullVersion: '3.11.2',
+      venv: null,
+      passwd: 'root:x:0:0:root:/root:/bin/bash\n',
+      group: 'root:x:0:\n',
+    });
+  });
+
+  it('is reproducible, caches the dependencies layer, and an app change changes only the app layer', async () => {
+    const first = await buildAppImage(options(path.join(tmp, 'c1')));
+    await validateImage(first.image);
+    expect(first.layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', false], ['app', false]]);
+    // Another cache, another run: the same digest.
+    const second = await buildAppImage(options(path.join(tmp, 'c2')));
+    expect(second.image.digest()).toBe(first.image.digest());
+    // With the wheels' sha256 known (as a lock gives them), a cache hit reads no wheel at all.
+    const hashes = await Promise.all(wheels.map(async (w) => (await run('sha256sum', [w])).stdout.split(' ')[0]!));
+    const viaLock = (cacheDir: string, extra: Partial<AppImageOptions> = {}): AppImageOptions =>
+      options(cacheDir, { wheels: wheels.map((p, i) => ({ path: p, sha256: hashes[i]! })), ...extra });
+    const a = await buildAppImage(viaLock(path.join(tmp, 'c1')));
+    expect(a.image.digest()).toBe(first.image.digest());
+    await fs.writeFile(path.join(src, 'app.py'), 'print("app v2")\n');
+    try {
+      // The wheels are gone now: a cache hit must not need them.
+      const renamed = wheels.map((w) => w + '.hidden');
+      await Promise.all(wheels.map((w, i) => fs.rename(w, renamed[i]!)));
+      const b = await buildAppImage(viaLock(path.join(tmp, 'c1')));
+      await Promise.all(wheels.map((w, i) => fs.rename(renamed[i]!, w)));
+      expect(b.layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', true], ['app', false]]);
+      const ma = a.image.manifest('oci').manifest.layers.map((l) => l.digest);
+      const mb = b.image.manifest('oci').manifest.layers.map((l) => l.digest);
+      expect(mb.slice(0, -1)).toEqual(ma.slice(0, -1));
+      expect(mb.at(-1)).not.toBe(ma.at(-1));
+    } finally {
+      await fs.writeFile(path.join(src, 'app.py'), 'print("app v1")\n');
+    }
+  });
+
+  it('does not take a cut-short dependencies blob for a cache hit: the layer is written again, to the same digest', async () => {
+    const dir = path.join(tmp, 'c-short');
+    const first = await buildAppImage(options(dir));
+    const deps = first.layers.find((l) => l.role === 'dependencies')!;
+    const blob = new BlobCache(dir).pathOf(deps.digest);
+    await fs.truncate(blob, 100);
+    const again = await buildAppImage(options(dir));
+    expect(again.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: deps.digest, cached: false });
+    expect((await fs.stat(blob)).size).toBe(deps.size);
+  });
+
+  it('prunes what was not used lately: an old dependencies layer goes, the one in use stays (its records are touched on hits)', async () => {
+    const dir = path.join(tmp, 'c-prune');
+    const cache = new BlobCache(dir);
+    const old = await buildAppImage(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
+    const current = await buildAppImage(options(dir));
+    const depsOf = (r: typeof old): string => r.layers.find((l) => l.role === 'dependencies')!.digest;
+    // Everything two days old; then a build of the current image uses (touches) its records.
+    const then = new Date(Date.now() - 2 * 86_400_000);
+    for (const sub of ['keys/layers', 'keys/segments', 'keys/base', 'blobs/sha256']) {
+      for (const f of await fs.readdir(path.join(dir, sub))) await fs.utimes(path.join(dir, sub, f), then, then);
+    }
+    expect((await buildAppImage(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
+    const pruned = await pruneCache(cache, { olderThanMs: 86_400_000 });
+    expect(pruned.blobs).toBeGreaterThan(0);
+    expect(pruned.records).toBeGreaterThan(0);
+    expect(await cache.has(depsOf(current) as Digest)).toBe(true);
+    expect(await cache.has(depsOf(old) as Digest)).toBe(false);
+    // The kept cache still serves the current build whole; the pruned one is built again, to the same digest.
+    expect((await buildAppImage(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
+    const rebuilt = await buildAppImage(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
+    expect(rebuilt.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: depsOf(old), cached: false });
+    // Nothing used within the window: everything goes.
+    const all = await pruneCache(cache, { olderThanMs: 0, now: Date.now() + 1000 });
+    expect(all.keptBlobs).toBe(0);
+  });
+
+  it('writes an OCI layout that skopeo and umoci accept, with the expected files, owners and config', async () => {
+    const { image } = await buildAppImage(options(path.join(tmp, 'c3')));
+    const dir = path.join(tmp, 'oci');
+    await writeOciLayout(image, dir, { ref: 'app' });
+    const cfg = JSON.parse((await run('skopeo', ['inspect', '--config', `oci:${dir}:app`])).stdout);
+    expect(cfg.config).toEqual({
+      Env: ['PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/app', 'VIRTUAL_ENV=/env'],
+      WorkingDir: '/app',
+      User: '4801:4801',
+      Labels: { 'org.dstack-factory.lock.digest': 'sha256:abc' },
+      Cmd: ['python', 'app.py'],
+    });
+    expect(cfg.created).toBe('1970-01-01T00:00:00Z');
+    expect(cfg.history.map((h: { created_by: string }) => h.created_by)).toEqual([
+      'fake base',
+      'dstack-factory: venv /env -> /usr/bin/python3.11, user webapp (4801), /app',
+      'dstack-factory: install 2 wheels into /env',
+      'dstack-factory: copy src to /app (owner 4801:4801)',
+      'dstack-factory: config (env, user, workdir, cmd, labels)',
+    ]);
+    const bundle = path.join(tmp, 'bundle');
+    await run('umoci', ['unpack', '--image', `${dir}:app`, bundle]);
+    const root = path.join(bundle, 'rootfs');
+    expect(await fs.readFile(path.join(root, 'env/pyvenv.cfg'), 'utf8')).toBe(
+      'home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\nexecutable = /usr/bin/python3.11\ncommand = /usr/bin/python3.11 -m venv /env\n',
+    );
+    expect(await fs.readlink(path.join(root, 'env/bin/python'))).toBe('python3.11');
+    expect(await fs.readlink(path.join(root, 'env/bin/python3.11'))).toBe('/usr/bin/python3.11');
+    expect(await fs.readFile(path.join(root, 'etc/passwd'), 'utf8')).toBe(
+      'root:x:0:0:root:/root:/bin/bash\nwebapp:x:4801:4801::/app:/usr/sbin/nologin\n',
+    );
+    expect(await fs.readFile(path.join(root, 'etc/group'), 'utf8')).toBe('root:x:0:\nwebapp:x:4801:\n');
+    const st = await fs.stat(path.join(root, 'app/pkg/mod.py'));
+    expect([st.uid, st.gid]).toEqual([4801, 4801]);
+    expect((await fs.stat(path.join(root, 'app'))).uid).toBe(4801);
+    await expect(fs.access(path.join(root, 'app/pkg/secret.env'))).rejects.toThrow();
+    await expect(fs.access(path.join(root, 'app/node_modules'))).rejects.toThrow();
+    expect(await fs.readFile(path.join(root, 'app/.dockerignore'), 'utf8')).toContain('node_modules');
+    expect((await fs.readFile(path.join(root, 'env/bin/alpha-cli'), 'utf8')).split('\n')[0]).toBe('#!/env/bin/python');
+  });
+
+  it('installs an app wheel as its own layer', async () => {
+    const dir = await fs.mkdtemp(path.join(tmp, 'appwheel-'));
+    const appWheel = await makeWheel(dir, { name: 'myapp', version: '0.1', files: { 'myapp/__init__.py': 'OK = True\n' } });
+    const { image, layers } = await buildAppImage(options(path.join(tmp, 'c4'), { app: { kind: 'wheel', path: appWheel } }));
+    expect(layers.map((l) => l.role)).toEqual(['runtime', 'dependencies', 'app']);
+    expect(image.layers).toHaveLength(4);
+  });
+});

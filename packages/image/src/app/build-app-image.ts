@@ -1,0 +1,163 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { inspectBase, type BaseInfo } from '../layers/base-info.js';
+import type { BlobCache } from '../cache/blob-cache.js';
+import { sha256Digest, type Digest } from '../core/digest.js';
+import { appendLayers, mutateConfig, type Addendum, type Image } from '../core/image.js';
+import { CachedLayer, writeLayer, type Compression, type LayerDescriptor } from '../layers/write-layer.js';
+import { runtimeEntries } from '../layers/runtime-venv.js';
+import { sourceEntries } from '../layers/app-source.js';
+import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
+import { writeWheelsLayer } from '../layers/wheels/wheels-layer.js';
+
+/** The smallest logger interface the builder uses (pino's fits). */
+export interface ImageLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+}
+
+export interface WheelInput {
+  path: string;
+  /** sha256 hex from a lock or the wheelhouse index: the cache key then needs no read of the wheel. */
+  sha256?: string;
+  /** pip's REQUESTED marker (default true). */
+  requested?: boolean;
+}
+
+export type AppInput = { kind: 'source'; dir: string } | { kind: 'wheel'; path: string };
+
+export interface AppImageOptions {
+  base: Image;
+  /** What `inspectBase` said of `base`, when the caller has asked already (else it is asked, cached in `cache`). */
+  baseInfo?: BaseInfo;
+  cache: BlobCache;
+  /** The dependencies: exactly these wheels (a lock's), installed into one layer. */
+  wheels: WheelInput[];
+  app?: AppInput;
+  /** Owner of /app and the user the container runs as (default 4801, the seed's UID). */
+  uid?: number;
+  gid?: number;
+  cmd?: string[];
+  entrypoint?: string[];
+  labels?: Record<string, string>;
+  /** Seconds; SOURCE_DATE_EPOCH (default 0): every mtime and the created dates. */
+  sourceDateEpoch?: number;
+  /** gzip level for new layers (default 6). */
+  level?: number;
+  /**
+   * How new layers are stored (default gzip). `none` suits an image bound for a Docker engine, which keeps
+   * layers uncompressed: nothing is compressed here nor decompressed there.
+   */
+  compression?: Compression;
+  logger?: ImageLogger;
+}
+
+export interface LayerReport {
+  role: 'runtime' | 'dependencies' | 'app';
+  digest: Digest;
+  size: number;
+  cached: boolean;
+  /** Dependencies layer rebuilt from per-wheel segments: how many wheels were installed, how many reused. */
+  segments?: { built: number; reused: number };
+}
+
+export interface AppImageResult {
+  image: Image;
+  base: BaseInfo;
+  layers: LayerReport[];
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+async function wheelKey(w: WheelInput): Promise<object> {
+  if (w.sha256) return { name: path.basename(w.path), sha256: w.sha256, requested: w.requested ?? true };
+  const st = await fs.stat(w.path);
+  return { name: path.basename(w.path), size: st.size, mtime: st.mtimeMs, requested: w.requested ?? true };
+}
+
+
+/**
+ * Builds an app image without a Docker engine: base + runtime layer (venv, user, /app) + dependencies layer
+ * (the wheels installed by the PEP 427 installer, cached by its inputs) + app layer (source or app wheel), and
+ * a config with PATH/HOME/VIRTUAL_ENV, WorkingDir /app, the user, Cmd/Entrypoint, labels and history.
+ */
+export async function buildAppImage(options: AppImageOptions): Promise<AppImageResult> {
+  const { cache, logger } = options;
+  const epoch = options.sourceDateEpoch ?? 0;
+  const created = new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
+  const uid = options.uid ?? 4801;
+  const gid = options.gid ?? uid;
+  const level = options.level ?? 6;
+  const compression = options.compression ?? 'gzip';
+  const layerOptions = { cache, mtime: epoch, level, compression };
+  const base = options.baseInfo ?? (await inspectBase(options.base, { cache }));
+  logger?.debug({ python: base.python, version: base.pythonFullVersion ?? base.pythonVersion, venv: Boolean(base.venv) }, 'base inspected');
+  const prefix = '/env';
+  const scheme = { prefix, pythonVersion: base.pythonVersion };
+  const additions: Addendum[] = [];
+  const reports: LayerReport[] = [];
+
+  const runtime = await writeLayer(runtimeEntries(base, { uid, gid }), layerOptions);
+  additions.push({
+    layer: runtime,
+    history: { created, created_by: `dstack-factory: ${base.venv ? '' : `venv ${prefix} -> ${base.python}, `}user webapp (${uid}), /app` },
+  });
+  reports.push({ role: 'runtime', digest: runtime.digest, size: runtime.size, cached: false });
+
+  // Dependencies: keyed by what goes in, so an app-only change reads no wheel at all.
+  const keyInput = {
+    v: 1,
+    scheme,
+    epoch,
+    level,
+    compression,
+    wheels: await Promise.all([...options.wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
+  };
+  const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
+  let deps: CachedLayer | null = null;
+  const hit = await cache.readKey<LayerDescriptor>('layers', key);
+  if (hit && (await cache.has(hit.digest, hit.size))) deps = new CachedLayer(cache, hit);
+  const depsCached = deps !== null;
+  let segments: { built: number; reused: number } | undefined;
+  if (!deps) {
+    // Per-wheel segments: after one dependency changes, only that wheel is installed again.
+    const seg = await writeSegmentedWheelsLayer(options.wheels, { ...layerOptions, scheme, verifySha256: true });
+    deps = seg.layer;
+    segments = { built: seg.built.length, reused: seg.reused.length };
+    await cache.writeKey('layers', key, deps.descriptor());
+  }
+  logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: options.wheels.length }, 'dependencies layer');
+  additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${options.wheels.length} wheels into ${prefix}` } });
+  reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached, ...(segments ? { segments } : {}) });
+
+  if (options.app?.kind === 'source') {
+    const app = await writeLayer(await sourceEntries(options.app.dir, { uid, gid }), layerOptions);
+    additions.push({ layer: app, history: { created, created_by: `dstack-factory: copy ${path.basename(options.app.dir)} to /app (owner ${uid}:${gid})` } });
+    reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
+  } else if (options.app?.kind === 'wheel') {
+    const app = await writeWheelsLayer([options.app.path], { ...layerOptions, scheme });
+    additions.push({ layer: app, history: { created, created_by: `dstack-factory: install ${path.basename(options.app.path)}` } });
+    reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
+  }
+
+  let image = appendLayers(options.base, additions);
+  image = mutateConfig(
+    image,
+    (c) => {
+      const env = (c.Env ?? []).filter((e) => !/^(PATH|HOME|VIRTUAL_ENV)=/.test(e));
+      const basePath = (c.Env ?? []).find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+      const next = {
+        ...c,
+        Env: [`PATH=${prefix}/bin:${basePath}`, 'HOME=/app', `VIRTUAL_ENV=${prefix}`, ...env],
+        WorkingDir: '/app',
+        User: `${uid}:${gid}`,
+        Labels: { ...(c.Labels ?? {}), ...(options.labels ?? {}) },
+      };
+      if (options.entrypoint) next.Entrypoint = options.entrypoint;
+      if (options.cmd) next.Cmd = options.cmd;
+      return next;
+    },
+    { created, history: { created, created_by: 'dstack-factory: config (env, user, workdir, cmd, labels)' } },
+  );
+  return { image, base, layers: reports };
+}

@@ -1,0 +1,78 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringifyLock, type Lock } from '@dstack/recipe';
+import type { BaseInfo } from '../layers/base-info.js';
+import { wheelFitsBase, wheelsFromLock } from './lock.js';
+import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+
+let tmp: string;
+let lockFile: string;
+const base: BaseInfo = { python: '/usr/bin/python3.11', pythonVersion: '3.11', pythonFullVersion: '3.11.2', venv: null, passwd: null, group: null };
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-lock-'));
+  const wh = path.join(tmp, 'wheelhouse');
+  await fs.mkdir(wh);
+  const files: string[] = [];
+  for (const w of installerFixtures()) files.push(await makeWheel(wh, w));
+  const sha = async (f: string): Promise<string> => createHash('sha256').update(await fs.readFile(f)).digest('hex');
+  const lock: Lock = {
+    lockVersion: '1.0',
+    createdBy: 'dstack-factory',
+    environments: ['implementation_name == "cpython" and python_full_version == "3.11.2" and sys_platform == "linux" and platform_machine == "x86_64"'],
+    packages: [
+      { name: 'alpha', version: '1.0', wheels: [{ name: path.basename(files[0]!), path: `../wheelhouse/${path.basename(files[0]!)}`, hashes: { sha256: await sha(files[0]!) } }], dependencies: [{ name: 'beta-pkg' }] },
+      { name: 'beta-pkg', version: '2.0', wheels: [{ name: path.basename(files[1]!), path: `../wheelhouse/${path.basename(files[1]!)}`, hashes: { sha256: await sha(files[1]!) } }] },
+      { name: 'winonly', version: '1.0', marker: 'sys_platform == "win32"', wheels: [{ name: 'winonly-1.0-py3-none-win_amd64.whl', path: 'x', hashes: { sha256: '00' } }] },
+    ],
+  };
+  await fs.mkdir(path.join(tmp, 'locks'));
+  lockFile = path.join(tmp, 'locks', 'pylock.cp311-linux_x86_64.toml');
+  await fs.writeFile(lockFile, stringifyLock(lock));
+});
+afterAll(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+describe('locks', () => {
+  it('gives the locked wheels for the base, with hashes, REQUESTED only for the top level', async () => {
+    const r = await wheelsFromLock(lockFile, path.join(tmp, 'wheelhouse'), base);
+    expect(r.wheels.map((w) => [path.basename(w.path), w.requested, w.sha256?.length])).toEqual([
+      ['alpha-1.0-py3-none-any.whl', true, 64],
+      ['Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl', false, 64],
+    ]);
+    expect(r.digest).toBe('sha256:' + createHash('sha256').update(await fs.readFile(lockFile)).digest('hex'));
+  });
+
+  it('refuses a lock made for another interpreter', async () => {
+    await expect(wheelsFromLock(lockFile, path.join(tmp, 'wheelhouse'), { ...base, pythonFullVersion: '3.11.7' })).rejects.toThrow(
+      `${lockFile} was made for implementation_name == "cpython" and python_full_version == "3.11.2" and sys_platform == "linux" and platform_machine == "x86_64", not for the base's Python 3.11.7 (/usr/bin/python3.11)`,
+    );
+  });
+
+  it('says which wheel is missing from the wheelhouse', async () => {
+    const empty = path.join(tmp, 'empty');
+    await fs.mkdir(empty, { recursive: true });
+    const moved = path.join(tmp, 'wheelhouse-moved');
+    await fs.rename(path.join(tmp, 'wheelhouse'), moved);
+    try {
+      await expect(wheelsFromLock(lockFile, empty, base)).rejects.toThrow(`alpha-1.0-py3-none-any.whl (locked in ${lockFile}) is not in the wheelhouse ${empty}`);
+    } finally {
+      await fs.rename(moved, path.join(tmp, 'wheelhouse'));
+    }
+  });
+
+  it.each([
+    ['x-1-py3-none-any.whl', true],
+    ['x-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl', true],
+    ['x-1-cp38-abi3-manylinux_2_28_x86_64.whl', true],
+    ['x-1-cp312-cp312-linux_x86_64.whl', false],
+    ['x-1-cp311-cp311-musllinux_1_1_x86_64.whl', false],
+    ['x-1-cp311-cp311-manylinux_2_17_aarch64.whl', false],
+  ])('%s fits CPython 3.11 linux x86_64: %s', (name, fits) => {
+    expect(wheelFitsBase(name, base)).toBe(fits);
+  });
+});

@@ -1,0 +1,212 @@
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { finished, pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { HashingStream, hexOf, isDigest, type Digest } from '../core/digest.js';
+import { ImageError } from '../errors.js';
+
+/**
+ * Content-addressed blobs on disk: `<dir>/blobs/sha256/<hex>`, written to a temp file then renamed, so a
+ * half-written blob is never visible. Also holds small keyed records (the layer cache) under `<dir>/keys/`.
+ */
+export class BlobCache {
+  readonly dir: string;
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  pathOf(digest: Digest): string {
+    if (!isDigest(digest)) throw new ImageError('IMAGE_DIGEST_INVALID', `not a sha256 digest: ${digest}`);
+    return path.join(this.dir, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  /** Whether the blob is there (and, given `size`, has that many bytes: a cut-short file is not a hit). */
+  async has(digest: Digest, size?: number): Promise<boolean> {
+    try {
+      const st = await fs.stat(this.pathOf(digest));
+      return size === undefined || st.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  open(digest: Digest): Readable {
+    return createReadStream(this.pathOf(digest));
+  }
+
+  /** A temp path inside the cache (same filesystem as the blobs, so rename works). */
+  async tempPath(): Promise<string> {
+    const dir = path.join(this.dir, 'tmp');
+    await fs.mkdir(dir, { recursive: true });
+    return path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.part`);
+  }
+
+  /** Moves a finished temp file into place under its digest. */
+  async commit(tempFile: string, digest: Digest): Promise<string> {
+    const dest = this.pathOf(digest);
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+    await fs.rename(tempFile, dest);
+    return dest;
+  }
+
+  /** Stores a stream, hashing it on the way; if `expected` is given a mismatch is an error and nothing is kept. */
+  async put(stream: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const tmp = await this.tempPath();
+    const hasher = new HashingStream();
+    try {
+      await pipeline(stream, hasher, createWriteStream(tmp));
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    const digest = hasher.digest();
+    if (expected && digest !== expected) {
+      await fs.rm(tmp, { force: true });
+      throw new ImageError('IMAGE_DIGEST_MISMATCH', `blob expected to be ${expected} has digest ${digest}`);
+    }
+    await this.commit(tmp, digest);
+    return { digest, size: hasher.bytes };
+  }
+
+  /** A blob written piece by piece (hashed as written), visible under its digest only once committed. */
+  async writer(): Promise<BlobWriter> {
+    return new BlobWriter(this, await this.tempPath());
+  }
+
+  async putBytes(data: Buffer): Promise<Digest> {
+    const { Readable } = await import('node:stream');
+    return (await this.put(Readable.from([data]))).digest;
+  }
+
+  /** A keyed record, or null; a hit is touched (its mtime is when it was last used, for `prune`). */
+  async readKey<T>(namespace: string, key: string): Promise<T | null> {
+    const file = path.join(this.dir, 'keys', namespace, key + '.json');
+    let value: T;
+    try {
+      value = JSON.parse(await fs.readFile(file, 'utf8')) as T;
+    } catch {
+      return null;
+    }
+    const now = new Date();
+    await fs.utimes(file, now, now).catch(() => undefined); // a read-only cache still answers
+    return value;
+  }
+
+  async writeKey(namespace: string, key: string, value: unknown): Promise<void> {
+    const dir = path.join(this.dir, 'keys', namespace);
+    await fs.mkdir(dir, { recursive: true });
+    const tmp = await this.tempPath();
+    await fs.writeFile(tmp, JSON.stringify(value));
+    await fs.rename(tmp, path.join(dir, key + '.json'));
+  }
+}
+
+export interface PruneResult {
+  /** Blobs removed, and their bytes. */
+  blobs: number;
+  bytes: number;
+  /** Key records removed (layer, segment, base and engine records). */
+  records: number;
+  /** Blobs kept, and their bytes. */
+  keptBlobs: number;
+  keptBytes: number;
+}
+
+/**
+ * Removes from a cache what has not been used for `olderThanMs`: key records neither written nor read since
+ * (a hit touches its record), then the blobs that no remaining record names and that were not written since,
+ * and temp files left behind by a crash. A build running meanwhile keeps what it uses: its records are fresh,
+ * and the blob it is writing is too. Blobs hard-linked into OCI layouts stay there.
+ */
+export async function pruneCache(cache: BlobCache, options: { olderThanMs: number; now?: number }): Promise<PruneResult> {
+  const cutoff = (options.now ?? Date.now()) - options.olderThanMs;
+  const result: PruneResult = { blobs: 0, bytes: 0, records: 0, keptBlobs: 0, keptBytes: 0 };
+  const list = (dir: string): Promise<string[]> => fs.readdir(dir).catch(() => []);
+  const live = new Set<string>();
+  const keys = path.join(cache.dir, 'keys');
+  for (const namespace of await list(keys)) {
+    for (const name of await list(path.join(keys, namespace))) {
+      const file = path.join(keys, namespace, name);
+      const st = await fs.stat(file).catch(() => null);
+      if (!st?.isFile()) continue;
+      let value: unknown = null;
+      if (st.mtimeMs >= cutoff) {
+        try {
+          value = JSON.parse(await fs.readFile(file, 'utf8'));
+        } catch {
+          // unreadable: removed below
+        }
+      }
+      if (value === null) {
+        await fs.rm(file, { force: true });
+        result.records++;
+        continue;
+      }
+      JSON.stringify(value, (_k, v: unknown) => {
+        if (typeof v === 'string' && isDigest(v)) live.add(hexOf(v));
+        return v;
+      });
+    }
+  }
+  const blobs = path.join(cache.dir, 'blobs', 'sha256');
+  for (const hex of await list(blobs)) {
+    const st = await fs.stat(path.join(blobs, hex)).catch(() => null);
+    if (!st) continue;
+    if (live.has(hex) || st.mtimeMs >= cutoff) {
+      result.keptBlobs++;
+      result.keptBytes += st.size;
+      continue;
+    }
+    await fs.rm(path.join(blobs, hex), { force: true });
+    result.blobs++;
+    result.bytes += st.size;
+  }
+  // Temp files: a writer still at work keeps writing to its file; one left by a crash is a day old at least.
+  const tmp = path.join(cache.dir, 'tmp');
+  const tmpCutoff = Math.min(cutoff, (options.now ?? Date.now()) - 24 * 3600 * 1000);
+  for (const name of await list(tmp)) {
+    const st = await fs.stat(path.join(tmp, name)).catch(() => null);
+    if (st && st.mtimeMs < tmpCutoff) await fs.rm(path.join(tmp, name), { force: true });
+  }
+  return result;
+}
+
+/** Appends chunks to a temp file of a blob cache, hashing them on the way; `commit` names it by its digest. */
+export class BlobWriter {
+  private readonly hash = createHash('sha256');
+  private readonly out: ReturnType<typeof createWriteStream>;
+  private failure: Error | null = null;
+  /** Bytes written so far. */
+  bytes = 0;
+  constructor(
+    private readonly cache: BlobCache,
+    private readonly tmp: string,
+  ) {
+    this.out = createWriteStream(tmp);
+    this.out.on('error', (err) => (this.failure ??= err));
+  }
+
+  /** Resolves when the file can take more (backpressure). */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (!this.out.write(chunk)) await once(this.out, 'drain');
+  }
+
+  async commit(): Promise<{ digest: Digest; size: number }> {
+    this.out.end();
+    await finished(this.out);
+    const digest = `sha256:${this.hash.digest('hex')}` as Digest;
+    await this.cache.commit(this.tmp, digest);
+    return { digest, size: this.bytes };
+  }
+
+  /** Drops the temp file (after a failure): nothing becomes visible. */
+  async abort(): Promise<void> {
+    this.out.destroy();
+    await fs.rm(this.tmp, { force: true });
+  }
+}

@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BlobCache } from '../../cache/blob-cache.js';
+import { validateImage, appendLayers, emptyImage } from '../../core/image.js';
+import { writeSegmentedWheelsLayer } from './segments.js';
+import { installerFixtures, makeWheel } from '../../fixtures/wheel.fixtures.js';
+import { writeOciLayout } from '../../sources/oci-layout.js';
+
+const run = promisify(execFile);
+const scheme = { prefix: '/env', pythonVersion: '3.11' };
+let tmp: string;
+let wheels: string[];
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-seg-'));
+  const dir = path.join(tmp, 'wheels');
+  await fs.mkdir(dir);
+  wheels = [];
+  for (const w of installerFixtures()) wheels.push(await makeWheel(dir, w));
+  wheels.push(await makeWheel(dir, { name: 'gamma', version: '1.0', files: { 'gamma/__init__.py': 'V = 1\n' } }));
+});
+afterAll(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const listing = async (file: string): Promise<string[]> =>
+  (await run('sh', ['-c', `gzip -dc < ${file} | tar -t`], { maxBuffer: 1 << 24 })).stdout.trim().split('\n');
+
+describe('per-wheel segments', () => {
+  it('rebuilds only the changed wheel, and gives what a build from scratch gives', async () => {
+    const cache = new BlobCache(path.join(tmp, 'cache'));
+    const first = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache });
+    expect(first.built).toHaveLength(3);
+    expect(first.reused).toHaveLength(0);
+    // The blob is one gzip stream (several members) whose bytes hash to the diffID, and a valid tar.
+    const { stdout } = await run('sh', ['-c', `gzip -dc < ${cache.pathOf(first.layer.digest)} | sha256sum`]);
+    expect(`sha256:${stdout.split(' ')[0]}`).toBe(first.layer.diffId);
+    const files = await listing(cache.pathOf(first.layer.digest));
+    expect(files).toContain('env/lib/python3.11/site-packages/gamma/__init__.py');
+    expect(files).toContain('env/bin/alpha-cli');
+    await validateImage(appendLayers(emptyImage(), [{ layer: first.layer }]));
+
+    // gamma 2.0 replaces gamma 1.0: one wheel installed, two reused.
+    const g2 = await makeWheel(path.join(tmp, 'wheels'), { name: 'gamma', version: '2.0', files: { 'gamma/__init__.py': 'V = 2\n' } });
+    const next = wheels.filter((w) => !w.includes('gamma-1.0')).concat(g2);
+    const second = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache });
+    expect(second.built).toEqual(['gamma-2.0-py3-none-any.whl']);
+    expect(second.reused).toEqual(['Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl', 'alpha-1.0-py3-none-any.whl']);
+    const scratch = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache: new BlobCache(path.join(tmp, 'scratch')) });
+    expect(scratch.layer.digest).toBe(second.layer.digest);
+    expect(scratch.layer.diffId).toBe(second.layer.diffId);
+    expect(second.layer.digest).not.toBe(first.layer.digest);
+
+    // umoci applies the multi-member, repeated-directory layer.
+    const oci = path.join(tmp, 'oci');
+    await writeOciLayout(appendLayers(emptyImage(), [{ layer: second.layer }]), oci, { ref: 'x' });
+    const bundle = path.join(tmp, 'bundle');
+    await run('umoci', ['unpack', '--image', `${oci}:x`, bundle]);
+    expect(await fs.readFile(path.join(bundle, 'rootfs/env/lib/python3.11/site-packages/gamma/__init__.py'), 'utf8')).toBe('V = 2\n');
+  });
+
+  it('plain (uncompressed) segments: digest = diffID, reused from the previous blob, rebuilt when it is gone', async () => {
+    const cache = new BlobCache(path.join(tmp, 'cache-plain'));
+    const opts = { scheme, cache, compression: 'none' as const };
+    const first = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), opts);
+    expect(first.layer.digest).toBe(first.layer.diffId);
+    expect(first.layer.mediaType).toBe('application/vnd.oci.image.layer.v1.tar');
+    const { stdout } = await run('sha256sum', [cache.pathOf(first.layer.digest)]);
+    expect(`sha256:${stdout.split(' ')[0]}`).toBe(first.layer.digest);
+    const { stdout: names } = await run('tar', ['-tf', cache.pathOf(first.layer.digest)]);
+    expect(names.split('\n')).toContain('env/lib/python3.11/site-packages/gamma/__init__.py');
+
+    const g3 = await makeWheel(path.join(tmp, 'wheels'), { name: 'gamma', version: '3.0', files: { 'gamma/__init__.py': 'V = 3\n' } });
+    const next = wheels.filter((w) => !w.includes('gamma-1.0')).concat(g3);
+    const second = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), opts);
+    expect(second.built).toEqual(['gamma-3.0-py3-none-any.whl']);
+    const scratch = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { ...opts, cache: new BlobCache(path.join(tmp, 'scratch-plain')) });
+    expect(second.layer.digest).toBe(scratch.layer.digest);
+
+    // The segments now live in the second blob: without it, every wheel is installed again, to the same bytes.
+    await fs.rm(cache.pathOf(second.layer.digest));
+    const third = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), opts);
+    expect(third.built).toHaveLength(3);
+    expect(third.layer.digest).toBe(second.layer.digest);
+  });
+
+  it('installs a wheel again when the blob holding its segment was cut short', async () => {
+    const cache = new BlobCache(path.join(tmp, 'cache-short'));
+    const first = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache });
+    const blob = cache.pathOf(first.layer.digest);
+    await fs.truncate(blob, Math.floor((await fs.stat(blob)).size / 2));
+    const again = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache });
+    expect(again.reused.length).toBeLessThan(3);
+    expect(again.built.length).toBeGreaterThan(0);
+    expect(again.layer.digest).toBe(first.layer.digest);
+  });
+
+  it('refuses two wheels writing one path, cached or not', async () => {
+    const dir = await fs.mkdtemp(path.join(tmp, 'clash-'));
+    const a = await makeWheel(dir, { name: 'one', version: '1', files: { 'shared/x.py': 'a' } });
+    const b = await makeWheel(dir, { name: 'two', version: '1', files: { 'shared/x.py': 'b' } });
+    const cache = new BlobCache(path.join(dir, 'c'));
+    await writeSegmentedWheelsLayer([{ path: a }], { scheme, cache });
+    await expect(writeSegmentedWheelsLayer([{ path: a }, { path: b }], { scheme, cache })).rejects.toThrow(
+      'two-1-py3-none-any.whl and one-1-py3-none-any.whl both install /env/lib/python3.11/site-packages/shared/x.py',
+    );
+  });
+});

@@ -1,0 +1,216 @@
+import { createReadStream, promises as fs } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { once } from 'node:events';
+import { createGunzip, gzipSync } from 'node:zlib';
+import type { BlobCache } from '../../cache/blob-cache.js';
+import { HashingStream, sha256Digest, type Digest } from '../../core/digest.js';
+import { ImageError } from '../../errors.js';
+import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
+import { CachedLayer, MEDIA_TYPES, packEntries, type Compression, type LayerEntry, type LayerSink } from '../write-layer.js';
+import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
+
+export interface SegmentedWheel {
+  path: string;
+  /** sha256 hex (from a lock): then a cached segment is found without reading the wheel. */
+  sha256?: string;
+  requested?: boolean;
+}
+
+export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'> {
+  cache: BlobCache;
+  mtime?: number;
+  level?: number;
+  compression?: Compression;
+  /** Check a wheel's sha256 (when given) before installing it. */
+  verifySha256?: boolean;
+}
+
+
+export async function checkSha256(w: SegmentedWheel): Promise<void> {
+  if (!w.sha256) return;
+  const h = new HashingStream();
+  await pipeline(createReadStream(w.path), h, new Writable({ write: (_c, _e, cb) => cb() }));
+  if (h.digest() !== `sha256:${w.sha256}`) {
+    throw new ImageError('WHEEL_HASH_MISMATCH', `${w.path}: sha256 is ${h.digest().slice(7)}, the lock says ${w.sha256}`, {
+      hint: 'the wheelhouse and the lock disagree; rebuild the lock or restore the wheel',
+    });
+  }
+}
+
+/** Where a wheel's installed segment lives: bytes [offset, offset + length) of a layer blob, and what it holds. */
+interface SegmentRecord {
+  blob: Digest;
+  offset: number;
+  length: number;
+  /** Installed paths (no directories): conflicts between wheels are found without opening cached ones. */
+  paths: string[];
+}
+
+async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise<string> {
+  let id: object;
+  if (w.sha256) id = { sha256: w.sha256 };
+  else {
+    const st = await fs.stat(w.path);
+    id = { size: st.size, mtime: st.mtimeMs };
+  }
+  return sha256Digest(
+    JSON.stringify({
+      v: 2,
+      wheel: path.basename(w.path),
+      id,
+      scheme: options.scheme,
+      mtime: options.mtime ?? 0,
+      level: options.level ?? 6,
+      compression: options.compression ?? 'gzip',
+      requested: w.requested ?? true,
+      installer: options.installer ?? null,
+      uid: options.uid ?? 0,
+      gid: options.gid ?? 0,
+    }),
+  ).slice(7);
+}
+
+/** One wheel of the layer: its segment found in an earlier layer blob, or its install planned. */
+interface Slot {
+  wheel: string;
+  key: string;
+  cached?: SegmentRecord;
+  plan?: PlannedWheel;
+  files?: LayerEntry[];
+}
+
+/**
+ * The dependencies layer as concatenated per-wheel segments, written in one pass: each wheel's entries are a
+ * tar fragment (no end-of-archive), its own gzip members when compressed, so that segments concatenate into one
+ * layer. A segment is remembered by the wheel's identity as a byte range of the layer blob it was written into:
+ * after one dependency changes, only that wheel is installed again and the others are copied from the previous
+ * blob. Wheels go in file-name order after a first segment with every parent directory once (Docker refuses a
+ * path twice in a layer); the digest and diffID are hashed as the bytes are written, never in a second pass
+ * over new segments.
+ */
+export async function writeSegmentedWheelsLayer(
+  wheels: SegmentedWheel[],
+  options: SegmentedLayerOptions,
+): Promise<{ layer: CachedLayer; built: string[]; reused: string[] }> {
+  const { cache } = options;
+  const gzipped = (options.compression ?? 'gzip') === 'gzip';
+  const packOptions = { mtime: options.mtime ?? 0, level: options.level ?? 6, compression: options.compression, segment: true };
+  const sorted = [...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1));
+  const slots: Slot[] = new Array(sorted.length);
+  try {
+    // Cached segments are looked up and the other wheels planned (validated, central directory read) a few at
+    // a time: every installed path must be known before the first byte (the directories come first).
+    await forEachLimit(sorted, PLAN_CONCURRENCY, async (w, i) => {
+      const wheel = path.basename(w.path);
+      const key = await keyOf(w, options);
+      const cached = await cache.readKey<SegmentRecord>('segments', key);
+      const blob = cached ? await fs.stat(cache.pathOf(cached.blob)).catch(() => null) : null;
+      if (cached && blob && blob.size >= cached.offset + cached.length) {
+        slots[i] = { wheel, key, cached };
+        return;
+      }
+      if (options.verifySha256) await checkSha256(w);
+      const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
+      // Files only: directories go into the first segment.
+      slots[i] = { wheel, key, plan, files: plan.entries.filter((e) => e.type !== 'directory') };
+    });
+    const pathsOf = (s: Slot): string[] => s.cached?.paths ?? s.files!.map((e) => e.path);
+    const owners = new Map<string, string>();
+    const dirs = new Set<string>();
+    for (const s of slots) {
+      for (const p of pathsOf(s)) {
+        const other = owners.get(p);
+        if (other !== undefined) throw new ImageError('WHEEL_CONFLICT', `${s.wheel} and ${other} both install /${p}`);
+        owners.set(p, s.wheel);
+        const parts = p.split('/');
+        for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+      }
+    }
+
+    const writer = await cache.writer();
+    const diff = gzipped ? createHash('sha256') : null;
+    const sink: LayerSink = { write: (c) => writer.write(c), ...(diff ? { uncompressed: (c: Buffer) => diff.update(c) } : {}) };
+    const ranges: { slot: Slot; offset: number; length: number }[] = [];
+    try {
+      const owner = { uid: options.uid ?? 0, gid: options.gid ?? 0 };
+      await packEntries([...dirs].map((d) => ({ path: d, type: 'directory' as const, ...owner })), packOptions, sink);
+      for (const s of slots) {
+        const offset = writer.bytes;
+        if (s.cached) await copySegment(cache.pathOf(s.cached.blob), s.cached.offset, s.cached.length, sink);
+        else {
+          await packEntries(s.files!, { ...packOptions, impliedDirectories: false }, sink);
+          s.plan!.close(); // its zip (and the bytes read of it) no longer needed
+          s.plan = undefined;
+        }
+        ranges.push({ slot: s, offset, length: writer.bytes - offset });
+      }
+      // The end-of-archive (its own gzip member when compressed).
+      const end = Buffer.alloc(1024);
+      diff?.update(end);
+      await writer.write(gzipped ? gzipSync(end, { level: packOptions.level }) : end);
+    } catch (err) {
+      await writer.abort();
+      throw err;
+    }
+    const { digest, size } = await writer.commit();
+    // Every segment is remembered in the newest blob (older blobs may then go).
+    for (const { slot, offset, length } of ranges) {
+      await cache.writeKey('segments', slot.key, { blob: digest, offset, length, paths: pathsOf(slot) } satisfies SegmentRecord);
+    }
+    const layer = new CachedLayer(cache, {
+      digest,
+      diffId: diff ? (`sha256:${diff.digest('hex')}` as Digest) : digest,
+      size,
+      mediaType: gzipped ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer,
+    });
+    return {
+      layer,
+      built: slots.filter((s) => !s.cached).map((s) => s.wheel),
+      reused: slots.filter((s) => s.cached).map((s) => s.wheel),
+    };
+  } finally {
+    for (const s of slots) s?.plan?.close();
+  }
+}
+
+/** Copies a byte range of an earlier blob into the sink; gzip members are inflated on the way for the diffID. */
+async function copySegment(file: string, offset: number, length: number, sink: LayerSink): Promise<void> {
+  if (length === 0) return;
+  const src = createReadStream(file, { start: offset, end: offset + length - 1 });
+  let copied = 0;
+  const short = (): ImageError =>
+    new ImageError('IMAGE_CACHE_CORRUPT', `${file} ended after ${copied} of the ${length} bytes of a cached segment`, {
+      hint: 'the image cache changed underneath this build: run it again, or remove the cache folder',
+    });
+  if (!sink.uncompressed) {
+    for await (const chunk of src as AsyncIterable<Buffer>) {
+      copied += chunk.length;
+      await sink.write(chunk);
+    }
+    if (copied !== length) throw short();
+    return;
+  }
+  const see = sink.uncompressed;
+  const gunzip = createGunzip();
+  const inflated = (async () => {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) see(chunk);
+  })();
+  inflated.catch(() => undefined); // a corrupt segment's error is thrown below (by write/drain, or this await)
+  try {
+    for await (const chunk of src as AsyncIterable<Buffer>) {
+      copied += chunk.length;
+      await sink.write(chunk);
+      if (!gunzip.write(chunk)) await once(gunzip, 'drain');
+    }
+    if (copied !== length) throw short();
+    gunzip.end();
+    await inflated;
+  } catch (err) {
+    gunzip.destroy();
+    await inflated.catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,199 @@
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import tar from 'tar-stream';
+import type { BlobCache } from '../cache/blob-cache.js';
+import { hexOf, HashingStream, type Digest } from '../core/digest.js';
+import { ImageError } from '../errors.js';
+import { Image, type Descriptor, type ImageConfigFile, type ManifestFormat } from '../core/image.js';
+import { CachedLayer, MEDIA_TYPES, readAll } from '../layers/write-layer.js';
+import { REF_NAME_ANNOTATION } from './oci-layout.js';
+
+/** One entry of docker-save's manifest.json. */
+export interface DockerSaveManifestEntry {
+  Config: string;
+  RepoTags: string[] | null;
+  Layers: string[];
+}
+
+/**
+ * A docker-archive tar as Docker 25's `docker save` writes it: an OCI image layout (oci-layout, index.json,
+ * blobs/sha256/…) and docker-save's manifest.json pointing at the same blobs, so that both dockerd 20.10's
+ * `docker load` (which reads only manifest.json) and OCI tools read it. Layers stay gzip-compressed
+ * (docker load decompresses them).
+ */
+export function dockerArchiveStream(
+  image: Image,
+  options: { tags?: string[]; format?: ManifestFormat; omitLayers?: number } = {},
+): Readable {
+  const pack = tar.pack();
+  const mtime = new Date(0);
+  const add = (name: string, data: Buffer): Promise<void> =>
+    new Promise((resolve, reject) =>
+      pack.entry({ name, mtime, mode: 0o644, uid: 0, gid: 0, uname: '', gname: '' }, data, (e) => (e ? reject(e) : resolve())),
+    );
+  const dir = (name: string): Promise<void> =>
+    new Promise((resolve, reject) =>
+      pack.entry({ name, type: 'directory', mtime, mode: 0o755, uid: 0, gid: 0 }, (e) => (e ? reject(e) : resolve())),
+    );
+  const format = options.format ?? 'docker';
+  const m = image.manifest(format);
+  const tags = options.tags ?? [];
+  (async () => {
+    await dir('blobs/');
+    await dir('blobs/sha256/');
+    const seen = new Set<string>();
+    // `omitLayers`: leading layers the receiving engine already has (docker load never opens the file of a layer
+    // whose chain it holds), so a load on top of a local base does not stream the base again.
+    for (const layer of image.layers.slice(options.omitLayers ?? 0)) {
+      if (seen.has(layer.digest)) continue;
+      seen.add(layer.digest);
+      const sink = pack.entry({ name: `blobs/sha256/${hexOf(layer.digest)}`, size: layer.size, mtime, mode: 0o644, uid: 0, gid: 0 });
+      await pipeline(await layer.compressed(), sink);
+    }
+    await add(`blobs/sha256/${hexOf(image.configDigest())}`, image.configBytes());
+    await add(`blobs/sha256/${hexOf(m.digest)}`, m.bytes);
+    const desc: Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+    const index = {
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociIndex,
+      manifests: tags.length
+        ? tags.map((t) => ({ ...desc, annotations: { 'io.containerd.image.name': t, [REF_NAME_ANNOTATION]: t.split(':').pop()! } }))
+        : [desc],
+    };
+    await add('index.json', Buffer.from(JSON.stringify(index)));
+    const save: DockerSaveManifestEntry[] = [
+      {
+        Config: `blobs/sha256/${hexOf(image.configDigest())}`,
+        RepoTags: tags.length ? tags : null,
+        Layers: image.layers.map((l) => `blobs/sha256/${hexOf(l.digest)}`),
+      },
+    ];
+    await add('manifest.json', Buffer.from(JSON.stringify(save)));
+    await add('oci-layout', Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
+    pack.finalize();
+  })().catch((err: unknown) => pack.destroy(err as Error));
+  return pack as unknown as Readable;
+}
+
+export async function writeDockerArchive(image: Image, file: string, options: { tags?: string[] } = {}): Promise<void> {
+  const tmp = `${file}.${process.pid}.part`;
+  try {
+    await pipeline(dockerArchiveStream(image, options), createWriteStream(tmp));
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+interface SpooledLayer {
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+}
+
+const isGzip = (b: Buffer): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+const isTar = (b: Buffer): boolean => b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
+
+function devNull(): Writable {
+  return new Writable({ write: (_c, _e, cb) => cb() });
+}
+
+/** Stores one layer of an archive as a gzip blob in the cache: compresses a plain tar, keeps a gzip one. */
+async function spoolLayer(first: Buffer, rest: AsyncIterable<Buffer>, cache: BlobCache): Promise<SpooledLayer> {
+  const source = Readable.from(
+    (async function* () {
+      yield first;
+      for await (const c of rest) yield c;
+    })(),
+  );
+  const tmp = await cache.tempPath();
+  if (isGzip(first)) {
+    const c = new HashingStream();
+    await pipeline(source, c, createWriteStream(tmp));
+    const digest = c.digest();
+    const u = new HashingStream();
+    await pipeline(createReadStream(tmp), createGunzip(), u, devNull());
+    await cache.commit(tmp, digest);
+    return { digest, diffId: u.digest(), size: c.bytes };
+  }
+  const u = new HashingStream();
+  const c = new HashingStream();
+  await pipeline(source, u, createGzip({ level: 6 }), c, createWriteStream(tmp));
+  const digest = c.digest();
+  await cache.commit(tmp, digest);
+  await cache.writeKey('diffid', hexOf(u.digest()), { digest, size: c.bytes });
+  return { digest, diffId: u.digest(), size: c.bytes };
+}
+
+/**
+ * Reads an image from a docker-archive tar stream (`docker save` of Docker 20.10 or 25, or what
+ * dockerArchiveStream writes), in one pass: layers are stored gzip-compressed in the blob cache.
+ * `tag` picks one image when the archive holds several.
+ */
+export async function readDockerArchiveStream(
+  stream: NodeJS.ReadableStream,
+  options: { cache: BlobCache; tag?: string; where?: string },
+): Promise<Image> {
+  const where = options.where ?? 'docker archive';
+  const extract = tar.extract();
+  const small = new Map<string, Buffer>();
+  const layers = new Map<string, SpooledLayer>();
+  const feeding = pipeline(stream as Readable, extract).catch((err: unknown) => {
+    extract.destroy(err as Error);
+  });
+  for await (const entry of extract) {
+    const name = entry.header.name.replace(/^\.\//, '');
+    if (entry.header.type !== 'file') {
+      entry.resume();
+      continue;
+    }
+    const it = entry[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    const head = await readHead(it, 512);
+    const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
+    if (isGzip(head) || isTar(head)) {
+      layers.set(name, await spoolLayer(head, rest, options.cache));
+    } else {
+      small.set(name, Buffer.concat([head, await readAll(Readable.from(rest))]));
+    }
+  }
+  await feeding;
+  const manifestJson = small.get('manifest.json');
+  if (!manifestJson) throw new ImageError('IMAGE_INVALID', `${where}: no manifest.json (not a docker-save archive)`);
+  const entries = JSON.parse(manifestJson.toString('utf8')) as DockerSaveManifestEntry[];
+  let entry = entries[0];
+  if (options.tag !== undefined) entry = entries.find((e) => e.RepoTags?.includes(options.tag!));
+  else if (entries.length > 1) throw new ImageError('IMAGE_AMBIGUOUS', `${where} holds ${entries.length} images; name one`);
+  if (!entry) throw new ImageError('IMAGE_NOT_FOUND', `${where}: no image ${options.tag ?? ''}`);
+  const configBytes = small.get(entry.Config);
+  if (!configBytes) throw new ImageError('IMAGE_INVALID', `${where}: config ${entry.Config} is missing`);
+  const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
+  const result = entry.Layers.map((p, i) => {
+    const l = layers.get(p);
+    if (!l) throw new ImageError('IMAGE_INVALID', `${where}: layer ${p} is missing`);
+    if (config.rootfs.diff_ids[i] !== l.diffId) {
+      throw new ImageError('IMAGE_INVALID', `${where}: layer ${p} has diffID ${l.diffId}, config says ${config.rootfs.diff_ids[i]}`);
+    }
+    return new CachedLayer(options.cache, { ...l, mediaType: MEDIA_TYPES.ociLayerGzip });
+  });
+  return new Image(config, result);
+}
+
+async function readHead(it: AsyncIterator<Buffer>, n: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let len = 0;
+  while (len < n) {
+    const r = await it.next();
+    if (r.done) break;
+    parts.push(r.value);
+    len += r.value.length;
+  }
+  return Buffer.concat(parts);
+}
+
+export async function readDockerArchive(file: string, options: { cache: BlobCache; tag?: string }): Promise<Image> {
+  return readDockerArchiveStream(createReadStream(file), { ...options, where: file });
+}
+
