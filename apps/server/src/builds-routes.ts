@@ -3,12 +3,11 @@
  * GET /api/builds, GET /api/builds/:id, and GET /api/builds/:id/log — text, or Server-Sent Events
  * (`Accept: text/event-stream`) that replay the log and then follow it live until the build ends.
  */
-import { parseRecipe } from '@dstack/recipe';
 import type { FastifyInstance } from 'fastify';
 import type { BuildRequest, BuildStreamEvent } from './builds.js';
 import type { ServerContext } from './context.js';
 import { ServerError } from './errors.js';
-import { checkRemoteRecipe } from './recipe-policy.js';
+import { prepareRemoteRecipe } from './recipe-policy.js';
 
 const MAX_RECIPE = 256 * 1024;
 
@@ -74,11 +73,12 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: ServerContext): v
   app.post('/api/builds', async (request, reply) => {
     const principal = ctx.authorize(request, 'build');
     const req = parseBuildRequest(request.body);
-    if (!ctx.config.builds.allowLocalPaths) {
-      checkRemoteRecipe(req.recipe);
-      // Syntax errors answer 400 now (with line and column), not as a failed build later.
-      await parseRecipe(req.recipe, { file: 'recipe.txt' });
-    }
+    // Refusals and syntax errors answer 400 now (with line and column), not as a failed build later; the
+    // runner prepares the same recipe again for the build (Decisions 13, 20).
+    await prepareRemoteRecipe(req.recipe, {
+      allowLocalPaths: ctx.config.builds.allowLocalPaths,
+      vars: ctx.recipeVars,
+    });
     const { record, existing } = builds().submit(req, principal?.name ?? 'anonymous');
     reply.code(existing ? 200 : 202).header('location', `/api/builds/${record.id}`);
     return { ...record, existing };

@@ -1,8 +1,17 @@
 // Builds over HTTP with the engine's local executor and real pip (offline, isolated from this machine's
 // pip config): auth and Decision 13 refusals, a build whose SSE log arrives while it runs, a client that
 // disconnects without stopping it, duplicate submissions joined, the wheel in the index afterwards.
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { bootstrapWheelhouse, isolatedPipEnv, testPython, writePurePackage } from '@dstack/testing';
+import {
+  bootstrapWheelhouse,
+  isolatedPipEnv,
+  makeSdist,
+  testPython,
+  writePurePackage,
+} from '@dstack/testing';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildManager, type BuildRecord } from './builds.js';
@@ -13,33 +22,41 @@ import type { Metrics } from './metrics.js';
 const python = testPython('3.11');
 const BUILD = 'build-token-xyz';
 const READ = 'read-token-xyz';
+const UPLOAD = 'upload-secret-from-env-4711';
 const tokens = [
   { name: 'builder', token: BUILD, scopes: ['build'] as 'build'[] },
   { name: 'reader', token: READ, scopes: ['read'] as 'read'[] },
+  { name: 'ci', token: UPLOAD, scopes: ['upload'] as 'upload'[], env: 'CI_UPLOAD_TOKEN' },
 ];
+/** The server's own environment: its tokens are in it, as with `dstack-factory serve`. */
+const serverEnv = isolatedPipEnv({
+  DSTACK_SERVER_TOKENS: `builder:build:${BUILD}`,
+  CI_UPLOAD_TOKEN: UPLOAD,
+  IDX_TOKEN: 'operator-declared-value',
+});
 
 const makeBuilds = (
   store: Parameters<typeof engineRunner>[0]['store'],
   config: Parameters<typeof engineRunner>[0]['config'],
   metrics: Metrics,
 ) =>
-  new BuildManager(
-    engineRunner({ config, store, env: isolatedPipEnv(), logger: pino({ level: 'silent' }) }),
-    {
-      concurrency: config.builds.concurrency,
-      maxQueued: config.builds.maxQueued,
-      keep: config.builds.keep,
-      logger: pino({ level: 'silent' }),
-      metrics,
-    },
-  );
+  new BuildManager(engineRunner({ config, store, env: serverEnv, logger: pino({ level: 'silent' }) }), {
+    concurrency: config.builds.concurrency,
+    maxQueued: config.builds.maxQueued,
+    keep: config.builds.keep,
+    logger: pino({ level: 'silent' }),
+    metrics,
+  });
 
 let strict: TestServer;
 let open: TestServer;
 let source: string;
 
 beforeAll(async () => {
-  strict = await startTestServer({ tokens }, { makeBuilds });
+  strict = await startTestServer(
+    { tokens, builds: strictBuilds() },
+    { makeBuilds, recipeVars: { IDX_TOKEN: 'operator-declared-value' } },
+  );
   open = await startTestServer(
     { tokens, builds: { ...strictBuilds(), allowLocalPaths: true } },
     { makeBuilds },
@@ -61,6 +78,8 @@ function strictBuilds() {
     python,
     factoryImage: null,
     keep: 50,
+    recipeEnv: ['IDX_TOKEN'],
+    passEnv: [],
   };
 }
 
@@ -83,15 +102,15 @@ describe('refusals', () => {
   it.each([
     [
       '-r /etc/other.txt',
-      'recipe line 1: "-r /etc/other.txt": includes (-r) read the server\'s own files; not allowed in builds sent over HTTP',
+      'recipe line 1: "-r /etc/other.txt": includes (-r/-c) read the server\'s own files; not allowed in builds sent over HTTP',
     ],
     [
       'pkg @ file:///srv/pkg',
-      'recipe line 1: "pkg @ file:///srv/pkg": file: URLs read the server\'s own files; not allowed in builds sent over HTTP',
+      'recipe line 1: "pkg @ file:///srv/pkg": local paths, archives and file: URLs read the server\'s own files; not allowed in builds sent over HTTP',
     ],
     [
       'requests\n/srv/src/pkg',
-      'recipe line 2: "/srv/src/pkg": local paths and archives read the server\'s own files; not allowed in builds sent over HTTP',
+      'recipe line 2: "/srv/src/pkg": local paths, archives and file: URLs read the server\'s own files; not allowed in builds sent over HTTP',
     ],
   ])('refuses %j unless the config allows local paths (Decision 13)', async (recipe, message) => {
     const r = await post(strict, { recipe }, BUILD);
@@ -227,4 +246,101 @@ describe('a build over HTTP', () => {
     const list = (await (await fetch(`${open.url}/api/builds`)).json()) as { builds: BuildRecord[] };
     expect(list.builds.map((b) => [b.id, b.state])).toEqual([[id, 'succeeded']]);
   });
+});
+
+describe('the attack review (issue 12, points 1 and 2) over HTTP', () => {
+  it.each([
+    ['# a note \\\n--find-links /srv/wheels\nrequests', 'recipe option "--find-links /srv/wheels"'],
+    ['requests # note\f--find-links /srv/wheels', 'recipe option "--find-links /srv/wheels"'],
+    ['requests\u2028--find /srv/wheels', 'recipe option "--find-links /srv/wheels"'],
+    ['--extra\t/srv/simple', 'recipe option "--extra-index-url /srv/simple"'],
+    ['--index=/srv/simple', 'recipe option "--index-url /srv/simple"'],
+    ['--edit ./src', 'recipe line 1: "--edit ./src"'],
+    ['requests\x85pkg-1.0.tar.lzma', 'recipe line 2: "pkg-1.0.tar.lzma"'],
+  ])("refuses %j: it names the server's files", async (recipe, start) => {
+    const r = await post(strict, { recipe }, BUILD);
+    expect(r.status).toBe(400);
+    const body = (await r.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('RECIPE_FORBIDDEN');
+    expect(body.error.message.startsWith(start)).toBe(true);
+  });
+
+  it('refuses includes on purpose, whatever they name', async () => {
+    const r = await post(strict, { recipe: 'requests\n-r https://example.com/more.txt' }, BUILD);
+    expect(await r.json()).toEqual({
+      error: {
+        code: 'RECIPE_FORBIDDEN',
+        message:
+          'recipe line 2: "-r https://example.com/more.txt": includes (-r/-c) read the server\'s own files; not allowed in builds sent over HTTP',
+        hint: 'name packages by index name or remote URL, or set [builds] allow_local_paths = true in the server config',
+      },
+    });
+  });
+
+  let links: Server;
+  const requested: string[] = [];
+  beforeAll(async () => {
+    // A remote index of our own: find-links with the bootstrap wheels and an sdist whose setup.py prints
+    // the environment it runs in, then fails.
+    const dir = join(strict.dir, 'remote');
+    await bootstrapWheelhouse(python, join(dir, 'links'));
+    const src = join(dir, 'src', 'envleak-1.0');
+    await mkdir(src, { recursive: true });
+    await writeFile(
+      join(src, 'setup.py'),
+      'import json, os, sys\nsys.stderr.write("ENVDUMP " + json.dumps(dict(os.environ)) + "\\n")\nsys.exit(3)\n',
+    );
+    await makeSdist(src, join(dir, 'links'), { name: 'envleak', version: '1.0' });
+    const files = await readdir(join(dir, 'links'));
+    links = createServer((req, res) => {
+      requested.push(req.url ?? '');
+      const name = (req.url ?? '').replace(/^\/links\//, '');
+      if (req.url === '/links/') {
+        res.setHeader('content-type', 'text/html');
+        res.end(files.map((f) => `<a href="${f}">${f}</a>`).join('\n'));
+      } else if (req.url?.startsWith('/links/') && files.includes(name)) {
+        createReadStream(join(dir, 'links', name)).pipe(res);
+      } else {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => links.listen(0, '127.0.0.1', r));
+  }, 120_000);
+  afterAll(() => new Promise<void>((r) => (links ? links.close(() => r()) : r())));
+
+  it("runs the build without the server's secrets; ${VAR} expands only from recipe_env", async () => {
+    const port = (links.address() as { port: number }).port;
+    const base = `http://127.0.0.1:${port}`;
+    const recipe = [
+      `--index-url ${base}/simple/`,
+      `--extra-index-url ${base}/\${DSTACK_SERVER_TOKENS}/`,
+      `--extra-index-url ${base}/\${CI_UPLOAD_TOKEN}/`,
+      `--extra-index-url ${base}/\${IDX_TOKEN}/`,
+      `--find-links ${base}/links/`,
+      'envleak',
+    ].join('\n');
+    const r = await post(strict, { recipe, python }, BUILD);
+    expect(r.status).toBe(202);
+    const { id } = (await r.json()) as { id: string };
+    const record = await strict.app.inject({ url: `/api/builds/${id}` });
+    expect(record.json().request.recipe).toBe(recipe); // the record keeps what was sent, not expanded values
+    const final = (await readSse(`${strict.url}/api/builds/${id}/log`, () => false)).at(-1)!;
+    expect((JSON.parse(final.data) as BuildRecord).state).toBe('failed');
+    const log = await (await fetch(`${strict.url}/api/builds/${id}/log`)).text();
+    const dump = /ENVDUMP (\{.*\})/.exec(log);
+    expect(dump, log).not.toBeNull();
+    const buildEnv = JSON.parse(dump![1]!) as Record<string, string>;
+    expect(Object.keys(buildEnv)).not.toContain('DSTACK_SERVER_TOKENS');
+    expect(Object.keys(buildEnv)).not.toContain('CI_UPLOAD_TOKEN');
+    expect(Object.keys(buildEnv)).not.toContain('IDX_TOKEN');
+    for (const secret of [BUILD, UPLOAD]) {
+      expect(log).not.toContain(secret);
+      expect(requested.join('\n')).not.toContain(secret);
+    }
+    // Unlisted variables stay literal (percent-encoded), the listed one expands.
+    expect(requested).toContain('/%24%7BDSTACK_SERVER_TOKENS%7D/envleak/');
+    expect(requested).toContain('/%24%7BCI_UPLOAD_TOKEN%7D/envleak/');
+    expect(requested).toContain('/operator-declared-value/envleak/');
+  }, 300_000);
 });

@@ -23,6 +23,8 @@ export interface TokenConfig {
   name: string;
   token: string;
   scopes: Scope[];
+  /** The environment variable the token was read from (kept out of builds' environments). */
+  env?: string;
 }
 
 export interface BuildsConfig {
@@ -40,6 +42,13 @@ export interface BuildsConfig {
   factoryImage: string | null;
   /** Builds kept in memory for the page and the API. */
   keep: number;
+  /**
+   * Decision 20: the only variables `${VAR}` in a recipe sent over HTTP expands from (values from the
+   * server's environment); any other stays literal.
+   */
+  recipeEnv: string[];
+  /** Variables passed to builds beyond the allow-list (PATH, HOME, LANG, PIP_*, proxies); never a token's. */
+  passEnv: string[];
 }
 
 export interface ServerConfig {
@@ -69,6 +78,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
     python: null,
     factoryImage: null,
     keep: 200,
+    recipeEnv: [],
+    passEnv: [],
   },
 };
 
@@ -156,7 +167,12 @@ export function configFromObject(
       if (token === undefined || token === '')
         throw configError(file, `tokens[${i}] ("${name}") has no token`);
       const scopes = take(tr, 'scopes', file, isStringArray, 'a list of scopes') ?? ['read'];
-      config.tokens.push({ name, token, scopes: parseScopes(scopes, `${file}: tokens[${i}]`) });
+      config.tokens.push({
+        name,
+        token,
+        scopes: parseScopes(scopes, `${file}: tokens[${i}]`),
+        ...(tokenEnv !== undefined ? { env: tokenEnv } : {}),
+      });
     });
   }
   const builds = raw.builds;
@@ -167,7 +183,17 @@ export function configFromObject(
     const b = builds as Raw;
     checkKeys(
       b,
-      ['concurrency', 'max_queued', 'allow_local_paths', 'executor', 'python', 'factory_image', 'keep'],
+      [
+        'concurrency',
+        'max_queued',
+        'allow_local_paths',
+        'executor',
+        'python',
+        'factory_image',
+        'keep',
+        'recipe_env',
+        'pass_env',
+      ],
       file,
       ' in [builds]',
     );
@@ -190,6 +216,16 @@ export function configFromObject(
     config.builds.factoryImage =
       take(b, 'factory_image', file, isString, 'an image name') ?? config.builds.factoryImage;
     config.builds.keep = take(b, 'keep', file, isInt, 'an integer') ?? config.builds.keep;
+    for (const [key, field] of [
+      ['recipe_env', 'recipeEnv'],
+      ['pass_env', 'passEnv'],
+    ] as const) {
+      const names = take(b, key, file, isStringArray, 'a list of environment variable names');
+      if (names === undefined) continue;
+      const bad = names.find((n) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(n));
+      if (bad !== undefined) throw configError(file, `"${key}" names "${bad}", which is not a variable name`);
+      config.builds[field] = names;
+    }
   }
   return config;
 }

@@ -17,6 +17,8 @@ export interface ServerContext {
   /** The wheelhouse as last listed, and its rendered pages. */
   index: IndexCache;
   logger: Logger;
+  /** Values for `${VAR}` in recipes sent over HTTP (Decision 20). */
+  recipeVars: Record<string, string>;
   /** Checks the request's token for `scope` (throws AUTH_*); null for a public read. */
   authorize(request: FastifyRequest, scope: Scope): Principal | null;
 }

@@ -16,7 +16,9 @@ import {
 import type { WheelStore } from '@dstack/wheelhouse';
 import type { Logger } from 'pino';
 import type { BuildOutcome, BuildRunner } from './builds.js';
+import { buildEnvironment, recipeVariables } from './build-env.js';
 import type { ServerConfig } from './config.js';
+import { prepareRemoteRecipe } from './recipe-policy.js';
 
 /** One log line for an engine event. */
 export function formatEvent(event: BuildEvent): string | null {
@@ -70,6 +72,7 @@ export async function defaultExecutorKind(config: ServerConfig, logger: Logger):
 export function engineRunner(options: {
   config: ServerConfig;
   store: WheelStore;
+  /** The server's environment: builds get only its allow-listed part (buildEnvironment). */
   env: NodeJS.ProcessEnv;
   logger: Logger;
   /** Executors by kind; default: local, and docker with [builds] factory_image. */
@@ -77,7 +80,9 @@ export function engineRunner(options: {
   /** The kind used when a request names none (see defaultExecutorKind). */
   defaultKind?: 'local' | 'docker';
 }): BuildRunner {
-  const { config, store, env, logger } = options;
+  const { config, store, logger } = options;
+  const env = buildEnvironment(options.env, config);
+  const vars = recipeVariables(options.env, config);
   const executors: Partial<Record<'local' | 'docker', Executor>> = {
     local: new LocalExecutor(),
     ...(config.builds.factoryImage !== null
@@ -96,7 +101,12 @@ export function engineRunner(options: {
     const dir = await mkdtemp(join(tmpdir(), 'dstack-serve-build-'));
     try {
       const recipe = join(dir, 'recipe.txt');
-      await writeFile(recipe, request.recipe);
+      // What the policy checked, rendered from the parse: the build reads nothing else (Decisions 13, 20).
+      const prepared = await prepareRemoteRecipe(request.recipe, {
+        allowLocalPaths: config.builds.allowLocalPaths,
+        vars,
+      });
+      await writeFile(recipe, prepared.text);
       const python = request.python ?? config.builds.python ?? 'python3';
       log(
         `recipe: ${request.recipe.split('\n').filter((l) => l.trim() !== '').length} lines; target: ${python}`,

@@ -34,7 +34,14 @@ export {
   type BuildState,
   type BuildStreamEvent,
 } from './builds.js';
-export { findRecipeViolations, checkRemoteRecipe, type RecipeViolation } from './recipe-policy.js';
+export {
+  findRecipeViolations,
+  prepareRemoteRecipe,
+  renderRecipe,
+  type RecipeViolation,
+  type RemoteRecipe,
+} from './recipe-policy.js';
+export { buildEnvironment, recipeVariables } from './build-env.js';
 export { Metrics, serverMetrics } from './metrics.js';
 export type { ServerWheelStore, ServerWheelEntry } from './store.js';
 export { startServer, sweepDeadWriters, type StartServerOptions, type StartedServer } from './start.js';

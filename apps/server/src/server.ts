@@ -35,6 +35,8 @@ export interface BuildServerOptions {
   /** The builds queue; without it the builds API answers 503 BUILDS_DISABLED. */
   builds?: BuildManager | null;
   metrics?: Metrics;
+  /** Values for `${VAR}` in recipes sent over HTTP: `[builds] recipe_env` (see recipeVariables). */
+  recipeVars?: Record<string, string>;
 }
 
 /** Paths that could carry a secret in logs: redacted whatever logs them. */
@@ -101,6 +103,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     builds: options.builds ?? null,
     index: new IndexCache(options.store, { fileUrl: (e) => fileUrl(e.filename) }),
     logger,
+    recipeVars: options.recipeVars ?? {},
     authorize: (request: FastifyRequest, scope: Scope) =>
       auth.authorize(request.headers.authorization, scope, { publicRead: config.publicRead }),
   };

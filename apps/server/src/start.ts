@@ -7,6 +7,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { FsWheelStore } from '@dstack/wheelhouse';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
+import { recipeVariables } from './build-env.js';
 import { BuildManager, type BuildRunner } from './builds.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import { defaultExecutorKind, engineRunner } from './engine-runner.js';
@@ -98,7 +99,14 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
           logger: logger.child({ component: 'builds' }),
           metrics,
         });
-  const app = buildServer({ store, config, logger, builds, metrics });
+  const app = buildServer({
+    store,
+    config,
+    logger,
+    builds,
+    metrics,
+    recipeVars: recipeVariables(env, config),
+  });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;

