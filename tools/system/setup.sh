@@ -17,6 +17,7 @@ PACKAGES=(
   nginx wrk          # static-index serving and load figures
   iptables           # dockerd's NAT: containers reach Debian's mirror
   git build-essential libpq-dev zlib1g-dev  # building test packages with C extensions
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # a foreign-architecture .so for the shared-library check
   python3-wheel-whl python3-setuptools-whl python3-pip-whl  # offline bootstrap wheels
   python3-venv       # venvs of Debian's python3.11 (the base's exact version, for locks of app images)
 )
@@ -30,7 +31,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
   for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
 else
   # Not Debian: check the commands and files the tests use.
-  for cmd in dockerd docker-registry debootstrap skopeo umoci twine chromium docker-compose nginx wrk iptables git gcc pg_config; do
+  for cmd in dockerd docker-registry debootstrap skopeo umoci twine chromium docker-compose nginx wrk iptables git gcc pg_config aarch64-linux-gnu-gcc; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
   done
   ls /usr/share/python-wheels/wheel-*.whl >/dev/null 2>&1 || missing+=(python3-wheel-whl)

@@ -26,7 +26,8 @@ export type WheelErrorCode =
   | 'WHEEL_CONFLICT'
   | 'WHEEL_NOT_FOUND'
   | 'TARGET_DETECT_FAILED'
-  | 'TARGET_INVALID';
+  | 'TARGET_INVALID'
+  | 'ELF_INVALID';
 
 /** An error about one wheel (its file name in the message) or about the wheelhouse. */
 export class WheelError extends DstackError {

@@ -15,6 +15,19 @@ export {
   type TargetSpec,
 } from './tags.js';
 export { parseMetadata, type WheelMetadata } from './metadata.js';
+export {
+  bufferSource,
+  externalNeeds,
+  machineName,
+  readElf,
+  readElfFile,
+  readElfStream,
+  readWheelElfFiles,
+  streamSource,
+  type ByteSource,
+  type ElfInfo,
+  type WheelElfFile,
+} from './elf.js';
 export { DEFAULT_LIMITS, readWheelMetadata, validateWheel, type WheelLimits } from './validate.js';
 export {
   FsWheelStore,

@@ -54,3 +54,4 @@ export {
   type PackageSpec,
 } from './python.js';
 export { describeWheelStoreContract } from './wheel-store-contract.js';
+export { compileElf, type CompileOptions } from './elf.js';
