@@ -15,9 +15,9 @@ import {
   BlobCache,
   buildAppImage,
   buildDockerfile,
-  loadIntoEngine,
+  loadIntoDaemon,
   inspectBase,
-  readEngineImage,
+  readDaemonImage,
   writeOciLayout,
   writeWheelsLayer,
   type Image,
@@ -61,7 +61,7 @@ const scenario: Scenario = {
       // The base is exported from the engine and inspected once (both cached by diffID, as the CLI's cache keeps
       // them), as `docker build` has it locally too; everything of the app is built from nothing in every run.
       const baseCache = new BlobCache(join(tmpdir(), 'dstack-image-bench-cache'));
-      const base: Image = await readEngineImage(docker, runtime, { cache: baseCache });
+      const base: Image = await readDaemonImage(docker, runtime, { cache: baseCache });
       const baseInfo = await inspectBase(base, { cache: baseCache });
       const wheelBytes = (await run('du', ['-cb', ...wheels])).stdout.trim().split('\n').pop()!.split('\t')[0];
       lines.push(`app: ${wheels.length} wheels (${wheelBytes} B; C extensions: ${wheels.filter((w) => /-cp3\d+-/.test(w)).length}), 21 source files, base ${runtime}`);
@@ -74,7 +74,7 @@ const scenario: Scenario = {
       const daemonless = await time(async () => {
         const cache = new BlobCache(join(work, `cache-a${n++}`));
         const { image } = await buildAppImage({ base, baseInfo, cache, compression: 'none', wheels: wheels.map((p) => ({ path: p })), app });
-        await loadIntoEngine(docker, image, 'dstack-bench/daemonless:latest', { reuseFrom: [runtime] });
+        await loadIntoDaemon(docker, image, 'dstack-bench/daemonless:latest', { reuseFrom: [runtime] });
       }, 3, 1, removeLoaded);
       const daemonlessOci = await time(async () => {
         const cache = new BlobCache(join(work, `cache-a${n++}`));

@@ -10,7 +10,7 @@ import {
   BlobCache,
   RegistryClient,
   buildAppImage,
-  buildAppImageOnEngine,
+  buildAppImageOnDaemon,
   buildDockerfile,
   inspectBase,
   openImage,
@@ -245,7 +245,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (opts.engine) {
           const baseName = (baseSpec as { name: string }).name;
           const tag = (parseImageSpec(opts.output) as { name: string }).name;
-          const built = await buildAppImageOnEngine(docker(), {
+          const built = await buildAppImageOnDaemon(docker(), {
             dockerfiles: path.join(IMAGES_DIR, 'app'),
             base: baseName,
             wheels: wheels.map((w) => w.path),

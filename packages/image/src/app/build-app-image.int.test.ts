@@ -18,8 +18,9 @@ import {
 } from '@dstack/testing';
 import { BlobCache } from '../cache/blob-cache.js';
 import { buildAppImage } from './build-app-image.js';
-import { loadIntoEngine, readEngineImage } from '../sources/daemon.js';
-import { pushImage } from '../distribution/client.js';
+import { loadIntoDaemon } from '../sinks/daemon.js';
+import { readDaemonImage } from '../sources/daemon.js';
+import { pushImage } from '../sinks/registry.js';
 import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
 
 let tmp: string;
@@ -60,7 +61,7 @@ afterAll(async () => {
 
 describe('daemonless images on a real engine', () => {
   it('builds on the debootstrapped base (venv added), loads, and runs: imports, console script, id -u, /app owner', async () => {
-    const base = await readEngineImage(docker, await sharedBaseImage(), { cache });
+    const base = await readDaemonImage(docker, await sharedBaseImage(), { cache });
     const { image, base: info } = await buildAppImage({
       base,
       cache,
@@ -75,7 +76,7 @@ describe('daemonless images on a real engine', () => {
     const tag = `dstack-test/daemonless-src:${id}`;
     tags.push(tag);
     // The base's layers are not streamed again: the engine has them under the base image.
-    await loadIntoEngine(docker, image, tag, { reuseFrom: [await sharedBaseImage()] });
+    await loadIntoDaemon(docker, image, tag, { reuseFrom: [await sharedBaseImage()] });
     const r = await runInContainer(tag, ['sh', '-c', `id -u; stat -c %u /app /app/app.py; python -c '${IMPORTS}'; alpha-cli; python app.py`]);
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n')).toEqual(['4321', '4321', '4321', '42 extra 2771214488', 'alpha says 42', 'app ok 42', '']);
@@ -83,7 +84,7 @@ describe('daemonless images on a real engine', () => {
 
   it('builds on the runtime image (its venv reused) with an app wheel, pushes, docker pulls and runs', async () => {
     const runtime = await sharedRuntimeImage();
-    const base = await readEngineImage(docker, runtime, { cache });
+    const base = await readDaemonImage(docker, runtime, { cache });
     const appDir = path.join(tmp, 'appwheel');
     await fs.mkdir(appDir, { recursive: true });
     const appWheel = await makeWheel(appDir, {

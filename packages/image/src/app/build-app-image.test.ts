@@ -5,11 +5,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectBase } from '../layers/base-info.js';
-import { BlobCache, pruneCache } from '../cache/blob-cache.js';
+import { BlobCache } from '../cache/blob-cache.js';
+import { pruneCache } from '../cache/prune.js';
 import type { Digest } from '../core/digest.js';
 import { buildAppImage, type AppImageOptions } from './build-app-image.js';
-import { validateImage, type Image } from '../core/image.js';
-import { writeOciLayout } from '../sources/oci-layout.js';
+import { validateImage } from '../validate/validate-image.js';
+import { type Image } from '../core/image.js';
+import { writeOciLayout } from '../sinks/oci-layout.js';
 import { isIgnored, parseDockerignore } from '../layers/app-source.js';
 import { fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import { runInContainer, sharedEngine, sharedRuntimeImage } from '@dstack/testing';
-import { buildAppImageOnEngine, pinFromWheel } from './build-on-daemon.js';
+import { buildAppImageOnDaemon, pinFromWheel } from './build-on-daemon.js';
 import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
 
 const DOCKERFILES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../images/app');
@@ -45,7 +45,7 @@ describe('app images through the images/app Dockerfiles on a real engine', () =>
     const tag = `dstack-test/engine-app-src:${id}`;
     tags.push(tag, `${tag}-deps`);
     const lines: string[] = [];
-    const r = await buildAppImageOnEngine(docker, {
+    const r = await buildAppImageOnDaemon(docker, {
       dockerfiles: DOCKERFILES,
       base: await sharedRuntimeImage(),
       wheels,
@@ -75,7 +75,7 @@ describe('app images through the images/app Dockerfiles on a real engine', () =>
     });
     const tag = `dstack-test/engine-app-wheel:${id}`;
     tags.push(tag, `${tag}-deps`);
-    await buildAppImageOnEngine(docker, { dockerfiles: DOCKERFILES, base: await sharedRuntimeImage(), wheels, app: { kind: 'wheel', path: appWheel }, tag });
+    await buildAppImageOnDaemon(docker, { dockerfiles: DOCKERFILES, base: await sharedRuntimeImage(), wheels, app: { kind: 'wheel', path: appWheel }, tag });
     const run = await runInContainer(tag, ['sh', '-c', 'myapp; ls /tmp/app-wheel /wheelhouse 2>&1 | wc -l']);
     expect(run.stderr).toBe('');
     expect(run.stdout.split('\n')).toEqual(['myapp 42', '2', '']);
@@ -85,7 +85,7 @@ describe('app images through the images/app Dockerfiles on a real engine', () =>
     const tag = `dstack-test/engine-app-bad:${id}`;
     tags.push(tag);
     await expect(
-      buildAppImageOnEngine(docker, { dockerfiles: DOCKERFILES, base: await sharedRuntimeImage(), wheels, requirements: ['no-such-dist==1.0'], tag }),
+      buildAppImageOnDaemon(docker, { dockerfiles: DOCKERFILES, base: await sharedRuntimeImage(), wheels, requirements: ['no-such-dist==1.0'], tag }),
     ).rejects.toThrow(`docker build of ${tag} failed`);
   }, 600_000);
 });

@@ -6,7 +6,7 @@ import type { AppInput } from './build-app-image.js';
 import { buildDockerfile } from './dockerfile-build.js';
 import { ImageError } from '../errors.js';
 
-export interface EngineAppOptions {
+export interface DaemonAppOptions {
   /** The folder of the app Dockerfiles (dstack-factory's `images/app`: Dockerfile, Dockerfile-source, Dockerfile-wheel). */
   dockerfiles: string;
   /** The base image on the engine (BASE_IMAGE): a runtime image. */
@@ -24,7 +24,7 @@ export interface EngineAppOptions {
   noCache?: boolean;
 }
 
-export interface EngineAppResult {
+export interface DaemonAppResult {
   /** The final image id. */
   id: string;
   /** The images built, in order: the dependencies image, then (with an app) the app image (`tag`). */
@@ -44,7 +44,7 @@ export function pinFromWheel(file: string): string {
  * `<tag>-deps` when an app follows); then `Dockerfile-source` (SRC_DIR, UID) or `Dockerfile-wheel`
  * (WHEEL_PACKAGE) on top of it, tagged `tag`. Wheels and sources are sent as they are: no copy on disk.
  */
-export async function buildAppImageOnEngine(docker: Docker, options: EngineAppOptions): Promise<EngineAppResult> {
+export async function buildAppImageOnDaemon(docker: Docker, options: DaemonAppOptions): Promise<DaemonAppResult> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-engine-app-'));
   try {
     const wheelhouse: Record<string, string> = {};

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { BlobLayer, type Layer, type LayerDescriptor } from '../layers/write-layer.js';
+import { BlobLayer, type Layer, type LayerDescriptor } from './layer.js';
 
 /** A layer whose compressed blob is a file on disk (an OCI layout's blob, a blob cache entry). */
 export class FileLayer extends BlobLayer {

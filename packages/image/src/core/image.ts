@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import { sha256Digest, HashingStream, type Digest } from './digest.js';
+import { sha256Digest, type Digest } from './digest.js';
 import { ImageError } from '../errors.js';
-import { isGzipMediaType, MEDIA_TYPES, type Layer } from '../layers/write-layer.js';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
+import { isGzipMediaType, MEDIA_TYPES, type Layer } from './layer.js';
 
 export interface HistoryEntry {
   created?: string;
@@ -129,78 +126,4 @@ export class Image {
   digest(): Digest {
     return this.manifest('oci').digest;
   }
-}
-
-export interface Addendum {
-  layer: Layer;
-  history?: HistoryEntry;
-}
-
-/** Appends layers (with their history entries) to an image. */
-export function appendLayers(image: Image, additions: Addendum[]): Image {
-  const config: ImageConfigFile = structuredClone(image.config);
-  config.rootfs = { type: 'layers', diff_ids: [...image.config.rootfs.diff_ids, ...additions.map((a) => a.layer.diffId)] };
-  const history = [...(image.config.history ?? [])];
-  for (const a of additions) history.push({ ...(a.history ?? {}), empty_layer: undefined });
-  config.history = history.map(stripUndefined);
-  return new Image(config, [...image.layers, ...additions.map((a) => a.layer)]);
-}
-
-/** Changes the container config (env, user, cmd, labels, …) and optionally appends an empty-layer history entry. */
-export function mutateConfig(
-  image: Image,
-  change: (config: ContainerConfig) => ContainerConfig,
-  options: { created?: string; history?: HistoryEntry } = {},
-): Image {
-  const config: ImageConfigFile = structuredClone(image.config);
-  config.config = change(structuredClone(image.config.config ?? {}));
-  if (options.created !== undefined) config.created = options.created;
-  if (options.history) config.history = [...(config.history ?? []), stripUndefined({ ...options.history, empty_layer: true })];
-  return new Image(config, image.layers);
-}
-
-function stripUndefined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** An image with no layers: the start of an image "FROM scratch". */
-export function emptyImage(options: { architecture?: string; os?: string; created?: string } = {}): Image {
-  return new Image(
-    {
-      ...(options.created !== undefined ? { created: options.created } : {}),
-      architecture: options.architecture ?? 'amd64',
-      os: options.os ?? 'linux',
-      config: {},
-      rootfs: { type: 'layers', diff_ids: [] },
-      history: [],
-    },
-    [],
-  );
-}
-
-/**
- * Checks an image the way crane's `validate` does: every layer's compressed bytes hash to its digest and size,
- * and its uncompressed bytes to its diffID. Reads every layer; for tests and `--validate`.
- */
-export async function validateImage(image: Image): Promise<void> {
-  for (const [i, layer] of image.layers.entries()) {
-    const c = new HashingStream();
-    await pipeline(await layer.compressed(), c, devNull());
-    if (c.digest() !== layer.digest || c.bytes !== layer.size) {
-      throw new ImageError('IMAGE_INVALID', `layer ${i}: compressed bytes are ${c.digest()} (${c.bytes} B), expected ${layer.digest} (${layer.size} B)`);
-    }
-    const u = new HashingStream();
-    await pipeline(await layer.uncompressed(), u, devNull());
-    if (u.digest() !== layer.diffId) {
-      throw new ImageError('IMAGE_INVALID', `layer ${i}: uncompressed bytes are ${u.digest()}, expected diffID ${layer.diffId}`);
-    }
-  }
-}
-
-function devNull(): Writable {
-  return new Writable({ write: (_c, _e, cb) => cb() });
-}
-
-export function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
 }

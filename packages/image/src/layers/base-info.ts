@@ -4,7 +4,7 @@ import type { BlobCache } from '../cache/blob-cache.js';
 import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
 import type { Image } from '../core/image.js';
-import { readAll } from './write-layer.js';
+import { readAll } from '../core/streams.js';
 
 /** What the image builder needs to know about a base image, read from its files and config (no container run). */
 export interface BaseInfo {

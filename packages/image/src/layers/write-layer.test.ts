@@ -7,10 +7,14 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import tar from 'tar-stream';
 import { BlobCache } from '../cache/blob-cache.js';
-import { readDockerArchive, writeDockerArchive } from '../sources/docker-archive.js';
-import { appendLayers, emptyImage, mutateConfig, validateImage } from '../core/image.js';
-import { planEntries, readAll, writeLayer, type LayerEntry } from './write-layer.js';
-import { readOciLayout, writeOciLayout } from '../sources/oci-layout.js';
+import { readDockerArchive } from '../sources/docker-archive.js';
+import { writeDockerArchive } from '../sinks/docker-archive.js';
+import { appendLayers, emptyImage, mutateConfig } from '../core/mutate.js';
+import { validateImage } from '../validate/validate-image.js';
+import { planEntries, writeLayer, type LayerEntry } from './write-layer.js';
+import { readAll } from '../core/streams.js';
+import { readOciLayout } from '../sources/oci-layout.js';
+import { writeOciLayout } from '../sinks/oci-layout.js';
 
 const run = promisify(execFile);
 let tmp: string;

@@ -1,106 +1,12 @@
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
-import { createGunzip, createGzip, gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
+import { createGzip, gzip as gzipCallback, constants as zlibConstants } from 'node:zlib';
 import tar from 'tar-stream';
-import type { BlobCache } from '../cache/blob-cache.js';
+import { CachedLayer, type BlobCache } from '../cache/blob-cache.js';
 import { HashingStream, type Digest } from '../core/digest.js';
+import { MEDIA_TYPES, type Compression } from '../core/layer.js';
 import { ImageError } from '../errors.js';
-
-export const MEDIA_TYPES = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
-} as const;
-
-/**
- * How new layers are stored: gzip (what registries and OCI layouts usually carry), or none, a plain tar whose
- * digest is its diffID (what a Docker engine keeps anyway: loading it skips a compress and a decompress).
- */
-export type Compression = 'gzip' | 'none';
-
-/** Whether a layer media type (OCI or Docker) is gzip-compressed; throws for compressions not supported. */
-export function isGzipMediaType(mediaType: string, where = 'layer'): boolean {
-  if (mediaType === MEDIA_TYPES.ociLayerGzip || mediaType === MEDIA_TYPES.dockerLayerGzip) return true;
-  if (mediaType === MEDIA_TYPES.ociLayer || mediaType === MEDIA_TYPES.dockerLayer) return false;
-  throw new ImageError('IMAGE_MEDIA_TYPE', `${where} has media type ${mediaType} (only tar and tar+gzip layers are supported)`);
-}
-
-/** The OCI media type of a layer given in either family (Docker's is translated). */
-export function ociLayerMediaType(mediaType: string, where?: string): string {
-  return isGzipMediaType(mediaType, where) ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer;
-}
-
-/** An immutable layer: what go-containerregistry's v1.Layer is. */
-export interface Layer {
-  /** sha256 of the compressed blob. */
-  readonly digest: Digest;
-  /** sha256 of the uncompressed tar (the config's rootfs.diff_ids). */
-  readonly diffId: Digest;
-  /** Bytes of the compressed blob. */
-  readonly size: number;
-  /** The OCI media type (sinks translate it to Docker's when they need to). */
-  readonly mediaType: string;
-  compressed(): Promise<Readable>;
-  uncompressed(): Promise<Readable>;
-}
-
-export interface LayerDescriptor {
-  digest: Digest;
-  diffId: Digest;
-  size: number;
-  mediaType: string;
-}
-
-/** A layer whose gzip blob can be opened again at will; subclasses say where the blob lives. */
-export abstract class BlobLayer implements Layer {
-  readonly digest: Digest;
-  readonly diffId: Digest;
-  readonly size: number;
-  readonly mediaType: string;
-  constructor(desc: LayerDescriptor) {
-    this.digest = desc.digest;
-    this.diffId = desc.diffId;
-    this.size = desc.size;
-    this.mediaType = desc.mediaType;
-  }
-  abstract compressed(): Promise<Readable>;
-  /** The path of the blob on disk (to hard-link instead of copying). */
-  abstract blobFile(): string;
-  async uncompressed(): Promise<Readable> {
-    const src = await this.compressed();
-    if (!isGzipMediaType(this.mediaType)) return src;
-    const gunzip = createGunzip();
-    src.on('error', (e) => gunzip.destroy(e));
-    return src.pipe(gunzip);
-  }
-  descriptor(): LayerDescriptor {
-    return { digest: this.digest, diffId: this.diffId, size: this.size, mediaType: this.mediaType };
-  }
-}
-
-/** A layer whose compressed blob sits in a blob cache. */
-export class CachedLayer extends BlobLayer {
-  constructor(
-    readonly cache: BlobCache,
-    desc: LayerDescriptor,
-  ) {
-    super(desc);
-  }
-  async compressed(): Promise<Readable> {
-    return this.cache.open(this.digest);
-  }
-  blobFile(): string {
-    return this.cache.pathOf(this.digest);
-  }
-}
 
 /** One entry of a layer to write. Paths are relative to / ("env/bin/python"), without a leading slash. */
 export interface LayerEntry {
@@ -415,12 +321,5 @@ function entryDone(pack: tar.Pack, header: Partial<tar.Header> & { name: string 
     if (data) pack.entry(header, data, cb);
     else pack.entry(header, cb);
   });
-}
-
-/** Reads a whole small stream (configs, manifests, generated files). */
-export async function readAll(stream: Readable | NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream as AsyncIterable<Buffer | string>) chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
-  return Buffer.concat(chunks);
 }
 

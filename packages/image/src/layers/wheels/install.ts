@@ -4,7 +4,7 @@ import type yauzl from 'yauzl';
 import { validateWheel, type WheelLimits } from '@dstack/wheelhouse';
 import { ImageError } from '../../errors.js';
 import type { LayerEntry } from '../write-layer.js';
-import { readAll } from '../write-layer.js';
+import { readAll } from '../../core/streams.js';
 import { openZip, SMALL_MEMBER_BYTES, type ZipArchive } from './zip.js';
 
 async function readMember(zip: ZipArchive, e: yauzl.Entry): Promise<Buffer> {

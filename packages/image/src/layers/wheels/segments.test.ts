@@ -5,10 +5,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobCache } from '../../cache/blob-cache.js';
-import { validateImage, appendLayers, emptyImage } from '../../core/image.js';
+import { validateImage } from '../../validate/validate-image.js';
+import { appendLayers, emptyImage } from '../../core/mutate.js';
 import { writeSegmentedWheelsLayer } from './segments.js';
 import { installerFixtures, makeWheel } from '../../fixtures/wheel.fixtures.js';
-import { writeOciLayout } from '../../sources/oci-layout.js';
+import { writeOciLayout } from '../../sinks/oci-layout.js';
 
 const run = promisify(execFile);
 const scheme = { prefix: '/env', pythonVersion: '3.11' };

@@ -9,7 +9,9 @@ import type { BlobCache } from '../../cache/blob-cache.js';
 import { HashingStream, sha256Digest, type Digest } from '../../core/digest.js';
 import { ImageError } from '../../errors.js';
 import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
-import { CachedLayer, MEDIA_TYPES, packEntries, type Compression, type LayerEntry, type LayerSink } from '../write-layer.js';
+import { CachedLayer } from '../../cache/blob-cache.js';
+import { MEDIA_TYPES, type Compression } from '../../core/layer.js';
+import { packEntries, type LayerEntry, type LayerSink } from '../write-layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
 
 export interface SegmentedWheel {

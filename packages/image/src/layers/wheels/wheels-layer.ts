@@ -2,7 +2,9 @@ import path from 'node:path';
 import type { BlobCache } from '../../cache/blob-cache.js';
 import { ImageError } from '../../errors.js';
 import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
-import { writeLayer, type CachedLayer, type Compression, type LayerEntry } from '../write-layer.js';
+import { writeLayer, type LayerEntry } from '../write-layer.js';
+import { type CachedLayer } from '../../cache/blob-cache.js';
+import { type Compression } from '../../core/layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
 
 

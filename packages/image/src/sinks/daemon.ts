@@ -1,0 +1,50 @@
+import type Docker from 'dockerode';
+import { isDigest } from '../core/digest.js';
+import type { Image } from '../core/image.js';
+import { readAll } from '../core/streams.js';
+import { ImageError } from '../errors.js';
+import { dockerArchiveStream } from './docker-archive.js';
+
+/** How many leading layers of `image` the engine holds already (the longest diffID chain of any of its images). */
+export async function layersInDaemon(docker: Docker, image: Image, candidates: string[]): Promise<number> {
+  let best = 0;
+  for (const name of candidates) {
+    let layers: string[];
+    try {
+      layers = (await docker.getImage(name).inspect()).RootFS?.Layers ?? [];
+    } catch {
+      continue;
+    }
+    let n = 0;
+    while (n < layers.length && n < image.layers.length && layers[n] === image.layers[n]!.diffId) n++;
+    best = Math.max(best, n);
+  }
+  return best;
+}
+
+/**
+ * Loads an image into a Docker engine (dockerode loadImage of a docker-archive stream) and tags it. `reuseFrom`
+ * names engine images (the base) whose layers need not be streamed again.
+ */
+export async function loadIntoDaemon(docker: Docker, image: Image, tag: string, options: { reuseFrom?: string[] } = {}): Promise<string> {
+  const omitLayers = options.reuseFrom?.length ? await layersInDaemon(docker, image, options.reuseFrom) : 0;
+  const res = (await docker.loadImage(dockerArchiveStream(image, { tags: [tag], omitLayers }) as unknown as NodeJS.ReadableStream, {
+    quiet: true,
+  })) as NodeJS.ReadableStream;
+  const text = (await readAll(res)).toString('utf8');
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let msg: { error?: string; errorDetail?: { message?: string } };
+    try {
+      msg = JSON.parse(line) as typeof msg;
+    } catch {
+      continue;
+    }
+    if (msg.error || msg.errorDetail) {
+      throw new ImageError('IMAGE_LOAD_FAILED', `docker load of ${tag} failed: ${msg.errorDetail?.message ?? msg.error}`);
+    }
+  }
+  const id = `sha256:${image.configDigest().slice(7)}`;
+  if (!isDigest(id)) throw new Error('unreachable');
+  return id;
+}
