@@ -128,7 +128,8 @@ async function diskCachedTarget(python: string, cacheDir: string | null): Promis
   if (!cacheDir) return detectTarget(python);
   const real = await realpath(python);
   const st = await stat(real);
-  const key = `${python}|${real}|${st.size}|${st.mtimeMs}`;
+  // v2: targets carry their architecture, libc and lock name.
+  const key = `v2|${python}|${real}|${st.size}|${st.mtimeMs}`;
   const file = join(cacheDir, 'targets.json');
   let known: Record<string, Target> = {};
   try {

@@ -323,9 +323,7 @@ export function mayBeElf(name: string): boolean {
 }
 
 function memberStream(z: OpenZip, m: ZipMember): Promise<Readable> {
-  return new Promise((resolve, reject) =>
-    z.zip.openReadStream(m.entry, (err, s) => (err || !s ? reject(err ?? new Error('no stream')) : resolve(s))),
-  );
+  return z.open(m);
 }
 
 /**

@@ -9,11 +9,28 @@ export {
   expandPlatforms,
   manylinuxPlatforms,
   musllinuxPlatforms,
+  targetFromTags,
+  targetName,
   targetTags,
   wheelTagRank,
   type Target,
   type TargetSpec,
 } from './tags.js';
+export { describeTargetText, wheelCompatibility, type CompatibilityOptions, type WheelFit } from './compat.js';
+export { parseTargetName, targetFromLock } from './lock-target.js';
+export {
+  ARCHITECTURES,
+  LEGACY_MANYLINUX,
+  machineOfGlibcLoader,
+  machineOfMuslLoader,
+  machineOfOciPlatform,
+  ociPlatformOfMachine,
+  platformNeeds,
+  type Architecture,
+  type Libc,
+  type PlatformNeeds,
+} from './platforms.js';
+export { openZip, SMALL_MEMBER_BYTES, type OpenZip, type ZipMember } from './zip.js';
 export { parseMetadata, type WheelMetadata } from './metadata.js';
 export {
   bufferSource,

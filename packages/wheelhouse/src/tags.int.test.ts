@@ -106,7 +106,7 @@ describe('tags agree with packaging.tags', () => {
   });
 
   TARGETS.forEach((t, ti) => {
-    it(`target ${t.spec.pythonFullVersion} ${t.spec.platforms.join(',')}${t.spec.abi ? ` ${t.spec.abi}` : ''}: same tag list and same rank for every wheel`, () => {
+    it(`target ${t.spec.pythonFullVersion} ${(t.spec.platforms ?? []).join(',')}${t.spec.abi ? ` ${t.spec.abi}` : ''}: same tag list and same rank for every wheel`, () => {
       const target = describeTarget(t.spec);
       expect(target.tags).toEqual(py.targets[ti]!.tags);
       const ours = WHEELS.map((w) => wheelTagRank(parseWheelFilename(w), target));

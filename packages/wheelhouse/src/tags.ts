@@ -3,22 +3,37 @@ import { promisify } from 'node:util';
 import type { MarkerEnvironment } from '@dstack/recipe';
 import { WheelError } from './errors.js';
 import type { WheelFilename } from './filename.js';
+import { LEGACY_MANYLINUX, oldestGlibc, platformNeeds, type Libc } from './platforms.js';
 
 /**
- * Where wheels are installed: an interpreter (implementation, version, ABI, platform) and the tags it supports,
- * best first, as `packaging.tags.sys_tags()` lists them. A wheel's rank for a target is the index of its best tag.
+ * Where wheels are installed (Decision 18): an interpreter (implementation, full version, ABI) on an OS, an
+ * architecture and a C library, with the tags it supports, best first, as `packaging.tags.sys_tags()` lists them.
+ * A wheel's rank for a target is the index of its best tag.
  */
 export interface Target {
-  /** e.g. "cp311-linux_x86_64": used in lock file names. */
+  /** e.g. "cp311-linux_x86_64": the short name in logs, events and `builtBy`. */
   id: string;
-  /** The interpreter it was detected from, or null for a described target. */
+  /**
+   * Everything that decides markers and tags, e.g. "cp3_11_7-manylinux_2_36_x86_64": names lock files
+   * (`pylock.<name>.toml`, no dots as PEP 751 wants). Two targets that can resolve differently have different names.
+   */
+  name: string;
+  /** The interpreter it was detected from (a path, `docker:<image>`, `image:<ref>`), or null for a described target. */
   interpreter: string | null;
-  /** "cp" */
+  /** PEP 425 abbreviation: "cp", "pp". */
   implementation: string;
   /** "3.11" */
   pythonVersion: string;
   /** "3.11.7" */
   pythonFullVersion: string;
+  /** The interpreter's ABI tag ("cp311", "cp313t"), or null when there is none to speak of. */
+  abi: string | null;
+  /** "linux" (else what the platform tag says: "windows", "macos", or "" for `any`). */
+  os: string;
+  /** The machine as tags name it (PEP 425 / 599): "x86_64", "aarch64", "armv7l"…; "" when unknown. */
+  architecture: string;
+  /** glibc or musl and its version; null when there is none (or it is not known: then only linux_<arch> fits). */
+  libc: Libc | null;
   /** Supported tags, best first. */
   tags: string[];
   markers: MarkerEnvironment;
@@ -34,26 +49,25 @@ export interface TargetSpec {
    * stands for a glibc X.Y system and expands to every manylinux tag it supports (PEP 600);
    * `musllinux_X_Y_<arch>` likewise; `linux_<arch>` is added after them, as `sys_tags()` does.
    * Anything else (`linux_x86_64`, `any`, `win_amd64`) is taken as is.
+   * Default: from `architecture` and `libc`.
    */
-  platforms: string[];
+  platforms?: string[];
+  /** With no `platforms`: the machine ("aarch64"), and its C library (none: only `linux_<arch>`). */
+  architecture?: string;
+  libc?: Libc | null;
   /** The interpreter's ABI tag; default `cp311` for CPython 3.11 (`cp313t` for a free-threaded build). */
   abi?: string;
   /** Marker values to override (the defaults describe a Linux CPython). */
   markers?: Partial<MarkerEnvironment>;
 }
 
-const LEGACY_MANYLINUX: Record<string, [number, number]> = {
-  manylinux1: [2, 5],
-  manylinux2010: [2, 12],
-  manylinux2014: [2, 17],
-};
 const LEGACY_BY_GLIBC = new Map(Object.entries(LEGACY_MANYLINUX).map(([k, [a, b]]) => [`${a}.${b}`, k]));
 
 /** Every manylinux platform tag a glibc `major.minor` system of `arch` supports, best first (packaging's order). */
 export function manylinuxPlatforms(glibc: [number, number], arch: string): string[] {
   const out: string[] = [];
-  // The oldest glibc a manylinux tag exists for: 2.17 everywhere, 2.5 on x86.
-  const tooOld: [number, number] = arch === 'x86_64' || arch === 'i686' ? [2, 4] : [2, 16];
+  const oldest = oldestGlibc(arch);
+  const tooOld: [number, number] = [oldest[0], oldest[1] - 1];
   const maxList: [number, number][] = [glibc];
   // Compatibility is assumed across glibc major versions; earlier majors end at minor 50, as in packaging.
   for (let major = glibc[0] - 1; major > 1; major--) maxList.push([major, 50]);
@@ -80,18 +94,11 @@ export function expandPlatforms(platforms: string[]): string[] {
   const out: string[] = [];
   const linuxArches: string[] = [];
   for (const p of platforms) {
-    let m = /^manylinux_(\d+)_(\d+)_(.+)$/.exec(p);
-    const legacy = /^(manylinux1|manylinux2010|manylinux2014)_(.+)$/.exec(p);
-    if (legacy) m = ['', String(LEGACY_MANYLINUX[legacy[1]!]![0]), String(LEGACY_MANYLINUX[legacy[1]!]![1]), legacy[2]!] as unknown as RegExpExecArray;
-    if (m) {
-      out.push(...manylinuxPlatforms([Number(m[1]), Number(m[2])], m[3]!));
-      linuxArches.push(m[3]!);
-      continue;
-    }
-    const mu = /^musllinux_(\d+)_(\d+)_(.+)$/.exec(p);
-    if (mu) {
-      out.push(...musllinuxPlatforms([Number(mu[1]), Number(mu[2])], mu[3]!));
-      linuxArches.push(mu[3]!);
+    const needs = platformNeeds(p);
+    if (needs?.libc) {
+      const { kind, version } = needs.libc;
+      out.push(...(kind === 'glibc' ? manylinuxPlatforms(version, needs.machine) : musllinuxPlatforms(version, needs.machine)));
+      linuxArches.push(needs.machine);
       continue;
     }
     out.push(p);
@@ -112,12 +119,28 @@ function parseVersion(full: string): { major: number; minor: number } {
   return { major: Number(m[1]), minor: Number(m[2]) };
 }
 
+/** The platform tags a spec stands for before expansion. */
+function specPlatforms(spec: TargetSpec): string[] {
+  if (spec.platforms) return spec.platforms;
+  const arch = spec.architecture;
+  if (!arch) throw new WheelError('TARGET_INVALID', 'a target needs its platforms or its architecture');
+  if (!spec.libc) return [`linux_${arch}`];
+  const [major, minor] = libcVersion(spec.libc);
+  return [`${spec.libc.kind === 'glibc' ? 'manylinux' : 'musllinux'}_${major}_${minor}_${arch}`];
+}
+
+function libcVersion(libc: Libc): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(libc.version);
+  if (!m) throw new WheelError('TARGET_INVALID', `invalid ${libc.kind} version "${libc.version}" (expected like 2.36)`);
+  return [Number(m[1]), Number(m[2])];
+}
+
 /** The supported tags of a target, best first: the same list as `packaging.tags` (cpython_tags + compatible_tags). */
 export function targetTags(spec: TargetSpec): string[] {
   const impl = spec.implementation ?? 'cp';
   const { major, minor } = parseVersion(spec.pythonFullVersion);
   const interpreter = `${impl}${major}${minor}`;
-  const platforms = expandPlatforms(spec.platforms);
+  const platforms = expandPlatforms(specPlatforms(spec));
   const tags: string[] = [];
   if (impl === 'cp') {
     const abi = spec.abi ?? `cp${major}${minor}`;
@@ -143,43 +166,96 @@ export function targetTags(spec: TargetSpec): string[] {
   return tags;
 }
 
-function genericPlatform(platforms: string[]): string {
-  const expanded = expandPlatforms(platforms);
-  return expanded.find((p) => p.startsWith('linux_')) ?? expanded[expanded.length - 1] ?? 'any';
+/** OS, architecture and libc as the (unexpanded) platform list says them: the first Linux tag decides. */
+function platformFacts(platforms: string[]): { os: string; architecture: string; libc: Libc | null; generic: string } {
+  for (const p of platforms) {
+    const needs = platformNeeds(p);
+    if (!needs) continue;
+    const libc = needs.libc ? { kind: needs.libc.kind, version: needs.libc.version.join('.') } : null;
+    return { os: 'linux', architecture: needs.machine, libc, generic: `linux_${needs.machine}` };
+  }
+  const first = platforms[0] ?? 'any';
+  const os = first.startsWith('win') ? 'windows' : first.startsWith('macosx') ? 'macos' : first === 'any' ? '' : first.split('_')[0]!;
+  const architecture = /^win_(.+)$/.exec(first)?.[1] ?? /^macosx_\d+_\d+_(.+)$/.exec(first)?.[1] ?? '';
+  return { os, architecture, libc: null, generic: first };
+}
+
+/** The lock-file name of a target (see {@link Target.name}): "cp3_11_7-manylinux_2_36_x86_64", "cp3_13_0t-musllinux_1_2_aarch64". */
+export function targetName(t: Pick<Target, 'implementation' | 'pythonFullVersion' | 'abi' | 'os' | 'architecture' | 'libc'>): string {
+  const { major, minor } = parseVersion(t.pythonFullVersion);
+  // ABI flags beyond the default (cp313t, cp311d) change what installs.
+  const flags = t.abi && t.abi.startsWith(`${t.implementation}${major}${minor}`) ? t.abi.slice(`${t.implementation}${major}${minor}`.length) : '';
+  const version = t.pythonFullVersion.replace(/[^A-Za-z0-9]+/g, '_');
+  let platform: string;
+  if (t.os === 'linux' && t.libc) {
+    const [a, b] = libcVersion(t.libc);
+    platform = `${t.libc.kind === 'glibc' ? 'manylinux' : 'musllinux'}_${a}_${b}_${t.architecture}`;
+  } else if (t.os === 'linux') platform = `linux_${t.architecture}`;
+  else platform = [t.os || 'any', t.architecture].filter(Boolean).join('_');
+  return `${t.implementation}${version}${flags}-${platform}`;
 }
 
 /**
  * A target described explicitly. A Debian bookworm image's interpreter:
- * `describeTarget({ pythonFullVersion: '3.11.2', platforms: ['manylinux_2_36_x86_64'] })`.
+ * `describeTarget({ pythonFullVersion: '3.11.2', architecture: 'x86_64', libc: { kind: 'glibc', version: '2.36' } })`,
+ * or with its platform tag: `describeTarget({ pythonFullVersion: '3.11.2', platforms: ['manylinux_2_36_x86_64'] })`.
  */
 export function describeTarget(spec: TargetSpec): Target {
   const impl = spec.implementation ?? 'cp';
   const { major, minor } = parseVersion(spec.pythonFullVersion);
-  const platform = genericPlatform(spec.platforms);
-  const arch = /^linux_(.+)$/.exec(platform)?.[1] ?? '';
+  const facts = platformFacts(specPlatforms(spec));
+  const linux = facts.os === 'linux';
   const markers: MarkerEnvironment = {
     implementation_name: impl === 'cp' ? 'cpython' : impl === 'pp' ? 'pypy' : impl,
     implementation_version: spec.pythonFullVersion,
     os_name: 'posix',
-    platform_machine: arch,
+    platform_machine: facts.architecture,
     platform_release: '',
-    platform_system: platform.startsWith('linux_') ? 'Linux' : '',
+    platform_system: linux ? 'Linux' : '',
     platform_version: '',
     platform_python_implementation: impl === 'cp' ? 'CPython' : impl === 'pp' ? 'PyPy' : impl,
     python_full_version: spec.pythonFullVersion,
     python_version: `${major}.${minor}`,
-    sys_platform: platform.startsWith('linux_') ? 'linux' : '',
+    sys_platform: linux ? 'linux' : '',
     ...spec.markers,
   };
+  const abi = spec.abi ?? (impl === 'cp' ? `cp${major}${minor}` : null);
+  const base = { implementation: impl, pythonFullVersion: spec.pythonFullVersion, abi, os: facts.os, architecture: facts.architecture, libc: facts.libc };
   return {
-    id: `${impl}${major}${minor}-${platform}`,
+    id: `${impl}${major}${minor}-${facts.generic}`,
+    name: targetName(base),
     interpreter: null,
-    implementation: impl,
+    ...base,
     pythonVersion: `${major}.${minor}`,
-    pythonFullVersion: spec.pythonFullVersion,
     tags: targetTags(spec),
     markers,
   };
+}
+
+/**
+ * A target from what an interpreter itself reported: its best-first tags (pip's `sys_tags()`, authoritative for
+ * what that pip installs) and markers. Architecture and libc come from the best Linux tag.
+ */
+export function targetFromTags(info: {
+  interpreter: string | null;
+  implementation: string;
+  pythonFullVersion: string;
+  abi?: string | null;
+  tags: string[];
+  markers: MarkerEnvironment;
+}): Target {
+  const platforms = [...new Set(info.tags.map((t) => t.split('-')[2]!))];
+  // The best manylinux/musllinux tag names the libc level; without one, the first Linux tag names the machine.
+  const libcTag = platforms.find((p) => platformNeeds(p)?.libc);
+  const described = describeTarget({
+    implementation: info.implementation,
+    pythonFullVersion: info.pythonFullVersion,
+    platforms: libcTag ? [libcTag] : platforms,
+    ...(info.abi ? { abi: info.abi } : {}),
+  });
+  const abi = info.abi ?? info.tags.find((t) => t.startsWith(`${info.implementation}`) && !/-(abi3t?|none)-/.test(t))?.split('-')[1] ?? described.abi;
+  const facts = { ...described, abi };
+  return { ...facts, name: targetName(facts), interpreter: info.interpreter, tags: info.tags, markers: info.markers };
 }
 
 // Runs inside the target interpreter. pip's vendored packaging comes first: pip is what installs the wheels,
@@ -250,7 +326,7 @@ export async function detectTarget(python: string): Promise<Target> {
       hint: 'pass the path of a working Python interpreter (3.x)',
     });
   }
-  const { major, minor } = parseVersion(detected.markers.python_full_version);
+  parseVersion(detected.markers.python_full_version);
   const platforms =
     detected.glibc && detected.platform.startsWith('linux_')
       ? [`manylinux_${detected.glibc.replace('.', '_')}_${detected.platform.slice('linux_'.length)}`]
@@ -263,21 +339,27 @@ export async function detectTarget(python: string): Promise<Target> {
       platforms,
       ...(detected.abi ? { abi: detected.abi } : {}),
     });
-  return {
-    id: `${detected.implementation}${major}${minor}-${genericPlatform(platforms)}`,
+  const target = targetFromTags({
     interpreter: python,
     implementation: detected.implementation,
-    pythonVersion: `${major}.${minor}`,
     pythonFullVersion: detected.markers.python_full_version,
+    abi: detected.abi,
     tags,
     markers: detected.markers,
-  };
+  });
+  // glibc from the C library itself (confstr) over what the tags imply: an interpreter whose pip is too old for
+  // manylinux_2_X tags still runs on that glibc.
+  if (detected.glibc && target.os === 'linux' && target.libc?.kind !== 'musl') {
+    const libc: Libc = { kind: 'glibc', version: detected.glibc.split('.').slice(0, 2).join('.') };
+    return { ...target, libc, name: targetName({ ...target, libc }) };
+  }
+  return target;
 }
 
 const rankCache = new WeakMap<Target, Map<string, number>>();
 
-/** The rank of a wheel for a target: the index of its best tag in `target.tags` (lower is better), or null. */
-export function wheelTagRank(wheel: Pick<WheelFilename, 'tags'>, target: Target): number | null {
+/** Each supported tag with its index in `target.tags` (its first occurrence). */
+export function tagIndex(target: Target): Map<string, number> {
   let index = rankCache.get(target);
   if (!index) {
     index = new Map();
@@ -286,6 +368,12 @@ export function wheelTagRank(wheel: Pick<WheelFilename, 'tags'>, target: Target)
     });
     rankCache.set(target, index);
   }
+  return index;
+}
+
+/** The rank of a wheel for a target: the index of its best tag in `target.tags` (lower is better), or null. */
+export function wheelTagRank(wheel: Pick<WheelFilename, 'tags'>, target: Target): number | null {
+  const index = tagIndex(target);
   let best: number | null = null;
   for (const t of wheel.tags) {
     const i = index.get(t);

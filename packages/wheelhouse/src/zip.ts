@@ -1,7 +1,11 @@
-// Reading wheels straight from the zip with yauzl: the central directory, and members as streams.
-// Nothing is extracted; names are decoded without yauzl's own checks so that each problem gets its own code.
+// The one zip reader for wheels (validation here, installation in @dstack/image): yauzl parses the central
+// directory; members are then read by offset — from memory for small zips, by file range otherwise — and every
+// read checks the local header, the declared size and the CRC-32, with inflation bounded by the declared size.
+// Names are decoded without yauzl's own checks so that each problem gets its own code.
 import { createHash } from 'node:crypto';
-import { crc32, inflateRawSync } from 'node:zlib';
+import { closeSync, createReadStream, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl from 'yauzl';
 import { WheelError } from './errors.js';
 
@@ -11,26 +15,36 @@ export interface ZipMember {
   isDirectory: boolean;
   /** Unix file type bits (0o170000 mask) when the archive was made on Unix, else null. */
   unixType: number | null;
+  /** Unix permission bits (0o7777 mask) when the archive was made on Unix, else null. */
+  unixMode: number | null;
 }
 
 export interface OpenZip {
-  zip: yauzl.ZipFile;
-  /** The whole zip when it is in memory: members are then inflated synchronously. */
-  bytes: Buffer | null;
   members: ZipMember[];
   fileSize: number;
+  /** The whole zip when it is in memory, else null. */
+  bytes: Buffer | null;
+  /** A member's bytes, read and inflated at once on this thread (for small members): size and CRC-32 checked. */
+  read(m: ZipMember): Buffer;
+  /** A member's bytes as a stream (for large members): a range of the file, inflated; size and CRC-32 checked at the end. */
+  open(m: ZipMember): Promise<Readable>;
+  /** Drops the in-memory copy of a zip opened from a path (read again if a member is read later). */
+  release(): void;
   close(): void;
 }
+
+/** Zips opened from a path up to this size are read into memory whole: one read instead of two or more per member. */
+export const WHOLE_ZIP_BYTES = 32 << 20;
+
+/** Members up to this size are worth reading whole with `read` (the per-member stream setup of `open` costs more). */
+export const SMALL_MEMBER_BYTES = 1 << 20;
 
 function notZip(label: string, cause: unknown): WheelError {
   const why = cause instanceof Error ? cause.message : String(cause);
   return new WheelError('WHEEL_NOT_ZIP', `${label} is not a readable zip archive: ${why}`, { cause });
 }
 
-/**
- * Opens a zip (a path, or its bytes already in memory) and reads its central directory (bounded by `maxMembers`).
- */
-export async function openZip(source: string | Buffer, label: string, maxMembers: number): Promise<OpenZip> {
+async function centralDirectory(source: string | Buffer, label: string, maxMembers: number): Promise<ZipMember[]> {
   let zip: yauzl.ZipFile;
   const options = { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true };
   try {
@@ -61,6 +75,7 @@ export async function openZip(source: string | Buffer, label: string, maxMembers
           entry,
           isDirectory: name.endsWith('/'),
           unixType: madeOnUnix ? (entry.externalFileAttributes >>> 16) & 0o170000 : null,
+          unixMode: madeOnUnix ? (entry.externalFileAttributes >>> 16) & 0o7777 : null,
         });
         zip.readEntry();
       });
@@ -69,43 +84,123 @@ export async function openZip(source: string | Buffer, label: string, maxMembers
       zip.readEntry();
     });
   } catch (cause) {
-    close();
     throw notZip(label, cause);
+  } finally {
+    close();
   }
-  const fileSize = typeof source === 'string' ? (zip as unknown as { fileSize: number }).fileSize : source.length;
-  return { zip, bytes: typeof source === 'string' ? null : source, members, fileSize, close };
+  return members;
+}
+
+/** Checks the declared size and CRC-32 of a member streamed through it. */
+class MemberCheck extends Transform {
+  private size = 0;
+  private crc = 0;
+  constructor(private readonly m: ZipMember) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.size > this.m.entry.uncompressedSize) {
+      done(new Error(`${this.m.name} inflates past its declared ${this.m.entry.uncompressedSize} bytes`));
+      return;
+    }
+    this.crc = crc32(chunk, this.crc);
+    done(null, chunk);
+  }
+  override _flush(done: TransformCallback): void {
+    if (this.size !== this.m.entry.uncompressedSize) done(new Error(`${this.m.name} is ${this.size} bytes, its header says ${this.m.entry.uncompressedSize}`));
+    else if (this.crc !== this.m.entry.crc32) done(new Error(`${this.m.name} fails its CRC-32 check`));
+    else done();
+  }
 }
 
 /**
- * A member of an in-memory zip, inflated at once: for small wheels the thread-pool round trips of streamed
- * inflation cost more than the work. Checks what yauzl checks (local header, size, CRC-32); output is bounded.
+ * Opens a zip (a path, or its bytes already in memory) and reads its central directory (more than `maxMembers`
+ * members: WHEEL_BOMB). Members are read on demand with `read` / `open`, or the helpers below.
  */
-function memberFromMemory(bytes: Buffer, m: ZipMember): Buffer {
-  const e = m.entry;
-  const at = e.relativeOffsetOfLocalHeader;
-  if (at + 30 > bytes.length || bytes.readUInt32LE(at) !== 0x04034b50) throw new Error(`invalid local file header for ${m.name}`);
-  const start = at + 30 + bytes.readUInt16LE(at + 26) + bytes.readUInt16LE(at + 28);
-  if (start + e.compressedSize > bytes.length) throw new Error(`${m.name} extends past the end of the file`);
-  const raw = bytes.subarray(start, start + e.compressedSize);
-  let data: Buffer;
-  if (e.compressionMethod === 0) data = raw;
-  else if (e.compressionMethod === 8) data = inflateRawSync(raw, { maxOutputLength: Math.max(e.uncompressedSize, 1) });
-  else throw new Error(`${m.name} uses unsupported compression method ${e.compressionMethod}`);
-  if (data.length !== e.uncompressedSize) throw new Error(`${m.name} is ${data.length} bytes, its header says ${e.uncompressedSize}`);
-  if (crc32(data) !== e.crc32) throw new Error(`${m.name} fails its CRC-32 check`);
-  return data;
+export async function openZip(source: string | Buffer, label: string, maxMembers: number): Promise<OpenZip> {
+  const path = typeof source === 'string' ? source : null;
+  const fileSize = path ? (await fs.stat(path)).size : (source as Buffer).length;
+  let whole: Buffer | null = path ? (fileSize <= WHOLE_ZIP_BYTES ? await fs.readFile(path) : null) : (source as Buffer);
+  const members = await centralDirectory(whole ?? source, label, maxMembers);
+  let fd: number | null = null;
+  const readAt = (length: number, position: number): Buffer => {
+    if (position + length > fileSize) throw new Error(`truncated: ${length} bytes at ${position} of ${fileSize}`);
+    if (path && fileSize <= WHOLE_ZIP_BYTES) whole ??= readFileSync(path);
+    if (whole) return whole.subarray(position, position + length);
+    fd ??= openSync(path!, 'r');
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, position + got);
+      if (n === 0) throw new Error(`truncated at byte ${position + got}`);
+      got += n;
+    }
+    return buf;
+  };
+  /** Where a member's (stored or deflated) bytes start, from its local header. */
+  const dataStart = (m: ZipMember): number => {
+    const e = m.entry;
+    if (e.isEncrypted()) throw new Error(`${m.name} is encrypted`);
+    if (e.compressionMethod !== 0 && e.compressionMethod !== 8) throw new Error(`${m.name} uses unsupported compression method ${e.compressionMethod}`);
+    const header = readAt(30, e.relativeOffsetOfLocalHeader);
+    if (header.readUInt32LE(0) !== 0x04034b50) throw new Error(`invalid local file header for ${m.name}`);
+    const start = e.relativeOffsetOfLocalHeader + 30 + header.readUInt16LE(26) + header.readUInt16LE(28);
+    if (start + e.compressedSize > fileSize) throw new Error(`${m.name} extends past the end of the file`);
+    return start;
+  };
+  return {
+    members,
+    fileSize,
+    get bytes() {
+      return whole;
+    },
+    read: (m) => {
+      const e = m.entry;
+      const raw = readAt(e.compressedSize, dataStart(m));
+      const data = e.compressionMethod === 0 ? raw : inflateRawSync(raw, { maxOutputLength: Math.max(e.uncompressedSize, 1) });
+      if (data.length !== e.uncompressedSize) throw new Error(`${m.name} is ${data.length} bytes, its header says ${e.uncompressedSize}`);
+      if (crc32(data) !== e.crc32) throw new Error(`${m.name} fails its CRC-32 check`);
+      return data;
+    },
+    open: async (m) => {
+      const e = m.entry;
+      const start = dataStart(m);
+      const check = new MemberCheck(m);
+      if (e.compressedSize === 0) {
+        check.end();
+        return check;
+      }
+      const raw: Readable = whole
+        ? Readable.from([whole.subarray(start, start + e.compressedSize)])
+        : createReadStream(path!, { start, end: start + e.compressedSize - 1 });
+      if (e.compressionMethod === 0) {
+        raw.on('error', (err) => check.destroy(err));
+        return raw.pipe(check);
+      }
+      const inflate = createInflateRaw();
+      raw.on('error', (err) => inflate.destroy(err));
+      inflate.on('error', (err) => check.destroy(err));
+      return raw.pipe(inflate).pipe(check);
+    },
+    release: () => {
+      if (path) whole = null;
+    },
+    close: () => {
+      if (fd !== null) closeSync(fd);
+      fd = null;
+      if (path) whole = null;
+    },
+  };
 }
 
 /** Streams one member through `onChunk`; the CRC and the declared size are checked. */
 export async function streamMember(z: OpenZip, m: ZipMember, onChunk: (chunk: Buffer) => void): Promise<void> {
-  if (z.bytes && m.entry.uncompressedSize <= 64 * 1024 * 1024) {
-    onChunk(memberFromMemory(z.bytes, m));
+  if (m.entry.uncompressedSize <= SMALL_MEMBER_BYTES || (z.bytes && m.entry.uncompressedSize <= 64 * 1024 * 1024)) {
+    onChunk(z.read(m));
     return;
   }
-  const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
-    z.zip.openReadStream(m.entry, (err, s) => (err ? reject(err) : resolve(s))),
-  );
-  for await (const chunk of stream) onChunk(chunk as Buffer);
+  for await (const chunk of await z.open(m)) onChunk(chunk as Buffer);
 }
 
 /** Reads a (small) member into memory, refusing more than `maxBytes`. */

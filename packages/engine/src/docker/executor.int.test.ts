@@ -133,6 +133,11 @@ describe('DockerExecutor', () => {
       implementation: 'cp',
       pythonVersion: '3.11',
       pythonFullVersion: '3.11.2',
+      name: 'cp3_11_2-manylinux_2_36_x86_64',
+      abi: 'cp311',
+      os: 'linux',
+      architecture: 'x86_64',
+      libc: { kind: 'glibc', version: '2.36' },
     });
     expect(target.tags[0]).toBe('cp311-cp311-manylinux_2_36_x86_64');
     expect(target.markers).toMatchObject({

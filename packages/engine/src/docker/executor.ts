@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { DstackError, type MarkerEnvironment } from '@dstack/recipe';
-import { describeTarget, type Target } from '@dstack/wheelhouse';
+import { targetFromTags, type Target } from '@dstack/wheelhouse';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
@@ -132,19 +132,13 @@ export class DockerExecutor implements Executor {
    */
   async target(): Promise<Target> {
     const info = await this.interpreter();
-    // The most specific platform of the best tag (e.g. manylinux_2_36_x86_64) names the target's platform.
-    const platform = info.tags[0]?.split('-')[2] ?? 'any';
-    const described = describeTarget({
+    return targetFromTags({
+      interpreter: `docker:${this.options.image}`,
       implementation: info.implementation,
       pythonFullVersion: info.pythonFullVersion,
-      platforms: [platform],
-    });
-    return {
-      ...described,
-      interpreter: `docker:${this.options.image}`,
       tags: info.tags,
-      markers: { ...described.markers, ...info.markers } as MarkerEnvironment,
-    };
+      markers: info.markers as unknown as MarkerEnvironment,
+    });
   }
 
   private interpreterInfo: Promise<InterpreterInfo> | undefined;
