@@ -34,3 +34,14 @@ export { buildAppImageOnDaemon, pinFromWheel, type DaemonAppOptions, type Daemon
 export { openImage, type SourceOptions } from './sources/open-image.js';
 export { writeImage, type SinkOptions, type SinkResult } from './sinks/write-image.js';
 export { parseImageSpec, type ImageSpec } from './core/image-spec.js';
+export {
+  checkWheelLibraries,
+  hostPackageFinder,
+  imagePackageFinder,
+  libraryCheckError,
+  type LibraryProblem,
+  type LibraryReport,
+  type PackageFinder,
+  type WheelLibraryCheckOptions,
+} from './check/check-libraries.js';
+export { readImageFiles, type ImageFiles } from './check/image-files.js';
