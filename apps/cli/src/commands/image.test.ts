@@ -286,3 +286,50 @@ describe('image runtime|factory on the engine', () => {
     await docker.getImage(tag).remove({ force: true });
   }, 300_000);
 });
+
+describe('image runtime --onbuild (Decision 22)', () => {
+  it('builds the requirements, source and wheel flavours on the runtime, named after it', async () => {
+    const { env, docker } = await sharedEngine();
+    const runtime = await sharedRuntimeImage();
+    const engine = { DOCKER_HOST: env.DOCKER_HOST };
+    const triggers: Record<string, string[]> = {
+      requirements: [
+        'COPY wheelhouse /wheelhouse',
+        'COPY requirements.txt /app/requirements.txt',
+        'RUN pip install --pre --no-index --no-cache-dir -f /wheelhouse -r /app/requirements.txt && rm -rf /wheelhouse',
+      ],
+      source: ['ARG SRC_DIR=.', 'ARG UID=4801'],
+      wheel: ['ARG WHEEL_PACKAGE=', 'ARG WHEEL_FILE=', 'COPY ${WHEEL_PACKAGE:-${WHEEL_FILE}} /tmp/dstack-wheel/'],
+    };
+    // Without --tag, PY_VERSION names the runtime it stands on and the tag (as docker-compose.yml does).
+    const names = { requirements: 'dstack-factory/runtime:py9.97-onbuild', source: 'dstack-factory/runtime:py9.97-onbuild-source', wheel: 'dstack-factory/runtime:py9.97-onbuild-wheel' };
+    try {
+      for (const [flag, flavour] of [['--onbuild', 'requirements'], ['--onbuild=source', 'source'], ['--onbuild=wheel', 'wheel']] as const) {
+        const r = await cli(['image', 'runtime', flag, '--base-image', runtime], { ...engine, PY_VERSION: '9.97' });
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^${names[flavour]} sha256:[0-9a-f]{64}\\n$`));
+        const info = await docker.getImage(names[flavour]).inspect();
+        expect(info.Config.OnBuild!.slice(0, triggers[flavour]!.length)).toEqual(triggers[flavour]);
+        // The runtime's environment is kept: the venv first on PATH, /app the working folder.
+        expect(info.Config.WorkingDir).toBe('/app');
+        expect(info.Config.Env).toContain('VIRTUAL_ENV=/env');
+      }
+    } finally {
+      for (const name of Object.values(names)) await docker.getImage(name).remove({ force: true }).catch(() => undefined);
+    }
+  }, 300_000);
+
+  it('refuses an unknown flavour and a runtime the engine lacks', async () => {
+    const { env } = await sharedEngine();
+    const bad = await cli(['image', 'runtime', '--onbuild=sources'], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(bad.code).toBe(EXIT_USAGE);
+    expect(bad.stderr).toBe('error[USAGE]: --onbuild takes requirements, source, wheel (default requirements), not "sources"\n');
+    const missing = await cli(['image', 'runtime', '--onbuild'], { DOCKER_HOST: env.DOCKER_HOST, PY_VERSION: '9.96' });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      'error[IMAGE_BASE_MISSING]: the onbuild runtime stands on dstack-factory/runtime:py9.96, which is not in the Docker engine\n' +
+        'hint: build it first: `dstack-factory image runtime` (or `docker-compose build runtime`), or name another with --base-image\n',
+    );
+  });
+});

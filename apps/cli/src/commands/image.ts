@@ -31,6 +31,7 @@ import type { CliContext } from '../context.js';
 import type { Runner } from '../main.js';
 import { UsageError } from '../errors.js';
 import { defaultImage, factoryExecutor } from '../images.js';
+import { missingRuntime, onbuildBuild } from '../onbuild.js';
 
 const exec = promisify(execFile);
 
@@ -316,8 +317,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
     );
 
   for (const which of ['factory', 'runtime'] as const) {
-    image
-      .command(which)
+    const command = image.command(which);
+    if (which === 'runtime') {
+      command.option('--onbuild [flavour]', 'an onbuild runtime on the runtime image, as the original\'s: requirements (default), source or wheel; tag <runtime tag>-onbuild[-source|-wheel]');
+    }
+    command
       .description(`build the ${which} image (images/${which}) on a Docker engine (DOCKER_HOST)`)
       .option('--tag <name>', `the image tag (default: dstack-factory/${which}:py<--py-version, $PY_VERSION or 3.11>, as docker-compose.yml names it)`)
       .option('--base-image <ref>', 'BASE_IMAGE build argument')
@@ -327,17 +331,28 @@ export function registerImageCommands(program: Command, run: Runner): void {
       .option('--context <dir>', `the build context (default: images/${which} of dstack-factory)`)
       .option('--no-cache', 'do not use the engine\'s build cache')
       .action(
-        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean }) => {
+        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean; onbuild?: string | true }) => {
           const buildArgs = parsePairs(opts.buildArg, '--build-arg');
           if (opts.baseImage) buildArgs.BASE_IMAGE = opts.baseImage;
           if (opts.pyVersion) buildArgs.PY_VERSION = opts.pyVersion;
           if (opts.uid) buildArgs.UID = opts.uid;
           const context = opts.context ? path.resolve(ctx.cwd, opts.context) : path.join(IMAGES_DIR, which);
           const logger = ctx.logger.child({ component: 'image', image: which });
-          const tag = opts.tag ?? defaultImage(which, ctx.env, opts.pyVersion);
-          const id = await buildDockerfile(dockerFrom(ctx.env), {
+          const runtimeTag = defaultImage(which, ctx.env, opts.pyVersion);
+          // An onbuild flavour stands on the plain runtime (Decision 22): its own Dockerfile and tag suffix.
+          const onbuild = opts.onbuild === undefined ? undefined : onbuildBuild(opts.onbuild, runtimeTag);
+          const docker = dockerFrom(ctx.env);
+          if (onbuild) {
+            buildArgs.BASE_IMAGE ??= runtimeTag;
+            await docker.getImage(buildArgs.BASE_IMAGE).inspect().catch((err: unknown) => {
+              throw missingRuntime(buildArgs.BASE_IMAGE!, err);
+            });
+          }
+          const tag = opts.tag ?? onbuild?.tag ?? runtimeTag;
+          const id = await buildDockerfile(docker, {
             context,
             tag,
+            ...(onbuild ? { dockerfile: onbuild.dockerfile } : {}),
             buildArgs,
             noCache: !opts.cache,
             onProgress: (line) => {

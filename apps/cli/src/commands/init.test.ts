@@ -13,6 +13,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const FILES = [
   'recipes/requirements.txt',
+  'requirements.txt',
   '.env',
   'docker-compose.yml',
   '.dockerignore',
@@ -36,6 +37,15 @@ describe('dstack-factory init', () => {
       );
     }
     expect(await readFile(path.join(dir, 'proj/.env'), 'utf8')).toContain('RECIPE=requirements\n');
+    // `docker build .` works in the folder (e2e/original.int.test.ts builds it): the Dockerfile's COPY of
+    // ./requirements.txt and ./wheelhouse finds both; the requirements file names nothing yet.
+    const requirements = await readFile(path.join(dir, 'proj/requirements.txt'), 'utf8');
+    expect(requirements.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([]);
+    expect(await readFile(path.join(dir, 'proj/Dockerfile'), 'utf8')).toContain('COPY ${REQUIREMENTS} /app/requirements.txt\n');
+    expect(r.stdout).toContain(
+      `\nNext: put your recipe in ${path.join('proj', 'recipes/requirements.txt')} and the names it builds in ${path.join('proj', 'requirements.txt')}, then\n`,
+    );
+    expect(r.stdout).toContain(`  docker build -t myapp proj\n`);
   });
 
   test('keeps existing files unless --force', async () => {

@@ -16,6 +16,13 @@ const RECIPE = `# A recipe: a pip requirements file. \`dstack-factory build\` tu
 #   mylib @ git+https://github.com/me/mylib@v1.2
 `;
 
+const REQUIREMENTS = `# What the app image installs, by name, from ./wheelhouse with no index (\`docker build .\` runs
+# \`pip install --no-index -f /wheelhouse -r requirements.txt\`): the projects your recipe builds, e.g.
+#   django==4.2.16
+#   psycopg2==2.9.10
+# The recipe (recipes/requirements.txt) says where they come from; this file only names them.
+`;
+
 const ENV = `# Read by \`dstack-factory build\` and docker-compose from this folder.
 RECIPE=requirements
 BUILD_REQ=True
@@ -84,6 +91,7 @@ export async function initProject(dir: string, options: { force?: boolean } = {}
     }
   };
   await write('recipes/requirements.txt', RECIPE);
+  await write('requirements.txt', REQUIREMENTS);
   await write('.env', ENV);
   await write('docker-compose.yml', COMPOSE);
   await write('.dockerignore', DOCKERIGNORE);
@@ -98,7 +106,7 @@ export async function initProject(dir: string, options: { force?: boolean } = {}
 export function registerInitCommand(program: Command, run: Runner): void {
   program
     .command('init')
-    .description('create a project folder: recipes/, .env, the app Dockerfiles and a starter docker-compose.yml')
+    .description('create a project folder where `docker build .` works: Dockerfile, requirements.txt, recipes/, wheelhouse/, .env, a starter docker-compose.yml')
     .argument('[dir]', 'the folder to create or fill', '.')
     .option('--force', 'overwrite files that exist')
     .action(
@@ -113,8 +121,11 @@ export function registerInitCommand(program: Command, run: Runner): void {
         for (const f of r.created) ctx.stdout.write(`created ${path.join(dir, f)}\n`);
         for (const f of r.kept) ctx.stdout.write(`kept    ${path.join(dir, f)} (exists; --force overwrites)\n`);
         ctx.stdout.write(
-          `\nNext: put your requirements in ${path.join(dir, 'recipes/requirements.txt')}, then\n` +
-            `  dstack-factory build --recipes ${path.join(dir, 'recipes')} --wheelhouse ${path.join(dir, 'wheelhouse')}\n`,
+          `\nNext: put your recipe in ${path.join(dir, 'recipes/requirements.txt')} and the names it builds in ` +
+            `${path.join(dir, 'requirements.txt')}, then\n` +
+            `  dstack-factory build --recipes ${path.join(dir, 'recipes')} --wheelhouse ${path.join(dir, 'wheelhouse')}\n` +
+            `  dstack-factory image runtime                     # once: dstack-factory/runtime:py3.11\n` +
+            `  docker build -t myapp ${dir}\n`,
         );
         return 0;
       }),
