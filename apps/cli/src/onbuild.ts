@@ -18,17 +18,27 @@ export interface OnbuildBuild {
 export function onbuildBuild(value: string | true, runtimeTag: string): OnbuildBuild {
   const flavour = value === true ? 'requirements' : value;
   if (!(ONBUILD_FLAVOURS as readonly string[]).includes(flavour)) {
-    throw new UsageError(`--onbuild takes ${ONBUILD_FLAVOURS.join(', ')} (default requirements), not "${flavour}"`);
+    throw new UsageError(
+      `--onbuild takes ${ONBUILD_FLAVOURS.join(', ')} (default requirements), not "${flavour}"`,
+    );
   }
   const suffix = flavour === 'requirements' ? '-onbuild' : `-onbuild-${flavour}`;
-  return { flavour: flavour as OnbuildFlavour, dockerfile: `Dockerfile${suffix}`, tag: `${runtimeTag}${suffix}` };
+  return {
+    flavour: flavour as OnbuildFlavour,
+    dockerfile: `Dockerfile${suffix}`,
+    tag: `${runtimeTag}${suffix}`,
+  };
 }
 
 /** The error when the runtime an onbuild flavour stands on is not in the engine (else the classic builder
  *  would try to pull it from Docker Hub and fail with "pull access denied"). */
 export function missingRuntime(base: string, cause: unknown): DstackError {
-  return new DstackError('IMAGE_BASE_MISSING', `the onbuild runtime stands on ${base}, which is not in the Docker engine`, {
-    hint: `build it first: \`dstack-factory image runtime\` (or \`docker-compose build runtime\`), or name another with --base-image`,
-    cause,
-  });
+  return new DstackError(
+    'IMAGE_BASE_MISSING',
+    `the onbuild runtime stands on ${base}, which is not in the Docker engine`,
+    {
+      hint: `build it first: \`dstack-factory image runtime\` (or \`docker-compose build runtime\`), or name another with --base-image`,
+      cause,
+    },
+  );
 }
