@@ -107,6 +107,7 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: ServerContext): v
     );
     const from = Number.isInteger(lastId) && lastId >= 0 ? lastId + 1 : 0;
     reply.hijack();
+    request.raw.socket?.setTimeout?.(0); // the server talks here (heartbeats below), not the client
     const res = reply.raw;
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

@@ -5,6 +5,7 @@
  *
  *   host = "127.0.0.1"          port = 8080            wheelhouse = "./wheelhouse"
  *   public_read = true          max_upload_bytes = 2147483648
+ *   headers_timeout_seconds = 30   body_idle_timeout_seconds = 60
  *   [[tokens]]  name = "ci"  token_env = "CI_UPLOAD_TOKEN"  scopes = ["read", "upload"]
  *   [builds]    concurrency = 1  allow_local_paths = false  executor = "auto"  factory_image = "…"
  *
@@ -60,6 +61,13 @@ export interface ServerConfig {
   tokens: TokenConfig[];
   /** Largest upload accepted (bytes); larger ones are answered 413 before the body is read. */
   maxUploadBytes: number;
+  /** A client must send its request's headers within this many seconds (slow-header clients are cut off). */
+  headersTimeoutSeconds: number;
+  /**
+   * A request body that sends no byte for this many seconds is cut off (not a total limit: a 1 GB upload at
+   * any steady rate passes).
+   */
+  bodyIdleTimeoutSeconds: number;
   builds: BuildsConfig;
 }
 
@@ -70,6 +78,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   publicRead: true,
   tokens: [],
   maxUploadBytes: 2 * 1024 ** 3,
+  headersTimeoutSeconds: 30,
+  bodyIdleTimeoutSeconds: 60,
   builds: {
     concurrency: 1,
     maxQueued: 100,
@@ -105,6 +115,7 @@ function take<T>(
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isPositive = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v > 0;
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 
 function checkKeys(raw: Raw, allowed: string[], file: string, where: string): void {
@@ -133,7 +144,17 @@ export function configFromObject(
   const env = options.env ?? {};
   checkKeys(
     raw,
-    ['host', 'port', 'wheelhouse', 'public_read', 'tokens', 'max_upload_bytes', 'builds'],
+    [
+      'host',
+      'port',
+      'wheelhouse',
+      'public_read',
+      'tokens',
+      'max_upload_bytes',
+      'headers_timeout_seconds',
+      'body_idle_timeout_seconds',
+      'builds',
+    ],
     file,
     '',
   );
@@ -147,6 +168,13 @@ export function configFromObject(
   config.wheelhouse = take(raw, 'wheelhouse', file, isString, 'a path') ?? config.wheelhouse;
   config.publicRead = take(raw, 'public_read', file, isBool, 'true or false') ?? config.publicRead;
   config.maxUploadBytes = take(raw, 'max_upload_bytes', file, isInt, 'a byte count') ?? config.maxUploadBytes;
+  for (const [key, field] of [
+    ['headers_timeout_seconds', 'headersTimeoutSeconds'],
+    ['body_idle_timeout_seconds', 'bodyIdleTimeoutSeconds'],
+  ] as const) {
+    const seconds = take(raw, key, file, isPositive, 'a number of seconds above 0');
+    if (seconds !== undefined) config[field] = seconds;
+  }
   const tokens = raw.tokens;
   if (tokens !== undefined) {
     if (!Array.isArray(tokens)) throw configError(file, '"tokens" must be a list of tables');

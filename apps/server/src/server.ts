@@ -62,6 +62,20 @@ export function createServerLogger(
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** Routes that change something, and the scope they need; every other route reads (null: no token at all). */
+const WRITE_SCOPES: Readonly<Record<string, Scope>> = {
+  'POST /': 'upload',
+  'POST /legacy/': 'upload',
+  'POST /legacy': 'upload',
+  'POST /api/builds': 'build',
+};
+
+function scopeOf(request: FastifyRequest): Scope | null {
+  const route = request.routeOptions.url;
+  if (route === '/healthz') return null;
+  return WRITE_SCOPES[`${request.method} ${route}`] ?? 'read';
+}
+
 export function buildServer(options: BuildServerOptions): FastifyInstance {
   const config: ServerConfig = {
     ...DEFAULT_CONFIG,
@@ -82,6 +96,14 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     bodyLimit: 4 * 1024 * 1024,
+    // Slow clients (issue 12, point 4): headers must arrive within headers_timeout_seconds (node checks every
+    // connection each second); a body idle for body_idle_timeout_seconds is cut off (onRequest below). No
+    // total limit, so a large upload at a steady rate passes.
+    http: {
+      headersTimeout: Math.round(config.headersTimeoutSeconds * 1000),
+      connectionsCheckingInterval: Math.min(1000, Math.round(config.headersTimeoutSeconds * 500)),
+    },
+    requestTimeout: 0,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 1000 },
@@ -108,11 +130,22 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
       auth.authorize(request.headers.authorization, scope, { publicRead: config.publicRead }),
   };
 
+  const bodyIdleMs = Math.round(config.bodyIdleTimeoutSeconds * 1000);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // A body that stops arriving is cut off; once it is all here, the handler may take its time.
+    const socket = request.raw.socket as Partial<import('node:net').Socket> | undefined;
+    if (typeof socket?.setTimeout === 'function') {
+      socket.setTimeout(bodyIdleMs);
+      request.raw.once('end', () => socket.setTimeout!(0));
+    }
     if (isSuspiciousUrl(request.raw.url ?? '')) {
       throw new ServerError('BAD_PATH', 'the path holds "..", a backslash, NUL or bad percent-encoding');
     }
+    // Authenticate before any body is read: an anonymous or unknown client is answered (and its
+    // connection closed) at once. The handlers authorize again to learn the principal.
+    const scope = scopeOf(request);
+    if (scope !== null) ctx.authorize(request, scope);
   });
 
   const requestKeys = new Map<string, string>();
