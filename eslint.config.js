@@ -1,5 +1,6 @@
 // Lint: typescript-eslint's recommended rules, prettier for formatting, and Nx's module-boundary rule
-// keeping the dependency direction of DESIGN.md: apps -> engine, image -> wheelhouse -> recipe.
+// keeping the dependency direction of DESIGN.md: apps -> engine, image -> wheelhouse -> recipe, and every
+// package -> errors (a leaf that depends on nothing).
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
@@ -29,13 +30,14 @@ export default tseslint.config(
           allow: [],
           enforceBuildableLibDependency: false,
           depConstraints: [
-            { sourceTag: 'scope:recipe', onlyDependOnLibsWithTags: [] },
-            { sourceTag: 'scope:wheelhouse', onlyDependOnLibsWithTags: ['scope:recipe'] },
-            { sourceTag: 'scope:engine', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'] },
-            { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'] },
+            { sourceTag: 'scope:errors', onlyDependOnLibsWithTags: [] },
+            { sourceTag: 'scope:recipe', onlyDependOnLibsWithTags: ['scope:errors'] },
+            { sourceTag: 'scope:wheelhouse', onlyDependOnLibsWithTags: ['scope:recipe', 'scope:errors'] },
+            { sourceTag: 'scope:engine', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
+            { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
             {
               sourceTag: 'scope:server',
-              onlyDependOnLibsWithTags: ['scope:engine', 'scope:wheelhouse', 'scope:recipe'],
+              onlyDependOnLibsWithTags: ['scope:engine', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
             },
             {
               // The CLI combines everything, the server app included (`dstack-factory serve`).
@@ -46,11 +48,12 @@ export default tseslint.config(
                 'scope:image',
                 'scope:wheelhouse',
                 'scope:recipe',
+                'scope:errors',
               ],
             },
             {
               sourceTag: 'scope:testing',
-              onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe'],
+              onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'],
             },
           ],
         },

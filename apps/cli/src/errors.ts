@@ -1,3 +1,5 @@
+import { DstackError, type CliErrorCode, type DstackErrorOptions } from '@dstack/errors';
+
 /**
  * The one place where errors become exit codes and messages. Libraries throw errors carrying a stable
  * `code` (and maybe a `hint`); anything else is a bug in dstack-factory and is shown with its stack.
@@ -35,11 +37,19 @@ export function reportError(err: unknown, stderr: NodeJS.WritableStream, verbose
   return EXIT_INTERNAL;
 }
 
+/** An error the CLI raises itself (a recipe or wheel it cannot find, no interpreter to lock with, …). */
+export class CliError extends DstackError<CliErrorCode> {
+  constructor(code: CliErrorCode, message: string, options?: DstackErrorOptions) {
+    super(code, message, options);
+    this.name = 'CliError';
+  }
+}
+
 /** A problem with how the command was called, found after commander's own checks. */
-export class UsageError extends Error {
-  readonly code = 'USAGE';
+export class UsageError extends CliError {
+  declare readonly code: 'USAGE';
   constructor(message: string) {
-    super(message);
+    super('USAGE', message);
     this.name = 'UsageError';
   }
 }

@@ -3,11 +3,11 @@
  * (DstackError); the server answers with the status from this table and a JSON body
  * `{ error: { code, message, hint? } }`. Anything without a known code is a bug: 500, logged with its stack.
  */
-import { DstackError } from '@dstack/recipe';
+import { DstackError, type DstackErrorOptions, type ServerErrorCode } from '@dstack/errors';
 
 /** Errors raised by the server itself (auth, paths, uploads, builds). */
-export class ServerError extends DstackError {
-  constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
+export class ServerError extends DstackError<ServerErrorCode> {
+  constructor(code: ServerErrorCode, message: string, options?: DstackErrorOptions) {
     super(code, message, options);
     this.name = 'ServerError';
   }

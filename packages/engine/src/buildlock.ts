@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { DstackError } from '@dstack/recipe';
+import { EngineError } from './errors.js';
 
 /** The lock file of a requirement: the same name factory.py's BuildLock uses. */
 export function buildLockFile(lockDir: string, name: string, version: string): string {
@@ -50,7 +50,7 @@ export async function acquireBuildLock(
       });
       child.once('error', (err) =>
         reject(
-          new DstackError('EXECUTOR_FAILED', `cannot run flock for the build lock ${file}: ${err.message}`, {
+          new EngineError('EXECUTOR_FAILED', `cannot run flock for the build lock ${file}: ${err.message}`, {
             hint: 'install util-linux (it provides flock)',
             cause: err,
           }),
@@ -60,7 +60,7 @@ export async function acquireBuildLock(
         reject(
           signal?.aborted
             ? signal.reason
-            : new DstackError(
+            : new EngineError(
                 'EXECUTOR_FAILED',
                 `could not take the build lock ${file} (flock exited ${code}): ${Buffer.concat(errors).toString().trim()}`,
               ),

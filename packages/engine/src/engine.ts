@@ -4,7 +4,6 @@ import { mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
-  DstackError,
   canonicalizeName,
   lockPath,
   parseLock,
@@ -25,6 +24,7 @@ import {
 import type { Logger } from 'pino';
 import type { BuildEvent, BuildFailure, BuildResult, Executor, PlannedPackage } from './executor.js';
 import { LocalExecutor, resolvePython } from './local.js';
+import { EngineError } from './errors.js';
 
 export interface BuildOptions {
   /** The recipe file (BUILD_REQ=True). */
@@ -252,7 +252,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
   const recipePath = options.recipe ? resolve(options.recipe) : null;
   const fromWheel = options.fromWheel ? resolve(options.fromWheel) : null;
   if (!recipePath && !fromWheel)
-    throw new DstackError('USAGE', 'a build needs a recipe or a wheel (--from-wheel)');
+    throw new EngineError('USAGE', 'a build needs a recipe or a wheel (--from-wheel)');
   const env = options.env ?? process.env;
   const wheelhouse = resolve(options.wheelhouse);
   await mkdir(wheelhouse, { recursive: true });
@@ -398,7 +398,7 @@ async function writeLockFile(
     const filename = fileOf.get(p.name);
     const entry = filename ? await ctx.store.get(filename) : null;
     if (!filename || !entry) {
-      throw new DstackError(
+      throw new EngineError(
         'LOCK_INCOMPLETE',
         `no wheel of ${p.name} ${p.version} in the wheelhouse for the lock ${file}`,
       );

@@ -11,6 +11,7 @@ export type {
   PlannedPackage,
 } from './executor.js';
 export { FACTORY_SCRIPT, FactoryRun, factoryArgs, type FactoryArgs } from './protocol.js';
+export { EngineError } from './errors.js';
 export { LocalExecutor, resolvePython, type LocalExecutorOptions } from './local.js';
 export { acquireBuildLock, buildLockFile, type HeldBuildLock } from './buildlock.js';
 export {

@@ -4,14 +4,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DstackError } from '@dstack/recipe';
 import type { BuildJob, BuildResult, EventSink, Executor } from './executor.js';
 import { FACTORY_SCRIPT, FactoryRun, factoryArgs } from './protocol.js';
+import { EngineError } from './errors.js';
 
 /** An interpreter for a `--python` value: a path, a command on PATH, or a version ("3.11", "3.11.7"). */
 export function resolvePython(spec: string, env: NodeJS.ProcessEnv = process.env): string {
   if (spec.includes('/')) {
-    if (!existsSync(spec)) throw new DstackError('PYTHON_NOT_FOUND', `no Python interpreter at ${spec}`);
+    if (!existsSync(spec)) throw new EngineError('PYTHON_NOT_FOUND', `no Python interpreter at ${spec}`);
     return spec;
   }
   if (/^\d+(\.\d+){1,2}$/.test(spec)) {
@@ -31,12 +31,12 @@ export function resolvePython(spec: string, env: NodeJS.ProcessEnv = process.env
     const minor = spec.split('.').slice(0, 2).join('.');
     const onPath = findOnPath(`python${minor}`, env);
     if (onPath) return onPath;
-    throw new DstackError('PYTHON_NOT_FOUND', `no Python ${spec} interpreter on this machine`, {
+    throw new EngineError('PYTHON_NOT_FOUND', `no Python ${spec} interpreter on this machine`, {
       hint: `install it (e.g. \`pyenv install ${spec}\`) or pass --python with the interpreter's path`,
     });
   }
   const found = findOnPath(spec, env);
-  if (!found) throw new DstackError('PYTHON_NOT_FOUND', `no Python interpreter named ${spec} on PATH`);
+  if (!found) throw new EngineError('PYTHON_NOT_FOUND', `no Python interpreter named ${spec} on PATH`);
   return found;
 }
 
@@ -94,7 +94,7 @@ export class LocalExecutor implements Executor {
         if ((err as NodeJS.ErrnoException).code === 'ABORT_ERR') resolve(null);
         else
           reject(
-            new DstackError('EXECUTOR_FAILED', `cannot start ${python}: ${err.message}`, { cause: err }),
+            new EngineError('EXECUTOR_FAILED', `cannot start ${python}: ${err.message}`, { cause: err }),
           );
       });
       child.on('close', (code) => resolve(code));

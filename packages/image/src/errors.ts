@@ -1,8 +1,8 @@
 // Errors of @dstack/image. Every one carries a stable `code`; registry errors also say whether a retry may help.
-import { DstackError } from '@dstack/recipe';
+import { DstackError, type DstackErrorOptions, type ImageErrorCode, type RegistryErrorCode } from '@dstack/errors';
 
-export class ImageError extends DstackError {
-  constructor(code: string, message: string, options?: { hint?: string; cause?: unknown }) {
+export class ImageError<C extends ImageErrorCode = ImageErrorCode> extends DstackError<C> {
+  constructor(code: C, message: string, options?: DstackErrorOptions) {
     super(code, message, options);
     this.name = 'ImageError';
   }
@@ -12,12 +12,12 @@ export class ImageError extends DstackError {
  * An error answered by (or on the way to) a registry. `temporary` drives retries: 5xx answers, 429 and dropped
  * connections are temporary; a digest mismatch (DIGEST_INVALID, BLOB_UPLOAD_INVALID), 4xx and auth failures never are.
  */
-export class RegistryError extends ImageError {
+export class RegistryError extends ImageError<RegistryErrorCode> {
   readonly status: number | null;
   readonly temporary: boolean;
   readonly registryCode: string | null;
   constructor(
-    code: string,
+    code: RegistryErrorCode,
     message: string,
     options: { status?: number | null; temporary?: boolean; registryCode?: string | null; hint?: string; cause?: unknown } = {},
   ) {

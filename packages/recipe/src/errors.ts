@@ -1,18 +1,4 @@
-/**
- * The base of every error dstack-factory's libraries throw: a stable machine-readable `code`, a message naming
- * the file/line/value at fault, an optional `hint` saying what to do, and the `cause`.
- */
-export class DstackError extends Error {
-  readonly code: string;
-  readonly hint?: string;
-
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = new.target.name;
-    this.code = code;
-    if (options.hint !== undefined) this.hint = options.hint;
-  }
-}
+import { DstackError, caretExcerpt, type DstackErrorOptions, type RecipeErrorCode } from '@dstack/errors';
 
 /** Where a recipe error is, and the text to show under it. */
 export interface RecipeErrorLocation {
@@ -31,7 +17,7 @@ export interface RecipeErrorLocation {
  * An error in a requirements file, a PEP 508 string, a marker or a lock. `message` is
  * `file:line:col: reason` followed by the offending line and a `~~~^` caret; `reason` alone is kept too.
  */
-export class RecipeError extends DstackError {
+export class RecipeError extends DstackError<RecipeErrorCode> {
   readonly file: string;
   readonly line: number;
   readonly column: number;
@@ -42,12 +28,7 @@ export class RecipeError extends DstackError {
   /** The two excerpt lines (source and caret), or "" when there is no source. */
   readonly excerpt: string;
 
-  constructor(
-    code: string,
-    reason: string,
-    where: RecipeErrorLocation,
-    options: { hint?: string; cause?: unknown } = {},
-  ) {
+  constructor(code: RecipeErrorCode, reason: string, where: RecipeErrorLocation, options: DstackErrorOptions = {}) {
     const source = where.source ?? '';
     const excerpt =
       source === '' && where.column <= 1 ? '' : caretExcerpt(source, where.column, where.spanStart);
@@ -63,13 +44,4 @@ export class RecipeError extends DstackError {
     this.source = source;
     this.excerpt = excerpt;
   }
-}
-
-/** "    text\n    ~~~~^": tildes under the span, the caret at `column` (1-based). Tabs are kept aligned. */
-export function caretExcerpt(source: string, column: number, spanStart = column): string {
-  const shown = source.replace(/[\r\n]/g, ' ');
-  const start = Math.max(1, Math.min(spanStart, column));
-  let pad = '';
-  for (let i = 0; i < start - 1; i++) pad += shown[i] === '\t' ? '\t' : ' ';
-  return `    ${shown}\n    ${pad}${'~'.repeat(column - start)}^`;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { DstackError } from '@dstack/errors';
 import {
-  DstackError,
   RecipeError,
   canonicalizeName,
   compareVersions,
@@ -35,20 +35,7 @@ const cp310win: MarkerEnvironment = {
   sys_platform: 'win32',
 };
 
-describe('DstackError', () => {
-  it('carries code, hint and cause', () => {
-    const cause = new Error('inner');
-    const e = new DstackError('WHEEL_INVALID', 'bad wheel x.whl', { hint: 'rebuild it', cause });
-    expect(e).toBeInstanceOf(Error);
-    expect([e.code, e.message, e.hint, e.cause, e.name]).toEqual([
-      'WHEEL_INVALID',
-      'bad wheel x.whl',
-      'rebuild it',
-      cause,
-      'DstackError',
-    ]);
-    expect(new DstackError('X', 'y').hint).toBeUndefined();
-  });
+describe('RecipeError', () => {
   it('RecipeError shows file:line:col, the line and a caret', () => {
     const e = new RecipeError('RECIPE_SYNTAX', 'bad', {
       file: 'r.txt',

@@ -1,4 +1,4 @@
-export { DstackError, RecipeError, caretExcerpt, type RecipeErrorLocation } from './errors.js';
+export { RecipeError, type RecipeErrorLocation } from './errors.js';
 export { canonicalizeName, type NormalizedName } from './names.js';
 export { compareVersions, isValidSpecifier, isValidVersion, versionSatisfies } from './version.js';
 export { normalizeSpecifierSet } from './specifier.js';

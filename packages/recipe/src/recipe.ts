@@ -4,6 +4,7 @@
 // optional injected `pathKind`; without it, a path-like requirement that is not a PEP 508 string is taken
 // to be a project directory.
 import * as path from 'node:path';
+import type { RecipeErrorCode } from '@dstack/errors';
 import { RecipeError } from './errors.js';
 import { MarkerSyntaxError, formatMarkerTree, parseMarkerTree } from './marker.js';
 import {
@@ -288,7 +289,7 @@ class LineError extends Error {
     readonly reason: string,
     readonly pos = 0,
     readonly spanStart = pos,
-    readonly code = 'RECIPE_SYNTAX',
+    readonly code: RecipeErrorCode = 'RECIPE_SYNTAX',
     readonly hint?: string,
   ) {
     super(reason);

@@ -11,10 +11,10 @@ import {
   type BuildSummary,
   type Executor,
 } from '@dstack/engine';
-import { DstackError, resolveRecipePath } from '@dstack/recipe';
+import { resolveRecipePath } from '@dstack/recipe';
 import { FsWheelStore, type Target } from '@dstack/wheelhouse';
 import type { CliContext } from '../context.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
+import { CliError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
 import type { Runner } from '../main.js';
 import { factoryExecutor } from '../images.js';
 
@@ -193,7 +193,7 @@ export async function runBuild(
   if (buildReq) {
     recipe = resolve(ctx.cwd, resolveRecipePath(name, recipesDir));
     if (!existsSync(recipe)) {
-      throw new DstackError('RECIPE_NOT_FOUND', `no recipe ${recipe}`, {
+      throw new CliError('RECIPE_NOT_FOUND', `no recipe ${recipe}`, {
         hint: `write it, or set RECIPE / pass the recipe's name or path`,
       });
     }
@@ -201,7 +201,7 @@ export async function runBuild(
     const target = targetOf ? await targetOf(pythons[0]!) : await cachedTarget(pythons[0]!);
     const filename = await findWheelByName(store, name, target);
     if (!filename) {
-      throw new DstackError('WHEEL_NOT_FOUND', `BUILD_REQ=False: no wheel named ${name} in ${wheelhouse}`, {
+      throw new CliError('WHEEL_NOT_FOUND', `BUILD_REQ=False: no wheel named ${name} in ${wheelhouse}`, {
         hint: 'add the app wheel first (dstack-factory wheelhouse add FILE)',
       });
     }

@@ -26,10 +26,9 @@ import {
 } from '@dstack/image';
 import { buildWheelhouse, type DockerExecutor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
-import { DstackError } from '@dstack/recipe';
 import type { CliContext } from '../context.js';
 import type { Runner } from '../main.js';
-import { UsageError } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { defaultImage, factoryExecutor } from '../images.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
 
@@ -97,7 +96,7 @@ async function lockForBase(
   if (options.python) {
     const version = await pythonVersionOf(python!);
     if (version !== wanted) {
-      throw new DstackError(
+      throw new CliError(
         'LOCK_NO_INTERPRETER',
         version === null ? `--python ${python} does not run` : `--python ${python} is Python ${version}, the base's is ${wanted}: its lock would not fit the image`,
         { hint: `give an interpreter of Python ${wanted}, or leave --python out (a local one of that version, else the factory image on the engine)` },
@@ -113,13 +112,13 @@ async function lockForBase(
     try {
       target = await executor.target();
     } catch (err) {
-      throw new DstackError('LOCK_NO_INTERPRETER', `${noLocal}the factory image ${image} cannot be used: ${(err as Error).message}`, {
+      throw new CliError('LOCK_NO_INTERPRETER', `${noLocal}the factory image ${image} cannot be used: ${(err as Error).message}`, {
         hint: `pass --python <python${info.pythonVersion}> or --factory-image REF (built on the base: dstack-factory image factory), or lock elsewhere and pass --lock`,
         cause: err,
       });
     }
     if (target.pythonFullVersion !== wanted) {
-      throw new DstackError(
+      throw new CliError(
         'LOCK_NO_INTERPRETER',
         `${noLocal}the factory image ${image} has Python ${target.pythonFullVersion}, the base's is ${wanted}: its lock would not fit the image`,
         { hint: `build the factory image on the same base (dstack-factory image factory --base-image …), or pass --python / --lock` },
@@ -138,7 +137,7 @@ async function lockForBase(
   });
   const t = summary.targets[0];
   if (!summary.ok || !t?.lockFile) {
-    throw new DstackError('BUILD_FAILED', `building the wheels of ${recipe} for ${python} failed`, { hint: 'run dstack-factory build for details' });
+    throw new CliError('BUILD_FAILED', `building the wheels of ${recipe} for ${python} failed`, { hint: 'run dstack-factory build for details' });
   }
   return t.lockFile;
 }

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { DstackError, type MarkerEnvironment } from '@dstack/recipe';
+import type { MarkerEnvironment } from '@dstack/recipe';
 import { targetFromTags, type Target } from '@dstack/wheelhouse';
 import Docker from 'dockerode';
 import type { Logger } from 'pino';
@@ -14,6 +14,8 @@ import { acquireBuildLock, type HeldBuildLock } from '../buildlock.js';
 import type { BuildJob, BuildResult, EventSink, Executor, InterpreterInfo } from '../executor.js';
 import { FactoryRun, factoryArgs } from '../protocol.js';
 import { buildInputs, packInputs } from './inputs.js';
+import { DstackError } from '@dstack/errors';
+import { EngineError } from '../errors.js';
 
 /** Labels on every container the executor creates (find leftovers with `docker ps -a --filter label=…`). */
 export const CONTAINER_LABEL = 'org.dstack-factory.executor';
@@ -60,8 +62,8 @@ function containerEnv(env: Record<string, string | undefined>): string[] {
   return out;
 }
 
-function engineGone(dockerHost: string, job: string, cause: unknown): DstackError {
-  return new DstackError(
+function engineGone(dockerHost: string, job: string, cause: unknown): EngineError {
+  return new EngineError(
     'DOCKER_UNAVAILABLE',
     `the Docker engine at ${dockerHost} stopped answering during build ${job}: ${(cause as Error)?.message ?? String(cause)}`,
     { hint: 'check that dockerd is still running (`docker info`), then run the build again', cause },
@@ -87,7 +89,7 @@ export class DockerExecutor implements Executor {
     try {
       apiVersion = (await this.docker.version()).ApiVersion;
     } catch (cause) {
-      throw new DstackError(
+      throw new EngineError(
         'DOCKER_UNAVAILABLE',
         `no Docker engine answers at ${this.dockerHost}: ${(cause as Error).message}`,
         { hint: 'start dockerd, or set DOCKER_HOST to a running engine (or use --executor local)', cause },
@@ -101,7 +103,7 @@ export class DockerExecutor implements Executor {
       return { imageId: info.Id, apiVersion, pyVersion };
     } catch (cause) {
       if ((cause as { statusCode?: number }).statusCode === 404) {
-        throw new DstackError(
+        throw new EngineError(
           'IMAGE_NOT_FOUND',
           `the factory image ${this.options.image} is not in the engine at ${this.dockerHost}`,
           {
@@ -177,7 +179,7 @@ export class DockerExecutor implements Executor {
       const { StatusCode } = (await container.wait()) as { StatusCode: number };
       await Promise.race([ended, delay(5000)]);
       if (StatusCode !== 0) {
-        throw new DstackError(
+        throw new EngineError(
           'TARGET_DETECT_FAILED',
           `could not ask the Python of the factory image ${this.options.image}: ${Buffer.concat(errs).toString().trim()}`,
         );
@@ -194,7 +196,7 @@ export class DockerExecutor implements Executor {
     // The image's Python is the target: a job for another version is a mistake, not a silent substitution.
     const wanted = /^\d+\.\d+/.exec(job.python)?.[0];
     if (wanted && pyVersion && wanted !== pyVersion) {
-      throw new DstackError(
+      throw new EngineError(
         'PYTHON_MISMATCH',
         `the factory image ${this.options.image} has Python ${pyVersion}, the build asks for ${job.python}`,
         { hint: `build a factory image with PY_VERSION=${wanted} (and a base image that has it)` },
@@ -426,7 +428,7 @@ export class DockerExecutor implements Executor {
   /** Copies one finished wheel out of the container into `outputDir` (temp name, then rename). */
   private async copyOut(container: Docker.Container, filename: string, outputDir: string): Promise<void> {
     if (filename.includes('/') || filename.startsWith('.')) {
-      throw new DstackError(
+      throw new EngineError(
         'EXECUTOR_FAILED',
         `the build script reported a wheel with an unsafe name: ${filename}`,
       );
@@ -463,7 +465,7 @@ export class DockerExecutor implements Executor {
       archive.pipe(extract);
     });
     if (!found)
-      throw new DstackError(
+      throw new EngineError(
         'EXECUTOR_FAILED',
         `the container has no wheel ${filename} in ${CONTAINER_OUTPUT}`,
       );

@@ -4,11 +4,11 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { DstackError } from '@dstack/recipe';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { pack as tarPack } from 'tar-stream';
 import { FACTORY_SCRIPT } from '../protocol.js';
+import { EngineError } from '../errors.js';
 
 /** images/factory of this repository: the Dockerfile and the build script. */
 export const FACTORY_CONTEXT = path.dirname(FACTORY_SCRIPT);
@@ -47,7 +47,7 @@ async function contextFiles(dir: string, rel = ''): Promise<string[]> {
 /**
  * Builds an image on the engine (the classic builder of Docker 20.10 and later) and returns its tag.
  * Reused when an image with the same content hash exists. An `errorDetail` in the build stream (which the
- * engine sends with HTTP 200) is a failure: DstackError IMAGE_BUILD_FAILED with the engine's message.
+ * engine sends with HTTP 200) is a failure: EngineError IMAGE_BUILD_FAILED with the engine's message.
  */
 export async function buildImage(options: BuildImageOptions): Promise<string> {
   const { docker } = options;
@@ -97,7 +97,7 @@ export async function buildImage(options: BuildImageOptions): Promise<string> {
       forcerm: true,
     });
   } catch (cause) {
-    throw new DstackError(
+    throw new EngineError(
       'IMAGE_BUILD_FAILED',
       `the engine refused to build ${tag}: ${(cause as Error).message}`,
       { cause },
@@ -113,13 +113,13 @@ export async function buildImage(options: BuildImageOptions): Promise<string> {
       ) => {
         if (err)
           return reject(
-            new DstackError('IMAGE_BUILD_FAILED', `building ${tag} failed: ${err.message}`, { cause: err }),
+            new EngineError('IMAGE_BUILD_FAILED', `building ${tag} failed: ${err.message}`, { cause: err }),
           );
         const failed = output.find((o) => o.errorDetail || o.error);
         if (failed) {
           const message = failed.errorDetail?.message ?? failed.error ?? 'unknown error';
           return reject(
-            new DstackError(
+            new EngineError(
               'IMAGE_BUILD_FAILED',
               `building ${tag} from ${options.context} failed: ${message}`,
               {

@@ -1,5 +1,6 @@
 import { MEDIA_TYPES } from '../core/layer.js';
 import { RegistryError } from '../errors.js';
+import type { RegistryErrorCode } from '@dstack/errors';
 import { registryScheme, type ImageReference } from './reference.js';
 
 export interface RegistryCredentials {
@@ -145,7 +146,7 @@ export class RegistryClient {
       // not JSON
     }
     const temporary = res.status >= 500 || res.status === 429 || res.status === 408;
-    const ourCode = code && DIGEST_CODES.has(code) ? `REGISTRY_${code}` : res.status === 401 || res.status === 403 ? 'REGISTRY_UNAUTHORIZED' : res.status === 404 ? 'REGISTRY_NOT_FOUND' : 'REGISTRY_ERROR';
+    const ourCode = code && DIGEST_CODES.has(code) ? (`REGISTRY_${code}` as RegistryErrorCode) : res.status === 401 || res.status === 403 ? 'REGISTRY_UNAUTHORIZED' : res.status === 404 ? 'REGISTRY_NOT_FOUND' : 'REGISTRY_ERROR';
     throw new RegistryError(ourCode, `${what}: HTTP ${res.status}${message ? ` (${message})` : ''}`, { status: res.status, temporary, registryCode: code });
   }
 

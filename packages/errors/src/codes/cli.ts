@@ -1,0 +1,20 @@
+import type { CodeEntry } from './entry.js';
+
+/** The codes only the CLI (dstack-factory) throws. */
+export const CLI_CODES = {
+  USAGE: {
+    summary: 'The command line is wrong: options that exclude each other, a malformed value, a missing argument.',
+    hint: 'dstack-factory COMMAND --help shows the options; docs/cli.md has them all. Exit status 2.',
+  },
+  BUILD_FAILED: {
+    summary: 'Building the wheels needed for an image failed.',
+    hint: 'Run dstack-factory build with the same recipe to see which wheel failed and why.',
+  },
+  LOCK_NO_INTERPRETER: {
+    summary: "No interpreter of the base image's full Python version is at hand to lock --requirements with.",
+    hint: "Pass --python with an interpreter of the base's version, or --factory-image built on the same base, or --lock a lock made for it.",
+  },
+} as const satisfies Record<string, CodeEntry>;
+
+/** What the CLI throws itself: its own codes, and a recipe or wheel that is not there. */
+export type CliErrorCode = keyof typeof CLI_CODES | 'RECIPE_NOT_FOUND' | 'WHEEL_NOT_FOUND';

@@ -1,0 +1,33 @@
+import type { CodeEntry } from './entry.js';
+
+/** The codes only @dstack/engine throws (it throws some of the image's, wheelhouse's and CLI's too). */
+export const ENGINE_CODES = {
+  EXECUTOR_FAILED: {
+    summary: 'The executor could not run: an interpreter that does not start, no flock, a container missing its output.',
+    hint: 'The message names the command or file; run again with --verbose to see the cause.',
+  },
+  DOCKER_UNAVAILABLE: {
+    summary: 'No Docker daemon answers at DOCKER_HOST, or it stopped answering during a build.',
+    hint: 'Start dockerd (or set DOCKER_HOST to a running one), or build with --executor local.',
+  },
+  PYTHON_NOT_FOUND: {
+    summary: 'No interpreter of the Python version or path asked for is on this machine.',
+    hint: 'Install it (e.g. `pyenv install 3.11`) or pass --python with the path of an interpreter.',
+  },
+  PYTHON_MISMATCH: {
+    summary: 'The factory image has another Python than the build asks for.',
+    hint: 'Build a factory image of that Python (dstack-factory image factory --py-version X.Y, on a base that has it).',
+  },
+  LOCK_INCOMPLETE: {
+    summary: 'A lock names a wheel the wheelhouse does not hold.',
+    hint: 'Run the build with --refresh to lock and fill the wheelhouse again.',
+  },
+} as const satisfies Record<string, CodeEntry>;
+
+/** What @dstack/engine throws: its own codes, and those of the image, target and usage problems it meets. */
+export type EngineErrorCode =
+  | keyof typeof ENGINE_CODES
+  | 'IMAGE_BUILD_FAILED'
+  | 'IMAGE_NOT_FOUND'
+  | 'TARGET_DETECT_FAILED'
+  | 'USAGE';
