@@ -1,5 +1,4 @@
-import { DstackError } from '@dstack/recipe';
-import { UsageError } from './errors.js';
+import { CliError, UsageError } from './errors.js';
 
 /** The onbuild runtime flavours (Decision 22): one Dockerfile each, because the classic builder fails an
  *  `ONBUILD COPY` of a path the child's context lacks. */
@@ -32,8 +31,8 @@ export function onbuildBuild(value: string | true, runtimeTag: string): OnbuildB
 
 /** The error when the runtime an onbuild flavour stands on is not in the engine (else the classic builder
  *  would try to pull it from Docker Hub and fail with "pull access denied"). */
-export function missingRuntime(base: string, cause: unknown): DstackError {
-  return new DstackError(
+export function missingRuntime(base: string, cause: unknown): CliError {
+  return new CliError(
     'IMAGE_BASE_MISSING',
     `the onbuild runtime stands on ${base}, which is not in the Docker engine`,
     {

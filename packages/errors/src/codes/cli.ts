@@ -14,6 +14,10 @@ export const CLI_CODES = {
     summary: "No interpreter of the base image's full Python version is at hand to lock --requirements with.",
     hint: "Pass --python with an interpreter of the base's version, or --factory-image built on the same base, or --lock a lock made for it.",
   },
+  IMAGE_BASE_MISSING: {
+    summary: 'The runtime image an onbuild flavour stands on is not in the Docker daemon (the classic builder would try Docker Hub).',
+    hint: 'Build it first (dstack-factory image runtime, or docker-compose build runtime), or name another with --base-image.',
+  },
 } as const satisfies Record<string, CodeEntry>;
 
 /** What the CLI throws itself: its own codes, and a recipe or wheel that is not there. */
