@@ -4,6 +4,13 @@
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import importPlugin from 'eslint-plugin-import';
+import { fileURLToPath } from 'node:url';
+
+// @dstack/image's folders in the order the data flows (packages/image/README.md): a folder imports only from
+// folders before it, never "back up" (errors.ts is the leaf; index.ts and the tests may import anything).
+const IMAGE_FLOW = ['core', 'cache', 'distribution', 'sources', 'layers', 'check', 'app', 'sinks', 'validate'];
+const imageSrc = 'packages/image/src';
 
 export default tseslint.config(
   {
@@ -55,6 +62,33 @@ export default tseslint.config(
               sourceTag: 'scope:testing',
               onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'],
             },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: [`${imageSrc}/**/*.ts`],
+    ignores: ['**/*.test.ts', '**/*.fixtures.ts'],
+    plugins: { import: importPlugin },
+    settings: { 'import/resolver': { [fileURLToPath(new URL('./tools/eslint/resolve-ts-source.cjs', import.meta.url))]: {} } },
+    rules: {
+      'import/no-restricted-paths': [
+        'error',
+        {
+          basePath: fileURLToPath(new URL('.', import.meta.url)),
+          zones: [
+            {
+              target: `${imageSrc}/errors.ts`,
+              from: imageSrc,
+              except: ['./errors.ts'],
+              message: 'errors.ts is the leaf of @dstack/image.',
+            },
+            ...IMAGE_FLOW.map((dir, i) => ({
+              target: `${imageSrc}/${dir}`,
+              from: [...IMAGE_FLOW.slice(i + 1).map((d) => `${imageSrc}/${d}`), `${imageSrc}/index.ts`, `${imageSrc}/fixtures`],
+              message: `${dir}/ imports only from the folders before it (${IMAGE_FLOW.join(' -> ')}); nothing imports back up.`,
+            })),
           ],
         },
       ],

@@ -15,10 +15,9 @@ import {
   BlobCache,
   buildAppImage,
   buildDockerfile,
-  loadIntoDaemon,
   inspectBase,
-  readDaemonImage,
-  writeOciLayout,
+  openImage,
+  writeImage,
   writeWheelsLayer,
   type Image,
 } from '@dstack/image';
@@ -61,7 +60,7 @@ const scenario: Scenario = {
       // The base is exported from the engine and inspected once (both cached by diffID, as the CLI's cache keeps
       // them), as `docker build` has it locally too; everything of the app is built from nothing in every run.
       const baseCache = new BlobCache(join(tmpdir(), 'dstack-image-bench-cache'));
-      const base: Image = await readDaemonImage(docker, runtime, { cache: baseCache });
+      const base: Image = await openImage({ kind: 'docker', name: runtime }, { cache: baseCache, docker: () => docker });
       const baseInfo = await inspectBase(base, { cache: baseCache });
       const wheelBytes = (await run('du', ['-cb', ...wheels])).stdout.trim().split('\n').pop()!.split('\t')[0];
       lines.push(`app: ${wheels.length} wheels (${wheelBytes} B; C extensions: ${wheels.filter((w) => /-cp3\d+-/.test(w)).length}), 21 source files, base ${runtime}`);
@@ -74,12 +73,12 @@ const scenario: Scenario = {
       const daemonless = await time(async () => {
         const cache = new BlobCache(join(work, `cache-a${n++}`));
         const { image } = await buildAppImage({ base, baseInfo, cache, compression: 'none', wheels: wheels.map((p) => ({ path: p })), app });
-        await loadIntoDaemon(docker, image, 'dstack-bench/daemonless:latest', { reuseFrom: [runtime] });
+        await writeImage(image, { kind: 'docker', name: 'dstack-bench/daemonless:latest' }, { docker: () => docker, reuseFrom: [runtime] });
       }, 3, 1, removeLoaded);
       const daemonlessOci = await time(async () => {
         const cache = new BlobCache(join(work, `cache-a${n++}`));
         const { image } = await buildAppImage({ base, baseInfo, cache, wheels: wheels.map((p) => ({ path: p })), app });
-        await writeOciLayout(image, join(work, `oci-${n}`));
+        await writeImage(image, { kind: 'oci', dir: join(work, `oci-${n}`), ref: null });
       }, 3, 0);
       const ctx = join(work, 'ctx');
       await mkdir(ctx);
@@ -128,7 +127,7 @@ const scenario: Scenario = {
           await writeFile(join(src, 'app', 'm0.py'), `# module 0\nVALUE = ${v++}\n`);
           const { image, layers } = await buildAppImage(opts);
           if (!layers.find((l) => l.role === 'dependencies')?.cached) throw new Error('dependencies layer not reused');
-          await writeOciLayout(image, join(work, `oci-c${subset.length}`));
+          await writeImage(image, { kind: 'oci', dir: join(work, `oci-c${subset.length}`), ref: null });
         }, 5, 1);
         lines.push(`(c) app-only rebuild + OCI layout, ${subset.length} wheels: ${ms(rebuild.median)} (min ${ms(rebuild.min)}; goal < 1 s, independent of the wheels)`);
       }

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock } from '@dstack/recipe';
-import { BlobCache, appendLayers, emptyImage, writeLayer, writeOciLayout } from '@dstack/image';
+import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
 import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { createContext } from '../context.js';
 import { reportError, EXIT_USAGE } from '../errors.js';
@@ -56,7 +56,7 @@ beforeAll(async () => {
     ],
     { cache },
   );
-  await writeOciLayout(appendLayers(emptyImage(), [{ layer }]), path.join(dir, 'base'), { ref: 'bookworm' });
+  await writeImage(appendLayers(emptyImage(), [{ layer }]), { kind: 'oci', dir: path.join(dir, 'base'), ref: 'bookworm' });
   await mkdir(path.join(dir, 'wheelhouse'));
   const tool = await writeWheel(path.join(dir, 'wheelhouse'), {
     name: 'tool',
@@ -237,7 +237,7 @@ describe('image app --requirements locked through the factory image (Decision 3)
       ],
       { cache },
     );
-    await writeOciLayout(appendLayers(emptyImage(), [{ layer: other }]), path.join(dir, 'base-3.11.9'), { ref: 'x' });
+    await writeImage(appendLayers(emptyImage(), [{ layer: other }]), { kind: 'oci', dir: path.join(dir, 'base-3.11.9'), ref: 'x' });
     const refused = await cli([...args, '--base', 'oci:base-3.11.9:x', '--output', 'oci:never:app'], engineEnv);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(

@@ -10,7 +10,7 @@ import { pruneCache } from '../cache/prune.js';
 import type { Digest } from '../core/digest.js';
 import { buildAppImage, type AppImageOptions } from './build-app-image.js';
 import { validateImage } from '../validate/validate-image.js';
-import { type Image } from '../core/image.js';
+import type { Image } from '../core/image.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
 import { isIgnored, parseDockerignore } from '../layers/app-source.js';
 import { fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';

@@ -1,23 +1,17 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { inspectBase, type BaseInfo } from '../layers/base-info.js';
-import type { BlobCache } from '../cache/blob-cache.js';
+import { type BlobCache, CachedLayer } from '../cache/blob-cache.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
-import { type Image } from '../core/image.js';
-import { CachedLayer } from '../cache/blob-cache.js';
+import type { Image } from '../core/image.js';
 import { writeLayer } from '../layers/write-layer.js';
-import { type Compression, type LayerDescriptor } from '../core/layer.js';
+import type { Compression, LayerDescriptor } from '../core/layer.js';
 import { runtimeEntries } from '../layers/runtime-venv.js';
 import { sourceEntries } from '../layers/app-source.js';
 import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
 import { writeWheelsLayer } from '../layers/wheels/wheels-layer.js';
-
-/** The smallest logger interface the builder uses (pino's fits). */
-export interface ImageLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-}
 
 export interface WheelInput {
   path: string;
@@ -52,7 +46,8 @@ export interface AppImageOptions {
    * layers uncompressed: nothing is compressed here nor decompressed there.
    */
   compression?: Compression;
-  logger?: ImageLogger;
+  /** Silent without one; the apps pass `logger.child({ component: 'image' })`. */
+  logger?: Logger;
 }
 
 export interface LayerReport {
@@ -77,7 +72,6 @@ async function wheelKey(w: WheelInput): Promise<object> {
   const st = await fs.stat(w.path);
   return { name: path.basename(w.path), size: st.size, mtime: st.mtimeMs, requested: w.requested ?? true };
 }
-
 
 /**
  * Builds an app image without a Docker engine: base + runtime layer (venv, user, /app) + dependencies layer

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import { MEDIA_TYPES } from '../core/layer.js';
 import { RegistryError } from '../errors.js';
 import type { RegistryErrorCode } from '@dstack/errors';
@@ -18,7 +19,8 @@ export interface RegistryClientOptions {
   backoffMs?: number;
   /** Uploads larger than this go in PATCH chunks of this size (default 64 MiB). */
   chunkSize?: number;
-  logger?: { debug(obj: object, msg?: string): void; warn?(obj: object, msg?: string): void };
+  /** Retries are logged at warn; silent without one. */
+  logger?: Logger;
 }
 
 export const MANIFEST_ACCEPT = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifestList].join(', ');
@@ -159,7 +161,7 @@ export class RegistryClient {
         return await fn(attempt);
       } catch (err) {
         if (!(err instanceof RegistryError) || !err.temporary || attempt >= attempts) throw err;
-        this.options.logger?.warn?.({ err: err.message, attempt, delay }, `${what}: temporary failure, retrying`);
+        this.options.logger?.warn({ err: err.message, attempt, delay }, `${what}: temporary failure, retrying`);
         await new Promise((r) => setTimeout(r, delay));
         delay *= 2;
       }

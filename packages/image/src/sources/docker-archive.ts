@@ -26,7 +26,6 @@ interface SpooledLayer {
 const isGzip = (b: Buffer): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 const isTar = (b: Buffer): boolean => b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
 
-
 /** Stores one layer of an archive as a gzip blob in the cache: compresses a plain tar, keeps a gzip one. */
 async function spoolLayer(first: Buffer, rest: AsyncIterable<Buffer>, cache: BlobCache): Promise<SpooledLayer> {
   const source = Readable.from(

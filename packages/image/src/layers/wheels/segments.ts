@@ -5,11 +5,10 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { once } from 'node:events';
 import { createGunzip, gzipSync } from 'node:zlib';
-import type { BlobCache } from '../../cache/blob-cache.js';
+import { type BlobCache, CachedLayer } from '../../cache/blob-cache.js';
 import { HashingStream, sha256Digest, type Digest } from '../../core/digest.js';
 import { ImageError } from '../../errors.js';
 import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
-import { CachedLayer } from '../../cache/blob-cache.js';
 import { MEDIA_TYPES, type Compression } from '../../core/layer.js';
 import { packEntries, type LayerEntry, type LayerSink } from '../write-layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
@@ -29,7 +28,6 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   /** Check a wheel's sha256 (when given) before installing it. */
   verifySha256?: boolean;
 }
-
 
 export async function checkSha256(w: SegmentedWheel): Promise<void> {
   if (!w.sha256) return;

@@ -1,12 +1,10 @@
 import path from 'node:path';
-import type { BlobCache } from '../../cache/blob-cache.js';
+import type { BlobCache, CachedLayer } from '../../cache/blob-cache.js';
 import { ImageError } from '../../errors.js';
 import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
 import { writeLayer, type LayerEntry } from '../write-layer.js';
-import { type CachedLayer } from '../../cache/blob-cache.js';
-import { type Compression } from '../../core/layer.js';
+import type { Compression } from '../../core/layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
-
 
 export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
   cache: BlobCache;
