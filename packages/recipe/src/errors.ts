@@ -28,7 +28,12 @@ export class RecipeError extends DstackError<RecipeErrorCode> {
   /** The two excerpt lines (source and caret), or "" when there is no source. */
   readonly excerpt: string;
 
-  constructor(code: RecipeErrorCode, reason: string, where: RecipeErrorLocation, options: DstackErrorOptions = {}) {
+  constructor(
+    code: RecipeErrorCode,
+    reason: string,
+    where: RecipeErrorLocation,
+    options: DstackErrorOptions = {},
+  ) {
     const source = where.source ?? '';
     const excerpt =
       source === '' && where.column <= 1 ? '' : caretExcerpt(source, where.column, where.spanStart);

@@ -4,20 +4,18 @@ export { compareVersions, isValidSpecifier, isValidVersion, versionSatisfies } f
 export { normalizeSpecifierSet } from './specifier.js';
 export { evaluateMarker, normalizeMarker, type MarkerEnvironment } from './marker.js';
 export { parsePep508, type Pep508Requirement } from './pep508.js';
-export {
-  formatRequirement,
-  parseRecipe,
-  preprocessLines,
-  pathToFileUrl,
-  recipeToJSON,
-  type ParseRecipeOptions,
-  type PathKind,
-  type ReadFile,
-  type Recipe,
-  type RecipeOptions,
-  type RecipeRequirement,
-  type RequirementLike,
-} from './recipe.js';
+export { parseRecipe } from './recipe.js';
+export { preprocessLines } from './lines.js';
+export { pathToFileUrl } from './links.js';
+export { formatRequirement, recipeToJSON, type RequirementLike } from './format.js';
+export type {
+  ParseRecipeOptions,
+  PathKind,
+  ReadFile,
+  Recipe,
+  RecipeOptions,
+  RecipeRequirement,
+} from './recipe-types.js';
 export {
   decodeRecipeBytes,
   pathKindOnDisk,

@@ -3,7 +3,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
 import { RecipeError } from './errors.js';
-import { parseRecipe, type PathKind, type Recipe } from './recipe.js';
+import { parseRecipe } from './recipe.js';
+import type { PathKind, Recipe } from './recipe-types.js';
 
 /** pip's auto_decode: a BOM decides (UTF-8, UTF-16, UTF-32), else UTF-8. */
 export function decodeRecipeBytes(bytes: Uint8Array): string {
