@@ -68,6 +68,8 @@ export interface ServerConfig {
    * any steady rate passes).
    */
   bodyIdleTimeoutSeconds: number;
+  /** Take uploads whose file name has a build tag (refused with WHEEL_BUILD_TAG otherwise). */
+  allowBuildTags: boolean;
   builds: BuildsConfig;
 }
 
@@ -80,6 +82,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxUploadBytes: 2 * 1024 ** 3,
   headersTimeoutSeconds: 30,
   bodyIdleTimeoutSeconds: 60,
+  allowBuildTags: false,
   builds: {
     concurrency: 1,
     maxQueued: 100,
@@ -153,6 +156,7 @@ export function configFromObject(
       'max_upload_bytes',
       'headers_timeout_seconds',
       'body_idle_timeout_seconds',
+      'allow_build_tags',
       'builds',
     ],
     file,
@@ -167,6 +171,8 @@ export function configFromObject(
   }
   config.wheelhouse = take(raw, 'wheelhouse', file, isString, 'a path') ?? config.wheelhouse;
   config.publicRead = take(raw, 'public_read', file, isBool, 'true or false') ?? config.publicRead;
+  config.allowBuildTags =
+    take(raw, 'allow_build_tags', file, isBool, 'true or false') ?? config.allowBuildTags;
   config.maxUploadBytes = take(raw, 'max_upload_bytes', file, isInt, 'a byte count') ?? config.maxUploadBytes;
   for (const [key, field] of [
     ['headers_timeout_seconds', 'headersTimeoutSeconds'],

@@ -50,6 +50,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   WHEEL_BOMB: 400,
   WHEEL_HASH_MISMATCH: 400,
   WHEEL_CONFLICT: 409,
+  WHEEL_BUILD_TAG: 400,
   WHEEL_NOT_FOUND: 404,
   // recipes and builds
   RECIPE_SYNTAX: 400,

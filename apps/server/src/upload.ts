@@ -119,6 +119,7 @@ export function registerUploadRoutes(app: FastifyInstance, ctx: ServerContext): 
           filename,
           ...(expected !== undefined ? { expectedSha256: expected } : {}),
           builtBy: { uploadedBy: principal?.name ?? 'anonymous' },
+          refuseBuildTag: !config.allowBuildTags,
           signal: abort.signal,
         });
         if (expected !== undefined && added.entry.sha256 !== expected) {
@@ -128,11 +129,22 @@ export function registerUploadRoutes(app: FastifyInstance, ctx: ServerContext): 
           );
         }
         ctx.index.invalidate();
-        result = { status: added.status, filename, sha256: added.entry.sha256, size: added.entry.size };
+        // The stored name: the PEP 427 escaped spelling, or the spelling already here for the same release.
+        result = {
+          status: added.status,
+          filename: added.entry.filename,
+          sha256: added.entry.sha256,
+          size: added.entry.size,
+        };
         metrics.inc('dstack_uploads_total', { result: added.status });
         if (added.status === 'added') metrics.inc('dstack_upload_bytes_total', {}, added.entry.size);
         request.log.info(
-          { filename, status: added.status, size: added.entry.size, by: principal?.name },
+          {
+            filename: added.entry.filename,
+            status: added.status,
+            size: added.entry.size,
+            by: principal?.name,
+          },
           'upload',
         );
       } catch (err) {

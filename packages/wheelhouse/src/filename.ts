@@ -1,4 +1,4 @@
-import { valid } from '@renovatebot/pep440';
+import { explain, valid } from '@renovatebot/pep440';
 import { canonicalizeName, type NormalizedName } from '@dstack/recipe';
 import { WheelError } from './errors.js';
 
@@ -83,4 +83,34 @@ export function buildTagKey(build: string | null): [number, string] {
   if (build === null) return [-1, ''];
   const m = /^(\d+)(.*)$/.exec(build)!;
   return [Number(m[1]), m[2]!];
+}
+
+/** PEP 440 equality as a string: `1.0.0.0` and `1.0` give the same key (release zeros, spellings normalised). */
+export function versionKey(version: string): string {
+  const v = explain(version);
+  if (v === null) return version;
+  const release = [...v.release];
+  while (release.length > 1 && release.at(-1) === 0) release.pop();
+  return (
+    `${v.epoch}!${release.join('.')}` +
+    (v.pre ? `${v.pre[0]}${v.pre[1]}` : '') +
+    (v.post !== null ? `.post${v.post}` : '') +
+    (v.dev !== null ? `.dev${v.dev}` : '') +
+    (v.local ? `+${v.local}` : '')
+  );
+}
+
+/**
+ * What makes two wheel files the same release (Decision 5, issue 12): canonical name (PEP 503), version
+ * equality (PEP 440), build tag and the expanded tag set — whatever the spelling of the file name.
+ */
+export function releaseKey(w: WheelFilename): string {
+  return [w.normalizedName, versionKey(w.version), w.build ?? '', [...new Set(w.tags)].sort().join(' ')].join('|');
+}
+
+/** The PEP 427 file name a new wheel is stored under: the name escaped (`[-_.]+` -> `_`, lower case), the rest as given. */
+export function escapedFilename(w: WheelFilename): string {
+  const name = w.name.replace(/[-_.]+/g, '_').toLowerCase();
+  const parts = w.filename.slice(0, -4).split('-');
+  return [name, ...parts.slice(1)].join('-') + '.whl';
 }

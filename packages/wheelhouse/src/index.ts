@@ -2,7 +2,14 @@
 // an atomic sha256-verified store, queries, and the simple repository API (PEP 503/691/658).
 export { canonicalizeName, type NormalizedName } from '@dstack/recipe';
 export { WheelError, type WheelErrorCode } from './errors.js';
-export { parseWheelFilename, isWheelFilename, type WheelFilename } from './filename.js';
+export {
+  parseWheelFilename,
+  isWheelFilename,
+  escapedFilename,
+  releaseKey,
+  versionKey,
+  type WheelFilename,
+} from './filename.js';
 export {
   describeTarget,
   detectTarget,

@@ -115,9 +115,9 @@ describe('simple repository API', () => {
     expect(await readFile(join(out, 'index.html'), 'utf8')).toContain('<a href="foo-bar/">foo-bar</a>');
     const page = await readFile(join(out, 'foo-bar', 'index.html'), 'utf8');
     const [e] = await store.list('foo-bar');
-    expect(page).toContain(`<a href="Foo_Bar-1.0-py3-none-any.whl#sha256=${e!.sha256}" data-requires-python="&gt;=3.8"`);
-    expect(JSON.parse(await readFile(join(out, 'foo-bar', 'index.json'), 'utf8')).files[0].url).toBe('Foo_Bar-1.0-py3-none-any.whl');
-    expect((await stat(join(out, 'foo-bar', 'Foo_Bar-1.0-py3-none-any.whl'))).ino).toBe((await stat(store.pathOf(e!.filename))).ino);
-    expect(await readFile(join(out, 'foo-bar', 'Foo_Bar-1.0-py3-none-any.whl.metadata'), 'utf8')).toBe(await store.metadata(e!.filename));
+    expect(page).toContain(`<a href="foo_bar-1.0-py3-none-any.whl#sha256=${e!.sha256}" data-requires-python="&gt;=3.8"`);
+    expect(JSON.parse(await readFile(join(out, 'foo-bar', 'index.json'), 'utf8')).files[0].url).toBe('foo_bar-1.0-py3-none-any.whl');
+    expect((await stat(join(out, 'foo-bar', 'foo_bar-1.0-py3-none-any.whl'))).ino).toBe((await stat(store.pathOf(e!.filename))).ino);
+    expect(await readFile(join(out, 'foo-bar', 'foo_bar-1.0-py3-none-any.whl.metadata'), 'utf8')).toBe(await store.metadata(e!.filename));
   });
 });

@@ -30,6 +30,64 @@ async function freshStore(name: string) {
 }
 
 describe('FsWheelStore', () => {
+  it('keeps one set of bytes per release whatever the spelling (canonical name, PEP 440 equality, tags)', async () => {
+    const store = await freshStore('spellings');
+    const mine = await buildWheel({ name: 'demo_pkg', version: '1.0.0' });
+    const theirs = await buildWheel({ name: 'demo_pkg', version: '1.0.0', files: { 'demo_pkg/__init__.py': 'EVIL = 1\n' } });
+    const add = (bytes: Buffer, filename: string, extra = {}) => store.add(Readable.from([bytes]), { filename, ...extra });
+    const first = await add(mine, 'Demo_Pkg-1.0.0-py3-none-any.whl');
+    expect(first.entry.filename).toBe('demo_pkg-1.0.0-py3-none-any.whl'); // PEP 427 escaped
+    for (const spelling of ['Demo_Pkg-1.0.0-py3-none-any.whl', 'demo.pkg-1.0.0-py3-none-any.whl', 'demo_pkg-1.0.0-py3-none-any.whl']) {
+      const err = (await add(theirs, spelling).catch((e: unknown) => e)) as WheelError;
+      expect(err.code).toBe('WHEEL_CONFLICT');
+      expect(err.message).toBe(
+        (spelling === 'demo_pkg-1.0.0-py3-none-any.whl'
+          ? `${spelling} is already in the wheelhouse`
+          : `${spelling} is the release the wheelhouse holds as demo_pkg-1.0.0-py3-none-any.whl`) +
+          ` with different bytes (sha256 ${sha(mine)}, new ${sha(theirs)})`,
+      );
+      expect((await add(mine, spelling)).status).toBe('present');
+    }
+    const zeros = await buildWheel({ name: 'demo_pkg', version: '1.0.0.0' });
+    await expect(add(zeros, 'demo_pkg-1.0.0.0-py3-none-any.whl')).rejects.toMatchObject({
+      code: 'WHEEL_CONFLICT',
+      message: expect.stringContaining('is the release the wheelhouse holds as demo_pkg-1.0.0-py3-none-any.whl'),
+    });
+    // Another tag set is another wheel of the release.
+    expect((await add(await buildWheel({ name: 'demo_pkg', version: '1.0.0', tag: 'py2.py3-none-any' }), 'demo_pkg-1.0.0-py2.py3-none-any.whl')).status).toBe('added');
+    // overwrite replaces the release's wheel under whichever spelling it had
+    const replaced = await add(zeros, 'demo_pkg-1.0.0.0-py3-none-any.whl', { overwrite: true });
+    expect(replaced.entry.filename).toBe('demo_pkg-1.0.0.0-py3-none-any.whl');
+    expect((await store.list('demo-pkg')).map((e) => e.filename)).toEqual([
+      'demo_pkg-1.0.0-py2.py3-none-any.whl',
+      'demo_pkg-1.0.0.0-py3-none-any.whl',
+    ]);
+  });
+
+  it('checks wheels already there under other spellings (PyYAML-…) too, and refuses build tags when asked', async () => {
+    const store = await freshStore('legacy');
+    const yaml = await buildWheel({ name: 'PyYAML', version: '6.0' });
+    await (await import('node:fs/promises')).mkdir(store.dir, { recursive: true });
+    await writeFile(join(store.dir, 'PyYAML-6.0-py3-none-any.whl'), yaml);
+    const other = await buildWheel({ name: 'pyyaml', version: '6.0' });
+    await expect(store.add(Readable.from([other]), { filename: 'pyyaml-6.0-py3-none-any.whl' })).rejects.toThrow(
+      `pyyaml-6.0-py3-none-any.whl is the release the wheelhouse holds as PyYAML-6.0-py3-none-any.whl with different bytes (sha256 ${sha(yaml)}, new ${sha(other)})`,
+    );
+    const same = await store.add(Readable.from([yaml]), { filename: 'pyyaml-6.0-py3-none-any.whl' });
+    expect([same.status, same.entry.filename]).toEqual(['present', 'PyYAML-6.0-py3-none-any.whl']);
+
+    const tagged = await buildWheel({ name: 'demo', version: '1.0', build: '1' });
+    const err = (await store
+      .add(Readable.from([tagged]), { filename: 'demo-1.0-1-py3-none-any.whl', refuseBuildTag: true })
+      .catch((e: unknown) => e)) as WheelError;
+    expect([err.code, err.message, err.hint]).toEqual([
+      'WHEEL_BUILD_TAG',
+      'demo-1.0-1-py3-none-any.whl: the build tag "1" is not taken here',
+      'a build tag lets two different wheels of one release coexist; upload the wheel without it, or allow build tags (server: allow_build_tags = true; wheelhouse add --allow-build-tag)',
+    ]);
+    expect((await store.add(Readable.from([tagged]), { filename: 'demo-1.0-1-py3-none-any.whl' })).status).toBe('added');
+  });
+
   it('adds a wheel, records it, and says "present" for the same bytes again', async () => {
     const store = await freshStore('basic');
     const path = await writeWheel(src, { name: 'Alpha', version: '1.0', requiresPython: '>=3.8' });
@@ -37,25 +95,25 @@ describe('FsWheelStore', () => {
     const first = await store.add(path, { builtBy: { executor: 'local', interpreter: '3.11.7' } });
     expect(first.status).toBe('added');
     expect(first.entry).toEqual({
-      filename: 'Alpha-1.0-py3-none-any.whl',
+      filename: 'alpha-1.0-py3-none-any.whl',
       name: 'alpha',
       version: '1.0',
       sha256: sha(bytes),
       size: bytes.length,
       requiresPython: '>=3.8',
-      metadataSha256: sha(await store.metadata('Alpha-1.0-py3-none-any.whl')),
+      metadataSha256: sha(await store.metadata('alpha-1.0-py3-none-any.whl')),
       addedAt: first.entry.addedAt,
       builtBy: { executor: 'local', interpreter: '3.11.7' },
     });
     expect(Date.now() - Date.parse(first.entry.addedAt)).toBeLessThan(60_000);
     const again = await store.add(path);
     expect(again).toEqual({ status: 'present', entry: first.entry });
-    expect(await readFile(store.pathOf('Alpha-1.0-py3-none-any.whl'))).toEqual(bytes);
-    expect((await readdir(store.dir)).sort()).toEqual(['.dstack', 'Alpha-1.0-py3-none-any.whl']);
-    expect(await readdir(join(store.dir, '.dstack', 'wheels'))).toEqual(['Alpha-1.0-py3-none-any.whl.json']);
-    expect(await store.metadata('Alpha-1.0-py3-none-any.whl')).toMatch(/^Metadata-Version: 2.1\nName: Alpha\nVersion: 1.0\n/);
+    expect(await readFile(store.pathOf('alpha-1.0-py3-none-any.whl'))).toEqual(bytes);
+    expect((await readdir(store.dir)).sort()).toEqual(['.dstack', 'alpha-1.0-py3-none-any.whl']);
+    expect(await readdir(join(store.dir, '.dstack', 'wheels'))).toEqual(['alpha-1.0-py3-none-any.whl.json']);
+    expect(await store.metadata('alpha-1.0-py3-none-any.whl')).toMatch(/^Metadata-Version: 2.1\nName: Alpha\nVersion: 1.0\n/);
     // A second store object on the same folder reads the records (builtBy survives).
-    expect(await new FsWheelStore(store.dir).get('Alpha-1.0-py3-none-any.whl')).toEqual(first.entry);
+    expect(await new FsWheelStore(store.dir).get('alpha-1.0-py3-none-any.whl')).toEqual(first.entry);
   });
 
   it('refuses different bytes under the same name (WHEEL_CONFLICT) unless overwrite', async () => {
@@ -68,7 +126,7 @@ describe('FsWheelStore', () => {
     expect(err).toBeInstanceOf(WheelError);
     expect((err as WheelError).code).toBe('WHEEL_CONFLICT');
     expect((err as WheelError).message).toBe(
-      `beta-1.0-py3-none-any.whl is already in ${store.dir} with different bytes (sha256 ${sha(await readFile(a))}, new ${sha(await readFile(b))})`,
+      `beta-1.0-py3-none-any.whl is already in the wheelhouse with different bytes (sha256 ${sha(await readFile(a))}, new ${sha(await readFile(b))})`,
     );
     expect(await readFile(store.pathOf('beta-1.0-py3-none-any.whl'))).toEqual(await readFile(a));
     const replaced = await store.add(b, { overwrite: true });
@@ -112,7 +170,7 @@ describe('FsWheelStore', () => {
       'alpha-0.1-py3-none-any.whl',
       'zeta_pkg-1.9-py3-none-any.whl',
       'zeta_pkg-1.10rc1-py3-none-any.whl',
-      'Zeta_Pkg-1.10-py3-none-any.whl',
+      'zeta_pkg-1.10-py3-none-any.whl',
     ]);
     expect((await store.list('ZETA.pkg')).length).toBe(3);
     expect(await store.projects()).toEqual(['alpha', 'zeta-pkg']);

@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { canonicalizeName, compareVersions, type NormalizedName } from '@dstack/recipe';
 import { WheelError } from './errors.js';
-import { isWheelFilename, parseWheelFilename } from './filename.js';
+import { escapedFilename, isWheelFilename, parseWheelFilename, releaseKey } from './filename.js';
 import { IN_MEMORY_BYTES, hashFile, inspectWheel, type WheelLimits } from './validate.js';
 
 /** The logger a store accepts: pino's, or anything with the same methods. Silent when absent. */
@@ -41,8 +41,16 @@ export interface AddOptions {
   builtBy?: Record<string, string>;
   /** Refuse (WHEEL_HASH_MISMATCH) unless the bytes have this hex sha256. */
   expectedSha256?: string;
-  /** Replace a wheel of the same name with different bytes instead of refusing (WHEEL_CONFLICT). */
+  /**
+   * Replace the wheel of the same release (name, version, build tag, tags: whatever the file name's spelling)
+   * with different bytes instead of refusing (WHEEL_CONFLICT).
+   */
   overwrite?: boolean;
+  /**
+   * Refuse a wheel whose file name has a build tag (WHEEL_BUILD_TAG): uploads and `wheelhouse add` do unless
+   * the operator allows build tags; a build's own wheels (pip's) are taken as they come.
+   */
+  refuseBuildTag?: boolean;
   signal?: AbortSignal;
 }
 
@@ -131,6 +139,14 @@ export function compareEntries(a: WheelEntry, b: WheelEntry): number {
  * with the store's records in `.dstack/` (sha256, size, addedAt, builtBy, and each wheel's METADATA).
  * Wheels put into the folder by other tools (`pip wheel -w`) are validated and recorded when first seen.
  */
+/** Error messages name file names, never the wheelhouse's folder (an HTTP 409 body shows them). */
+function conflict(given: string, existing: string, existingSha256: string, sha256: string): WheelError {
+  const which = existing === given ? `${given} is already in the wheelhouse` : `${given} is the release the wheelhouse holds as ${existing}`;
+  return new WheelError('WHEEL_CONFLICT', `${which} with different bytes (sha256 ${existingSha256}, new ${sha256})`, {
+    hint: 'one release, one wheel: remove the existing wheel first, or add with overwrite',
+  });
+}
+
 export class FsWheelStore implements WheelStore {
   readonly dir: string;
   private readonly logger: Logger;
@@ -273,10 +289,54 @@ export class FsWheelStore implements WheelStore {
     return record;
   }
 
+  /** Adds under the same release key run one at a time in this process (see `add`). */
+  private readonly releaseLocks = new Map<string, Promise<unknown>>();
+
+  /**
+   * Adds a wheel. One release, one set of bytes (Decision 5): a wheel whose release (canonical name, equal
+   * version, build tag, tag set) is already here under any spelling is `present` when the bytes are the same,
+   * WHEEL_CONFLICT otherwise. A new wheel is stored under its PEP 427 escaped name.
+   */
   async add(source: string | NodeJS.ReadableStream, options: AddOptions = {}): Promise<AddResult> {
-    const filename = options.filename ?? (typeof source === 'string' ? basename(source) : undefined);
-    if (filename === undefined) throw new Error('FsWheelStore.add: options.filename is required for a stream');
-    parseWheelFilename(filename);
+    const given = options.filename ?? (typeof source === 'string' ? basename(source) : undefined);
+    if (given === undefined) throw new Error('FsWheelStore.add: options.filename is required for a stream');
+    const parsed = parseWheelFilename(given);
+    if (parsed.build !== null && options.refuseBuildTag === true) {
+      throw new WheelError('WHEEL_BUILD_TAG', `${given}: the build tag "${parsed.build}" is not taken here`, {
+        hint: 'a build tag lets two different wheels of one release coexist; upload the wheel without it, or allow build tags (server: allow_build_tags = true; wheelhouse add --allow-build-tag)',
+      });
+    }
+    const key = releaseKey(parsed);
+    const before = this.releaseLocks.get(key) ?? Promise.resolve();
+    const run = before.catch(() => {}).then(() => this.addRelease(source, given, parsed, key, options));
+    this.releaseLocks.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.releaseLocks.get(key) === run) this.releaseLocks.delete(key);
+    }
+  }
+
+  /** The wheels here of release `key`, under any spelling. */
+  private async sameRelease(key: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (errno(err) === 'ENOENT') return [];
+      throw err;
+    }
+    return names.filter((n) => isWheelFilename(n) && releaseKey(parseWheelFilename(n)) === key);
+  }
+
+  private async addRelease(
+    source: string | NodeJS.ReadableStream,
+    given: string,
+    parsed: ReturnType<typeof parseWheelFilename>,
+    key: string,
+    options: AddOptions,
+  ): Promise<AddResult> {
+    const filename = escapedFilename(parsed);
     await this.ensureDirs();
     if (!this.swept) {
       this.swept = true;
@@ -314,14 +374,25 @@ export class FsWheelStore implements WheelStore {
       }
       this.logger.debug({ filename, size, sha256 }, 'validating');
       const inspected = await inspectWheel(tmp, {
-        filename,
+        filename: given,
         limits: this.limits,
         ...(kept ? { bytes: Buffer.concat(kept, size) } : {}),
       });
       kept = null;
       options.signal?.throwIfAborted();
+      // The same release under another spelling (Demo_Pkg-1.0.0-…, demo.pkg-1.0.0.0-…, PyYAML-…).
+      const others = (await this.sameRelease(key)).filter((n) => n !== filename);
+      const replaced: string[] = [];
+      for (const other of others) {
+        const entry = (await this.recordOf(other))?.entry;
+        if (!entry) continue; // not a valid wheel: not listed, not a release
+        if (entry.sha256 === sha256) return { status: 'present', entry };
+        if (options.overwrite !== true) throw conflict(given, other, entry.sha256, sha256);
+        replaced.push(other);
+      }
       this.logger.debug({ filename }, 'publishing');
-      const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true);
+      const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true, given);
+      for (const other of replaced) await this.remove(other);
       if (status === 'present') {
         const record = await this.recordOf(filename);
         if (record?.entry) return { status, entry: record.entry };
@@ -350,7 +421,14 @@ export class FsWheelStore implements WheelStore {
   }
 
   /** Puts the validated temp file in place: exclusive (link), so concurrent writers never clobber each other. */
-  private async publish(tmp: string, final: string, filename: string, sha256: string, overwrite: boolean) {
+  private async publish(
+    tmp: string,
+    final: string,
+    filename: string,
+    sha256: string,
+    overwrite: boolean,
+    given = filename,
+  ) {
     let exists = false;
     try {
       await link(tmp, final);
@@ -369,13 +447,7 @@ export class FsWheelStore implements WheelStore {
     if (exists) {
       const current = await hashFile(final);
       if (current.sha256 === sha256) return 'present' as const;
-      if (!overwrite) {
-        throw new WheelError(
-          'WHEEL_CONFLICT',
-          `${filename} is already in ${this.dir} with different bytes (sha256 ${current.sha256}, new ${sha256})`,
-          { hint: 'one name, one wheel: remove the existing wheel first, or add with overwrite' },
-        );
-      }
+      if (!overwrite) throw conflict(given, filename, current.sha256, sha256);
       await rename(tmp, final);
       this.cache.delete(filename);
     }

@@ -43,7 +43,7 @@ export function describeWheelStoreContract(name: string, makeStore: () => Promis
       });
       expect(added.status).toBe('added');
       expect(added.entry).toMatchObject({
-        filename: w.filename,
+        filename: 'contract_one-1.0-py3-none-any.whl', // stored under its PEP 427 escaped name
         name: 'contract-one',
         version: '1.0',
         sha256: sha(w.bytes),
@@ -80,7 +80,7 @@ export function describeWheelStoreContract(name: string, makeStore: () => Promis
       const two = await wheel({ name: 'contract-two', version: '2.0' });
       await store.add(Readable.from([two.bytes]), { filename: two.filename });
       expect((await store.list()).map((e) => e.filename)).toEqual([
-        'Contract_One-1.0-py3-none-any.whl',
+        'contract_one-1.0-py3-none-any.whl',
         'contract_two-2.0-py3-none-any.whl',
       ]);
       expect((await store.list('CONTRACT_two')).map((e) => e.filename)).toEqual([
@@ -102,7 +102,7 @@ export function describeWheelStoreContract(name: string, makeStore: () => Promis
       const result = await store.verify();
       expect(result.corrupt).toEqual([]);
       expect(result.ok.map((e) => e.filename)).toEqual([
-        'Contract_One-1.0-py3-none-any.whl',
+        'contract_one-1.0-py3-none-any.whl',
         'contract_two-2.0-py3-none-any.whl',
       ]);
       expect(await store.remove('contract_two-2.0-py3-none-any.whl')).toBe(true);

@@ -34,8 +34,8 @@ describe('dstack-factory wheelhouse', () => {
     const first = await cli(['wheelhouse', 'add', 'in', '--built-by', 'executor=local', 'python=3.11.7']);
     expect(first.code).toBe(0);
     expect(first.stdout.split('\n').map((l) => l.replace(/sha256:[0-9a-f]{12}/, 'sha256:…'))).toEqual([
-      'added   Foo_Bar-1.0-py3-none-any.whl  sha256:…',
-      'added   Foo_Bar-2.0-py3-none-any.whl  sha256:…',
+      'added   foo_bar-1.0-py3-none-any.whl  sha256:…',
+      'added   foo_bar-2.0-py3-none-any.whl  sha256:…',
       'added   baz-0.1-cp311-cp311-manylinux_2_17_x86_64.whl  sha256:…',
       '',
     ]);
@@ -46,15 +46,15 @@ describe('dstack-factory wheelhouse', () => {
       'evil-1.0-py3-none-any.whl',
     ]);
     expect(second.code).toBe(1);
-    expect(second.stdout).toMatch(/^present Foo_Bar-1\.0-py3-none-any\.whl  sha256:[0-9a-f]{12}\n/);
+    expect(second.stdout).toMatch(/^present foo_bar-1\.0-py3-none-any\.whl  sha256:[0-9a-f]{12}\n/);
     expect(second.stdout).toContain(
       'refused evil-1.0-py3-none-any.whl  WHEEL_PATH_UNSAFE: evil-1.0-py3-none-any.whl: member "../../evil.pth" escapes with ".."\n',
     );
     expect((await readdir(path.join(dir, 'wheelhouse'))).sort()).toEqual([
       '.dstack',
-      'Foo_Bar-1.0-py3-none-any.whl',
-      'Foo_Bar-2.0-py3-none-any.whl',
       'baz-0.1-cp311-cp311-manylinux_2_17_x86_64.whl',
+      'foo_bar-1.0-py3-none-any.whl',
+      'foo_bar-2.0-py3-none-any.whl',
     ]);
   });
 
@@ -65,13 +65,13 @@ describe('dstack-factory wheelhouse', () => {
     expect(lines[0]).toMatch(/^wheel\s+bytes\s+added\s+built by\s+sha256$/);
     expect(lines).toHaveLength(4);
     expect(lines[3]).toMatch(
-      /^Foo_Bar-2\.0-py3-none-any\.whl\s+\d+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+executor=local,python=3\.11\.7\s+[0-9a-f]{12}$/,
+      /^foo_bar-2\.0-py3-none-any\.whl\s+\d+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+executor=local,python=3\.11\.7\s+[0-9a-f]{12}$/,
     );
     const json = await cli(['wheelhouse', 'list', 'foo.bar', '--json']);
     const entries = JSON.parse(json.stdout) as { filename: string; builtBy: Record<string, string> }[];
     expect(entries.map((e) => e.filename)).toEqual([
-      'Foo_Bar-1.0-py3-none-any.whl',
-      'Foo_Bar-2.0-py3-none-any.whl',
+      'foo_bar-1.0-py3-none-any.whl',
+      'foo_bar-2.0-py3-none-any.whl',
     ]);
     expect(entries[0]!.builtBy).toEqual({ executor: 'local', python: '3.11.7' });
   });
@@ -115,7 +115,7 @@ describe('dstack-factory wheelhouse', () => {
   it('remove PROJECT==VERSION removes its wheels; an unknown one is an error', async () => {
     expect(await cli(['wheelhouse', 'remove', 'foo.bar==1.0.0'])).toEqual({
       code: 0,
-      stdout: 'removed Foo_Bar-1.0-py3-none-any.whl\n',
+      stdout: 'removed foo_bar-1.0-py3-none-any.whl\n',
       stderr: '',
     });
     const missing = await cli(['wheelhouse', 'remove', 'foo-bar==1.0']);
@@ -126,5 +126,30 @@ describe('dstack-factory wheelhouse', () => {
     const usage = await cli(['wheelhouse', 'remove', 'foo-bar']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toBe('error[USAGE]: remove takes PROJECT==VERSION, not "foo-bar"\n');
+  });
+
+  it('add: one release, one set of bytes whatever the spelling; build tags only with --allow-build-tag', async () => {
+    const other = path.join(dir, 'other');
+    await mkdir(other);
+    // foo_bar 2.0 is in the wheelhouse (first test); these spell the same release with other bytes
+    await writeWheel(
+      other,
+      { name: 'foo.bar', version: '2.0.0', summary: 'not the same' },
+      'Foo.Bar-2.0.0-py3-none-any.whl',
+    );
+    await writeWheel(other, { name: 'spam', version: '1.0', build: '1' });
+    const r = await cli(['wheelhouse', 'add', 'other']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.replace(/(sha256|new) [0-9a-f]{64}/g, '$1 …')).toBe(
+      'refused Foo.Bar-2.0.0-py3-none-any.whl  WHEEL_CONFLICT: Foo.Bar-2.0.0-py3-none-any.whl is the release the wheelhouse holds as foo_bar-2.0-py3-none-any.whl with different bytes (sha256 …, new …)\n' +
+        'refused spam-1.0-1-py3-none-any.whl  WHEEL_BUILD_TAG: spam-1.0-1-py3-none-any.whl: the build tag "1" is not taken here\n',
+    );
+    const allowed = await cli([
+      'wheelhouse',
+      'add',
+      '--allow-build-tag',
+      path.join('other', 'spam-1.0-1-py3-none-any.whl'),
+    ]);
+    expect(allowed.stdout).toMatch(/^added {3}spam-1\.0-1-py3-none-any\.whl {2}sha256:[0-9a-f]{12}\n$/);
   });
 });

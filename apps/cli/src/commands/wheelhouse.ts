@@ -97,32 +97,43 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
         'validate wheels and store them; prints added / present / refused for each (exit 1 if any is refused)',
       )
       .argument('<paths...>', 'wheel files, or folders whose *.whl to add')
-      .option('--overwrite', 'replace a wheel of the same name with different bytes instead of refusing it')
+      .option(
+        '--overwrite',
+        'replace the wheel of the same release (name, version, tags: any spelling) with different bytes instead of refusing it',
+      )
+      .option('--allow-build-tag', 'take wheels whose file name has a build tag (refused otherwise)')
       .option('--built-by <key=value...>', 'record which builder made the wheels (e.g. executor=local)'),
   ).action(
-    run(async (ctx, paths: string[], opts: StoreOptions & { overwrite?: boolean; builtBy?: string[] }) => {
-      const store = openStore(ctx, opts);
-      const builtBy = parseBuiltBy(opts.builtBy);
-      let refused = 0;
-      for (const source of await expandSources(paths, ctx.cwd)) {
-        try {
-          const { status, entry } = await store.add(source, {
-            overwrite: opts.overwrite === true,
-            ...(builtBy ? { builtBy } : {}),
-          });
-          ctx.stdout.write(
-            `${status === 'added' ? 'added  ' : 'present'} ${entry.filename}  sha256:${entry.sha256.slice(0, 12)}\n`,
-          );
-        } catch (err) {
-          refused++;
-          const code =
-            err instanceof WheelError ? err.code : ((err as NodeJS.ErrnoException).code ?? 'ERROR');
-          const message = err instanceof Error ? err.message : String(err);
-          ctx.stdout.write(`refused ${path.basename(source)}  ${code}: ${message}\n`);
+    run(
+      async (
+        ctx,
+        paths: string[],
+        opts: StoreOptions & { overwrite?: boolean; allowBuildTag?: boolean; builtBy?: string[] },
+      ) => {
+        const store = openStore(ctx, opts);
+        const builtBy = parseBuiltBy(opts.builtBy);
+        let refused = 0;
+        for (const source of await expandSources(paths, ctx.cwd)) {
+          try {
+            const { status, entry } = await store.add(source, {
+              overwrite: opts.overwrite === true,
+              refuseBuildTag: opts.allowBuildTag !== true,
+              ...(builtBy ? { builtBy } : {}),
+            });
+            ctx.stdout.write(
+              `${status === 'added' ? 'added  ' : 'present'} ${entry.filename}  sha256:${entry.sha256.slice(0, 12)}\n`,
+            );
+          } catch (err) {
+            refused++;
+            const code =
+              err instanceof WheelError ? err.code : ((err as NodeJS.ErrnoException).code ?? 'ERROR');
+            const message = err instanceof Error ? err.message : String(err);
+            ctx.stdout.write(`refused ${path.basename(source)}  ${code}: ${message}\n`);
+          }
         }
-      }
-      return refused > 0 ? 1 : 0;
-    }),
+        return refused > 0 ? 1 : 0;
+      },
+    ),
   );
 
   withStore(

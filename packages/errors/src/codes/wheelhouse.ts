@@ -1,6 +1,7 @@
 import type { CodeEntry } from './entry.js';
 
-const REBUILD = 'The wheel is refused: rebuild it from its source with a standard tool (pip wheel, python -m build).';
+const REBUILD =
+  'The wheel is refused: rebuild it from its source with a standard tool (pip wheel, python -m build).';
 
 /** The codes @dstack/wheelhouse throws (as WheelError): a refused wheel, the store, targets. */
 export const WHEEL_CODES = {
@@ -26,7 +27,8 @@ export const WHEEL_CODES = {
   },
   WHEEL_METADATA_MISSING: { summary: 'The wheel has no .dist-info/METADATA file.', hint: REBUILD },
   WHEEL_METADATA_INVALID: {
-    summary: 'METADATA lacks Metadata-Version, Name or Version, or has a Metadata-Version outside 1.0 to 2.4.',
+    summary:
+      'METADATA lacks Metadata-Version, Name or Version, or has a Metadata-Version outside 1.0 to 2.4.',
     hint: REBUILD,
   },
   WHEEL_PATH_UNSAFE: {
@@ -39,7 +41,8 @@ export const WHEEL_CODES = {
     hint: 'Build the wheel without symbolic links (copy the target file instead).',
   },
   WHEEL_WHITEOUT: {
-    summary: 'A member is an OCI/AUFS whiteout (.wh.*) that would delete files of the layers below in an image.',
+    summary:
+      'A member is an OCI/AUFS whiteout (.wh.*) that would delete files of the layers below in an image.',
     hint: 'Rename that file in the project and rebuild the wheel.',
   },
   WHEEL_RECORD_MISSING: { summary: 'The wheel has no .dist-info/RECORD file.', hint: REBUILD },
@@ -60,8 +63,13 @@ export const WHEEL_CODES = {
     hint: 'The wheel and the record of it disagree: fetch the wheel again, or make the lock again.',
   },
   WHEEL_CONFLICT: {
-    summary: 'Different bytes under a wheel name already in the wheelhouse, or two wheels that install the same file.',
-    hint: 'One name, one wheel: remove the existing wheel first (or add with overwrite); for two wheels, drop one.',
+    summary:
+      'Different bytes for a release already in the wheelhouse (same canonical name, equal version, build tag and tags, under any spelling), or two wheels that install the same file.',
+    hint: 'One release, one wheel: remove the existing wheel first (or add with overwrite); for two wheels, drop one.',
+  },
+  WHEEL_BUILD_TAG: {
+    summary: "A wheel's file name has a build tag, and this upload or `wheelhouse add` does not take them.",
+    hint: 'Upload the wheel without the build tag, or allow build tags (server: allow_build_tags = true; wheelhouse add --allow-build-tag).',
   },
   WHEEL_NOT_FOUND: {
     summary: 'No wheel of that name (or project and version) is in the wheelhouse.',
@@ -76,7 +84,8 @@ export const WHEEL_CODES = {
     hint: 'Pass the path of a working Python 3 interpreter, or check the factory image runs python.',
   },
   ELF_INVALID: {
-    summary: 'A file that starts like ELF (in a wheel, or on disk) has headers or a dynamic segment that cannot be read.',
+    summary:
+      'A file that starts like ELF (in a wheel, or on disk) has headers or a dynamic segment that cannot be read.',
     hint: 'The shared library is truncated or damaged: rebuild the wheel that holds it.',
   },
 } as const satisfies Record<string, CodeEntry>;
