@@ -52,6 +52,7 @@ describe('config', () => {
       maxUploadBytes: 1000,
       headersTimeoutSeconds: 30,
       bodyIdleTimeoutSeconds: 60,
+      allowBuildTags: false,
       tokens: [
         { name: 'ci', token: 's3cret', scopes: ['read', 'upload'], env: 'CI_TOKEN' },
         { name: 'admin', token: 'a:b:c', scopes: ['read', 'upload', 'build'] },
@@ -81,7 +82,7 @@ describe('config', () => {
   it.each([
     [
       { prot: 1 },
-      'config: unknown key "prot" (known: host, port, wheelhouse, public_read, tokens, max_upload_bytes, headers_timeout_seconds, body_idle_timeout_seconds, builds)',
+      'config: unknown key "prot" (known: host, port, wheelhouse, public_read, tokens, max_upload_bytes, headers_timeout_seconds, body_idle_timeout_seconds, allow_build_tags, builds)',
     ],
     [{ port: 70000 }, 'config: "port" must be a port number, got 70000'],
     [{ public_read: 'yes' }, 'config: "public_read" must be true or false, got "yes"'],
