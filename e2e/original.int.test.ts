@@ -37,7 +37,15 @@ const UID = 4321;
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 /** The original's `obitec/django`, here per run so that parallel runs do not meet. */
 const app = `dstack-e2e/pony-${run}`;
-const images = [`${app}:1.10.5`, `${app}:1.10.5-source`, `${app}:1.10.5-wheel`, `${app}:init`];
+const images = [
+  `${app}:1.10.5`,
+  `${app}:1.10.5-source`,
+  `${app}:1.10.5-wheel`,
+  `${app}:init`,
+  `${app}:init-empty`,
+  `${app}:flavour-source`,
+  `${app}:flavour-wheel`,
+];
 const testProject = `dstacke2eorig${run}`;
 
 let docker: Docker;
@@ -449,12 +457,87 @@ services:
     });
   }, 900_000);
 
+  it("this project's flavours as the original's children meet them: -onbuild-source (SRC_DIR, UID), -onbuild-wheel (WHEEL_FILE; neither: a clear error)", async () => {
+    const test = path.join(project, 'test');
+    // A one-line child of the source flavour: the UID owns /app and its copy of SRC_DIR.
+    await write(
+      path.join(test, 'Dockerfile.flavour-source'),
+      'FROM dstack-factory/runtime:py3.11-onbuild-source\n',
+    );
+    await sh(
+      'docker',
+      [
+        'build',
+        '-f',
+        'Dockerfile.flavour-source',
+        '--build-arg',
+        'SRC_DIR=demo/',
+        '--build-arg',
+        `UID=${UID}`,
+        '-t',
+        `${app}:flavour-source`,
+        '.',
+      ],
+      test,
+    );
+    const ids = await sh(
+      'docker',
+      [
+        'run',
+        '--rm',
+        `${app}:flavour-source`,
+        'sh',
+        '-c',
+        'id -u webapp; id -g webapp; stat -c %u /app /app/manage.py /app/demo/__init__.py',
+      ],
+      test,
+    );
+    expect(ids.stdout).toBe(`${UID}\n${UID}\n${UID}\n${UID}\n${UID}\n`);
+    // The wheel image's children take the original README's WHEEL_FILE too.
+    await sh(
+      'docker',
+      [
+        'build',
+        '-f',
+        'Dockerfile-wheel',
+        '--build-arg',
+        'WHEEL_FILE=dist/demo-1.0-py3-none-any.whl',
+        '-t',
+        `${app}:flavour-wheel`,
+        '.',
+      ],
+      test,
+    );
+    const shown = await sh('docker', ['run', '--rm', `${app}:flavour-wheel`, 'pip', 'show', 'demo'], test);
+    expect(shown.stdout).toContain('Name: demo\nVersion: 1.0\n');
+    const none = await sh(
+      'docker',
+      ['build', '--force-rm', '-f', 'Dockerfile-wheel', '-t', `${app}:flavour-none`, '.'],
+      test,
+      {},
+      false,
+    );
+    expect(none.code).toBe(1);
+    // The classic builder shows a step's stderr in its stdout, and the failed step in its stderr.
+    expect(none.stdout).toContain(
+      'set --build-arg WHEEL_PACKAGE=path/to/app.whl (a wheel in the build context)\n',
+    );
+    expect(none.stderr).toMatch(/The command '\/bin\/sh -c set -e; .*' returned a non-zero code: 1\n/);
+    // The failed build's last step image (the COPY before the RUN) is left untagged: remove it.
+    const steps = [...none.stdout.matchAll(/ ---> ([0-9a-f]{12})\n/g)].map((m) => m[1]!);
+    if (steps.length > 0)
+      await docker
+        .getImage(steps[steps.length - 1]!)
+        .remove()
+        .catch(() => undefined);
+  }, 900_000);
+
   it('dstack-factory init DIR, then docker build DIR', async () => {
     const dir = path.join(tmp, 'myapp');
     const init = await runCli(['init', dir], { env, cwd: tmp });
     expect(init.code, init.stderr).toBe(0);
     // As is, with no requirements yet, the folder builds.
-    await sh('docker', ['build', '-t', `${app}:init`, '.'], dir);
+    await sh('docker', ['build', '-t', `${app}:init-empty`, '.'], dir);
     // With the factory's wheels and a requirement, its image runs the console script.
     for (const whl of ['pony-1.10.5-py3-none-any.whl', 'zcrc-1.0-cp311-cp311-linux_x86_64.whl']) {
       await copyFile(path.join(project, 'wheelhouse', whl), path.join(dir, 'wheelhouse', whl));
