@@ -1,11 +1,11 @@
 // Lint: typescript-eslint's recommended rules, prettier for formatting, and Nx's module-boundary rule
 // keeping the dependency direction of DESIGN.md: apps -> engine, image -> wheelhouse -> recipe, and every
 // package -> errors (a leaf that depends on nothing).
+import { fileURLToPath } from 'node:url';
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
 import importPlugin from 'eslint-plugin-import';
-import { fileURLToPath } from 'node:url';
 
 // @dstack/image's folders in the order the data flows (packages/image/README.md): a folder imports only from
 // folders before it, never "back up" (errors.ts is the leaf; index.ts and the tests may import anything).
@@ -21,6 +21,7 @@ export default tseslint.config(
       'wheelhouse/**',
       '.tmp/**',
       '**/*.js',
+      '**/*.cjs',
       '!eslint.config.js',
     ],
   },
@@ -92,6 +93,24 @@ export default tseslint.config(
           ],
         },
       ],
+    },
+  },
+  {
+    // No import cycles (a module that imports one that imports it back), within a package or app.
+    files: ['packages/*/src/**/*.ts', 'apps/*/src/**/*.ts'],
+    plugins: { import: importPlugin },
+    settings: {
+      'import/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import/resolver': { [fileURLToPath(new URL('./tools/eslint/resolve-ts-source.cjs', import.meta.url))]: {} },
+    },
+    rules: { 'import/no-cycle': ['error', { ignoreExternal: true }] },
+  },
+  {
+    // The commands get what they share from context.ts; main.ts imports them, never the other way (import/no-cycle
+    // does not see type-only imports, this rule does).
+    files: ['apps/cli/src/commands/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/main.js', '**/main'], message: 'commands must not import main.ts: put what they share in context.ts' }] }],
     },
   },
   {

@@ -1,5 +1,6 @@
-import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type { Command } from 'commander';
+import type { Logger, LevelWithSilent } from 'pino';
 
 /** What every command gets: where to write, how loud to be, and the root logger. */
 export interface CliContext {
@@ -11,10 +12,15 @@ export interface CliContext {
   interactive: boolean;
   color: boolean;
   /**
-   * The root logger. Commands that draw their own progress lines (build, image) leave it at `warn`;
-   * long-running ones (serve) log at `info` through `serviceLogger()`. `--verbose` shows debug everywhere.
+   * The root logger, made on first use (pino is not loaded by a command that logs nothing). Commands that draw
+   * their own progress lines (build, image) leave it at `warn`; long-running ones (serve) log at `info` through
+   * `serviceLogger()`. `--verbose` shows debug everywhere.
    */
-  logger: Logger;
+  readonly logger: Logger;
+  /** The root logger's level: a command may skip making log records nobody will see. */
+  logLevel: LevelWithSilent;
+  /** The log format on stderr: `json` lines are for machines (`--log-format json`). */
+  logFormat: 'pretty' | 'json';
   quiet: boolean;
   verbose: boolean;
 }
@@ -32,15 +38,32 @@ export interface Io {
   cwd: string;
 }
 
+/**
+ * Wraps a command's action: the action gets the context and returns the exit code. It lives here, not in
+ * main.ts, so that no command module imports main.ts (no import cycle).
+ */
+export type Runner = <A extends unknown[]>(
+  action: (ctx: CliContext, ...args: A) => Promise<number>,
+) => (...args: A) => Promise<void>;
+
+/** A command module's entry point: it adds its command(s) to the program. */
+export type RegisterCommands = (program: Command, run: Runner) => void;
+
+// pino and pino-pretty are CommonJS: required when the first log record is made, not at start-up.
+const load = createRequire(import.meta.url);
+
 export function createContext(io: Io, options: GlobalOptions): CliContext {
   const interactive = Boolean(io.stderr.isTTY);
   const color = interactive && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb';
   const level = options.quiet ? 'error' : options.verbose ? 'debug' : 'warn';
   const format = options.logFormat ?? (interactive ? 'pretty' : 'json');
-  const logger =
-    format === 'pretty'
-      ? pino({ level }, pretty({ destination: io.stderr, sync: true, colorize: color }))
-      : pino({ level }, io.stderr);
+  let logger: Logger | undefined;
+  const makeLogger = (): Logger => {
+    const pino = load('pino') as typeof import('pino').pino;
+    if (format === 'json') return pino({ level }, io.stderr);
+    const pretty = load('pino-pretty') as typeof import('pino-pretty');
+    return pino({ level }, pretty({ destination: io.stderr, sync: true, colorize: color }));
+  };
   return {
     stdout: io.stdout,
     stderr: io.stderr,
@@ -48,10 +71,20 @@ export function createContext(io: Io, options: GlobalOptions): CliContext {
     cwd: io.cwd,
     interactive,
     color,
-    logger,
+    get logger(): Logger {
+      return (logger ??= makeLogger());
+    },
+    logLevel: level,
+    logFormat: format,
     quiet: Boolean(options.quiet),
     verbose: Boolean(options.verbose),
   };
+}
+
+/** Whether records at `level` reach the log (without making the logger). */
+export function logs(ctx: Pick<CliContext, 'logLevel'>, level: 'debug' | 'info'): boolean {
+  const order = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+  return order.indexOf(ctx.logLevel) <= order.indexOf(level);
 }
 
 /** The logger for a service (the server): its access and lifecycle logs are its output, so `info`. */

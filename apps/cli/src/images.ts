@@ -1,5 +1,12 @@
-import { DockerExecutor, dockerFromEnv } from '@dstack/engine';
+import { fileURLToPath } from 'node:url';
+import type { DockerExecutor } from '@dstack/engine';
 import type { CliContext } from './context.js';
+
+/**
+ * images/ of this repository (the Dockerfiles of `image factory|runtime|app`, the files `init` copies), from src/ or
+ * dist/ alike: the one place that knows where it is.
+ */
+export const IMAGES_DIR = fileURLToPath(new URL('../../../images/', import.meta.url)).replace(/\/$/, '');
 
 /**
  * The names the factory and runtime images get when none is given: the ones docker-compose.yml gives them
@@ -11,9 +18,15 @@ export function defaultImage(which: 'factory' | 'runtime', env: NodeJS.ProcessEn
 
 /**
  * The docker executor on the factory image (`explicit`, else $FACTORY_IMAGE, else the default name), on the
- * engine at $DOCKER_HOST: its interpreter, not a host one, is the target (Decision 3).
+ * engine at $DOCKER_HOST: its interpreter, not a host one, is the target (Decision 3). @dstack/engine's docker
+ * side (dockerode) is loaded only here.
  */
-export function factoryExecutor(env: NodeJS.ProcessEnv, explicit: string | undefined, logger: CliContext['logger']): { image: string; executor: DockerExecutor } {
+export async function factoryExecutor(
+  env: NodeJS.ProcessEnv,
+  explicit: string | undefined,
+  logger: CliContext['logger'],
+): Promise<{ image: string; executor: DockerExecutor }> {
+  const { DockerExecutor, dockerFromEnv } = await import('@dstack/engine');
   const image = explicit ?? env.FACTORY_IMAGE ?? defaultImage('factory', env);
   const executor = new DockerExecutor({
     image,

@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { createContext, type CliContext, type GlobalOptions, type Io } from './context.js';
+import { createContext, type CliContext, type GlobalOptions, type Io, type Runner } from './context.js';
 import { EXIT_USAGE, reportError } from './errors.js';
 import { registerBuildCommands } from './commands/build.js';
 import { registerImageCommands } from './commands/image.js';
@@ -37,7 +37,7 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
     })
     .exitOverride();
 
-  const run =
+  const run: Runner =
     <A extends unknown[]>(action: (ctx: CliContext, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {
       onExit(await action(ctx(), ...args));
@@ -52,10 +52,6 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
   registerInitCommand(program, run);
   return program;
 }
-
-export type Runner = <A extends unknown[]>(
-  action: (ctx: CliContext, ...args: A) => Promise<number>,
-) => (...args: A) => Promise<void>;
 
 /** Runs the CLI and resolves to its exit code; never calls process.exit itself. */
 export async function main(

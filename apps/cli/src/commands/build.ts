@@ -2,21 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import {
-  LocalExecutor,
-  buildWheelhouse,
-  cachedTarget,
-  findWheelByName,
-  type BuildEvent,
-  type BuildSummary,
-  type Executor,
-} from '@dstack/engine';
-import { resolveRecipePath } from '@dstack/recipe';
-import { FsWheelStore, type Target } from '@dstack/wheelhouse';
-import type { CliContext } from '../context.js';
+import type { BuildEvent, BuildSummary, Executor } from '@dstack/engine';
+import type { Target } from '@dstack/wheelhouse';
+import { logs, type CliContext, type Runner } from '../context.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
-import type { Runner } from '../main.js';
-import { factoryExecutor } from '../images.js';
 
 /** The seed's CEXT prebuild list. */
 export const DEFAULT_PREBUILD = ['cython', 'numpy'];
@@ -177,11 +166,16 @@ export async function runBuild(
   if (opts.prebuild !== undefined && opts.cext === false)
     throw new UsageError('--prebuild and --no-cext exclude each other');
 
+  // Loaded here, not at start-up: `--help` or another command never pays for them (and a local build never
+  // loads dockerode).
+  const [{ LocalExecutor, buildWheelhouse, cachedTarget, findWheelByName }, { resolveRecipePath }, { FsWheelStore }] =
+    await Promise.all([import('@dstack/engine'), import('@dstack/recipe'), import('@dstack/wheelhouse')]);
   let executor: Executor;
   let targetOf: ((python: string) => Promise<Target>) | undefined;
   if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
   else {
-    const { image, executor: docker } = factoryExecutor(env, opts.factoryImage, ctx.logger);
+    const { factoryExecutor } = await import('../images.js');
+    const { image, executor: docker } = await factoryExecutor(env, opts.factoryImage, ctx.logger);
     executor = docker;
     targetOf = () => docker.target();
     if (opts.python === undefined) pythons.splice(0, pythons.length, `docker:${image}`);
@@ -223,7 +217,8 @@ export async function runBuild(
     refresh: opts.refresh === true,
     lockDir: opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null,
     env,
-    logger: ctx.logger.child({ component: 'engine' }),
+    // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
+    ...(logs(ctx, 'info') ? { logger: ctx.logger.child({ component: 'engine' }) } : {}),
     onEvent: (e, target) => progress.event(e, target),
   });
   progress.finish();

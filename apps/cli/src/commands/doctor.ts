@@ -4,10 +4,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import Docker from 'dockerode';
-import { detectTarget, openWheelhouse, wheelhouseStats } from '@dstack/wheelhouse';
-import type { Runner } from '../main.js';
-import type { CliContext } from '../context.js';
+import type Docker from 'dockerode';
+import type { CliContext, Runner } from '../context.js';
 
 const run = promisify(execFile);
 
@@ -48,6 +46,7 @@ export function interpreterCandidates(env: NodeJS.ProcessEnv): string[] {
 
 async function checkInterpreter(python: string): Promise<Check> {
   try {
+    const { detectTarget } = await import('@dstack/wheelhouse');
     const target = await detectTarget(python);
     let pip = 'no pip';
     let pipOk = false;
@@ -97,6 +96,7 @@ async function checkEngine(env: NodeJS.ProcessEnv): Promise<Check> {
   const where = env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
   try {
     // dockerode reads DOCKER_HOST from the environment it is given through its options.
+    const { default: Docker } = await import('dockerode');
     const docker = env.DOCKER_HOST ? new Docker(dockerOptions(env.DOCKER_HOST)) : new Docker();
     const version = await docker.version();
     return {
@@ -164,6 +164,7 @@ async function checkWheelhouse(dir: string): Promise<Check> {
       detail: 'does not exist yet (the first build or `wheelhouse add` creates it)',
     };
   }
+  const { openWheelhouse, wheelhouseStats } = await import('@dstack/wheelhouse');
   const store = openWheelhouse(dir);
   const report = await store.verify();
   const stats = wheelhouseStats(report.ok);

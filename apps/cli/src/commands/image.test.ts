@@ -12,7 +12,7 @@ import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@ds
 import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { createContext } from '../context.js';
 import { reportError, EXIT_USAGE } from '../errors.js';
-import type { Runner } from '../main.js';
+import type { Runner } from '../context.js';
 import { registerImageCommands } from './image.js';
 
 const exec = promisify(execFile);

@@ -2,42 +2,24 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import Docker from 'dockerode';
-import {
-  BlobCache,
-  RegistryClient,
-  buildAppImage,
-  buildAppImageOnDaemon,
-  buildDockerfile,
-  inspectBase,
-  openImage,
-  parseImageSpec,
-  pruneCache,
-  sourceDateEpoch,
-  wheelsFromLock,
-  writeImage,
-  type AppInput,
-  type BaseInfo,
-  type ImageSpec,
-  type WheelInput,
-} from '@dstack/image';
-import { buildWheelhouse, type DockerExecutor } from '@dstack/engine';
+import type Docker from 'dockerode';
+import type { AppInput, BaseInfo, ImageSpec, WheelInput } from '@dstack/image';
+import type { DockerExecutor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
-import type { CliContext } from '../context.js';
-import type { Runner } from '../main.js';
+import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
-import { defaultImage, factoryExecutor } from '../images.js';
+import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
 
 const exec = promisify(execFile);
 
-/** images/ of this repository (the Dockerfiles of `image factory|runtime`), from src/ or dist/ alike. */
-export const IMAGES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../images');
+// @dstack/image, @dstack/engine and dockerode are loaded by the actions that use them, not at start-up.
+const imageLib = () => import('@dstack/image');
 
-function dockerFrom(env: NodeJS.ProcessEnv): Docker {
+async function dockerFrom(env: NodeJS.ProcessEnv): Promise<Docker> {
+  const { default: Docker } = await import('dockerode');
   const host = env.DOCKER_HOST;
   if (!host) return new Docker({ socketPath: '/var/run/docker.sock' });
   const url = new URL(host);
@@ -91,6 +73,7 @@ async function lockForBase(
   info: BaseInfo,
   options: { wheelhouse: string; python?: string; factoryImage?: string; logger: CliContext['logger'] },
 ): Promise<string> {
+  const { buildWheelhouse } = await import('@dstack/engine');
   const wanted = info.pythonFullVersion ?? info.pythonVersion;
   let python = options.python ? path.resolve(ctx.cwd, options.python) : options.factoryImage ? null : await localInterpreterFor(info, ctx.env);
   if (options.python) {
@@ -105,7 +88,7 @@ async function lockForBase(
   }
   let engine: { executor: DockerExecutor; target: Target } | null = null;
   if (!python) {
-    const { image, executor } = factoryExecutor(ctx.env, options.factoryImage, options.logger);
+    const { image, executor } = await factoryExecutor(ctx.env, options.factoryImage, options.logger);
     // Said first when the factory image was the fallback, not the choice.
     const noLocal = options.factoryImage ? '' : `no local interpreter of the base's Python ${wanted} to lock ${recipe} with, and `;
     let target: Target;
@@ -143,7 +126,7 @@ async function lockForBase(
 }
 
 /** An image spec with its file paths made absolute against the current folder. */
-function specAt(ctx: CliContext, text: string): ImageSpec {
+function specAt(ctx: CliContext, text: string, parseImageSpec: (text: string) => ImageSpec): ImageSpec {
   const spec = parseImageSpec(text);
   if (spec.kind === 'oci') return { ...spec, dir: path.resolve(ctx.cwd, spec.dir) };
   if (spec.kind === 'archive') return { ...spec, file: path.resolve(ctx.cwd, spec.file) };
@@ -199,6 +182,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
     .action(
       run(async (ctx, opts: AppOptions) => {
+        const { BlobCache, RegistryClient, buildAppImage, buildAppImageOnDaemon, inspectBase, openImage, parseImageSpec, sourceDateEpoch, wheelsFromLock, writeImage } =
+          await imageLib();
         if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
         if ((opts.python || opts.factoryImage) && !opts.requirements) throw new UsageError('--python and --factory-image lock --requirements; a --lock is used as it is');
@@ -209,19 +194,24 @@ export function registerImageCommands(program: Command, run: Runner): void {
           if (parseImageSpec(opts.base).kind !== 'docker') throw new UsageError(`--engine builds FROM an engine image: --base docker:NAME, not "${opts.base}"`);
           if (opts.cmd || opts.entrypoint) throw new UsageError('--cmd and --entrypoint are not supported with --engine (the Dockerfiles of images/app set none)');
         }
-        const output = specAt(ctx, opts.output);
+        const output = specAt(ctx, opts.output, parseImageSpec);
         const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
         if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
         const uid = Number(opts.uid);
         if (!Number.isInteger(uid) || uid < 0) throw new UsageError(`--uid must be a number, not "${opts.uid}"`);
         const logger = ctx.logger.child({ component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
-        const docker = (): Docker => dockerFrom(ctx.env);
         const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
         const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
         const resolve = (p: string): string => path.resolve(ctx.cwd, p);
 
-        const baseSpec = specAt(ctx, opts.base);
+        const baseSpec = specAt(ctx, opts.base, parseImageSpec);
+        // dockerode is loaded only when a docker: image is read or written (it costs ~0.1 s of start-up).
+        const engineClient = baseSpec.kind === 'docker' || output.kind === 'docker' ? await dockerFrom(ctx.env) : null;
+        const docker = (): Docker => {
+          if (!engineClient) throw new Error('no docker: image in this build, yet the engine was asked for');
+          return engineClient;
+        };
         const base = await openImage(baseSpec, { cache, docker, registry });
         const info = await inspectBase(base, { cache });
         logger.info({ python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
@@ -245,7 +235,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (opts.engine) {
           const baseName = (baseSpec as { name: string }).name;
           const tag = (parseImageSpec(opts.output) as { name: string }).name;
-          const built = await buildAppImageOnDaemon(docker(), {
+          const built = await buildAppImageOnDaemon(await dockerFrom(ctx.env), {
             dockerfiles: path.join(IMAGES_DIR, 'app'),
             base: baseName,
             wheels: wheels.map((w) => w.path),
@@ -305,6 +295,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (!m) throw new UsageError(`--older-than takes a number of days or NUMBER[d|h|m|s], not "${opts.olderThan}"`);
         const unit = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[(m[2] || 'd') as 'd' | 'h' | 'm' | 's'];
         const dir = cacheDir(ctx, opts.cache);
+        const { BlobCache, pruneCache } = await imageLib();
         const r = await pruneCache(new BlobCache(dir), { olderThanMs: Number(m[1]) * unit });
         if (opts.json) ctx.stdout.write(`${JSON.stringify({ cache: dir, ...r }, null, 2)}\n`);
         else {
@@ -340,7 +331,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
           const runtimeTag = defaultImage(which, ctx.env, opts.pyVersion);
           // An onbuild flavour stands on the plain runtime (Decision 22): its own Dockerfile and tag suffix.
           const onbuild = opts.onbuild === undefined ? undefined : onbuildBuild(opts.onbuild, runtimeTag);
-          const docker = dockerFrom(ctx.env);
+          const docker = await dockerFrom(ctx.env);
+          const { buildDockerfile } = await imageLib();
           if (onbuild) {
             buildArgs.BASE_IMAGE ??= runtimeTag;
             await docker.getImage(buildArgs.BASE_IMAGE).inspect().catch((err: unknown) => {

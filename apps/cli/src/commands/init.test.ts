@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runCli } from '../testing.js';
-import { imagesDir } from './init.js';
+import { IMAGES_DIR } from '../images.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -33,7 +33,7 @@ describe('dstack-factory init', () => {
     );
     for (const f of ['Dockerfile', 'Dockerfile-source', 'Dockerfile-wheel']) {
       expect(await readFile(path.join(dir, 'proj', f), 'utf8')).toBe(
-        await readFile(path.join(imagesDir, 'app', f), 'utf8'),
+        await readFile(path.join(IMAGES_DIR, 'app', f), 'utf8'),
       );
     }
     expect(await readFile(path.join(dir, 'proj/.env'), 'utf8')).toContain('RECIPE=requirements\n');

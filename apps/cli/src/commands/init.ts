@@ -2,12 +2,11 @@ import type { Command } from 'commander';
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Runner } from '../main.js';
+import type { Runner } from '../context.js';
 import { UsageError } from '../errors.js';
+import { IMAGES_DIR } from '../images.js';
 
 /** The repository's images/ folder: the app entry-point Dockerfiles that `init` copies (Decision 10). */
-export const imagesDir = fileURLToPath(new URL('../../../../images/', import.meta.url));
 
 const RECIPE = `# A recipe: a pip requirements file. \`dstack-factory build\` turns it into wheels in ./wheelhouse,
 # for every requirement and every dependency below it. Anything pip accepts works here:
@@ -98,7 +97,7 @@ export async function initProject(dir: string, options: { force?: boolean } = {}
   await write('src/.gitkeep', '');
   await write('wheelhouse/.gitkeep', '');
   for (const f of ['Dockerfile', 'Dockerfile-source', 'Dockerfile-wheel']) {
-    await write(f, { copyFrom: path.join(imagesDir, 'app', f) });
+    await write(f, { copyFrom: path.join(IMAGES_DIR, 'app', f) });
   }
   return result;
 }
@@ -113,9 +112,9 @@ export function registerInitCommand(program: Command, run: Runner): void {
       run(async (ctx, dir: string, opts: { force?: boolean }) => {
         const target = path.resolve(ctx.cwd, dir);
         try {
-          await readFile(path.join(imagesDir, 'app', 'Dockerfile'));
+          await readFile(path.join(IMAGES_DIR, 'app', 'Dockerfile'));
         } catch {
-          throw new UsageError(`the app Dockerfiles are missing from this installation (${imagesDir}app)`);
+          throw new UsageError(`the app Dockerfiles are missing from this installation (${path.join(IMAGES_DIR, 'app')})`);
         }
         const r = await initProject(target, { force: opts.force ?? false });
         for (const f of r.created) ctx.stdout.write(`created ${path.join(dir, f)}\n`);

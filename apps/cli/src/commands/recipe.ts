@@ -1,57 +1,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import {
-  RecipeError,
-  formatRequirement,
-  readRecipeFile,
-  recipeToJSON,
-  type Recipe,
-  type RecipeOptions,
-} from '@dstack/recipe';
-import type { Runner } from '../main.js';
-
-/** The options a person reads: only those the recipe sets, as they would be written in it. */
-function describeOptions(o: RecipeOptions): string[] {
-  const lines: string[] = [];
-  if (o.indexUrl !== null) lines.push(`--index-url ${o.indexUrl}`);
-  for (const u of o.extraIndexUrls) lines.push(`--extra-index-url ${u}`);
-  for (const f of o.findLinks) lines.push(`--find-links ${f}`);
-  if (o.noIndex) lines.push('--no-index');
-  if (o.pre) lines.push('--pre');
-  if (o.noBinary.length > 0) lines.push(`--no-binary ${o.noBinary.join(',')}`);
-  if (o.onlyBinary.length > 0) lines.push(`--only-binary ${o.onlyBinary.join(',')}`);
-  if (o.preferBinary) lines.push('--prefer-binary');
-  for (const h of o.trustedHosts) lines.push(`--trusted-host ${h}`);
-  if (o.requireHashes) lines.push('--require-hashes');
-  return lines;
-}
-
-/** One requirement a line: `file:line  requirement  (flags)`, columns aligned. */
-export function renderRecipe(recipe: Recipe): string {
-  const where = recipe.requirements.map((r) => `${r.file}:${r.line}`);
-  const width = Math.max(0, ...where.map((w) => w.length));
-  const out: string[] = [];
-  recipe.requirements.forEach((r, i) => {
-    const flags = [
-      r.constraint ? 'constraint' : '',
-      r.hashes.length > 0 ? `${r.hashes.length} hash${r.hashes.length > 1 ? 'es' : ''}` : '',
-    ]
-      .filter(Boolean)
-      .join(', ');
-    out.push(
-      `${where[i]!.padEnd(width)}  ${formatRequirement({ ...r, hashes: [] })}${flags ? `  (${flags})` : ''}`,
-    );
-  });
-  const requirements = recipe.requirements.filter((r) => !r.constraint).length;
-  const constraints = recipe.requirements.length - requirements;
-  const summary = [`${requirements} requirement${requirements === 1 ? '' : 's'}`];
-  if (constraints > 0) summary.push(`${constraints} constraint${constraints === 1 ? '' : 's'}`);
-  summary.push(`${recipe.files.length} file${recipe.files.length === 1 ? '' : 's'}`);
-  const options = describeOptions(recipe.options);
-  if (options.length > 0) out.push('', 'options:', ...options.map((o) => `  ${o}`));
-  out.push('', summary.join(', '));
-  return `${out.join('\n')}\n`;
-}
+import type { RecipeError } from '@dstack/recipe';
+import type { Runner } from '../context.js';
 
 export function registerRecipeCommands(program: Command, run: Runner): void {
   const recipe = program
@@ -68,6 +18,10 @@ export function registerRecipeCommands(program: Command, run: Runner): void {
     )
     .action(
       run(async (ctx, file: string, opts: { json?: boolean }) => {
+        const [{ readRecipeFile, recipeToJSON }, { renderRecipe }] = await Promise.all([
+          import('@dstack/recipe'),
+          import('./recipe-render.js'),
+        ]);
         const parsed = await readRecipeFile(file, { cwd: ctx.cwd, env: ctx.env });
         ctx.stdout.write(
           opts.json ? `${JSON.stringify(recipeToJSON(parsed), null, 2)}\n` : renderRecipe(parsed),
@@ -84,6 +38,7 @@ export function registerRecipeCommands(program: Command, run: Runner): void {
     .argument('<file>', 'requirements file')
     .action(
       run(async (ctx, file: string) => {
+        const { readRecipeFile } = await import('@dstack/recipe');
         const errors: RecipeError[] = [];
         const parsed = await readRecipeFile(file, { cwd: ctx.cwd, env: ctx.env, errors });
         if (errors.length === 0) {

@@ -22,6 +22,8 @@ function context(env: NodeJS.ProcessEnv): CliContext {
     interactive: false,
     color: false,
     logger: pino({ level: 'silent' }),
+    logLevel: 'silent',
+    logFormat: 'json',
     quiet: false,
     verbose: false,
   };

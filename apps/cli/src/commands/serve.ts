@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { startServer, type StartedServer } from '@dstack/server';
-import { serviceLogger, type CliContext } from '../context.js';
+import type { StartedServer } from '@dstack/server';
+import { serviceLogger, type CliContext, type Runner } from '../context.js';
 import { UsageError } from '../errors.js';
-import type { Runner } from '../main.js';
 
 export interface ServeOptions {
   host?: string;
@@ -21,6 +20,7 @@ function parsePort(value: string): number {
 
 /** Starts the server for `serve` and resolves once it listens (the tests call this directly). */
 export async function startServe(ctx: CliContext, options: ServeOptions): Promise<StartedServer> {
+  const { startServer } = await import('@dstack/server');
   return startServer({
     ...(options.host !== undefined ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: parsePort(options.port) } : {}),

@@ -1,16 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { compareVersions, isValidVersion } from '@dstack/recipe';
-import {
-  FsWheelStore,
-  WheelError,
-  canonicalizeName,
-  writeStaticIndex,
-  type WheelEntry,
-} from '@dstack/wheelhouse';
-import type { CliContext } from '../context.js';
-import type { Runner } from '../main.js';
+import type { FsWheelStore, WheelEntry } from '@dstack/wheelhouse';
+import type { CliContext, Runner } from '../context.js';
 import { UsageError } from '../errors.js';
 
 interface StoreOptions {
@@ -22,7 +14,9 @@ export function wheelhouseDir(ctx: Pick<CliContext, 'env' | 'cwd'>, opts: StoreO
   return path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
 }
 
-function openStore(ctx: CliContext, opts: StoreOptions): FsWheelStore {
+/** The store, with @dstack/wheelhouse loaded on first use (not at start-up). */
+async function openStore(ctx: CliContext, opts: StoreOptions): Promise<FsWheelStore> {
+  const { FsWheelStore } = await import('@dstack/wheelhouse');
   return new FsWheelStore(wheelhouseDir(ctx, opts), {
     logger: ctx.logger.child({ component: 'wheelhouse' }),
   });
@@ -110,7 +104,8 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
         paths: string[],
         opts: StoreOptions & { overwrite?: boolean; allowBuildTag?: boolean; builtBy?: string[] },
       ) => {
-        const store = openStore(ctx, opts);
+        const { WheelError } = await import('@dstack/wheelhouse');
+        const store = await openStore(ctx, opts);
         const builtBy = parseBuiltBy(opts.builtBy);
         let refused = 0;
         for (const source of await expandSources(paths, ctx.cwd)) {
@@ -144,7 +139,7 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       .option('--json', 'print the entries as JSON'),
   ).action(
     run(async (ctx, project: string | undefined, opts: StoreOptions & { json?: boolean }) => {
-      const entries = await openStore(ctx, opts).list(project);
+      const entries = await (await openStore(ctx, opts)).list(project);
       ctx.stdout.write(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : renderWheelList(entries));
       return 0;
     }),
@@ -156,7 +151,7 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       .description('re-hash every wheel against its record; exit 1 on any corruption'),
   ).action(
     run(async (ctx, opts: StoreOptions) => {
-      const { ok, corrupt } = await openStore(ctx, opts).verify();
+      const { ok, corrupt } = await (await openStore(ctx, opts)).verify();
       for (const c of corrupt) ctx.stdout.write(`corrupt ${c.filename}: ${c.reason}\n`);
       ctx.stdout.write(`${ok.length} wheel${ok.length === 1 ? '' : 's'} ok, ${corrupt.length} corrupt\n`);
       return corrupt.length > 0 ? 1 : 0;
@@ -170,10 +165,14 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       .argument('<requirement>', 'PROJECT==VERSION'),
   ).action(
     run(async (ctx, requirement: string, opts: StoreOptions) => {
+      const [{ compareVersions, isValidVersion }, { WheelError, canonicalizeName }] = await Promise.all([
+        import('@dstack/recipe'),
+        import('@dstack/wheelhouse'),
+      ]);
       const m = /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*(\S+)\s*$/.exec(requirement);
       if (!m || !isValidVersion(m[2]!))
         throw new UsageError(`remove takes PROJECT==VERSION, not "${requirement}"`);
-      const store = openStore(ctx, opts);
+      const store = await openStore(ctx, opts);
       const wanted = (await store.list(m[1]!)).filter((e) => compareVersions(e.version, m[2]!) === 0);
       if (wanted.length === 0) {
         throw new WheelError(
@@ -199,7 +198,8 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
   ).action(
     run(async (ctx, opts: StoreOptions & { out: string }) => {
       const out = path.resolve(ctx.cwd, opts.out);
-      const { projects, files } = await writeStaticIndex(openStore(ctx, opts), out);
+      const { writeStaticIndex } = await import('@dstack/wheelhouse');
+      const { projects, files } = await writeStaticIndex(await openStore(ctx, opts), out);
       ctx.stdout.write(
         `wrote ${projects} project${projects === 1 ? '' : 's'}, ${files} wheel${files === 1 ? '' : 's'} to ${path.join(out, 'simple')}\n`,
       );

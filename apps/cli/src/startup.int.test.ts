@@ -1,0 +1,88 @@
+// The CLI as a user runs it: the built `dstack-factory` (bin/ + the esbuild bundle in dist/), one whole process per
+// command. A warm build (lock current, every wheel present) starts no child process at all: no Python, no pip, no
+// flock. A preload module wraps every child_process entry point and writes what was started to a file; the cold
+// build shows that the wrapper does see a spawn.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isolatedPipEnv, testPython, writeWheel } from '@dstack/testing';
+
+const exec = promisify(execFile);
+const bin = fileURLToPath(new URL('../bin/dstack-factory.js', import.meta.url));
+const bundle = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const python = testPython('3.11');
+let dir: string;
+
+const PRELOAD = `
+import cp from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { promisify } from 'node:util';
+const logged = (name, real) =>
+  function (...args) {
+    appendFileSync(process.env.SPAWN_LOG, name + ' ' + String(args[0]) + '\\n');
+    return real.apply(this, args);
+  };
+for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
+  const real = cp[name];
+  cp[name] = logged(name, real);
+  // promisify(execFile) and promisify(exec) use their own promise versions.
+  if (real[promisify.custom]) cp[name][promisify.custom] = logged(name, real[promisify.custom]);
+}
+syncBuiltinESMExports();
+`;
+
+async function cli(args: string[]): Promise<{ code: number; stderr: string; spawned: string[] }> {
+  const log = path.join(dir, `spawn-${Date.now()}.log`);
+  await writeFile(log, '');
+  const env = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), SPAWN_LOG: log, NO_COLOR: '1' });
+  const run = await exec(
+    process.execPath,
+    ['--import', path.join(dir, 'preload.mjs'), bin, '--log-format', 'json', ...args],
+    { cwd: dir, env },
+  ).then(
+    (r) => ({ code: 0, stderr: r.stderr }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+  const spawned = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
+  return { ...run, spawned };
+}
+
+beforeAll(async () => {
+  if (!existsSync(bundle)) throw new Error(`${bundle} is missing: build the CLI first (npm run build)`);
+  dir = await mkdtemp(path.join(tmpdir(), 'dstack-startup-'));
+  await writeFile(path.join(dir, 'preload.mjs'), PRELOAD);
+  const links = path.join(dir, 'links');
+  await mkdir(links);
+  await writeWheel(links, { name: 'alpha', version: '1.0', requires: ['beta>=2'] });
+  await writeWheel(links, { name: 'beta', version: '2.1' });
+  await writeFile(path.join(dir, 'app.txt'), `--no-index\n--find-links ${links}\nalpha==1.0\n`);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('dstack-factory as a process', () => {
+  it('a cold build runs the build script with Python (the spawn is seen)', async () => {
+    const r = await cli(['build', './app.txt', '--python', python, '--no-cext', '--jobs', '1']);
+    expect(r.stderr).toContain('[cp311-linux_x86_64] done: 2 distributions, 0 cached, 2 added');
+    expect(r.code).toBe(0);
+    expect(r.spawned.some((s) => s === `spawn ${python}`)).toBe(true);
+  });
+
+  it('a warm build starts no child process', async () => {
+    const r = await cli(['build', './app.txt', '--python', python, '--no-cext']);
+    expect(r.stderr).toContain('[cp311-linux_x86_64] up to date (lock): 2 distributions, 2 cached, 0 added');
+    expect(r.code).toBe(0);
+    expect(r.spawned).toEqual([]);
+  });
+
+  it('the built --version prints the version', async () => {
+    const { stdout } = await exec(process.execPath, [bin, '--version']);
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(stdout).toBe(`${pkg.version}\n`);
+  });
+});
