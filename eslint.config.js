@@ -101,7 +101,8 @@ export default tseslint.config(
     plugins: { import: importPlugin },
     settings: {
       'import/parsers': { '@typescript-eslint/parser': ['.ts'] },
-      'import/resolver': { [fileURLToPath(new URL('./tools/eslint/resolve-ts-source.cjs', import.meta.url))]: {} },
+      // Relative ./x.js -> ./x.ts first, then Node's resolution for packages.
+      'import/resolver': { [fileURLToPath(new URL('./tools/eslint/resolve-ts-source.cjs', import.meta.url))]: {}, node: {} },
     },
     rules: { 'import/no-cycle': ['error', { ignoreExternal: true }] },
   },
