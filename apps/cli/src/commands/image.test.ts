@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock } from '@dstack/recipe';
-import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
+import { BlobCache, appendLayers, emptyImage, openImage, parseImageSpec, validateImage, writeImage, writeLayer } from '@dstack/image';
 import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { createContext } from '../context.js';
 import { reportError, EXIT_USAGE } from '../errors.js';
@@ -40,6 +40,10 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
   }
   return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
 }
+
+/** Every image the CLI writes here goes through validateImage (digests, sizes, diff_ids, media types, tar paths). */
+const validated = async (spec: string): Promise<void> =>
+  validateImage(await openImage(parseImageSpec(spec), { cache: new BlobCache(path.join(dir, 'validate-cache')) }));
 
 const sha256 = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
 
@@ -87,6 +91,7 @@ describe('image app', () => {
     expect(first.code).toBe(0);
     const r1 = JSON.parse(first.stdout);
     expect(r1.layers.map((l: { role: string; cached: boolean }) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', false], ['app', false]]);
+    await validated(`oci:${dir}/out:app`);
     const cfg = JSON.parse((await exec('skopeo', ['inspect', '--config', `oci:${dir}/out:app`])).stdout);
     expect(cfg.config.User).toBe('1234:1234');
     expect(cfg.config.Labels['org.dstack-factory.lock.digest']).toBe(`sha256:${await sha256(path.join(dir, 'pylock.cp311-linux_x86_64.toml'))}`);
@@ -100,6 +105,7 @@ describe('image app', () => {
   it('writes a docker archive that skopeo reads', async () => {
     const r = await cli([...appArgs, '--output', 'archive:app.tar', '--tag', 'dstack-test/cli:1']);
     expect(r.code).toBe(0);
+    await validated(`archive:${dir}/app.tar`);
     const { stdout } = await exec('skopeo', ['inspect', '--config', `docker-archive:${dir}/app.tar`]);
     expect(JSON.parse(stdout).config.WorkingDir).toBe('/app');
   });
@@ -107,6 +113,7 @@ describe('image app', () => {
   it('--compression none writes plain tar layers (digest = diffID) that skopeo and umoci read', async () => {
     const r = await cli([...appArgs, '--output', 'oci:plain:app', '--compression', 'none']);
     expect(r.code).toBe(0);
+    await validated(`oci:${dir}/plain:app`);
     const manifest = JSON.parse((await exec('skopeo', ['inspect', '--raw', `oci:${dir}/plain:app`])).stdout);
     const cfg = JSON.parse((await exec('skopeo', ['inspect', '--config', `oci:${dir}/plain:app`])).stdout);
     const added = manifest.layers.slice(1) as { mediaType: string; digest: string }[];
@@ -154,6 +161,7 @@ describe('image app', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
+    await validated(`oci:${dir}/out-req:app`);
   });
 });
 
@@ -224,6 +232,7 @@ describe('image app --requirements locked through the factory image (Decision 3)
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
+    await validated(`oci:${dir}/out-engine-lock:app`);
     const lock = await readFile(path.join(dir, 'engine-recipes/locks/tools/pylock.cp311-linux_x86_64.toml'), 'utf8');
     expect(lock).toContain('python_full_version == \\"3.11.2\\"');
     expect(lock).toContain('tool-1.0-py3-none-any.whl');

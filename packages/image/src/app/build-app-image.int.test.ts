@@ -17,11 +17,10 @@ import {
   writeCExtPackage,
 } from '@dstack/testing';
 import { BlobCache } from '../cache/blob-cache.js';
-import { buildAppImage } from './build-app-image.js';
 import { loadIntoDaemon } from '../sinks/daemon.js';
 import { readDaemonImage } from '../sources/daemon.js';
 import { pushImage } from '../sinks/registry.js';
-import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { buildValidated, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
 
 let tmp: string;
 let docker: Docker;
@@ -62,7 +61,7 @@ afterAll(async () => {
 describe('daemonless images on a real engine', () => {
   it('builds on the debootstrapped base (venv added), loads, and runs: imports, console script, id -u, /app owner', async () => {
     const base = await readDaemonImage(docker, await sharedBaseImage(), { cache });
-    const { image, base: info } = await buildAppImage({
+    const { image, base: info } = await buildValidated({
       base,
       cache,
       wheels: wheels.map((p) => ({ path: p })),
@@ -93,7 +92,7 @@ describe('daemonless images on a real engine', () => {
       files: { 'myapp/__init__.py': 'def main():\n    import zcheck\n    print("myapp", zcheck.crc())\n' },
       entryPoints: '[console_scripts]\nmyapp = myapp:main\n',
     });
-    const { image, base: info, layers } = await buildAppImage({
+    const { image, base: info, layers } = await buildValidated({
       base,
       cache,
       wheels: wheels.map((p) => ({ path: p })),

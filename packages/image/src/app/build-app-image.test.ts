@@ -8,12 +8,12 @@ import { inspectBase } from '../layers/base-info.js';
 import { BlobCache } from '../cache/blob-cache.js';
 import { pruneCache } from '../cache/prune.js';
 import type { Digest } from '../core/digest.js';
-import { buildAppImage, type AppImageOptions } from './build-app-image.js';
+import type { AppImageOptions } from './build-app-image.js';
 import { validateImage } from '../validate/validate-image.js';
 import type { Image } from '../core/image.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
 import { isIgnored, parseDockerignore } from '../layers/app-source.js';
-import { fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -82,24 +82,24 @@ describe('daemonless app image', () => {
   });
 
   it('is reproducible, caches the dependencies layer, and an app change changes only the app layer', async () => {
-    const first = await buildAppImage(options(path.join(tmp, 'c1')));
+    const first = await buildValidated(options(path.join(tmp, 'c1')));
     await validateImage(first.image);
     expect(first.layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', false], ['app', false]]);
     // Another cache, another run: the same digest.
-    const second = await buildAppImage(options(path.join(tmp, 'c2')));
+    const second = await buildValidated(options(path.join(tmp, 'c2')));
     expect(second.image.digest()).toBe(first.image.digest());
     // With the wheels' sha256 known (as a lock gives them), a cache hit reads no wheel at all.
     const hashes = await Promise.all(wheels.map(async (w) => (await run('sha256sum', [w])).stdout.split(' ')[0]!));
     const viaLock = (cacheDir: string, extra: Partial<AppImageOptions> = {}): AppImageOptions =>
       options(cacheDir, { wheels: wheels.map((p, i) => ({ path: p, sha256: hashes[i]! })), ...extra });
-    const a = await buildAppImage(viaLock(path.join(tmp, 'c1')));
+    const a = await buildValidated(viaLock(path.join(tmp, 'c1')));
     expect(a.image.digest()).toBe(first.image.digest());
     await fs.writeFile(path.join(src, 'app.py'), 'print("app v2")\n');
     try {
       // The wheels are gone now: a cache hit must not need them.
       const renamed = wheels.map((w) => w + '.hidden');
       await Promise.all(wheels.map((w, i) => fs.rename(w, renamed[i]!)));
-      const b = await buildAppImage(viaLock(path.join(tmp, 'c1')));
+      const b = await buildValidated(viaLock(path.join(tmp, 'c1')));
       await Promise.all(wheels.map((w, i) => fs.rename(renamed[i]!, w)));
       expect(b.layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', true], ['app', false]]);
       const ma = a.image.manifest('oci').manifest.layers.map((l) => l.digest);
@@ -113,11 +113,11 @@ describe('daemonless app image', () => {
 
   it('does not take a cut-short dependencies blob for a cache hit: the layer is written again, to the same digest', async () => {
     const dir = path.join(tmp, 'c-short');
-    const first = await buildAppImage(options(dir));
+    const first = await buildValidated(options(dir));
     const deps = first.layers.find((l) => l.role === 'dependencies')!;
     const blob = new BlobCache(dir).pathOf(deps.digest);
     await fs.truncate(blob, 100);
-    const again = await buildAppImage(options(dir));
+    const again = await buildValidated(options(dir));
     expect(again.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: deps.digest, cached: false });
     expect((await fs.stat(blob)).size).toBe(deps.size);
   });
@@ -125,23 +125,23 @@ describe('daemonless app image', () => {
   it('prunes what was not used lately: an old dependencies layer goes, the one in use stays (its records are touched on hits)', async () => {
     const dir = path.join(tmp, 'c-prune');
     const cache = new BlobCache(dir);
-    const old = await buildAppImage(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
-    const current = await buildAppImage(options(dir));
+    const old = await buildValidated(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
+    const current = await buildValidated(options(dir));
     const depsOf = (r: typeof old): string => r.layers.find((l) => l.role === 'dependencies')!.digest;
     // Everything two days old; then a build of the current image uses (touches) its records.
     const then = new Date(Date.now() - 2 * 86_400_000);
     for (const sub of ['keys/layers', 'keys/segments', 'keys/base', 'blobs/sha256']) {
       for (const f of await fs.readdir(path.join(dir, sub))) await fs.utimes(path.join(dir, sub, f), then, then);
     }
-    expect((await buildAppImage(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
+    expect((await buildValidated(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
     const pruned = await pruneCache(cache, { olderThanMs: 86_400_000 });
     expect(pruned.blobs).toBeGreaterThan(0);
     expect(pruned.records).toBeGreaterThan(0);
     expect(await cache.has(depsOf(current) as Digest)).toBe(true);
     expect(await cache.has(depsOf(old) as Digest)).toBe(false);
     // The kept cache still serves the current build whole; the pruned one is built again, to the same digest.
-    expect((await buildAppImage(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
-    const rebuilt = await buildAppImage(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
+    expect((await buildValidated(options(dir))).layers.find((l) => l.role === 'dependencies')?.cached).toBe(true);
+    const rebuilt = await buildValidated(options(dir, { wheels: wheels.slice(0, 1).map((p) => ({ path: p })) }));
     expect(rebuilt.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: depsOf(old), cached: false });
     // Nothing used within the window: everything goes.
     const all = await pruneCache(cache, { olderThanMs: 0, now: Date.now() + 1000 });
@@ -149,7 +149,7 @@ describe('daemonless app image', () => {
   });
 
   it('writes an OCI layout that skopeo and umoci accept, with the expected files, owners and config', async () => {
-    const { image } = await buildAppImage(options(path.join(tmp, 'c3')));
+    const { image } = await buildValidated(options(path.join(tmp, 'c3')));
     const dir = path.join(tmp, 'oci');
     await writeOciLayout(image, dir, { ref: 'app' });
     const cfg = JSON.parse((await run('skopeo', ['inspect', '--config', `oci:${dir}:app`])).stdout);
@@ -192,7 +192,7 @@ describe('daemonless app image', () => {
   it('installs an app wheel as its own layer', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'appwheel-'));
     const appWheel = await makeWheel(dir, { name: 'myapp', version: '0.1', files: { 'myapp/__init__.py': 'OK = True\n' } });
-    const { image, layers } = await buildAppImage(options(path.join(tmp, 'c4'), { app: { kind: 'wheel', path: appWheel } }));
+    const { image, layers } = await buildValidated(options(path.join(tmp, 'c4'), { app: { kind: 'wheel', path: appWheel } }));
     expect(layers.map((l) => l.role)).toEqual(['runtime', 'dependencies', 'app']);
     expect(image.layers).toHaveLength(4);
   });

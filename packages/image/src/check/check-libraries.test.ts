@@ -9,6 +9,7 @@ import { appendLayers, emptyImage, mutateConfig } from '../core/mutate.js';
 import { writeLayer, type LayerEntry } from '../layers/write-layer.js';
 import { checkWheelLibraries, imagePackageFinder, installedPath, libraryCheckError } from './check-libraries.js';
 import { readImageFiles } from './image-files.js';
+import { validateImage } from '../validate/validate-image.js';
 
 const scheme = { prefix: '/env', pythonVersion: '3.11' };
 const EXT = 'cpython-311-x86_64-linux-gnu.so';
@@ -36,7 +37,9 @@ async function base(extra: LayerEntry[] = [], more: LayerEntry[][] = [], env: st
   );
   const layers = [layer, ...(await Promise.all(more.map((entries) => writeLayer(entries, { cache }))))];
   const img = appendLayers(emptyImage(), layers.map((l) => ({ layer: l, history: { created_by: 'test base' } })));
-  return env.length ? mutateConfig(img, (c) => ({ ...c, Env: env })) : img;
+  const image = env.length ? mutateConfig(img, (c) => ({ ...c, Env: env })) : img;
+  await validateImage(image);
+  return image;
 }
 
 async function wheel(name: string, files: Record<string, Buffer>): Promise<string> {

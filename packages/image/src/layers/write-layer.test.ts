@@ -113,6 +113,7 @@ describe('OCI layout and docker archive', () => {
     const fromArchive = await readDockerArchive(archive, { cache: new BlobCache(path.join(tmp, 'cache2')) });
     expect(fromArchive.layers.map((l) => l.digest)).toEqual([layer.digest]);
     expect(fromArchive.configDigest()).toBe(image.configDigest());
+    await validateImage(fromArchive);
     const viaSkopeo = await run('skopeo', ['inspect', '--config', `docker-archive:${archive}`]);
     expect(JSON.parse(viaSkopeo.stdout).rootfs.diff_ids).toEqual([layer.diffId]);
   });

@@ -7,7 +7,6 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
 import { BlobCache, CachedLayer } from '../cache/blob-cache.js';
-import { buildAppImage } from '../app/build-app-image.js';
 import { RegistryError } from '../errors.js';
 import { Image as ImageClass, type Image } from '../core/image.js';
 import { validateImage } from '../validate/validate-image.js';
@@ -16,7 +15,7 @@ import { pushImage, type PushEvent } from './registry.js';
 import { readRegistryImage } from '../sources/registry.js';
 import { parseReference } from '../distribution/reference.js';
 import { startFaultProxy } from '../fixtures/fault-proxy.fixtures.js';
-import { fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -39,7 +38,7 @@ beforeAll(async () => {
   await fs.writeFile(path.join(src, 'app.py'), 'print("hi")\n');
   // Incompressible bytes, so that chunked uploads have several chunks.
   await fs.writeFile(path.join(src, 'blob.bin'), randomBytes(300_000));
-  ({ image } = await buildAppImage({ base: await fakeBase(cache), cache, wheels: wheels.map((p) => ({ path: p })), app: { kind: 'source', dir: src } }));
+  ({ image } = await buildValidated({ base: await fakeBase(cache), cache, wheels: wheels.map((p) => ({ path: p })), app: { kind: 'source', dir: src } }));
 });
 afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
@@ -79,7 +78,7 @@ describe('registry', () => {
     const src = path.join(tmp, 'src-plain');
     await fs.mkdir(src, { recursive: true });
     await fs.writeFile(path.join(src, 'app.py'), 'print("plain")\n');
-    const { image: plain } = await buildAppImage({ base: await fakeBase(plainCache), cache: plainCache, wheels: [], app: { kind: 'source', dir: src }, compression: 'none' });
+    const { image: plain } = await buildValidated({ base: await fakeBase(plainCache), cache: plainCache, wheels: [], app: { kind: 'source', dir: src }, compression: 'none' });
     const ref = repo('plain');
     await pushImage(plain, ref);
     const raw = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout) as { layers: { mediaType: string }[] };
@@ -112,6 +111,7 @@ describe('registry', () => {
     expect(res.status).toBe(201);
     const back = await readRegistryImage(ref.replace(':v1', ':index'));
     expect(back.manifest('oci').digest).toBe(amd64);
+    await validateImage(back);
   });
 
   it('completes a push through 500s and a dropped connection, monolithic and chunked', async () => {
@@ -180,6 +180,7 @@ describe('registry', () => {
       await pushImage(image, ref, { client });
       const back = await readRegistryImage(ref, client);
       expect(back.digest()).toBe(image.digest());
+      await validateImage(back);
       expect(proxy.tokenRequests).toBeGreaterThanOrEqual(2);
     } finally {
       await proxy.close();

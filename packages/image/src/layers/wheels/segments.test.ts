@@ -58,7 +58,9 @@ describe('per-wheel segments', () => {
 
     // umoci applies the multi-member, repeated-directory layer.
     const oci = path.join(tmp, 'oci');
-    await writeOciLayout(appendLayers(emptyImage(), [{ layer: second.layer }]), oci, { ref: 'x' });
+    const image = appendLayers(emptyImage(), [{ layer: second.layer }]);
+    await validateImage(image);
+    await writeOciLayout(image, oci, { ref: 'x' });
     const bundle = path.join(tmp, 'bundle');
     await run('umoci', ['unpack', '--image', `${oci}:x`, bundle]);
     expect(await fs.readFile(path.join(bundle, 'rootfs/env/lib/python3.11/site-packages/gamma/__init__.py'), 'utf8')).toBe('V = 2\n');
