@@ -2,6 +2,7 @@
 // release spellings (point 5), malformed and doubled multipart bodies (point 6), headers and secrets
 // (point 8), and who may read build records and logs (point 3).
 import { readdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { buildWheel } from '@dstack/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,5 +91,145 @@ describe('one release, one set of bytes, whatever the spelling (point 5)', () =>
     } finally {
       await open.close();
     }
+  });
+});
+
+/** POSTs `body` as the upload form with `contentType`, over a raw socket (no client-side framing fixes). */
+function rawPost(
+  server: TestServer,
+  contentType: string,
+  body: Buffer | string,
+): Promise<{ status: number; body: string }> {
+  const data = typeof body === 'string' ? Buffer.from(body) : body;
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(server.url).port), '127.0.0.1', () => {
+      socket.write(
+        `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${UPLOAD}\r\nContent-Type: ${contentType}\r\n` +
+          `Content-Length: ${data.length}\r\nConnection: close\r\n\r\n`,
+      );
+      socket.write(data);
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      resolve({
+        status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
+        body: text.slice(text.indexOf('\r\n\r\n') + 4),
+      });
+    });
+  });
+}
+
+const part = (name: string, value: string) =>
+  `--b\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`;
+const filePart = (filename: string, data: Buffer) =>
+  Buffer.concat([
+    Buffer.from(`--b\r\nContent-Disposition: form-data; name="content"; filename="${filename}"\r\n\r\n`),
+    data,
+    Buffer.from('\r\n'),
+  ]);
+
+describe('client errors are 4xx, and nothing is published (point 6)', () => {
+  it('answers 400 for multipart without a boundary, or cut short before its end', async () => {
+    const wheel = await buildWheel({ name: 'framing', version: '1.0' });
+    const noBoundary = await rawPost(s, 'multipart/form-data', part(':action', 'file_upload'));
+    expect(noBoundary.status).toBe(400);
+    expect(JSON.parse(noBoundary.body).error.code).toBe('UPLOAD_INVALID');
+    const cut = await rawPost(
+      s,
+      'multipart/form-data; boundary=b',
+      Buffer.concat([
+        Buffer.from(part(':action', 'file_upload')),
+        filePart('framing-1.0-py3-none-any.whl', wheel),
+      ]),
+    );
+    expect(cut.status).toBe(400);
+    expect(JSON.parse(cut.body).error).toEqual({
+      code: 'UPLOAD_INVALID',
+      message:
+        'the multipart/form-data body is malformed: Part terminated early due to unexpected end of multipart data',
+    });
+    expect(await wheelsIn(s)).not.toContain('framing-1.0-py3-none-any.whl');
+  });
+
+  it('answers 400 for two files in one request, and publishes neither', async () => {
+    const one = await buildWheel({ name: 'twofiles', version: '1.0' });
+    const two = await buildWheel({ name: 'twofiles', version: '2.0' });
+    const r = await rawPost(
+      s,
+      'multipart/form-data; boundary=b',
+      Buffer.concat([
+        Buffer.from(part(':action', 'file_upload')),
+        filePart('twofiles-1.0-py3-none-any.whl', one),
+        filePart('twofiles-2.0-py3-none-any.whl', two),
+        Buffer.from('--b--\r\n'),
+      ]),
+    );
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).error.message).toBe(
+      'one file per upload request (a second "content" file came)',
+    );
+    expect((await wheelsIn(s)).filter((f) => f.startsWith('twofiles'))).toEqual([]);
+  });
+
+  it.each([
+    [
+      { name: 'other' },
+      'the form names project "other" but the file late-1.0-py3-none-any.whl is of project "late"',
+    ],
+    [
+      { version: '2.0' },
+      'the form names version "2.0" but the file late-1.0-py3-none-any.whl is of version "1.0"',
+    ],
+    [
+      { sha256_digest: '0'.repeat(64) },
+      `late-1.0-py3-none-any.whl: sha256 is SHA, the form says ${'0'.repeat(64)}`,
+    ],
+  ])('checks fields that come after the file too: %j', async (late, message) => {
+    const wheel = await buildWheel({ name: 'late', version: '1.0' });
+    const r = await rawPost(
+      s,
+      'multipart/form-data; boundary=b',
+      Buffer.concat([
+        filePart('late-1.0-py3-none-any.whl', wheel),
+        Buffer.from(
+          part(':action', 'file_upload') +
+            Object.entries(late)
+              .map(([k, v]) => part(k, v))
+              .join('') +
+            '--b--\r\n',
+        ),
+      ]),
+    );
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).error.message).toBe(message.replace('SHA', sha256(wheel)));
+    expect((await wheelsIn(s)).filter((f) => f.startsWith('late'))).toEqual([]);
+  });
+
+  it('logs a client that goes away mid-upload as a quiet line, not an internal error', async () => {
+    const wheel = await buildWheel({ name: 'gone', version: '1.0' });
+    await new Promise<void>((resolve) => {
+      const socket = connect(Number(new URL(s.url).port), '127.0.0.1', () => {
+        socket.write(
+          `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${UPLOAD}\r\n` +
+            `Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000\r\n\r\n`,
+        );
+        socket.write(
+          Buffer.concat([
+            Buffer.from(part(':action', 'file_upload')),
+            filePart('gone-1.0-py3-none-any.whl', wheel),
+          ]),
+        );
+        setTimeout(() => socket.destroy(), 300);
+      });
+      socket.on('close', () => resolve());
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const lines = s.log();
+    expect(lines.filter((l) => l.level === 50)).toEqual([]);
+    expect(lines.some((l) => l.msg === 'the client went away mid-upload; nothing published')).toBe(true);
+    expect((await wheelsIn(s)).filter((f) => f.startsWith('gone'))).toEqual([]);
   });
 });

@@ -26,6 +26,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   RANGE_NOT_SATISFIABLE: 416,
   // uploads and the store
   UPLOAD_INVALID: 400,
+  UPLOAD_ABORTED: 400,
   UPLOAD_NOT_A_WHEEL: 400,
   UPLOAD_DIGEST_MISMATCH: 400,
   UPLOAD_TOO_LARGE: 413,

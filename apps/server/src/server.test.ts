@@ -311,7 +311,7 @@ describe('uploads (legacy API)', () => {
       sha256_digest: 'a'.repeat(64),
     });
     expect(r.statusCode).toBe(400);
-    expect(r.json().error.code).toBe('WHEEL_HASH_MISMATCH');
+    expect(r.json().error.code).toBe('UPLOAD_DIGEST_MISMATCH');
     expect(await s.store.get('delta-1.0-py3-none-any.whl')).toBeNull();
   });
 

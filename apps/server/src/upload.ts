@@ -1,20 +1,17 @@
 /**
  * The legacy upload API as twine speaks it: `POST /` (or /legacy/) with multipart fields `:action`
  * (file_upload), `name`, `version`, `sha256_digest`, … and the file in `content`. The file streams
- * straight into the store (which writes a temp file, hashes while copying, validates and renames), so a
- * 1 GB wheel never sits in memory. Fields that come after the file (twine sends them first) are handled by
- * spooling the file to a temp file first.
+ * straight into the store (which writes a temp file in the wheelhouse, hashes while copying, validates and
+ * links it into place), so a 1 GB wheel never sits in memory. The store publishes only once the whole form
+ * has been read and checked, so fields after the file (twine sends them first) count as much as those before.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { versionKey, type AddResult } from '@dstack/wheelhouse';
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.js';
-import { ServerError } from './errors.js';
+import { errorResponse, ServerError } from './errors.js';
 import { normalizeProjectName } from './paths.js';
 
 const SDIST = /\.(tar\.gz|tgz|tar\.bz2|tar\.xz|zip|tar|egg)$/i;
@@ -48,6 +45,27 @@ function checkUploadedName(filename: string, fields: Record<string, string>): vo
       `the form names project "${fields.name}" but the file ${filename} is of project "${project}"`,
     );
   }
+  const version = filename.split('-')[1] ?? '';
+  if (fields.version !== undefined && versionKey(fields.version.trim()) !== versionKey(version)) {
+    throw new ServerError(
+      'UPLOAD_INVALID',
+      `the form names version "${fields.version}" but the file ${filename} is of version "${version}"`,
+    );
+  }
+}
+
+/**
+ * Errors of the multipart parser itself (no boundary, a body that ends before its closing boundary) are the
+ * client's: 400, not 500.
+ */
+function multipartError(err: unknown): unknown {
+  if (typeof (err as { code?: unknown })?.code === 'string' || !(err instanceof Error)) return err;
+  if (/multipart|boundary|unexpected end of form|malformed part header|part terminated/i.test(err.message)) {
+    return new ServerError('UPLOAD_INVALID', `the multipart/form-data body is malformed: ${err.message}`, {
+      cause: err,
+    });
+  }
+  return err;
 }
 
 function expectedSha256(fields: Record<string, string>): string | undefined {
@@ -70,16 +88,16 @@ function checkAction(fields: Record<string, string>): void {
   }
 }
 
+const tooLarge = (max: number): ServerError =>
+  new ServerError('UPLOAD_TOO_LARGE', `the file is larger than this server's limit of ${max} bytes`);
+
 /** Passes `input` through, failing with UPLOAD_TOO_LARGE once more than `max` bytes went by. */
 function limitBytes(input: NodeJS.ReadableStream, max: number): NodeJS.ReadableStream {
   let seen = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       seen += chunk.length;
-      if (seen > max)
-        cb(
-          new ServerError('UPLOAD_TOO_LARGE', `the file is larger than this server's limit of ${max} bytes`),
-        );
+      if (seen > max) cb(tooLarge(max));
       else cb(null, chunk);
     },
   });
@@ -102,57 +120,29 @@ export function registerUploadRoutes(app: FastifyInstance, ctx: ServerContext): 
       );
     }
     const fields: Record<string, string> = {};
-    let result: { status: 'added' | 'present'; filename: string; sha256: string; size: number } | undefined;
-    let spooled: { dir: string; path: string; filename: string } | undefined;
     const abort = new AbortController();
+    let gone = false;
+    // An error that would be a 500, from a client that is gone: it went away mid-upload (ECONNRESET, a part
+    // cut short), which is no fault of the server.
+    const wentAway = (err: unknown): boolean =>
+      (gone || request.raw.socket?.destroyed === true) && errorResponse(err).internal;
     request.raw.once('close', () => {
-      if (!request.raw.complete)
-        abort.abort(new ServerError('UPLOAD_INVALID', 'the client went away mid-upload'));
-    });
-
-    const ingest = async (source: string | NodeJS.ReadableStream, filename: string): Promise<void> => {
-      checkAction(fields);
-      checkUploadedName(filename, fields);
-      const expected = expectedSha256(fields);
-      try {
-        const added = await store.add(source, {
-          filename,
-          ...(expected !== undefined ? { expectedSha256: expected } : {}),
-          builtBy: { uploadedBy: principal?.name ?? 'anonymous' },
-          refuseBuildTag: !config.allowBuildTags,
-          signal: abort.signal,
-        });
-        if (expected !== undefined && added.entry.sha256 !== expected) {
-          throw new ServerError(
-            'UPLOAD_DIGEST_MISMATCH',
-            `${filename}: sha256 is ${added.entry.sha256}, the form says ${expected}`,
-          );
-        }
-        ctx.index.invalidate();
-        // The stored name: the PEP 427 escaped spelling, or the spelling already here for the same release.
-        result = {
-          status: added.status,
-          filename: added.entry.filename,
-          sha256: added.entry.sha256,
-          size: added.entry.size,
-        };
-        metrics.inc('dstack_uploads_total', { result: added.status });
-        if (added.status === 'added') metrics.inc('dstack_upload_bytes_total', {}, added.entry.size);
-        request.log.info(
-          {
-            filename: added.entry.filename,
-            status: added.status,
-            size: added.entry.size,
-            by: principal?.name,
-          },
-          'upload',
-        );
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        metrics.inc('dstack_uploads_total', { result: code === 'WHEEL_CONFLICT' ? 'conflict' : 'rejected' });
-        throw err;
+      if (!request.raw.complete) {
+        gone = true;
+        abort.abort(new ServerError('UPLOAD_ABORTED', 'the client went away mid-upload'));
       }
-    };
+    });
+    // The store publishes only once the whole form is read and checked (fields after the file included):
+    // a second file, a bad field or a cut-off body leaves nothing behind.
+    let formRead!: () => void;
+    let formRefused!: (err: unknown) => void;
+    const form = new Promise<void>((resolve, reject) => {
+      formRead = resolve;
+      formRefused = reject;
+    });
+    form.catch(() => {}); // awaited by the store, or not at all when no file came
+    let adding: Promise<AddResult> | undefined;
+    let filename = '';
 
     try {
       for await (const part of request.parts()) {
@@ -165,31 +155,75 @@ export function registerUploadRoutes(app: FastifyInstance, ctx: ServerContext): 
           file.file.resume(); // gpg_signature and the like: not kept
           continue;
         }
-        if (result !== undefined || spooled !== undefined) {
+        if (adding !== undefined) {
           file.file.resume();
-          throw new ServerError('UPLOAD_INVALID', 'one file per upload request');
+          throw new ServerError(
+            'UPLOAD_INVALID',
+            'one file per upload request (a second "content" file came)',
+          );
         }
-        // Counted here, so an oversized file fails with 413 before the store sees a truncated stream.
-        const limited = limitBytes(file.file, config.maxUploadBytes);
-        if (fields[':action'] !== undefined) {
-          try {
-            await ingest(limited, file.filename);
-          } catch (err) {
-            file.file.resume();
-            throw err;
-          }
-        } else {
-          const dir = await mkdtemp(join(tmpdir(), 'dstack-upload-'));
-          spooled = { dir, path: join(dir, 'upload.part'), filename: file.filename };
-          await pipeline(limited, createWriteStream(spooled.path));
-        }
+        filename = file.filename;
+        checkUploadedName(filename, fields);
+        // Streams into the store's temp area (swept at start-up after a kill -9) while the form goes on.
+        adding = store.add(limitBytes(file.file, config.maxUploadBytes), {
+          filename,
+          builtBy: { uploadedBy: principal?.name ?? 'anonymous' },
+          refuseBuildTag: !config.allowBuildTags,
+          signal: abort.signal,
+          beforePublish: async ({ sha256 }) => {
+            await form;
+            const expected = expectedSha256(fields);
+            if (expected !== undefined && sha256 !== expected) {
+              throw new ServerError(
+                'UPLOAD_DIGEST_MISMATCH',
+                `${filename}: sha256 is ${sha256}, the form says ${expected}`,
+              );
+            }
+          },
+        });
+        adding.catch(() => {}); // awaited below; a refused form must not leave it unhandled meanwhile
       }
-      if (spooled !== undefined) await ingest(spooled.path, spooled.filename);
-    } finally {
-      if (spooled !== undefined) await rm(spooled.dir, { recursive: true, force: true });
+      if (adding === undefined) throw new ServerError('UPLOAD_INVALID', 'the form has no "content" file');
+      checkAction(fields);
+      checkUploadedName(filename, fields);
+      expectedSha256(fields);
+      formRead();
+    } catch (err) {
+      formRefused(err);
+      await adding?.catch(() => {});
+      if (wentAway(err)) {
+        request.log.info({ filename }, 'the client went away mid-upload; nothing published');
+        throw new ServerError('UPLOAD_ABORTED', 'the client went away mid-upload');
+      }
+      if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(config.maxUploadBytes);
+      throw multipartError(err);
     }
-    if (result === undefined) throw new ServerError('UPLOAD_INVALID', 'the form has no "content" file');
-    return { ok: true, ...result };
+    try {
+      const added = await adding;
+      ctx.index.invalidate();
+      metrics.inc('dstack_uploads_total', { result: added.status });
+      if (added.status === 'added') metrics.inc('dstack_upload_bytes_total', {}, added.entry.size);
+      request.log.info(
+        { filename: added.entry.filename, status: added.status, size: added.entry.size, by: principal?.name },
+        'upload',
+      );
+      // The stored name: the PEP 427 escaped spelling, or the spelling already here for the same release.
+      return {
+        ok: true,
+        status: added.status,
+        filename: added.entry.filename,
+        sha256: added.entry.sha256,
+        size: added.entry.size,
+      };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      metrics.inc('dstack_uploads_total', { result: code === 'WHEEL_CONFLICT' ? 'conflict' : 'rejected' });
+      if (wentAway(err)) {
+        request.log.info({ filename }, 'the client went away mid-upload; nothing published');
+        throw new ServerError('UPLOAD_ABORTED', 'the client went away mid-upload');
+      }
+      throw multipartError(err);
+    }
   };
 
   for (const url of ['/', '/legacy/', '/legacy']) {

@@ -51,6 +51,11 @@ export interface AddOptions {
    * the operator allows build tags; a build's own wheels (pip's) are taken as they come.
    */
   refuseBuildTag?: boolean;
+  /**
+   * Awaited once the wheel is copied, hashed and validated, before anything is published: throwing refuses
+   * the wheel (the server uses it to read the rest of an upload's form first).
+   */
+  beforePublish?: (wheel: { sha256: string; size: number }) => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -289,7 +294,7 @@ export class FsWheelStore implements WheelStore {
     return record;
   }
 
-  /** Adds under the same release key run one at a time in this process (see `add`). */
+  /** Checks and publishes of one release key run one at a time in this process (see `add`). */
   private readonly releaseLocks = new Map<string, Promise<unknown>>();
 
   /**
@@ -306,9 +311,13 @@ export class FsWheelStore implements WheelStore {
         hint: 'a build tag lets two different wheels of one release coexist; upload the wheel without it, or allow build tags (server: allow_build_tags = true; wheelhouse add --allow-build-tag)',
       });
     }
-    const key = releaseKey(parsed);
+    return this.addRelease(source, given, parsed, releaseKey(parsed), options);
+  }
+
+  /** Runs `fn` after every earlier call for release `key` in this process has finished. */
+  private async withReleaseLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const before = this.releaseLocks.get(key) ?? Promise.resolve();
-    const run = before.catch(() => {}).then(() => this.addRelease(source, given, parsed, key, options));
+    const run = before.catch(() => {}).then(fn);
     this.releaseLocks.set(key, run);
     try {
       return await run;
@@ -380,41 +389,46 @@ export class FsWheelStore implements WheelStore {
       });
       kept = null;
       options.signal?.throwIfAborted();
-      // The same release under another spelling (Demo_Pkg-1.0.0-…, demo.pkg-1.0.0.0-…, PyYAML-…).
-      const others = (await this.sameRelease(key)).filter((n) => n !== filename);
-      const replaced: string[] = [];
-      for (const other of others) {
-        const entry = (await this.recordOf(other))?.entry;
-        if (!entry) continue; // not a valid wheel: not listed, not a release
-        if (entry.sha256 === sha256) return { status: 'present', entry };
-        if (options.overwrite !== true) throw conflict(given, other, entry.sha256, sha256);
-        replaced.push(other);
-      }
-      this.logger.debug({ filename }, 'publishing');
-      const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true, given);
-      for (const other of replaced) await this.remove(other);
-      if (status === 'present') {
-        const record = await this.recordOf(filename);
-        if (record?.entry) return { status, entry: record.entry };
-        throw new WheelError('WHEEL_NOT_FOUND', `${filename} vanished from ${this.dir} while being added`);
-      }
-      const entry: WheelEntry = {
-        filename,
-        name: inspected.filename.normalizedName,
-        version: inspected.filename.version,
-        sha256,
-        size,
-        requiresPython: inspected.metadata.requiresPython,
-        metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
-        addedAt: new Date().toISOString(),
-        builtBy: options.builtBy ?? null,
-      };
-      await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
-      const record: RecordFile = { entry, stat: written };
-      await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1));
-      this.cache.set(filename, { stat: record.stat, record });
-      this.logger.info({ filename, sha256, size }, 'wheel added');
-      return { status, entry };
+      if (options.beforePublish) await options.beforePublish({ sha256, size });
+      options.signal?.throwIfAborted();
+      // Checked and published under the release's lock: two spellings of one release never both land.
+      return await this.withReleaseLock(key, async () => {
+        // The same release under another spelling (Demo_Pkg-1.0.0-…, demo.pkg-1.0.0.0-…, PyYAML-…).
+        const others = (await this.sameRelease(key)).filter((n) => n !== filename);
+        const replaced: string[] = [];
+        for (const other of others) {
+          const entry = (await this.recordOf(other))?.entry;
+          if (!entry) continue; // not a valid wheel: not listed, not a release
+          if (entry.sha256 === sha256) return { status: 'present', entry };
+          if (options.overwrite !== true) throw conflict(given, other, entry.sha256, sha256);
+          replaced.push(other);
+        }
+        this.logger.debug({ filename }, 'publishing');
+        const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true, given);
+        for (const other of replaced) await this.remove(other);
+        if (status === 'present') {
+          const record = await this.recordOf(filename);
+          if (record?.entry) return { status, entry: record.entry };
+          throw new WheelError('WHEEL_NOT_FOUND', `${filename} vanished from ${this.dir} while being added`);
+        }
+        const entry: WheelEntry = {
+          filename,
+          name: inspected.filename.normalizedName,
+          version: inspected.filename.version,
+          sha256,
+          size,
+          requiresPython: inspected.metadata.requiresPython,
+          metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+          addedAt: new Date().toISOString(),
+          builtBy: options.builtBy ?? null,
+        };
+        await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
+        const record: RecordFile = { entry, stat: written };
+        await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1));
+        this.cache.set(filename, { stat: record.stat, record });
+        this.logger.info({ filename, sha256, size }, 'wheel added');
+        return { status, entry };
+      });
     } finally {
       await rm(tmp, { force: true });
     }

@@ -7,15 +7,16 @@ export const SERVER_CODES = {
     hint: 'Send a token as HTTP Basic (user __token__, the token as password) or as Authorization: Bearer.',
   },
   AUTH_INVALID: {
-    summary: 'The token sent is not one of this server\'s.',
-    hint: 'Check the token; the server\'s tokens come from its config or DSTACK_SERVER_TOKENS.',
+    summary: "The token sent is not one of this server's.",
+    hint: "Check the token; the server's tokens come from its config or DSTACK_SERVER_TOKENS.",
   },
   AUTH_FORBIDDEN: {
     summary: 'The token is valid but lacks the scope this request needs (read, upload, build).',
     hint: 'Use a token with that scope.',
   },
   BAD_PATH: {
-    summary: 'The URL path cannot be decoded, or holds "..", a backslash, NUL, or a bad file or project name.',
+    summary:
+      'The URL path cannot be decoded, or holds "..", a backslash, NUL, or a bad file or project name.',
     hint: 'Ask for paths as the index links them.',
   },
   NOT_FOUND: {
@@ -28,11 +29,16 @@ export const SERVER_CODES = {
   },
   RANGE_NOT_SATISFIABLE: {
     summary: 'The Range asked for lies outside the file.',
-    hint: 'Ask for a range within the file\'s size (HEAD gives Content-Length).',
+    hint: "Ask for a range within the file's size (HEAD gives Content-Length).",
   },
   UPLOAD_INVALID: {
-    summary: 'An upload is not a legacy-API multipart form with one "content" file and a matching name and digest.',
+    summary:
+      'An upload is not a well-formed legacy-API multipart form with one "content" file and a matching name, version and digest.',
     hint: 'Upload with twine (twine upload --repository-url URL FILE.whl).',
+  },
+  UPLOAD_ABORTED: {
+    summary: 'The client went away before its upload was complete; nothing was published.',
+    hint: 'Upload again; a proxy cutting long requests short may need a longer timeout.',
   },
   UPLOAD_NOT_A_WHEEL: {
     summary: 'The uploaded file is not a wheel (a source distribution, or another file).',
@@ -43,11 +49,12 @@ export const SERVER_CODES = {
     hint: 'The upload was changed on the way: upload it again.',
   },
   UPLOAD_TOO_LARGE: {
-    summary: 'The upload is larger than the server\'s limit.',
+    summary: "The upload is larger than the server's limit.",
     hint: 'Raise maxUploadBytes in the server config if the wheel is expected to be this large.',
   },
   RECIPE_FORBIDDEN: {
-    summary: 'A recipe sent over HTTP includes files, local paths or file: URLs, which the server does not allow.',
+    summary:
+      'A recipe sent over HTTP includes files, local paths or file: URLs, which the server does not allow.',
     hint: 'Name packages by index name or remote URL, or let the server config allow local paths.',
   },
   BUILD_INVALID: {
