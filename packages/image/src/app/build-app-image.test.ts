@@ -14,6 +14,7 @@ import type { Image } from '../core/image.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
 import { isIgnored, parseDockerignore } from '../layers/app-source.js';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { buildAppImage, openImage, parseImageSpec, writeImage } from '../index.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -65,6 +66,33 @@ describe('.dockerignore', () => {
     ['a?c', 'abc', true],
   ])('%j on %s -> %s', (patterns, file, ignored) => {
     expect(isIgnored(parseDockerignore(patterns), file)).toBe(ignored);
+  });
+});
+
+describe('README usage', () => {
+  it('builds an app image on a base read from an OCI layout and writes it to another, through the public API', async () => {
+    const baseDir = path.join(tmp, 'usage-base');
+    await writeOciLayout(await fakeBase(new BlobCache(path.join(tmp, 'usage-base-cache'))), baseDir, { ref: 'bookworm' });
+    const out = path.join(tmp, 'usage-out');
+    // README usage: begin
+    const cache = new BlobCache(path.join(tmp, 'usage-cache'));
+    const base = await openImage(parseImageSpec(`oci:${baseDir}:bookworm`), { cache }); // or docker:NAME, registry:REF
+    const { image, layers } = await buildAppImage({
+      base,
+      cache,
+      wheels: wheels.map((p) => ({ path: p })), // or (await wheelsFromLock(lockFile, wheelhouse, baseInfo)).wheels
+      app: { kind: 'source', dir: src }, // or { kind: 'wheel', path: appWheel }
+      uid: 4321,
+      cmd: ['python', 'app.py'],
+    });
+    await validateImage(image);
+    const written = await writeImage(image, parseImageSpec(`oci:${out}:myapp`)); // or docker:TAG, archive:FILE, registry:REF
+    // README usage: end
+    expect(layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', false], ['app', false]]);
+    expect(written).toEqual({ digest: image.digest(), where: `OCI layout ${out}:myapp` });
+    const cfg = JSON.parse((await run('skopeo', ['inspect', '--config', `oci:${out}:myapp`])).stdout);
+    expect(cfg.config.User).toBe('4321:4321');
+    expect(cfg.config.Cmd).toEqual(['python', 'app.py']);
   });
 });
 
