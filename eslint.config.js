@@ -70,7 +70,7 @@ export default tseslint.config(
   },
   {
     files: [`${imageSrc}/**/*.ts`],
-    ignores: ['**/*.test.ts', '**/*.fixtures.ts'],
+    ignores: ['**/*.test.ts', '**/*.test-support.ts'],
     plugins: { import: importPlugin },
     settings: { 'import/resolver': { [fileURLToPath(new URL('./tools/eslint/resolve-ts-source.cjs', import.meta.url))]: {} } },
     rules: {
@@ -115,8 +115,8 @@ export default tseslint.config(
     },
   },
   {
-    // Tests may use the private testing helpers.
-    files: ['**/*.test.ts'],
+    // Tests and their helpers (*.test-support.ts, never built into dist) may use the private testing helpers.
+    files: ['**/*.test.ts', '**/*.test-support.ts'],
     rules: { '@nx/enforce-module-boundaries': 'off' },
   },
 );

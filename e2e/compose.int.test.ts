@@ -19,7 +19,7 @@ import {
   testPython,
 } from '@dstack/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../apps/cli/src/testing.js';
+import { runCli } from '../apps/cli/src/run-cli.test-support.js';
 import {
   EXPECTED_CRC,
   buildWebappWheel,
@@ -30,7 +30,7 @@ import {
   waitForApp,
   write,
   writeAppDeps,
-} from './fixtures.js';
+} from './compose.test-support.js';
 
 const UID = 4321;
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;

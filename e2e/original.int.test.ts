@@ -30,8 +30,8 @@ import {
   writeCExtPackage,
 } from '@dstack/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../apps/cli/src/testing.js';
-import { EXPECTED_CRC, freePort, removeLabelled, repoRoot, waitForApp, write } from './fixtures.js';
+import { runCli } from '../apps/cli/src/run-cli.test-support.js';
+import { EXPECTED_CRC, freePort, removeLabelled, repoRoot, waitForApp, write } from './compose.test-support.js';
 
 const UID = 4321;
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;

@@ -24,7 +24,7 @@ import {
   testPython,
 } from '@dstack/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliRun } from '../apps/cli/src/testing.js';
+import { runCli, type CliRun } from '../apps/cli/src/run-cli.test-support.js';
 import {
   E2E_LABEL,
   EXPECTED_CRC,
@@ -38,7 +38,7 @@ import {
   writeAppDeps,
   type AppAnswer,
   type AppDeps,
-} from './fixtures.js';
+} from './compose.test-support.js';
 
 const UID = 4321;
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;

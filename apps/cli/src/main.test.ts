@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { PassThrough } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { reportError, EXIT_FAILURE, EXIT_INTERNAL, EXIT_USAGE, UsageError } from './errors.js';
-import { runCli } from './testing.js';
+import { runCli } from './run-cli.test-support.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { FsWheelStore } from '@dstack/wheelhouse';
 import { pino } from 'pino';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- test support (excluded from the build), like *.test.ts
 import { writeWheel } from '@dstack/testing';
 import { buildServer, type BuildServerOptions } from './server.js';
 import { DEFAULT_CONFIG, type ServerConfig } from './config.js';

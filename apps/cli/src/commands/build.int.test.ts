@@ -12,7 +12,7 @@ import {
   testPython,
   writePurePackage,
 } from '@dstack/testing';
-import { runCli } from '../testing.js';
+import { runCli } from '../run-cli.test-support.js';
 
 vi.setConfig({ testTimeout: 300_000 });
 const python = testPython('3.11');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { openWheelhouse } from '@dstack/wheelhouse';
 import { testPython, writeWheel } from '@dstack/testing';
 import { interpreterCandidates, type Check } from './doctor.js';
-import { runCli } from '../testing.js';
+import { runCli } from '../run-cli.test-support.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;

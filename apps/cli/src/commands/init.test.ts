@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from '../testing.js';
+import { runCli } from '../run-cli.test-support.js';
 import { IMAGES_DIR } from '../images.js';
 
 let dir: string;

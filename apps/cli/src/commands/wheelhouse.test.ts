@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileWheels, writeWheel } from '@dstack/testing';
-import { runCli } from '../testing.js';
+import { runCli } from '../run-cli.test-support.js';
 
 // The real command tree (main.ts), quiet logs, NO_COLOR: exactly what a user's shell would run.
 async function cli(

@@ -20,7 +20,7 @@ import { BlobCache } from '../cache/blob-cache.js';
 import { loadIntoDaemon } from '../sinks/daemon.js';
 import { readDaemonImage } from '../sources/daemon.js';
 import { pushImage } from '../sinks/registry.js';
-import { buildValidated, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { buildValidated, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
 let tmp: string;
 let docker: Docker;

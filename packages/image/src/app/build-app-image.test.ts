@@ -13,7 +13,7 @@ import { validateImage } from '../validate/validate-image.js';
 import type { Image } from '../core/image.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
 import { isIgnored, parseDockerignore } from '../layers/app-source.js';
-import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 import { buildAppImage, openImage, parseImageSpec, writeImage } from '../index.js';
 
 const run = promisify(execFile);

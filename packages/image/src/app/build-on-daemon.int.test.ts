@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import { runInContainer, sharedEngine, sharedRuntimeImage } from '@dstack/testing';
 import { buildAppImageOnDaemon, pinFromWheel } from './build-on-daemon.js';
-import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
 const DOCKERFILES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../images/app');
 let tmp: string;

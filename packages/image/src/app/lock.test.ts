@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock, type Lock } from '@dstack/recipe';
 import type { BaseInfo } from '../layers/base-info.js';
 import { wheelFitsBase, wheelsFromLock } from './lock.js';
-import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
 let tmp: string;
 let lockFile: string;

@@ -14,8 +14,8 @@ import { parseChallenge, RegistryClient } from '../distribution/client.js';
 import { pushImage, type PushEvent } from './registry.js';
 import { readRegistryImage } from '../sources/registry.js';
 import { parseReference } from '../distribution/reference.js';
-import { startFaultProxy } from '../fixtures/fault-proxy.fixtures.js';
-import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { startFaultProxy } from '../fixtures/fault-proxy.test-support.js';
+import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
 const run = promisify(execFile);
 let tmp: string;

@@ -9,7 +9,7 @@ import { hostileWheels, isolatedPipEnv } from '@dstack/testing';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { consoleScript, formatCsv, parseCsv, parseEntryPoints, planWheelInstall, recordHash } from './install.js';
 import { writeWheelsLayer } from './wheels-layer.js';
-import { installerFixtures, makeWheel } from '../../fixtures/wheel.fixtures.js';
+import { installerFixtures, makeWheel } from '../../fixtures/wheel.test-support.js';
 
 const run = promisify(execFile);
 const PYTHON = '/root/.pyenv/versions/3.11.7/bin/python';

@@ -8,7 +8,7 @@ import { BlobCache } from '../../cache/blob-cache.js';
 import { validateImage } from '../../validate/validate-image.js';
 import { appendLayers, emptyImage } from '../../core/mutate.js';
 import { writeSegmentedWheelsLayer } from './segments.js';
-import { installerFixtures, makeWheel } from '../../fixtures/wheel.fixtures.js';
+import { installerFixtures, makeWheel } from '../../fixtures/wheel.test-support.js';
 import { writeOciLayout } from '../../sinks/oci-layout.js';
 
 const run = promisify(execFile);

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
+import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRuntimeImage } from '@dstack/testing';
+import { EXIT_USAGE } from '../errors.js';
+import { cli, dir, useImageFixture, validated } from './image.test-support.js';
+
+useImageFixture();
+
+describe('image app with a Docker engine', () => {
+  it('--output docker: loads plain layers (their digests are the engine\'s diffIDs); --engine builds the same app through images/app', async () => {
+    const { env, docker } = await sharedEngine();
+    const runtime = await sharedRuntimeImage();
+    const id = randomBytes(4).toString('hex');
+    const tags = { daemonless: `dstack-test/cli-app:d-${id}`, engine: `dstack-test/cli-app:e-${id}` };
+    const common = ['image', 'app', '--base', `docker:${runtime}`, '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--uid', '1234'];
+    try {
+      const daemonless = await cli([...common, '--output', `docker:${tags.daemonless}`, '--json'], { DOCKER_HOST: env.DOCKER_HOST });
+      expect(daemonless.stderr).toBe('');
+      expect(daemonless.code).toBe(0);
+      const digests = (JSON.parse(daemonless.stdout).layers as { digest: string }[]).map((l) => l.digest);
+      const inspected = await docker.getImage(tags.daemonless).inspect();
+      expect(inspected.RootFS.Layers?.slice(-digests.length)).toEqual(digests);
+
+      const engine = await cli([...common, '--engine', '--output', `docker:${tags.engine}`], { DOCKER_HOST: env.DOCKER_HOST });
+      expect(engine.stderr).toBe('');
+      expect(engine.code).toBe(0);
+      expect(engine.stdout).toContain(tags.engine);
+      for (const tag of [tags.daemonless, tags.engine]) {
+        const r = await runInContainer(tag, ['sh', '-c', 'id -u; stat -c %u /app/app.py; tool; cat /app/app.py']);
+        expect([tag, r.stdout]).toEqual([tag, '1234\n1234\ntool ran\nprint("v1")\n']);
+      }
+    } finally {
+      for (const tag of [tags.daemonless, tags.engine, `${tags.engine}-deps`]) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    }
+  }, 600_000);
+});
+
+describe('image app --requirements locked through the factory image (Decision 3)', () => {
+  it('locks with the factory image\'s interpreter on the engine when it is the base\'s (3.11.2), and refuses one that is not', async () => {
+    const { env } = await sharedEngine();
+    const factory = await sharedFactoryImage();
+    const engineEnv = isolatedPipEnv({ NO_COLOR: '1', DSTACK_IMAGE_CACHE: path.join(dir, 'cache'), DOCKER_HOST: env.DOCKER_HOST! });
+    await mkdir(path.join(dir, 'engine-recipes'), { recursive: true });
+    await writeFile(path.join(dir, 'engine-recipes', 'tools.txt'), '--no-index\ntool\n');
+    const args = ['image', 'app', '--requirements', 'engine-recipes/tools.txt', '--factory-image', factory];
+    const ok = await cli([...args, '--base', 'oci:base:bookworm', '--output', 'oci:out-engine-lock:app', '--json'], engineEnv);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
+    await validated(`oci:${dir}/out-engine-lock:app`);
+    const lock = await readFile(path.join(dir, 'engine-recipes/locks/tools/pylock.cp311-linux_x86_64.toml'), 'utf8');
+    expect(lock).toContain('python_full_version == \\"3.11.2\\"');
+    expect(lock).toContain('tool-1.0-py3-none-any.whl');
+
+    // A base of another full version: the factory image's interpreter does not fit, and nothing is built.
+    const cache = new BlobCache(path.join(dir, 'base-cache'));
+    const other = await writeLayer(
+      [
+        { path: 'usr/bin/python3.11', type: 'file', data: Buffer.from('ELF'), mode: 0o755 },
+        { path: 'var/lib/dpkg/status', type: 'file', data: Buffer.from('Package: python3.11-minimal\nVersion: 3.11.9-1\n\n') },
+      ],
+      { cache },
+    );
+    await writeImage(appendLayers(emptyImage(), [{ layer: other }]), { kind: 'oci', dir: path.join(dir, 'base-3.11.9'), ref: 'x' });
+    const refused = await cli([...args, '--base', 'oci:base-3.11.9:x', '--output', 'oci:never:app'], engineEnv);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `error[LOCK_NO_INTERPRETER]: the factory image ${factory} has Python 3.11.2, the base's is 3.11.9: its lock would not fit the image`,
+    );
+    const missing = await cli([...args.slice(0, -1), 'dstack-test/no-such-factory:x', '--base', 'oci:base:bookworm', '--output', 'oci:never:app'], engineEnv);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('error[LOCK_NO_INTERPRETER]: the factory image dstack-test/no-such-factory:x cannot be used:');
+    // Without --factory-image it is the fallback: no local 3.11.9 here, then $FACTORY_IMAGE.
+    const fallback = await cli(['image', 'app', '--requirements', 'engine-recipes/tools.txt', '--base', 'oci:base-3.11.9:x', '--output', 'oci:never:app'], { ...engineEnv, FACTORY_IMAGE: 'dstack-test/no-such-factory:x' });
+    expect(fallback.code).toBe(1);
+    expect(fallback.stderr).toContain(
+      `error[LOCK_NO_INTERPRETER]: no local interpreter of the base's Python 3.11.9 to lock ${path.join(dir, 'engine-recipes/tools.txt')} with, and the factory image dstack-test/no-such-factory:x cannot be used:`,
+    );
+  }, 600_000);
+});
+
+describe('image runtime|factory on the engine', () => {
+  it('builds a Dockerfile through dockerode, and an errorDetail in the stream is a failure', async () => {
+    const { env } = await sharedEngine();
+    const base = await sharedBaseImage();
+    const ctxDir = path.join(dir, 'ctx');
+    await mkdir(ctxDir);
+    await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n`);
+    await writeFile(path.join(ctxDir, 'hello.txt'), `hello ${randomBytes(4).toString('hex')}\n`);
+    const tag = `dstack-test/cli-runtime:${randomBytes(4).toString('hex')}`;
+    const ok = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', tag], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(new RegExp(`^${tag} sha256:[0-9a-f]{64}\\n$`));
+    const run = await runInContainer(tag, ['cat', '/hello.txt']);
+    expect(run.stdout).toMatch(/^hello [0-9a-f]{8}\n$/);
+    await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nRUN echo failing >&2; exit 3\n`);
+    const bad = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-bad`], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain(`error[IMAGE_BUILD_FAILED]: docker build of ${tag}-bad failed: The command '/bin/sh -c echo failing >&2; exit 3' returned a non-zero code: 3`);
+    // Without --tag: the name docker-compose.yml gives (PY_VERSION from the environment names it).
+    await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nCOPY hello.txt /hello.txt\n`);
+    const named = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base], { DOCKER_HOST: env.DOCKER_HOST, PY_VERSION: '9.99' });
+    const { docker } = await sharedEngine();
+    try {
+      expect(named.stdout).toMatch(/^dstack-factory\/runtime:py9\.99 sha256:[0-9a-f]{64}\n$/);
+    } finally {
+      await docker.getImage('dstack-factory/runtime:py9.99').remove({ force: true }).catch(() => undefined);
+    }
+    await docker.getImage(tag).remove({ force: true });
+  }, 300_000);
+});
+
+describe('image runtime --onbuild (Decision 22)', () => {
+  it('builds the requirements, source and wheel flavours on the runtime, named after it', async () => {
+    const { env, docker } = await sharedEngine();
+    const runtime = await sharedRuntimeImage();
+    const engine = { DOCKER_HOST: env.DOCKER_HOST };
+    const triggers: Record<string, string[]> = {
+      requirements: [
+        'COPY wheelhouse /wheelhouse',
+        'COPY requirements.txt /app/requirements.txt',
+        'RUN pip install --pre --no-index --no-cache-dir -f /wheelhouse -r /app/requirements.txt && rm -rf /wheelhouse',
+      ],
+      source: ['ARG SRC_DIR=.', 'ARG UID=4801'],
+      wheel: ['ARG WHEEL_PACKAGE=', 'ARG WHEEL_FILE=', 'COPY ${WHEEL_PACKAGE:-${WHEEL_FILE}} /tmp/dstack-wheel/'],
+    };
+    // Without --tag, PY_VERSION names the runtime it stands on and the tag (as docker-compose.yml does).
+    const names = { requirements: 'dstack-factory/runtime:py9.97-onbuild', source: 'dstack-factory/runtime:py9.97-onbuild-source', wheel: 'dstack-factory/runtime:py9.97-onbuild-wheel' };
+    try {
+      for (const [flag, flavour] of [['--onbuild', 'requirements'], ['--onbuild=source', 'source'], ['--onbuild=wheel', 'wheel']] as const) {
+        const r = await cli(['image', 'runtime', flag, '--base-image', runtime], { ...engine, PY_VERSION: '9.97' });
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).toMatch(new RegExp(`^${names[flavour]} sha256:[0-9a-f]{64}\\n$`));
+        const info = await docker.getImage(names[flavour]).inspect();
+        expect(info.Config.OnBuild!.slice(0, triggers[flavour]!.length)).toEqual(triggers[flavour]);
+        // The runtime's environment is kept: the venv first on PATH, /app the working folder.
+        expect(info.Config.WorkingDir).toBe('/app');
+        expect(info.Config.Env).toContain('VIRTUAL_ENV=/env');
+      }
+    } finally {
+      for (const name of Object.values(names)) await docker.getImage(name).remove({ force: true }).catch(() => undefined);
+    }
+  }, 300_000);
+
+  it('refuses an unknown flavour and a runtime the engine lacks', async () => {
+    const { env } = await sharedEngine();
+    const bad = await cli(['image', 'runtime', '--onbuild=sources'], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(bad.code).toBe(EXIT_USAGE);
+    expect(bad.stderr).toBe('error[USAGE]: --onbuild takes requirements, source, wheel (default requirements), not "sources"\n');
+    const missing = await cli(['image', 'runtime', '--onbuild'], { DOCKER_HOST: env.DOCKER_HOST, PY_VERSION: '9.96' });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toBe(
+      'error[IMAGE_BASE_MISSING]: the onbuild runtime stands on dstack-factory/runtime:py9.96, which is not in the Docker engine\n' +
+        'hint: build it first: `dstack-factory image runtime` (or `docker-compose build runtime`), or name another with --base-image\n',
+    );
+  });
+});
