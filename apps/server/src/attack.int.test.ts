@@ -1,6 +1,7 @@
 // What an attack review of `dstack-factory serve` got through (issue 12), sent again over real HTTP:
 // release spellings (point 5), malformed and doubled multipart bodies (point 6), headers and secrets
 // (point 8), and who may read build records and logs (point 3).
+import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -231,5 +232,58 @@ describe('client errors are 4xx, and nothing is published (point 6)', () => {
     expect(lines.filter((l) => l.level === 50)).toEqual([]);
     expect(lines.some((l) => l.msg === 'the client went away mid-upload; nothing published')).toBe(true);
     expect((await wheelsIn(s)).filter((f) => f.startsWith('gone'))).toEqual([]);
+  });
+});
+
+describe('headers and secrets at rest (point 8)', () => {
+  it('sends CSP (script and style by hash), nosniff, no-referrer and frame-ancestors on HTML pages', async () => {
+    const r = await fetch(`${s.url}/`);
+    const html = await r.text();
+    expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(r.headers.get('referrer-policy')).toBe('no-referrer');
+    const csp = r.headers.get('content-security-policy')!;
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+    const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1]!);
+    expect([scripts.length, styles.length]).toEqual([1, 1]);
+    const hash = (t: string) => `'sha256-${createHash('sha256').update(t).digest('base64')}'`;
+    expect(csp).toContain(`script-src ${hash(scripts[0]!)}`);
+    expect(csp).toContain(`style-src ${hash(styles[0]!)}`);
+    expect(html).not.toMatch(/ style="|localStorage| on[a-z]+="/);
+    const json = await fetch(`${s.url}/simple/`, {
+      headers: { accept: 'application/vnd.pypi.simple.v1+json' },
+    });
+    expect(json.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(json.headers.get('content-security-policy')).toBeNull();
+  });
+
+  it('takes tokens as token_sha256 (no plaintext on disk) and logs no query strings', async () => {
+    const secret = 'only-its-digest-is-configured';
+    const server = await startTestServer({
+      tokens: [
+        {
+          name: 'hashed',
+          token: '',
+          sha256: createHash('sha256').update(secret).digest('hex'),
+          scopes: ['upload'],
+        },
+      ],
+    });
+    try {
+      const who = await fetch(`${server.url}/api/whoami?token=${secret}`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(await who.json()).toMatchObject({ name: 'hashed' });
+      expect(
+        (await fetch(`${server.url}/api/whoami`, { headers: { authorization: 'Bearer wrong' } })).status,
+      ).toBe(401);
+      const access = server.log().filter((l) => l.msg === 'request');
+      expect(access.map((l) => l.url)).toEqual(['/api/whoami', '/api/whoami']);
+      expect(JSON.stringify(server.log())).not.toContain(secret);
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -48,7 +48,7 @@ export class TokenAuthenticator {
     this.#tokens = tokens.map((t) => {
       const scopes = new Set<Scope>(t.scopes);
       scopes.add('read');
-      return { name: t.name, digest: digest(t.token), scopes };
+      return { name: t.name, digest: t.sha256 ? Buffer.from(t.sha256, 'hex') : digest(t.token), scopes };
     });
   }
 

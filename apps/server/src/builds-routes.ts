@@ -8,6 +8,7 @@ import type { BuildRequest, BuildStreamEvent } from './builds.js';
 import type { ServerContext } from './context.js';
 import { ServerError } from './errors.js';
 import { prepareRemoteRecipe } from './recipe-policy.js';
+import { redactLine, redactRecord } from './redact.js';
 
 const MAX_RECIPE = 256 * 1024;
 
@@ -84,23 +85,27 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: ServerContext): v
     return { ...record, existing };
   });
 
+  // Anonymous readers (when allowed at all) get records and logs without server paths (redact.ts).
   app.get('/api/builds', async (request) => {
-    ctx.authorize(request, 'read');
-    return { builds: ctx.builds?.list() ?? [] };
+    const anonymous = ctx.authorizeBuilds(request) === null;
+    const list = ctx.builds?.list() ?? [];
+    return { builds: anonymous ? list.map(redactRecord) : list };
   });
 
   app.get('/api/builds/:id', async (request) => {
-    ctx.authorize(request, 'read');
-    return found((request.params as { id: string }).id);
+    const anonymous = ctx.authorizeBuilds(request) === null;
+    const record = found((request.params as { id: string }).id);
+    return anonymous ? redactRecord(record) : record;
   });
 
   app.get('/api/builds/:id/log', async (request, reply) => {
-    ctx.authorize(request, 'read');
+    const anonymous = ctx.authorizeBuilds(request) === null;
+    const shown = (line: string): string => (anonymous ? redactLine(line) : line);
     const { id } = request.params as { id: string };
     const record = found(id);
     const wantsStream = (request.headers.accept ?? '').includes('text/event-stream');
     if (!wantsStream) {
-      return reply.type('text/plain; charset=utf-8').send(builds().log(id)!.join('\n') + '\n');
+      return reply.type('text/plain; charset=utf-8').send(builds().log(id)!.map(shown).join('\n') + '\n');
     }
     const lastId = Number(
       request.headers['last-event-id'] ?? (request.query as { from?: string }).from ?? -1,
@@ -128,10 +133,11 @@ export function registerBuildRoutes(app: FastifyInstance, ctx: ServerContext): v
     request.raw.once('close', end);
     unsubscribe = builds().subscribe(id, from, (event: BuildStreamEvent) => {
       if (event.type === 'log') {
-        res.write(`id: ${event.index}\nevent: log\ndata: ${JSON.stringify(event.line)}\n\n`);
+        res.write(`id: ${event.index}\nevent: log\ndata: ${JSON.stringify(shown(event.line))}\n\n`);
       } else {
         const finished = event.record.finishedAt !== null;
-        res.write(`event: ${finished ? 'end' : 'state'}\ndata: ${JSON.stringify(event.record)}\n\n`);
+        const record = anonymous ? redactRecord(event.record) : event.record;
+        res.write(`event: ${finished ? 'end' : 'state'}\ndata: ${JSON.stringify(record)}\n\n`);
         if (finished) setImmediate(end);
       }
     });

@@ -78,6 +78,7 @@ function strictBuilds() {
     python,
     factoryImage: null,
     keep: 50,
+    public: true,
     recipeEnv: ['IDX_TOKEN'],
     passEnv: [],
   };
@@ -327,14 +328,19 @@ describe('the attack review (issue 12, points 1 and 2) over HTTP', () => {
     expect(record.json().request.recipe).toBe(recipe); // the record keeps what was sent, not expanded values
     const final = (await readSse(`${strict.url}/api/builds/${id}/log`, () => false)).at(-1)!;
     expect((JSON.parse(final.data) as BuildRecord).state).toBe('failed');
+    // The log as a token holder reads it (nothing redacted), and as an anonymous reader (point 3).
+    const reader = await (
+      await fetch(`${strict.url}/api/builds/${id}/log`, { headers: { authorization: `Bearer ${READ}` } })
+    ).text();
     const log = await (await fetch(`${strict.url}/api/builds/${id}/log`)).text();
-    const dump = /ENVDUMP (\{.*\})/.exec(log);
-    expect(dump, log).not.toBeNull();
+    const dump = /ENVDUMP (\{.*\})/.exec(reader);
+    expect(dump, reader).not.toBeNull();
     const buildEnv = JSON.parse(dump![1]!) as Record<string, string>;
     expect(Object.keys(buildEnv)).not.toContain('DSTACK_SERVER_TOKENS');
     expect(Object.keys(buildEnv)).not.toContain('CI_UPLOAD_TOKEN');
     expect(Object.keys(buildEnv)).not.toContain('IDX_TOKEN');
     for (const secret of [BUILD, UPLOAD]) {
+      expect(reader).not.toContain(secret);
       expect(log).not.toContain(secret);
       expect(requested.join('\n')).not.toContain(secret);
     }
@@ -342,5 +348,35 @@ describe('the attack review (issue 12, points 1 and 2) over HTTP', () => {
     expect(requested).toContain('/%24%7BDSTACK_SERVER_TOKENS%7D/envleak/');
     expect(requested).toContain('/%24%7BCI_UPLOAD_TOKEN%7D/envleak/');
     expect(requested).toContain('/operator-declared-value/envleak/');
+
+    expect(reader).toMatch(/ \/tmp\//);
+    expect(log).not.toMatch(/(^|[\s"'(=:])\/(tmp|root|usr|home|work)\//m);
+    expect(log).not.toContain(base + '/simple/');
+    expect(log).toContain('Looking in indexes: …');
+    const anonymousRecord = JSON.stringify(await (await fetch(`${strict.url}/api/builds/${id}`)).json());
+    expect(anonymousRecord).not.toMatch(/(^|[\s"'(=:])\/(tmp|root|usr|home|work)\//m);
+  }, 300_000);
+
+  it('[builds] public = false requires the read scope for build records and logs alone', async () => {
+    const closed = await startTestServer(
+      { tokens, builds: { ...strictBuilds(), public: false } },
+      { makeBuilds },
+    );
+    try {
+      const r = await post(closed, { recipe: 'requests', python }, BUILD);
+      const { id } = (await r.json()) as { id: string };
+      for (const path of ['/api/builds', `/api/builds/${id}`, `/api/builds/${id}/log`, `/builds/${id}`]) {
+        expect((await fetch(`${closed.url}${path}`)).status).toBe(401);
+        expect(
+          (await fetch(`${closed.url}${path}`, { headers: { authorization: `Bearer ${READ}` } })).status,
+        ).toBe(200);
+      }
+      expect((await fetch(`${closed.url}/simple/`)).status).toBe(200); // the index stays public
+      const home = await (await fetch(`${closed.url}/`)).text();
+      expect(home).toContain('Builds are shown to tokens with the read scope.');
+      await closed.app.inject({ url: `/api/builds/${id}` });
+    } finally {
+      await closed.close();
+    }
   }, 300_000);
 });

@@ -22,7 +22,10 @@ export const SCOPES: readonly Scope[] = ['read', 'upload', 'build'];
 
 export interface TokenConfig {
   name: string;
+  /** The token in plain text, or "" when only its digest is configured (`token_sha256`). */
   token: string;
+  /** Hex sha256 of the token (`token_sha256`): no plaintext on disk. */
+  sha256?: string;
   scopes: Scope[];
   /** The environment variable the token was read from (kept out of builds' environments). */
   env?: string;
@@ -43,6 +46,11 @@ export interface BuildsConfig {
   factoryImage: string | null;
   /** Builds kept in memory for the page and the API. */
   keep: number;
+  /**
+   * Build records and logs readable without a token when `public_read` is true (anonymous readers see them
+   * without absolute paths or pip's sources); false requires the read scope for them alone.
+   */
+  public: boolean;
   /**
    * Decision 20: the only variables `${VAR}` in a recipe sent over HTTP expands from (values from the
    * server's environment); any other stays literal.
@@ -91,6 +99,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
     python: null,
     factoryImage: null,
     keep: 200,
+    public: true,
     recipeEnv: [],
     passEnv: [],
   },
@@ -188,7 +197,7 @@ export function configFromObject(
       const where = ` in tokens[${i}]`;
       if (typeof t !== 'object' || t === null) throw configError(file, `tokens[${i}] must be a table`);
       const tr = t as Raw;
-      checkKeys(tr, ['name', 'token', 'token_env', 'scopes'], file, where);
+      checkKeys(tr, ['name', 'token', 'token_env', 'token_sha256', 'scopes'], file, where);
       const name = take(tr, 'name', file, isString, 'a string') ?? `token${i + 1}`;
       let token = take(tr, 'token', file, isString, 'a string');
       const tokenEnv = take(tr, 'token_env', file, isString, 'an environment variable name');
@@ -198,12 +207,16 @@ export function configFromObject(
           throw configError(file, `tokens[${i}] ("${name}") reads $${tokenEnv}, which is not set`);
         }
       }
-      if (token === undefined || token === '')
+      const digest = take(tr, 'token_sha256', file, isString, 'a hex sha256');
+      if (digest !== undefined && !/^[0-9a-f]{64}$/i.test(digest))
+        throw configError(file, `tokens[${i}] ("${name}"): "token_sha256" must be 64 hex digits`);
+      if ((token === undefined || token === '') && digest === undefined)
         throw configError(file, `tokens[${i}] ("${name}") has no token`);
       const scopes = take(tr, 'scopes', file, isStringArray, 'a list of scopes') ?? ['read'];
       config.tokens.push({
         name,
-        token,
+        token: token ?? '',
+        ...(digest !== undefined ? { sha256: digest.toLowerCase() } : {}),
         scopes: parseScopes(scopes, `${file}: tokens[${i}]`),
         ...(tokenEnv !== undefined ? { env: tokenEnv } : {}),
       });
@@ -225,6 +238,7 @@ export function configFromObject(
         'python',
         'factory_image',
         'keep',
+        'public',
         'recipe_env',
         'pass_env',
       ],
@@ -250,6 +264,7 @@ export function configFromObject(
     config.builds.factoryImage =
       take(b, 'factory_image', file, isString, 'an image name') ?? config.builds.factoryImage;
     config.builds.keep = take(b, 'keep', file, isInt, 'an integer') ?? config.builds.keep;
+    config.builds.public = take(b, 'public', file, isBool, 'true or false') ?? config.builds.public;
     for (const [key, field] of [
       ['recipe_env', 'recipeEnv'],
       ['pass_env', 'passEnv'],

@@ -21,4 +21,6 @@ export interface ServerContext {
   recipeVars: Record<string, string>;
   /** Checks the request's token for `scope` (throws AUTH_*); null for a public read. */
   authorize(request: FastifyRequest, scope: Scope): Principal | null;
+  /** Checks that a request may read build records and logs ([builds] public); null for an anonymous reader. */
+  authorizeBuilds(request: FastifyRequest): Principal | null;
 }

@@ -25,7 +25,7 @@ import { IndexCache } from './index-cache.js';
 import { fileUrl, registerSimpleRoutes } from './simple.js';
 import type { ServerWheelStore } from './store.js';
 import { registerUploadRoutes } from './upload.js';
-import { registerWebRoutes } from './web.js';
+import { PAGE_CSP, registerWebRoutes } from './web.js';
 
 export interface BuildServerOptions {
   store: ServerWheelStore;
@@ -128,6 +128,10 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     recipeVars: options.recipeVars ?? {},
     authorize: (request: FastifyRequest, scope: Scope) =>
       auth.authorize(request.headers.authorization, scope, { publicRead: config.publicRead }),
+    authorizeBuilds: (request: FastifyRequest) =>
+      auth.authorize(request.headers.authorization, 'read', {
+        publicRead: config.publicRead && config.builds.public,
+      }),
   };
 
   const bodyIdleMs = Math.round(config.bodyIdleTimeoutSeconds * 1000);
@@ -148,6 +152,16 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     if (scope !== null) ctx.authorize(request, scope);
   });
 
+  // Every response: no MIME sniffing, no referrer; HTML pages also get the CSP (issue 12, point 8).
+  app.addHook('onSend', async (_request, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('text/html'))
+      reply.header('content-security-policy', PAGE_CSP);
+    return payload;
+  });
+
   const requestKeys = new Map<string, string>();
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -161,7 +175,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     request.log.info(
       {
         method: request.method,
-        url: request.url,
+        url: request.url.split('?')[0], // query strings may carry secrets: never logged
         status: reply.statusCode,
         type: reply.getHeader('content-type'),
         length: reply.getHeader('content-length'),
@@ -174,6 +188,8 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
 
   app.setErrorHandler(async (err, request, reply) => {
     const { status, body, internal } = errorResponse(err);
+    // Error bodies name files, never the server's folders.
+    body.error.message = body.error.message.split(config.wheelhouse).join('<wheelhouse>');
     if (internal) request.log.error({ err }, 'internal error');
     else request.log.debug({ code: body.error.code, message: body.error.message }, 'request refused');
     if (status === 401) reply.header('www-authenticate', `Basic realm="${REALM}"`);

@@ -65,10 +65,21 @@ describe('config', () => {
         python: null,
         factoryImage: null,
         keep: 200,
+        public: true,
         recipeEnv: ['IDX_PASS'],
         passEnv: ['CC'],
       },
     });
+  });
+
+  it('takes token_sha256 instead of a plaintext token', () => {
+    const digest = 'AB'.repeat(32);
+    expect(
+      configFromObject({ tokens: [{ name: 'h', token_sha256: digest, scopes: ['upload'] }] }).tokens,
+    ).toEqual([{ name: 'h', token: '', sha256: digest.toLowerCase(), scopes: ['upload'] }]);
+    expect(() => configFromObject({ tokens: [{ name: 'h', token_sha256: 'abc' }] })).toThrow(
+      'config: tokens[0] ("h"): "token_sha256" must be 64 hex digits',
+    );
   });
 
   it('reads JSON by extension', async () => {

@@ -43,6 +43,7 @@ beforeAll(async () => {
       python,
       factoryImage: null,
       keep: 20,
+      public: true,
       recipeEnv: [],
       passEnv: [],
     },

@@ -4,11 +4,13 @@
  * scope; `/project/<name>` shows versions and files (tags, size, sha256, upload time, builder);
  * `/builds/<id>` shows a build with its log following live (EventSource).
  */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { BuildRecord } from './builds.js';
 import type { ServerContext } from './context.js';
 import { ServerError } from './errors.js';
 import { checkProjectName, normalizeProjectName } from './paths.js';
+import { redactRecord } from './redact.js';
 import { fileUrl } from './simple.js';
 import type { ServerWheelEntry } from './store.js';
 
@@ -71,12 +73,13 @@ pre.log{background:#0c111d;color:#d0d5dd;border-radius:8px;padding:14px;max-heig
 .version{margin-top:18px}.version h3{font-size:15px;margin:0 0 6px}.copy{cursor:pointer;border:0;background:none;color:var(--accent);padding:0;font-size:12px}
 .snippet{background:#f2f4f7;border-radius:8px;padding:8px 12px;display:inline-block}.empty{padding:24px;text-align:center;color:var(--muted)}
 .msg{margin-top:8px;font-size:13px}.msg.err{color:var(--bad)}
+.token-label{margin:0;color:inherit}aside.side{display:grid;gap:24px;align-content:start}.spaced{margin-top:16px}.wrap{white-space:pre-wrap}
 `;
 
 const SCRIPT = `
 const tokenInput=document.getElementById('token');
-const getToken=()=>localStorage.getItem('dstack-token')||'';
-if(tokenInput){tokenInput.value=getToken();tokenInput.addEventListener('change',()=>{localStorage.setItem('dstack-token',tokenInput.value.trim());refreshScopes();});}
+const getToken=()=>sessionStorage.getItem('dstack-token')||'';
+if(tokenInput){tokenInput.value=getToken();tokenInput.addEventListener('change',()=>{sessionStorage.setItem('dstack-token',tokenInput.value.trim());refreshScopes();});}
 const authHeaders=()=>getToken()?{authorization:'Bearer '+getToken()}:{};
 async function refreshScopes(){const f=document.getElementById('build-form');if(!f)return;
   const r=await fetch('/api/whoami',{headers:authHeaders()});const who=r.ok?await r.json():{scopes:[]};
@@ -103,13 +106,28 @@ if(log){const state=document.getElementById('state');const es=new EventSource(lo
   es.addEventListener('state',setState);es.addEventListener('end',(e)=>{setState(e);es.close();});}
 `;
 
+/**
+ * Content-Security-Policy of every HTML page: the one inline script and style block allowed by their
+ * hashes, nothing else inline, no framing (issue 12, point 8).
+ */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  `script-src 'sha256-${createHash('sha256').update(SCRIPT).digest('base64')}'`,
+  `style-src 'sha256-${createHash('sha256').update(CSS).digest('base64')}'`,
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "form-action 'self'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
 function layout(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(title)} · dstack-factory</title><style>${CSS}</style></head>
 <body><header><a class="brand" href="/">dstack<span>-factory</span></a>
 <nav><a href="/">Projects</a><a href="/#builds">Builds</a><a href="/simple/">Simple index</a></nav>
-<div class="token"><label for="token" style="margin:0;color:inherit">Token</label><input id="token" type="password" placeholder="paste a token" autocomplete="off"></div>
+<div class="token"><label for="token" class="token-label">Token</label><input id="token" type="password" placeholder="paste a token" autocomplete="off"></div>
 </header>
 <main>${body}</main><script>${SCRIPT}</script></body></html>`;
 }
@@ -174,6 +192,12 @@ export function registerWebRoutes(app: FastifyInstance, ctx: ServerContext): voi
 
   app.get('/', async (request, reply) => {
     ctx.authorize(request, 'read');
+    let buildsReadable = true;
+    try {
+      ctx.authorizeBuilds(request);
+    } catch {
+      buildsReadable = false;
+    }
     const q = String((request.query as { q?: string }).q ?? '');
     const all = summarize((await ctx.index.snapshot()).entries);
     const projects = q ? all.filter((p) => p.name.includes(normalizeProjectName(q))) : all;
@@ -196,8 +220,8 @@ export function registerWebRoutes(app: FastifyInstance, ctx: ServerContext): voi
 <section class="card"><h2>Projects <span class="muted">(<span id="count">${projects.length}</span>)</span></h2>
 <form method="get" action="/"><input id="search" type="search" name="q" value="${esc(q)}" placeholder="Search projects…" autocomplete="off"></form>
 <table><thead><tr><th>Project</th><th>Latest</th><th>Versions</th><th>Files</th><th>Last upload</th></tr></thead><tbody id="projects">${rows}</tbody></table></section>
-<aside style="display:grid;gap:24px;align-content:start">
-<section class="card" id="builds"><h2>Recent builds</h2>${ctx.builds ? buildRows(ctx.builds.list(10)) : '<div class="empty">Builds are not enabled on this server.</div>'}</section>
+<aside class="side">
+<section class="card" id="builds"><h2>Recent builds</h2>${!ctx.builds ? '<div class="empty">Builds are not enabled on this server.</div>' : buildsReadable ? buildRows(ctx.builds.list(10)) : '<div class="empty">Builds are shown to tokens with the read scope.</div>'}</section>
 ${
   ctx.builds
     ? `<section class="card"><h2>Start a build</h2><form id="build-form"><label for="recipe">Recipe (pip requirements)</label><textarea id="recipe" name="recipe" placeholder="requests==2.31.0&#10;lxml&gt;=5"></textarea>
@@ -256,17 +280,18 @@ ${sections}</div>`;
   });
 
   app.get('/builds/:id', async (request, reply) => {
-    ctx.authorize(request, 'read');
+    const anonymous = ctx.authorizeBuilds(request) === null;
     const { id } = request.params as { id: string };
-    const record = ctx.builds?.get(id) ?? null;
-    if (record === null) throw new ServerError('BUILD_NOT_FOUND', `no build with id ${id}`);
+    const found = ctx.builds?.get(id) ?? null;
+    if (found === null) throw new ServerError('BUILD_NOT_FOUND', `no build with id ${id}`);
+    const record = anonymous ? redactRecord(found) : found;
     const wheels = (record.outcome?.wheels ?? [])
       .map((w) => `<li>${esc(w.filename)} (${esc(w.status)})</li>`)
       .join('');
     const body = `<div class="card"><div class="muted"><a href="/#builds">Builds</a> /</div><h1>Build <span class="mono">${esc(record.id.slice(0, 8))}</span> <span id="state" class="state state-${esc(record.state)}">${esc(record.state)}</span></h1>
 <div class="muted">submitted by ${esc(record.submittedBy)} · ${when(record.createdAt)}${record.request.python ? ` · Python ${esc(record.request.python)}` : ''}</div>
-<div class="grid" style="margin-top:16px"><div><h2>Log</h2><pre class="log" id="log" data-src="/api/builds/${esc(record.id)}/log"></pre><div id="error" class="msg err">${esc(record.error ?? '')}</div></div>
-<div><h2>Recipe</h2><pre class="mono" style="white-space:pre-wrap">${esc(record.request.recipe)}</pre><h2>Wheels</h2><ul id="wheels">${wheels}</ul></div></div></div>`;
+<div class="grid spaced"><div><h2>Log</h2><pre class="log" id="log" data-src="/api/builds/${esc(record.id)}/log"></pre><div id="error" class="msg err">${esc(record.error ?? '')}</div></div>
+<div><h2>Recipe</h2><pre class="mono wrap">${esc(record.request.recipe)}</pre><h2>Wheels</h2><ul id="wheels">${wheels}</ul></div></div></div>`;
     return reply
       .type('text/html; charset=utf-8')
       .header('cache-control', 'no-cache')
