@@ -1,12 +1,17 @@
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { DockerExecutor } from '@dstack/engine';
 import type { CliContext } from './context.js';
 
 /**
- * images/ of this repository (the Dockerfiles of `image factory|runtime|app`, the files `init` copies), from src/ or
- * dist/ alike: the one place that knows where it is.
+ * images/ of dstack-factory (the Dockerfiles of `image factory|runtime|app`, the files `init` copies): the copy the
+ * build puts into dist/images/ (tools/pack/copy-images.mjs), so an installed CLI finds it inside itself; run from
+ * src/, the repository's top-level images/. The one place that knows where it is.
  */
-export const IMAGES_DIR = fileURLToPath(new URL('../../../images/', import.meta.url)).replace(/\/$/, '');
+const PACKAGED_IMAGES = fileURLToPath(new URL('./images', import.meta.url));
+export const IMAGES_DIR = existsSync(PACKAGED_IMAGES)
+  ? PACKAGED_IMAGES
+  : fileURLToPath(new URL('../../../images/', import.meta.url)).replace(/\/$/, '');
 
 /**
  * The names the factory and runtime images get when none is given: the ones docker-compose.yml gives them

@@ -1,5 +1,6 @@
 // The build script's stdout protocol (images/factory/factory.py): one JSON object per line, `event` naming it.
 // Both executors read it with `FactoryRun`, so one behaviour is parsed once.
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type {
@@ -11,8 +12,15 @@ import type {
   PlannedPackage,
 } from './executor.js';
 
-/** The build script in this repository (the factory image copies the same file to /usr/local/bin). */
-export const FACTORY_SCRIPT = fileURLToPath(new URL('../../../images/factory/factory.py', import.meta.url));
+/**
+ * The build script (the factory image copies the same file to /usr/local/bin). A build carries a copy in
+ * dist/images/factory/ (tools/pack/copy-images.mjs; a bundle that includes this module carries one beside
+ * itself), so an installed package finds it inside itself; run from src/, it is the repository's images/factory/.
+ */
+const PACKAGED_SCRIPT = fileURLToPath(new URL('./images/factory/factory.py', import.meta.url));
+export const FACTORY_SCRIPT = existsSync(PACKAGED_SCRIPT)
+  ? PACKAGED_SCRIPT
+  : fileURLToPath(new URL('../../../images/factory/factory.py', import.meta.url));
 
 export interface FactoryArgs {
   recipe: string | null;
