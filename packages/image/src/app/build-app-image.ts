@@ -42,7 +42,7 @@ export interface AppImageOptions {
   /** gzip level for new layers (default 6). */
   level?: number;
   /**
-   * How new layers are stored (default gzip). `none` suits an image bound for a Docker engine, which keeps
+   * How new layers are stored (default gzip). `none` suits an image bound for a Docker daemon, which keeps
    * layers uncompressed: nothing is compressed here nor decompressed there.
    */
   compression?: Compression;
@@ -74,7 +74,7 @@ async function wheelKey(w: WheelInput): Promise<object> {
 }
 
 /**
- * Builds an app image without a Docker engine: base + runtime layer (venv, user, /app) + dependencies layer
+ * Builds an app image without a Docker daemon: base + runtime layer (venv, user, /app) + dependencies layer
  * (the wheels installed by the PEP 427 installer, cached by its inputs) + app layer (source or app wheel), and
  * a config with PATH/HOME/VIRTUAL_ENV, WorkingDir /app, the user, Cmd/Entrypoint, labels and history.
  */

@@ -9,7 +9,7 @@ import { ImageError } from '../errors.js';
 export interface DaemonAppOptions {
   /** The folder of the app Dockerfiles (dstack-factory's `images/app`: Dockerfile, Dockerfile-source, Dockerfile-wheel). */
   dockerfiles: string;
-  /** The base image on the engine (BASE_IMAGE): a runtime image. */
+  /** The base image on the daemon (BASE_IMAGE): a runtime image. */
   base: string;
   /** The dependencies' wheel files: the build's wheelhouse (pip install --no-index -f /wheelhouse). */
   wheels: string[];
@@ -39,7 +39,7 @@ export function pinFromWheel(file: string): string {
 }
 
 /**
- * The seed's way: builds the app through the Dockerfiles of `images/app` on a Docker engine (dockerode, contexts
+ * The seed's way: builds the app through the Dockerfiles of `images/app` on a Docker daemon (dockerode, contexts
  * packed by tar-stream). `Dockerfile` installs the requirements from the wheels with no index (tagged `tag`, or
  * `<tag>-deps` when an app follows); then `Dockerfile-source` (SRC_DIR, UID) or `Dockerfile-wheel`
  * (WHEEL_PACKAGE) on top of it, tagged `tag`. Wheels and sources are sent as they are: no copy on disk.

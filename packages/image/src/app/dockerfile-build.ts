@@ -68,7 +68,7 @@ export async function packBuildContext(context: string, extraFiles: Record<strin
 }
 
 /**
- * Builds a Dockerfile on a Docker engine through dockerode (the context packed by tar-stream); progress comes
+ * Builds a Dockerfile on a Docker daemon through dockerode (the context packed by tar-stream); progress comes
  * from the build stream, and an errorDetail in it is a failure (the HTTP status of a build is 200 either way).
  * Returns the image id.
  */

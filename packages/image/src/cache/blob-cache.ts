@@ -1,3 +1,4 @@
+// The content-addressed blob cache every layer is written into, its keyed records, and the layer kept in it.
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';

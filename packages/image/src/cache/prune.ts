@@ -1,3 +1,4 @@
+// `image prune`: what the cache has not used for a while goes.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { hexOf, isDigest } from '../core/digest.js';
@@ -7,7 +8,7 @@ export interface PruneResult {
   /** Blobs removed, and their bytes. */
   blobs: number;
   bytes: number;
-  /** Key records removed (layer, segment, base and engine records). */
+  /** Key records removed (layer, segment, base and daemon records). */
   records: number;
   /** Blobs kept, and their bytes. */
   keptBlobs: number;

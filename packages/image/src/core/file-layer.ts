@@ -1,3 +1,4 @@
+// A layer whose blob is a file (an OCI layout's blob).
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { BlobLayer, type Layer, type LayerDescriptor } from './layer.js';

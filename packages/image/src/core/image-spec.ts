@@ -1,3 +1,4 @@
+// Where an image lives, as the CLI and openImage/writeImage name it: docker:, oci:, archive:, registry:.
 import { ImageError } from '../errors.js';
 
 /** Where an image comes from or goes: `docker:NAME`, `oci:DIR[:REF]`, `archive:FILE`, `registry:REF` (or a bare REF). */

@@ -1,3 +1,4 @@
+// The Image value: a config and its layers, serialised to an OCI or a Docker manifest on demand.
 import { sha256Digest, type Digest } from './digest.js';
 import { ImageError } from '../errors.js';
 import { isGzipMediaType, MEDIA_TYPES, type Layer } from './layer.js';

@@ -1,3 +1,4 @@
+// The Layer value (go-containerregistry's v1.Layer), the media types and the blob-backed base class.
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Digest } from './digest.js';
@@ -20,7 +21,7 @@ export const MEDIA_TYPES = {
 
 /**
  * How new layers are stored: gzip (what registries and OCI layouts usually carry), or none, a plain tar whose
- * digest is its diffID (what a Docker engine keeps anyway: loading it skips a compress and a decompress).
+ * digest is its diffID (what a Docker daemon keeps anyway: loading it skips a compress and a decompress).
  */
 export type Compression = 'gzip' | 'none';
 

@@ -1,3 +1,4 @@
+// Mutations: each returns a new Image (append layers with their history, change the container config).
 import { Image, type ContainerConfig, type HistoryEntry, type ImageConfigFile } from './image.js';
 import type { Layer } from './layer.js';
 

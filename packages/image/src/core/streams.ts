@@ -1,3 +1,4 @@
+// Small stream helpers shared by every folder.
 import { Writable, type Readable } from 'node:stream';
 
 /** Reads a whole small stream (configs, manifests, generated files). */

@@ -1,3 +1,4 @@
+// The OCI distribution API client both the registry source and the registry sink use: auth, retries, errors.
 import type { Logger } from 'pino';
 import { MEDIA_TYPES } from '../core/layer.js';
 import { RegistryError } from '../errors.js';

@@ -1,3 +1,4 @@
+// Image references (registry/repository:tag@digest) and the scheme a registry is reached with.
 import { ImageError } from '../errors.js';
 
 /** A parsed image reference: registry host, repository, and a tag or digest. */

@@ -1,3 +1,4 @@
+// The layer writer every builder uses: entries -> reproducible tar -> (gzip) -> the blob cache, in one pass.
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';

@@ -1,3 +1,4 @@
+// Sink: `docker load` into a Docker daemon, leaving out the layers the daemon holds already.
 import type Docker from 'dockerode';
 import { isDigest } from '../core/digest.js';
 import type { Image } from '../core/image.js';
@@ -5,7 +6,7 @@ import { readAll } from '../core/streams.js';
 import { ImageError } from '../errors.js';
 import { dockerArchiveStream } from './docker-archive.js';
 
-/** How many leading layers of `image` the engine holds already (the longest diffID chain of any of its images). */
+/** How many leading layers of `image` the daemon holds already (the longest diffID chain of any of its images). */
 export async function layersInDaemon(docker: Docker, image: Image, candidates: string[]): Promise<number> {
   let best = 0;
   for (const name of candidates) {
@@ -23,8 +24,8 @@ export async function layersInDaemon(docker: Docker, image: Image, candidates: s
 }
 
 /**
- * Loads an image into a Docker engine (dockerode loadImage of a docker-archive stream) and tags it. `reuseFrom`
- * names engine images (the base) whose layers need not be streamed again.
+ * Loads an image into a Docker daemon (dockerode loadImage of a docker-archive stream) and tags it. `reuseFrom`
+ * names daemon images (the base) whose layers need not be streamed again.
  */
 export async function loadIntoDaemon(docker: Docker, image: Image, tag: string, options: { reuseFrom?: string[] } = {}): Promise<string> {
   const omitLayers = options.reuseFrom?.length ? await layersInDaemon(docker, image, options.reuseFrom) : 0;

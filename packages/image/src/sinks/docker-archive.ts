@@ -1,3 +1,4 @@
+// Sink: a docker-archive tar as Docker 25 writes it (an OCI layout plus docker-save's manifest.json).
 import { createWriteStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -34,7 +35,7 @@ export function dockerArchiveStream(
     await dir('blobs/');
     await dir('blobs/sha256/');
     const seen = new Set<string>();
-    // `omitLayers`: leading layers the receiving engine already has (docker load never opens the file of a layer
+    // `omitLayers`: leading layers the receiving daemon already has (docker load never opens the file of a layer
     // whose chain it holds), so a load on top of a local base does not stream the base again.
     for (const layer of image.layers.slice(options.omitLayers ?? 0)) {
       if (seen.has(layer.digest)) continue;

@@ -1,3 +1,4 @@
+// Sink: an OCI image layout directory (blobs hard-linked from the cache when possible).
 import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';

@@ -1,3 +1,4 @@
+// Sink: the registry push (HEAD, cross-repository mount, upload, retries, manifest last).
 import { Readable } from 'node:stream';
 import { HashingStream, type Digest } from '../core/digest.js';
 import type { Image, ManifestFormat } from '../core/image.js';

@@ -1,3 +1,4 @@
+// writeImage: one entry to every sink.
 import type Docker from 'dockerode';
 import { hexOf, type Digest } from '../core/digest.js';
 import type { Image } from '../core/image.js';
@@ -15,12 +16,12 @@ export interface SinkOptions {
   /** Tag written into archives (docker-save RepoTags). */
   tag?: string;
   onPush?: (e: PushEvent) => void;
-  /** Engine images whose layers a docker: sink need not stream again (the base, when it came from the engine). */
+  /** Daemon images whose layers a docker: sink need not stream again (the base, when it came from the daemon). */
   reuseFrom?: string[];
 }
 
 export interface SinkResult {
-  /** The digest the destination knows the image by: manifest digest (OCI, registry) or image id (engine). */
+  /** The digest the destination knows the image by: manifest digest (OCI, registry) or image id (daemon). */
   digest: Digest;
   where: string;
 }

@@ -1,3 +1,4 @@
+// Source: an image of a Docker daemon, exported with `docker save` (cached by diffID).
 import type Docker from 'dockerode';
 import { CachedLayer, type BlobCache } from '../cache/blob-cache.js';
 import { hexOf, type Digest } from '../core/digest.js';
@@ -7,7 +8,7 @@ import { ImageError } from '../errors.js';
 import { readDockerArchiveStream } from './docker-archive.js';
 
 /**
- * Reads an image from a Docker engine (`docker save` through dockerode's getImage().get()). Layers already in
+ * Reads an image from a Docker daemon (`docker save` through dockerode's getImage().get()). Layers already in
  * the blob cache under their diffIDs (from an earlier export of the same image) are not exported again.
  */
 export async function readDaemonImage(docker: Docker, name: string, options: { cache: BlobCache }): Promise<Image> {

@@ -1,3 +1,4 @@
+// Source: an image in an OCI image layout directory.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { hexOf, isDigest, type Digest } from '../core/digest.js';

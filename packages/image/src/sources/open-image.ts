@@ -1,3 +1,4 @@
+// openImage: one entry to every source.
 import type Docker from 'dockerode';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Image } from '../core/image.js';

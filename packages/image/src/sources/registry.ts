@@ -1,3 +1,4 @@
+// Source: an image in a registry (manifest lists resolved to linux/amd64); its layers are fetched when opened.
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { sha256Digest, type Digest } from '../core/digest.js';

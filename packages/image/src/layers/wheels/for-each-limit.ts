@@ -1,3 +1,4 @@
+// How many wheels are planned at once, and the small pool that does it.
 /** Wheels planned at once (each a validation and a zip open in flight, waiting on reads and inflating). */
 export const PLAN_CONCURRENCY = 4;
 
