@@ -147,7 +147,10 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
   it('docker-compose build factory, run --rm factory (CEXT=False RECIPE=webapp), build runtime', async () => {
     await compose(project, ['build', 'factory']);
     const factory = await docker.getImage('dstack-factory/factory:py3.11').inspect();
-    expect(factory.Config.Entrypoint).toEqual(['/env/bin/python', '/opt/dstack-factory/factory.py']);
+    expect(factory.Config.Entrypoint).toEqual(['/opt/dstack-factory/entrypoint.sh']);
+    // The factory runs any command as given (the original's `docker-compose run --rm factory bash`).
+    const shell = await compose(project, ['run', '--rm', '-T', 'factory', 'bash', '-c', 'echo ok']);
+    expect(shell.stdout).toBe('ok\n');
 
     const made = await compose(project, ['run', '--rm', 'factory'], { CEXT: 'False', RECIPE: 'webapp' });
     // The build script's events: the plan, then each wheel built.

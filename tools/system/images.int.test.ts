@@ -146,20 +146,35 @@ describe('the factory image', () => {
     wheel = { name: 'dsnative-1.0-cp311-cp311-linux_x86_64.whl', bytes: bytes! };
   });
 
-  it('has the venv on PATH and runs the build script as its entrypoint', async () => {
+  it('runs any command as given, printing nothing of its own; the build script without one or with its flags', async () => {
+    expect((await engine.docker.getImage(factory).inspect()).Config.Entrypoint).toEqual(['/opt/dstack-factory/entrypoint.sh']);
+    const own = { imageEntrypoint: true };
+    expect(await runInContainer(factory, ['bash', '-c', 'echo ok'], own)).toMatchObject({ exitCode: 0, stdout: 'ok\n', stderr: '' });
+    expect(await runInContainer(factory, ['python', '-c', 'import sys; print(sys.argv[1:])', 'a b', '-c'], own)).toMatchObject({ exitCode: 0, stdout: "['a b', '-c']\n" });
+    // Its own flags go to the build script (what the docker executor passes).
+    const help = await runInContainer(factory, ['--help'], own);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toMatch(/^usage: factory\.py \[-h\] \[--recipe RECIPE\]/);
+    // No command: the build script with the environment's switches (BUILD_REQ=True, recipes/requirements.txt).
+    const none = await runInContainer(factory, [], own);
+    expect(none.exitCode).not.toBe(0);
+    expect(none.stdout + none.stderr).toContain('/recipes/requirements.txt');
+  });
+
+  it('has the venv on PATH and the toolchain (mercurial, gfortran, HDF5_DIR)', async () => {
     const config = (await engine.docker.getImage(factory).inspect()).Config;
-    expect(config.Entrypoint).toEqual(['/env/bin/python', '/opt/dstack-factory/factory.py']);
+    expect(config.Env).toContain('HDF5_DIR=/opt/hdf5');
     expect(config.Env).toContain(
       'PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     );
     const run = await runInContainer(factory, [
       'sh',
       '-c',
-      'for c in python git gcc pg_config xslt-config; do command -v $c; done',
+      'for c in python git hg gcc gfortran pg_config xslt-config; do command -v $c; done; ls $HDF5_DIR/include/hdf5.h',
     ]);
     expect(run).toMatchObject({
       exitCode: 0,
-      stdout: '/env/bin/python\n/usr/bin/git\n/usr/bin/gcc\n/usr/bin/pg_config\n/usr/bin/xslt-config\n',
+      stdout: '/env/bin/python\n/usr/bin/git\n/usr/bin/hg\n/usr/bin/gcc\n/usr/bin/gfortran\n/usr/bin/pg_config\n/usr/bin/xslt-config\n/opt/hdf5/include/hdf5.h\n',
     });
   });
 });

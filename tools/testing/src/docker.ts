@@ -423,6 +423,8 @@ export interface RunOptions {
   input?: { dir: string; path: string };
   /** A container directory fetched (getArchive) after the run into `RunResult.files`. */
   outputPath?: string;
+  /** Keep the image's own entrypoint (default: none, `cmd` runs as given). */
+  imageEntrypoint?: boolean;
 }
 
 /**
@@ -438,7 +440,7 @@ export async function runInContainer(
   const container = await docker.createContainer({
     Image: image,
     Cmd: cmd,
-    Entrypoint: [],
+    ...(options.imageEntrypoint ? {} : { Entrypoint: [] }),
     Labels: { [testLabel]: 'run' },
     ...(options.user ? { User: options.user } : {}),
     ...(options.env ? { Env: options.env } : {}),

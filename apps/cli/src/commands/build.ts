@@ -1,11 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, BuildSummary, Executor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import { logs, type CliContext, type Runner } from '../context.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
+import { buildEnvironment } from '../dotenv.js';
 
 /** The seed's CEXT prebuild list. */
 export const DEFAULT_PREBUILD = ['cython', 'numpy'];
@@ -27,33 +28,7 @@ export interface BuildCommandOptions {
   envFile?: string;
 }
 
-/** A docker-compose style `.env`: KEY=VALUE lines, `#` comments, optional quotes, optional `export `. */
-export function parseDotEnv(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) continue;
-    let value = m[2]!;
-    const quoted = /^(['"])(.*)\1$/.exec(value);
-    if (quoted) value = quoted[2]!;
-    else value = value.replace(/\s+#.*$/, '').trim();
-    out[m[1]!] = value;
-  }
-  return out;
-}
-
-/** The environment a build sees: `.env` from the current folder (or --env-file), overridden by the shell's. */
-export function buildEnvironment(
-  ctx: Pick<CliContext, 'env' | 'cwd'>,
-  envFile?: string,
-): Record<string, string | undefined> {
-  const file = envFile ? resolve(ctx.cwd, envFile) : join(ctx.cwd, '.env');
-  if (envFile && !existsSync(file)) throw new UsageError(`no such env file: ${file}`);
-  const fromFile = existsSync(file) ? parseDotEnv(readFileSync(file, 'utf8')) : {};
-  return { ...fromFile, ...ctx.env };
-}
+export { buildEnvironment, parseDotEnv } from '../dotenv.js';
 
 const flag = (value: string | undefined, fallback: boolean): boolean =>
   value === undefined || value.trim() === '' ? fallback : TRUE.has(value.trim().toLowerCase());

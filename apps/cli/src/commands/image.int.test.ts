@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
-import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRuntimeImage } from '@dstack/testing';
+import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRegistry, sharedRuntimeImage } from '@dstack/testing';
 import { EXIT_USAGE } from '../errors.js';
 import { cli, dir, useImageFixture, validated } from './image.test-support.js';
 
@@ -111,6 +111,62 @@ describe('image runtime|factory on the engine', () => {
       await docker.getImage('dstack-factory/runtime:py9.99').remove({ force: true }).catch(() => undefined);
     }
     await docker.getImage(tag).remove({ force: true });
+  }, 300_000);
+});
+
+describe('image factory|runtime take their build arguments as docker-compose does (issue 20 point 5)', () => {
+  it('flags over the environment over .env: PY_VERSION is the build argument and the tag, UID, EXTRA_PACKAGES; --push', async () => {
+    const { env, docker } = await sharedEngine();
+    const registry = await sharedRegistry();
+    const base = await sharedBaseImage();
+    const work = path.join(dir, 'compose-args');
+    const ctxDir = path.join(work, 'ctx');
+    await mkdir(ctxDir, { recursive: true });
+    await writeFile(
+      path.join(ctxDir, 'Dockerfile'),
+      'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG PY_VERSION=none\nARG UID=none\nARG EXTRA_PACKAGES=none\nRUN echo "$PY_VERSION|$UID|$EXTRA_PACKAGES" > /args\n',
+    );
+    // .env beside the command, as docker-compose reads it; the environment beats it, a flag beats both.
+    await writeFile(path.join(work, '.env'), `BASE_IMAGE=${base}\nPY_VERSION=9.95\nUID=1111\nEXTRA_PACKAGES=from-dotenv\n`);
+    const run = (args: string[], extra: NodeJS.ProcessEnv = {}, which = 'runtime') => cli(['image', which, '--context', ctxDir, ...args], { DOCKER_HOST: env.DOCKER_HOST, ...extra }, work);
+    try {
+      const r = await run(['--uid', '2222'], { EXTRA_PACKAGES: 'gfortran libhdf5-dev' });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^dstack-factory\/runtime:py9\.95 sha256:[0-9a-f]{64}\n$/);
+      expect((await runInContainer('dstack-factory/runtime:py9.95', ['cat', '/args'])).stdout).toBe('9.95|2222|gfortran libhdf5-dev\n');
+      // The factory takes no UID (docker-compose.yml passes it to the runtime only).
+      const f = await run(['--py-version', '9.94', '--tag', 'dstack-test/cli-factory-args:x'], { UID: '3333' }, 'factory');
+      expect(f.stderr).toBe('');
+      const factoryArgs = await runInContainer('dstack-test/cli-factory-args:x', ['cat', '/args']);
+      expect(factoryArgs.stdout).toBe('9.94|none|from-dotenv\n');
+      // --push: the tag names the registry; the engine pushes it and the registry serves its manifest.
+      const host = new URL(registry.url).host;
+      const tag = `${host}/dstack-test/cli-runtime-push:${randomBytes(4).toString('hex')}`;
+      const pushed = await run(['--tag', tag, '--push']);
+      expect(pushed.stderr).toBe('');
+      expect(pushed.code).toBe(0);
+      const [repo, ref] = tag.slice(host.length + 1).split(':');
+      const manifest = await fetch(`${registry.url}/v2/${repo}/manifests/${ref}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+      expect(manifest.status).toBe(200);
+      await docker.getImage(tag).remove({ force: true });
+      const refused = await run(['--tag', 'dstack-test/cli-runtime-nowhere:x', '--push']);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('error[IMAGE_PUSH_FAILED]: docker push dstack-test/cli-runtime-nowhere:x failed: ');
+    } finally {
+      for (const t of ['dstack-factory/runtime:py9.95', 'dstack-test/cli-factory-args:x', 'dstack-test/cli-runtime-nowhere:x']) await docker.getImage(t).remove({ force: true }).catch(() => undefined);
+    }
+  }, 300_000);
+
+  it('PY_VERSION=3.12 on a bookworm base (3.11 only): the runtime and factory Dockerfiles refuse it with a message', async () => {
+    const { env } = await sharedEngine();
+    const base = await sharedBaseImage();
+    for (const which of ['runtime', 'factory'] as const) {
+      const r = await cli(['image', which, '--base-image', base, '--tag', `dstack-test/cli-${which}-py312:x`], { DOCKER_HOST: env.DOCKER_HOST, PY_VERSION: '3.12' });
+      expect(r.code).toBe(1);
+      const missing = which === 'runtime' ? 'python3.12 with venv and its apt sources offer no python3.12-venv' : 'python3.12 with its headers and its apt sources offer no python3.12-dev';
+      expect(r.stderr).toContain(`PY_VERSION=3.12: the base image has no ${missing}; use a BASE_IMAGE that has Python 3.12 (e.g. python:3.12-slim)`);
+      expect(r.stderr).toContain("returned a non-zero code: 3");
+    }
   }, 300_000);
 });
 

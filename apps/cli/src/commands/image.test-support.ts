@@ -30,6 +30,7 @@ export let dir: string;
 export async function cli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
+  cwd: string = dir,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -42,7 +43,7 @@ export async function cli(
       stdout,
       stderr,
       env: { NO_COLOR: '1', PATH: process.env.PATH, DSTACK_IMAGE_CACHE: path.join(dir, 'cache'), ...env },
-      cwd: dir,
+      cwd,
     },
     { quiet: true, logFormat: 'json' },
   );

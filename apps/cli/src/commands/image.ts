@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -12,6 +12,7 @@ import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
+import { buildEnvironment } from '../dotenv.js';
 
 const exec = promisify(execFile);
 
@@ -25,6 +26,55 @@ async function dockerFrom(env: NodeJS.ProcessEnv): Promise<Docker> {
   const url = new URL(host);
   if (url.protocol === 'unix:') return new Docker({ socketPath: url.pathname });
   return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' });
+}
+
+/**
+ * The registry credentials `docker login` stored for the registry a tag names ($DOCKER_CONFIG/config.json or
+ * ~/.docker/config.json, `auths.<host>.auth`), as the engine's push API wants them; anonymous without.
+ * Credential helpers (credsStore) are not run: log in with a plain store, or push with docker itself.
+ */
+function registryAuth(env: NodeJS.ProcessEnv, tag: string): Record<string, string> {
+  const first = tag.split('/')[0]!;
+  const host = tag.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'https://index.docker.io/v1/';
+  try {
+    const file = path.join(env.DOCKER_CONFIG ?? path.join(env.HOME ?? homedir(), '.docker'), 'config.json');
+    const auths = (JSON.parse(readFileSync(file, 'utf8')) as { auths?: Record<string, { auth?: string }> }).auths ?? {};
+    const auth = auths[host]?.auth ?? auths[`https://${host}`]?.auth ?? auths[`http://${host}`]?.auth;
+    if (!auth) return {};
+    const decoded = Buffer.from(auth, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: host };
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * `docker push TAG` through the engine, with the credentials of {@link registryAuth}. An `errorDetail` in the
+ * stream (sent with HTTP 200) is a failure.
+ */
+async function pushTag(docker: Docker, tag: string, env: NodeJS.ProcessEnv, onLine: (line: string) => void): Promise<void> {
+  let failure: string | null = null;
+  try {
+    const stream = (await docker.getImage(tag).push({ authconfig: registryAuth(env, tag) })) as NodeJS.ReadableStream;
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(
+        stream,
+        (err: Error | null) => (err ? reject(err) : resolve()),
+        (event: { status?: string; id?: string; error?: string; errorDetail?: { message?: string } }) => {
+          if (event.errorDetail || event.error) failure ??= event.errorDetail?.message ?? event.error ?? 'unknown error';
+          if (event.status && !event.status.startsWith('Pushing')) onLine(`${event.id ? `${event.id}: ` : ''}${event.status}`);
+        },
+      );
+    });
+  } catch (err) {
+    failure ??= (err as Error).message;
+  }
+  if (failure) {
+    throw new CliError('IMAGE_PUSH_FAILED', `docker push ${tag} failed: ${failure}`, {
+      hint: 'the tag names the registry (REGISTRY/NAME:TAG, --tag); log the engine in to it when it needs credentials',
+    });
+  }
 }
 
 function cacheDir(ctx: CliContext, opt: string | undefined): string {
@@ -312,25 +362,41 @@ export function registerImageCommands(program: Command, run: Runner): void {
       command.option('--onbuild [flavour]', 'an onbuild runtime on the runtime image, as the original\'s: requirements (default), source or wheel; tag <runtime tag>-onbuild[-source|-wheel]');
     }
     command
-      .description(`build the ${which} image (images/${which}) on a Docker engine (DOCKER_HOST)`)
+      .description(`build the ${which} image (images/${which}) on a Docker engine (DOCKER_HOST); build arguments from the flags, else the environment, else .env, as docker-compose passes them`)
       .option('--tag <name>', `the image tag (default: dstack-factory/${which}:py<--py-version, $PY_VERSION or 3.11>, as docker-compose.yml names it)`)
-      .option('--base-image <ref>', 'BASE_IMAGE build argument')
-      .option('--py-version <x.y>', 'PY_VERSION build argument')
-      .option('--uid <n>', 'UID build argument (runtime)')
+      .option('--base-image <ref>', 'BASE_IMAGE build argument (default $BASE_IMAGE)')
+      .option('--py-version <x.y>', 'PY_VERSION build argument and tag (default $PY_VERSION)')
+      .option('--extra-packages <list>', 'EXTRA_PACKAGES build argument: more Debian packages (default $EXTRA_PACKAGES)');
+    if (which === 'runtime') command.option('--uid <n>', 'UID build argument: the user webapp (default $UID)');
+    command
       .option('--build-arg <key=value...>', 'more build arguments')
       .option('--context <dir>', `the build context (default: images/${which} of dstack-factory)`)
       .option('--no-cache', 'do not use the engine\'s build cache')
+      .option('--push', 'push the built tag to its registry through the engine (as the original\'s docker push)')
+      .option('--env-file <file>', 'read this file instead of ./.env')
       .action(
-        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean; onbuild?: string | true }) => {
-          const buildArgs = parsePairs(opts.buildArg, '--build-arg');
-          if (opts.baseImage) buildArgs.BASE_IMAGE = opts.baseImage;
-          if (opts.pyVersion) buildArgs.PY_VERSION = opts.pyVersion;
-          if (opts.uid) buildArgs.UID = opts.uid;
+        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; extraPackages?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean; push?: boolean; envFile?: string; onbuild?: string | true }) => {
+          // What docker-compose.yml passes (`${PY_VERSION:-3.11}`, …): empty values count as unset.
+          const env = buildEnvironment(ctx, opts.envFile);
+          const from = (flag: string | undefined, name: string): string | undefined => flag ?? (env[name] || undefined);
+          const pyVersion = from(opts.pyVersion, 'PY_VERSION');
           const context = opts.context ? path.resolve(ctx.cwd, opts.context) : path.join(IMAGES_DIR, which);
           const logger = ctx.logger.child({ component: 'image', image: which });
-          const runtimeTag = defaultImage(which, ctx.env, opts.pyVersion);
-          // An onbuild flavour stands on the plain runtime (Decision 22): its own Dockerfile and tag suffix.
+          const runtimeTag = defaultImage(which, env, pyVersion);
+          // An onbuild flavour stands on the plain runtime (Decision 22): its own Dockerfile and tag suffix, and
+          // only BASE_IMAGE (the runtime, unless --base-image), as docker-compose.yml's onbuild services.
           const onbuild = opts.onbuild === undefined ? undefined : onbuildBuild(opts.onbuild, runtimeTag);
+          const buildArgs: Record<string, string> = {};
+          if (!onbuild) {
+            // docker-compose.yml's defaults too: the same arguments give the engine's build cache the same keys.
+            Object.assign(buildArgs, {
+              BASE_IMAGE: from(opts.baseImage, 'BASE_IMAGE') ?? 'debian:bookworm-slim',
+              PY_VERSION: pyVersion ?? '3.11',
+              ...(which === 'runtime' ? { UID: from(opts.uid, 'UID') ?? '4801' } : {}),
+              EXTRA_PACKAGES: opts.extraPackages ?? env.EXTRA_PACKAGES ?? '',
+            });
+          } else if (opts.baseImage) buildArgs.BASE_IMAGE = opts.baseImage;
+          Object.assign(buildArgs, parsePairs(opts.buildArg, '--build-arg'));
           const docker = await dockerFrom(ctx.env);
           const { buildDockerfile } = await imageLib();
           if (onbuild) {
@@ -351,6 +417,12 @@ export function registerImageCommands(program: Command, run: Runner): void {
               else logger.info(line);
             },
           });
+          if (opts.push) {
+            await pushTag(docker, tag, ctx.env, (line) => {
+              if (ctx.interactive) ctx.stderr.write(`${line}\n`);
+              else logger.info(line);
+            });
+          }
           ctx.stdout.write(`${tag} ${id}\n`);
           return 0;
         }),

@@ -18,6 +18,10 @@ export const CLI_CODES = {
     summary: 'The runtime image an onbuild flavour stands on is not in the Docker daemon (the classic builder would try Docker Hub).',
     hint: 'Build it first (dstack-factory image runtime, or docker-compose build runtime), or name another with --base-image.',
   },
+  IMAGE_PUSH_FAILED: {
+    summary: "`image factory|runtime --push`: the engine could not push the built tag to its registry.",
+    hint: 'Name the registry in the tag (--tag REGISTRY/NAME:TAG), and log the engine in to it when it needs credentials.',
+  },
 } as const satisfies Record<string, CodeEntry>;
 
 /** What the CLI throws itself: its own codes, and a recipe or wheel that is not there. */

@@ -91,6 +91,8 @@ export async function buildDockerfile(docker: Docker, options: DockerfileBuildOp
   }
   let id: string | null = null;
   let failure: string | null = null;
+  // The build's last lines: a RUN step's own message (a refused PY_VERSION, apt's error) is in them.
+  const tail: string[] = [];
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
       stream,
@@ -99,11 +101,20 @@ export async function buildDockerfile(docker: Docker, options: DockerfileBuildOp
         if (event.errorDetail || event.error) failure ??= event.errorDetail?.message ?? event.error ?? 'unknown error';
         if (event.aux?.ID) id = event.aux.ID;
         const text = event.stream ?? event.status;
-        if (text && options.onProgress) for (const line of text.split('\n')) if (line.trim()) options.onProgress(line.trimEnd());
+        if (text) {
+          for (const line of text.split('\n')) {
+            if (!line.trim()) continue;
+            tail.push(line.trimEnd());
+            if (tail.length > 8) tail.shift();
+            options.onProgress?.(line.trimEnd());
+          }
+        }
       },
     );
   });
-  if (failure) throw new ImageError('IMAGE_BUILD_FAILED', `docker build of ${options.tag} failed: ${failure}`);
+  if (failure) {
+    throw new ImageError('IMAGE_BUILD_FAILED', `docker build of ${options.tag} failed: ${failure}`, tail.length > 0 ? { hint: `the build's last lines:\n${tail.join('\n')}` } : {});
+  }
   if (!id) id = (await docker.getImage(options.tag).inspect()).Id;
   return id!;
 }
