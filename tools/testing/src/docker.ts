@@ -384,7 +384,8 @@ export async function sharedFactoryImage(
   return sharedImage({
     repo: 'dstack-factory/factory',
     context: path.join(imagesDir, 'factory'),
-    buildArgs: { BASE_IMAGE: base, PY_VERSION: options.pyVersion ?? '3.11' },
+    // The arguments docker-compose.yml passes (EXTRA_PACKAGES empty): compose's builds hit the same cache.
+    buildArgs: { BASE_IMAGE: base, PY_VERSION: options.pyVersion ?? '3.11', EXTRA_PACKAGES: '' },
     ...(options.onLine ? { onLine: options.onLine } : {}),
   });
 }
@@ -401,6 +402,7 @@ export async function sharedRuntimeImage(
       BASE_IMAGE: base,
       PY_VERSION: options.pyVersion ?? '3.11',
       UID: String(options.uid ?? 4801),
+      EXTRA_PACKAGES: '',
     },
     ...(options.onLine ? { onLine: options.onLine } : {}),
   });
