@@ -361,6 +361,7 @@ def parse_args(argv):
     p.add_argument("--work-dir", help="scratch directory (default: a temp dir)")
     p.add_argument("--cache-dir", default=os.environ.get("DSTACK_CACHE_DIR"), help="keep build venvs here")
     p.add_argument("--ack", action="store_true", help="wait for `ack N` on stdin after each built wheel")
+    p.add_argument("--no-index", action="store_true", help="no index: the wheelhouse and the recipe's --find-links only")
     p.add_argument(
         "--host-locks",
         action="store_true",
@@ -460,7 +461,8 @@ def run(a, wheelhouse, work, acks):
     opts_file = os.path.join(work, "options.txt")
     with open(opts_file, "w", encoding="utf-8") as f:
         f.write("\n".join(recipe_options(a.recipe) if a.recipe else []) + "\n")
-    common = ["--find-links", wheelhouse, "-r", opts_file]
+    no_index = ["--no-index"] if a.no_index else []
+    common = ["--find-links", wheelhouse] + no_index + ["-r", opts_file]
     failures = 0
 
     python = sys.executable
@@ -514,7 +516,7 @@ def run(a, wheelhouse, work, acks):
     source = ["-r", a.recipe] if a.recipe else [a.from_wheel]
     no_binary = ["--no-binary", ",".join(a.rebuild)] if a.rebuild else []
     plan = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report_file]
-    plan += ["--find-links", wheelhouse] + pep517 + no_binary + source
+    plan += ["--find-links", wheelhouse] + no_index + pep517 + no_binary + source
     # Metadata without build isolation first (fast; it works for setuptools projects), then isolated
     # (a source needing another backend, or build requirements the venv lacks).
     fast = a.prebuild or build_tools

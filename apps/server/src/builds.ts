@@ -29,7 +29,8 @@ export type BuildState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancel
 export interface BuildOutcome {
   ok: boolean;
   wheels: { filename: string; sha256?: string; status: 'added' | 'present' | 'cached' }[];
-  failures: { package: string; message: string }[];
+  /** `message`: the failure's summary lines joined (pip's last line when there is none); `summary`: those lines. */
+  failures: { package: string; message: string; summary?: string[] }[];
   /** The lock written (PEP 751 text), when the engine wrote one. */
   lock?: string | null;
 }

@@ -140,7 +140,9 @@ export function engineRunner(options: {
         })),
         failures: (target?.failures ?? []).map((f) => ({
           package: f.package,
-          message: f.logTail.at(-1) ?? `exit code ${f.exitCode ?? 'none'}`,
+          // The engine's summary (missing requirement, header, compiler error, pip's ERROR: lines), as the CLI shows it.
+          message: f.summary.length > 0 ? f.summary.join('\n') : (f.logTail.at(-1) ?? `exit code ${f.exitCode ?? 'none'}`),
+          summary: f.summary,
         })),
         lock: target?.lockFile ? await readFile(target.lockFile, 'utf8').catch(() => null) : null,
       };

@@ -25,6 +25,8 @@ import type { Logger } from 'pino';
 import type { BuildEvent, BuildFailure, BuildResult, Executor, PlannedPackage } from './executor.js';
 import { LocalExecutor, resolvePython } from './local.js';
 import { EngineError } from './errors.js';
+import type { ExplainedFailure } from './failure.js';
+import { BuildLogs } from './logs.js';
 
 export interface BuildOptions {
   /** The recipe file (BUILD_REQ=True). */
@@ -55,6 +57,16 @@ export interface BuildOptions {
    * ~/.cache/dstack-factory); null: none.
    */
   cacheDir?: string | null;
+  /**
+   * Resolve from the wheelhouse only (pip's --no-index; the recipe's own --find-links still count) unless the recipe
+   * names an index (--index-url / --extra-index-url). What `image app --requirements` does by default (Decision 19).
+   */
+  wheelhouseOnly?: boolean;
+  /**
+   * Where the full log of each failed step is kept (default: <cacheDir>/logs, or the temp folder without a cache);
+   * a run's folder is removed when nothing failed.
+   */
+  logDir?: string | null;
   /** Environment for ${VAR} expansion in the recipe and for pip (default: process.env). */
   env?: Record<string, string | undefined>;
   logger?: Logger;
@@ -77,12 +89,16 @@ export interface TargetSummary {
   python: string;
   /** Finished from the lock without running the executor. */
   warm: boolean;
+  /** Resolved from the wheelhouse only (pip ran with --no-index). */
+  noIndex: boolean;
+  /** The target interpreter's full Python version (markers are evaluated against it). */
+  pythonFullVersion: string;
   lockFile: string | null;
   /** Distributions in the closure. */
   packages: number;
   cached: number;
   ingested: IngestedWheel[];
-  failures: BuildFailure[];
+  failures: ExplainedFailure[];
 }
 
 export interface BuildSummary {
@@ -158,6 +174,8 @@ export function cacheKey(input: {
   target: Target;
   env: Record<string, string | undefined>;
   prebuild: string[];
+  /** Resolved with --no-index. The wheelhouse's path itself is not part of the key: a lock stays current on another machine. */
+  noIndex?: boolean;
 }): string {
   const requirements = (input.recipe?.requirements ?? []).map((r) => ({
     name: r.name,
@@ -185,6 +203,7 @@ export function cacheKey(input: {
       markers: input.target.markers,
     },
     prebuild: [...input.prebuild].sort(),
+    ...(input.noIndex ? { noIndex: true } : {}),
   };
   return createHash('sha256').update(JSON.stringify(material)).digest('hex');
 }
@@ -268,6 +287,10 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       ? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dstack-factory')
       : options.cacheDir;
   const targetOf = options.targetOf ?? ((python: string) => cachedTarget(python, { cacheDir }));
+  // Decision 19: from the wheelhouse only, unless the recipe names an index itself.
+  const recipeIndex = recipe !== null && (recipe.options.indexUrl !== null || recipe.options.extraIndexUrls.length > 0);
+  const noIndex = options.wheelhouseOnly === true && !recipeIndex;
+  const logRoot = options.logDir ?? join(cacheDir ?? tmpdir(), 'logs');
 
   const targets: TargetSummary[] = [];
   for (const python of options.pythons) {
@@ -277,7 +300,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       if (event.type === 'log') logger?.debug({ target: target.id, package: event.package }, event.line);
       else logger?.info({ target: target.id, ...event }, event.type);
     };
-    const key = cacheKey({ recipe, fromWheelSha256, target, env, prebuild });
+    const key = cacheKey({ recipe, fromWheelSha256, target, env, prebuild, noIndex });
     const lockFile = lockFileFor(
       { recipe: recipePath, fromWheel, lockDir: options.lockDir ?? null },
       target.id,
@@ -286,6 +309,8 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       target: target.id,
       python,
       warm: false,
+      noIndex,
+      pythonFullVersion: target.pythonFullVersion,
       lockFile,
       packages: 0,
       cached: 0,
@@ -308,6 +333,9 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
     }
 
     const outputDir = await mkdtemp(join(tmpdir(), 'dstack-build-'));
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const logs = new BuildLogs(join(logRoot, `${stamp}-${target.id}-${process.pid}`));
+    const ingestFailures: BuildFailure[] = [];
     let builtBy: Record<string, string> = { executor: executor.kind, target: target.id };
     try {
       const result: BuildResult = await executor.run(
@@ -326,8 +354,10 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
           env: Object.fromEntries(
             Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
           ),
+          noIndex,
         },
         async (event) => {
+          if (event.type === 'log') logs.line(event.package, event.line);
           if (event.type === 'started') {
             builtBy = {
               executor: event.executor,
@@ -359,19 +389,20 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
               exitCode: null,
               logTail: [err instanceof Error ? err.message : String(err)],
             };
-            summary.failures.push(failure);
+            ingestFailures.push(failure);
             emit({ type: 'failed', job: target.id, ...failure });
           }
         },
         options.signal,
       );
-      summary.failures.unshift(...result.failures);
+      summary.failures = logs.explain([...result.failures, ...ingestFailures], noIndex ? 'in the wheelhouse' : 'found');
       summary.packages = result.packages.length;
       summary.cached = result.cached.length;
       if (result.ok && summary.failures.length === 0 && lockFile) {
         await writeLockFile(lockFile, { result, key, target, store, recipePath, fromWheel });
       }
     } finally {
+      await logs.close(summary.failures);
       await rm(outputDir, { recursive: true, force: true });
     }
   }

@@ -107,6 +107,8 @@ export interface BuildJob {
   lockDir: string | null;
   /** Where the build script may keep build venvs between runs (local executor); null or absent: none. */
   cacheDir?: string | null;
+  /** pip's --no-index: the wheelhouse (and the recipe's own --find-links) are the only sources. */
+  noIndex?: boolean;
   /** The whole environment of the build (pip reads its PIP_* variables); default: the process's. */
   env?: Record<string, string | undefined>;
 }

@@ -13,6 +13,7 @@ export type {
 export { FACTORY_SCRIPT, FactoryRun, factoryArgs, type FactoryArgs } from './protocol.js';
 export { EngineError } from './errors.js';
 export { LocalExecutor, resolvePython, type LocalExecutorOptions } from './local.js';
+export { FailureDigest, debianPackageForHeader, type ExplainedFailure, type MissingRequirement } from './failure.js';
 export { acquireBuildLock, buildLockFile, type HeldBuildLock } from './buildlock.js';
 export {
   buildWheelhouse,

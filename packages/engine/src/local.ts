@@ -80,6 +80,7 @@ export class LocalExecutor implements Executor {
         lockDir: job.lockDir,
         cacheDir: job.cacheDir ?? null,
         ack: true,
+        noIndex: job.noIndex === true,
       }),
     ];
     this.runs += 1;

@@ -39,6 +39,8 @@ export interface FactoryArgs {
    * copy): the script emits `{"event":"lock","lock":N,…}` and waits for `granted N`, then `unlock`.
    */
   hostLocks?: boolean;
+  /** Resolve and download from the wheelhouse (and the recipe's own --find-links) only: pip's --no-index. */
+  noIndex?: boolean;
 }
 
 /** The script's command-line arguments (after the script path). */
@@ -54,6 +56,7 @@ export function factoryArgs(a: FactoryArgs): string[] {
   if (a.cacheDir) args.push('--cache-dir', a.cacheDir);
   if (a.ack) args.push('--ack');
   if (a.hostLocks) args.push('--host-locks');
+  if (a.noIndex) args.push('--no-index');
   return args;
 }
 

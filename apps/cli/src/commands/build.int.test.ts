@@ -1,5 +1,5 @@
 // `dstack-factory build` with real pip, offline: the seed's switches from .env, progress lines, the lock,
-// a warm second run, and failures reported with the command and the last lines of the log.
+// a warm second run, and failures reported with pip's verdict, the command and the full log's path.
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,9 +68,16 @@ describe('dstack-factory build', () => {
   it('a failure names the package, the command and the last log lines, and exits 1', async () => {
     const r = await cli(['build', 'missing', '--python', python]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('error: (plan) failed for cp311-linux_x86_64 (exit 1)\ncommand: ');
+    // What pip could not find, pip's last ERROR: lines, the command, and where the full log is: no -v needed.
+    expect(r.stderr).toContain(
+      'error: (plan) failed for cp311-linux_x86_64 (exit 1)\n' +
+        '  not found: no-such-package==1.0\n' +
+        '  ERROR: Could not find a version that satisfies the requirement no-such-package==1.0 (from versions: none)\n' +
+        '  ERROR: No matching distribution found for no-such-package==1.0\n' +
+        'command: ',
+    );
     expect(r.stderr).toContain('-m pip install --dry-run --ignore-installed --report');
-    expect(r.stderr).toContain('ERROR: No matching distribution found for no-such-package==1.0');
+    expect(r.stderr).toMatch(new RegExp(`\nfull log: ${path.join(dir, 'cache', 'dstack-factory', 'logs')}/[^/]+/main\\.log\n`));
   });
 
   it('explains a missing recipe and a missing app wheel', async () => {

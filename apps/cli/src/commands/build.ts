@@ -102,9 +102,12 @@ function report(ctx: CliContext, summary: BuildSummary): void {
           (f.exitCode !== null ? ` (exit ${f.exitCode})` : '') +
           '\n',
       );
+      for (const line of f.summary) ctx.stderr.write(`  ${line}\n`);
       ctx.stderr.write(`command: ${f.command.join(' ')}\n`);
-      if (f.logTail.length > 0)
-        ctx.stderr.write(`last lines:\n${f.logTail.map((l) => `  ${l}`).join('\n')}\n`);
+      // Nothing recognised in the output: its last lines are the best there is.
+      if (f.summary.length === 0 && f.logTail.length > 0)
+        ctx.stderr.write(`last lines:\n${f.logTail.slice(-10).map((l) => `  ${l}`).join('\n')}\n`);
+      if (f.logFile) ctx.stderr.write(`full log: ${f.logFile}\n`);
     }
     const added = t.ingested.filter((i) => i.status === 'added').length;
     ctx.stderr.write(

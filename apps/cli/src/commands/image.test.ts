@@ -91,6 +91,26 @@ describe('image app', () => {
     expect(JSON.parse(r.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
     await validated(`oci:${dir}/out-req:app`);
   });
+
+  it('locks from the wheelhouse only: redis on the base\'s 3.11.2 names the missing async-timeout and its marker', async () => {
+    const wheelhouse = path.join(dir, 'wh-redis');
+    await mkdir(wheelhouse);
+    await writeWheel(wheelhouse, { name: 'redis', version: '5.0.1', requires: ['async-timeout>=4.0.3; python_full_version < "3.11.3"'] });
+    await writeFile(path.join(dir, 'r2.txt'), 'redis==5.0.1\n');
+    const env = isolatedPipEnv({ NO_COLOR: '1', DSTACK_IMAGE_CACHE: path.join(dir, 'cache'), XDG_CACHE_HOME: path.join(dir, 'xdg') });
+    const r = await cli(['image', 'app', '--base', 'oci:base:bookworm', '--requirements', 'r2.txt', '--wheelhouse', wheelhouse, '--output', 'oci:out-redis:app'], env);
+    expect(r.code).toBe(1);
+    const [message, hint] = r.stderr.split('\n');
+    expect(message).toBe(
+      'error[BUILD_FAILED]: not in the wheelhouse: async-timeout>=4.0.3 (redis needs it when python_full_version < "3.11.3", and the base\'s Python is 3.11.2); build it with `dstack-factory build --executor docker`',
+    );
+    expect(hint).toMatch(
+      new RegExp(`^hint: the lock is made from the wheelhouse only \\(pip --no-index\\); --allow-index lets pip look at your indexes too; full log: ${path.join(dir, 'xdg', 'dstack-factory', 'logs')}/.+/main\\.log$`),
+    );
+    expect((await cli(['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'x.toml', '--allow-index', '--output', 'oci:o:a'])).stderr).toBe(
+      'error[USAGE]: --allow-index is for locking --requirements; a --lock is used as it is\n',
+    );
+  });
 });
 
 describe('image prune', () => {

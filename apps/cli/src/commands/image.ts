@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type Docker from 'dockerode';
 import type { AppInput, BaseInfo, ImageSpec, WheelInput } from '@dstack/image';
-import type { DockerExecutor } from '@dstack/engine';
+import type { DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
@@ -121,7 +121,7 @@ async function lockForBase(
   ctx: CliContext,
   recipe: string,
   info: BaseInfo,
-  options: { wheelhouse: string; python?: string; factoryImage?: string; logger: CliContext['logger'] },
+  options: { wheelhouse: string; python?: string; factoryImage?: string; allowIndex?: boolean; logger: CliContext['logger'] },
 ): Promise<string> {
   const { buildWheelhouse } = await import('@dstack/engine');
   const wanted = info.pythonFullVersion ?? info.pythonVersion;
@@ -167,12 +167,40 @@ async function lockForBase(
     ...(engine ? { executor: engine.executor, targetOf: () => Promise.resolve(engine.target) } : {}),
     logger: options.logger.child({ component: 'engine' }),
     env: ctx.env,
+    // Decision 19: the image installs what the wheelhouse holds, so the lock is made from it alone.
+    wheelhouseOnly: options.allowIndex !== true,
   });
   const t = summary.targets[0];
-  if (!summary.ok || !t?.lockFile) {
-    throw new CliError('BUILD_FAILED', `building the wheels of ${recipe} for ${python} failed`, { hint: 'run dstack-factory build for details' });
-  }
+  if (!summary.ok || !t?.lockFile) throw lockFailure(recipe, python, t);
   return t.lockFile;
+}
+
+/** Why locking for the base failed, in the words a user acts on: what is missing and who needs it, or pip's verdict. */
+function lockFailure(recipe: string, python: string, t: TargetSummary | undefined): CliError {
+  const f = t?.failures[0];
+  const log = f?.logFile ? `; full log: ${f.logFile}` : '';
+  if (t && f?.missing) {
+    const m = f.missing;
+    const why =
+      m.neededBy || m.marker
+        ? ` (${m.neededBy ?? recipe} needs it${m.marker ? ` when ${m.marker}` : ''}, and the base's Python is ${t.pythonFullVersion})`
+        : '';
+    return new CliError(
+      'BUILD_FAILED',
+      t.noIndex
+        ? `not in the wheelhouse: ${m.requirement}${why}; build it with \`dstack-factory build --executor docker\``
+        : `no distribution found for ${m.requirement}${why}`,
+      {
+        hint: t.noIndex
+          ? `the lock is made from the wheelhouse only (pip --no-index); --allow-index lets pip look at your indexes too${log}`
+          : `check the recipe's index options${log}`,
+      },
+    );
+  }
+  const detail = f ? `: ${f.package}${f.version ? ` ${f.version}` : ''} failed${f.summary.length > 0 ? ` — ${f.summary.join('; ')}` : ''}` : '';
+  return new CliError('BUILD_FAILED', `locking ${recipe} for ${python} failed${detail}`, {
+    hint: f?.logFile ? `full log: ${f.logFile}` : 'run dstack-factory build for details',
+  });
 }
 
 /** An image spec with its file paths made absolute against the current folder. */
@@ -203,6 +231,7 @@ interface AppOptions {
   compression?: string;
   python?: string;
   factoryImage?: string;
+  allowIndex?: boolean;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -215,6 +244,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--requirements <file>', 'a recipe: locked first with an interpreter of the base\'s Python version (local, else the factory image\'s on the engine)')
     .option('--python <path>', 'with --requirements: the interpreter to lock with (it must be the base\'s full Python version)')
     .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION)')
+    .option('--allow-index', 'with --requirements: let pip use indexes while locking (default: the wheelhouse only, unless the recipe names an index)')
     .option('--lock <file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter')
     .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
     .option('--wheel <file>', 'the app as a wheel, installed into /env')
@@ -237,6 +267,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
         if ((opts.python || opts.factoryImage) && !opts.requirements) throw new UsageError('--python and --factory-image lock --requirements; a --lock is used as it is');
+        if (opts.allowIndex && !opts.requirements) throw new UsageError('--allow-index is for locking --requirements; a --lock is used as it is');
         if (opts.python && opts.factoryImage) throw new UsageError('give at most one of --python PATH or --factory-image REF');
         if (opts.engine) {
           const out = parseImageSpec(opts.output);
@@ -266,7 +297,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const info = await inspectBase(base, { cache });
         logger.info({ python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
 
-        const lockFile = opts.lock ? resolve(opts.lock) : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, logger });
+        const lockFile = opts.lock ? resolve(opts.lock) : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger });
         const locked = await wheelsFromLock(lockFile, wheelhouse, info);
         const wheels: WheelInput[] = locked.wheels;
         let app: AppInput | undefined;

@@ -222,6 +222,7 @@ export class DockerExecutor implements Executor {
       lockDir: null,
       ack: true,
       hostLocks: job.lockDir !== null,
+      noIndex: job.noIndex === true,
     });
     const command = ['docker', 'run', this.options.image, ...args];
     await fs.mkdir(job.outputDir, { recursive: true });
