@@ -394,6 +394,20 @@ describe('files on disk', () => {
 
   it('decodeRecipeBytes: UTF-8 without BOM as is', () =>
     expect(decodeRecipeBytes(Buffer.from('é\n'))).toBe('é\n'));
+
+  it.each([
+    ['latin-1 on line 1', Buffer.from('# -*- coding: latin-1 -*-\ncaf\xe9\n', 'latin1'), '# -*- coding: latin-1 -*-\ncafé\n'],
+    ['ISO-8859-1 spelled otherwise', Buffer.from('#coding=ISO_8859-1\n\xe9\n', 'latin1'), '#coding=ISO_8859-1\né\n'],
+    ['cp1252 on line 2', Buffer.from([...Buffer.from('x\n# vim: fileencoding=cp1252\n'), 0x80]), 'x\n# vim: fileencoding=cp1252\n€'],
+    ['a coding line on line 3 is not read', Buffer.from('a\nb\n# coding: latin-1\né\n'), 'a\nb\n# coding: latin-1\né\n'],
+    ['not a comment: not a coding line', Buffer.from('x # coding: latin-1\né\n'), 'x # coding: latin-1\né\n'],
+  ])('decodeRecipeBytes, PEP 263: %s', (_name, bytes, text) => expect(decodeRecipeBytes(bytes)).toBe(text));
+
+  it('decodeRecipeBytes: an encoding pip does not know is an error at its coding line', () => {
+    expect(() => decodeRecipeBytes(Buffer.from('# coding: klingon\nfoo\n'), 'r.txt')).toThrow(
+      'r.txt:1:11: unknown encoding "klingon" in the coding line\n    # coding: klingon\n              ^',
+    );
+  });
 });
 
 describe('resolveRecipePath (the seed naming)', () => {
