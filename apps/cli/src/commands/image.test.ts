@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { isolatedPipEnv } from '@dstack/testing';
+import { isolatedPipEnv, writeWheel } from '@dstack/testing';
 import { EXIT_USAGE } from '../errors.js';
 import { cli, dir, sha256, useImageFixture, validated } from './image.test-support.js';
 
