@@ -8,7 +8,7 @@ export interface CliContext {
   stderr: NodeJS.WritableStream;
   env: NodeJS.ProcessEnv;
   cwd: string;
-  /** A terminal on stderr: progress bars and colours are allowed. */
+  /** A terminal on stderr, outside CI: live progress lines and colours are allowed. */
   interactive: boolean;
   color: boolean;
   /**
@@ -53,7 +53,9 @@ export type RegisterCommands = (program: Command, run: Runner) => void;
 const load = createRequire(import.meta.url);
 
 export function createContext(io: Io, options: GlobalOptions): CliContext {
-  const interactive = Boolean(io.stderr.isTTY);
+  // A terminal, and not CI (some CI runners give a pty): live progress lines and colours.
+  const ci = io.env.CI !== undefined && !['', '0', 'false'].includes(io.env.CI.toLowerCase());
+  const interactive = Boolean(io.stderr.isTTY) && !ci;
   const color = interactive && io.env.NO_COLOR === undefined && io.env.TERM !== 'dumb';
   const level = options.quiet ? 'error' : options.verbose ? 'debug' : 'warn';
   const format = options.logFormat ?? (interactive ? 'pretty' : 'json');

@@ -80,6 +80,37 @@ describe('dstack-factory as a process', () => {
     expect(r.spawned).toEqual([]);
   });
 
+  it('on a terminal (a pseudo-tty): one live line, lasting lines only for the plan, added wheels and the result', async () => {
+    const tty = path.join(dir, 'tty');
+    await mkdir(tty);
+    await writeFile(path.join(tty, 'app.txt'), `--no-index\n--find-links ${path.join(dir, 'links')}\nalpha==1.0\n`);
+    const env: NodeJS.ProcessEnv = { ...isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), NO_COLOR: '1', COLUMNS: '200' }) };
+    delete env.CI;
+    const command = [process.execPath, bin, 'build', './app.txt', '--python', python, '--no-cext', '--jobs', '1']
+      .map((a) => `'${a}'`)
+      .join(' ');
+    // util-linux script(1) runs the command on a new pseudo-terminal and copies what it writes.
+    const { stdout } = await exec('script', ['-qec', command, '/dev/null'], { cwd: tty, env });
+    // What stays on the screen: on each line, the text after its last "clear line".
+    const lasting = stdout
+      .split(/\r?\n/)
+      .map((l) => l.split('\r\x1b[2K').at(-1)!)
+      .filter(Boolean);
+    expect(lasting).toEqual([
+      '[cp311-linux_x86_64] planned 2 distributions',
+      '[cp311-linux_x86_64] added alpha-1.0-py3-none-any.whl',
+      '[cp311-linux_x86_64] added beta-2.1-py3-none-any.whl',
+      `[cp311-linux_x86_64] done: 2 distributions, 0 cached, 2 added; lock ${path.join(tty, 'locks', 'app', 'pylock.cp311-linux_x86_64.toml')}`,
+    ]);
+    expect(stdout).toMatch(/\r\x1b\[2K\[cp311-linux_x86_64\] [0-2]\/2 \d+\.\ds( downloading (alpha|beta))?/);
+    expect(stdout).not.toContain('downloading alpha 1.0\r\n');
+  });
+
+  it('in a pipe: plain lines, no control characters', async () => {
+    const r = await cli(['build', './app.txt', '--python', python, '--no-cext']);
+    expect(r.stderr).not.toMatch(/[\r\x1b]/);
+  });
+
   it('the built --version prints the version', async () => {
     const { stdout } = await exec(process.execPath, [bin, '--version']);
     const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

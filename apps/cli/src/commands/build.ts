@@ -6,6 +6,7 @@ import type { BuildEvent, BuildSummary, Executor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import { logs, type CliContext, type Runner } from '../context.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
+import { LiveLine } from '../progress.js';
 import { buildEnvironment } from '../dotenv.js';
 
 /** The seed's CEXT prebuild list. */
@@ -39,58 +40,69 @@ const list = (value: string): string[] =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-/** Writes progress: plain lines, or one redrawn status line on a terminal. */
+/**
+ * Progress of a build. In pipes and CI: one plain line per event. On a terminal: one live line (elapsed,
+ * done/total, what is being built or downloaded), and lasting lines only for what the user must see — the plan,
+ * wheels added, failures.
+ */
 class Progress {
   private readonly active = new Map<string, string>();
   private done = 0;
   private total = 0;
+  private readonly live: LiveLine;
 
-  constructor(private readonly ctx: CliContext) {}
-
-  private line(text: string): void {
-    if (this.ctx.interactive) this.ctx.stderr.write('\r\x1b[2K');
-    this.ctx.stderr.write(`${text}\n`);
-    this.status();
+  constructor(ctx: CliContext) {
+    this.live = new LiveLine(ctx.stderr, ctx.interactive);
   }
 
-  private status(): void {
-    if (!this.ctx.interactive || this.total === 0) return;
-    const names = [...this.active.values()].slice(0, 4).join(', ');
-    this.ctx.stderr.write(`\r\x1b[2K[${this.done}/${this.total}]${names ? ` building ${names}` : ''}`);
+  private update(target: string, item: string): void {
+    const current = [...this.active.values()];
+    this.live.update({
+      label: `[${target}]`,
+      done: this.done,
+      total: this.total,
+      item: current.length > 0 ? `${current.slice(0, 3).join(', ')}${current.length > 3 ? ' …' : ''}` : item,
+    });
+  }
+
+  /** A line in pipes; on a terminal only when `lasting`. */
+  private line(text: string, lasting: boolean): void {
+    if (!this.live.enabled || lasting) this.live.log(text);
   }
 
   event(e: BuildEvent, target: string): void {
     switch (e.type) {
       case 'planned':
         this.total += e.packages.length;
-        this.line(`[${target}] planned ${e.packages.length} distributions`);
+        this.line(`[${target}] planned ${e.packages.length} distributions`, true);
         break;
       case 'cached':
         this.done += 1;
-        this.line(`[${target}] cached ${e.package} ${e.version} (${e.filename})`);
+        this.line(`[${target}] cached ${e.package} ${e.version} (${e.filename})`, false);
         break;
-      case 'building':
-        this.active.set(`${target}/${e.package}`, e.package);
-        this.line(
-          `[${target}] ${e.action === 'build' ? 'building' : e.action === 'prebuild' ? 'prebuilding' : 'downloading'} ${e.package} ${e.version}`.trimEnd(),
-        );
+      case 'building': {
+        const verb = e.action === 'build' ? 'building' : e.action === 'prebuild' ? 'prebuilding' : 'downloading';
+        this.active.set(`${target}/${e.package}`, `${verb} ${e.package}`);
+        this.line(`[${target}] ${verb} ${e.package} ${e.version}`.trimEnd(), false);
         break;
+      }
       case 'ingested':
         this.active.delete(`${target}/${e.package}`);
         this.done += 1;
-        this.line(`[${target}] ${e.status === 'added' ? 'added' : 'present'} ${e.filename}`);
+        this.line(`[${target}] ${e.status === 'added' ? 'added' : 'present'} ${e.filename}`, e.status === 'added');
         break;
       case 'failed':
         this.active.delete(`${target}/${e.package}`);
-        this.line(`[${target}] FAILED ${e.package}${e.version ? ` ${e.version}` : ''}`);
+        this.line(`[${target}] FAILED ${e.package}${e.version ? ` ${e.version}` : ''}`, true);
         break;
       default:
-        break;
+        return;
     }
+    this.update(target, e.type === 'cached' ? `cached ${e.package}` : '');
   }
 
   finish(): void {
-    if (this.ctx.interactive) this.ctx.stderr.write('\r\x1b[2K');
+    this.live.finish();
   }
 }
 

@@ -11,6 +11,7 @@ import type { Target } from '@dstack/wheelhouse';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
+import { LiveLine } from '../progress.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
 import { buildEnvironment } from '../dotenv.js';
 
@@ -347,13 +348,20 @@ export function registerImageCommands(program: Command, run: Runner): void {
           compression,
           logger,
         });
+        // A push to a registry: one live line on a terminal (blobs done of layers + config), events in the log.
+        const live = new LiveLine(ctx.stderr, ctx.interactive);
+        let blobs = 0;
         const out = await writeImage(result.image, output, {
           docker,
           registry,
           ...(opts.tag ? { tag: opts.tag } : {}),
           ...(baseSpec.kind === 'docker' ? { reuseFrom: [baseSpec.name] } : {}),
-          onPush: (e) => logger.info({ digest: e.digest, size: e.size }, e.type),
-        });
+          onPush: (e) => {
+            logger.info({ digest: e.digest, size: e.size }, e.type);
+            if (e.type !== 'manifest') blobs += 1;
+            live.update({ label: 'pushing', done: blobs, total: result.layers.length + 1, item: `${e.type} ${e.digest.slice(7, 19)} ${e.size} B` });
+          },
+        }).finally(() => live.finish());
         if (opts.json) {
           ctx.stdout.write(`${JSON.stringify({ digest: result.image.digest(), output: out, layers: result.layers }, null, 2)}\n`);
         } else {
