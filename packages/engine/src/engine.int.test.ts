@@ -3,7 +3,7 @@
 // CEXT, keep-going failures, two targets, and two concurrent builds of the same requirement.
 // Fixtures are built once; each recipe is built once and asserted on from several tests.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
@@ -144,7 +144,7 @@ describe('a recipe of every kind of source', () => {
   });
 
   it('writes a PEP 751 lock beside the recipe, for the interpreter it was made with', async () => {
-    const file = join(recipes, 'locks', 'main', 'pylock.cp311-linux_x86_64.toml');
+    const file = join(recipes, 'locks', 'main', 'pylock.cp3_11_7-manylinux_2_36_x86_64.toml');
     expect(main.targets[0]!.lockFile).toBe(file);
     const lock = parseLock(await readFile(file, 'utf8'), file);
     expect(lock.environments).toEqual([
@@ -171,7 +171,7 @@ describe('a recipe of every kind of source', () => {
       },
     ]);
     const tool = lock.tool?.['dstack-factory'] as Record<string, string>;
-    expect(tool.target).toBe('cp311-linux_x86_64');
+    expect(tool.target).toBe('cp3_11_7-manylinux_2_36_x86_64');
     expect(tool.recipe).toBe('../../main.txt');
     expect(tool.key).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -317,21 +317,34 @@ describe('CEXT', () => {
 });
 
 describe('several targets', () => {
-  it('--python 3.11,3.10 gives wheels tagged for each, and a lock each', async () => {
+  it('--python 3.11,3.10 and Debian\'s 3.11.2 give wheels tagged for each, and a lock each, side by side', async () => {
     await writeFile(join(recipes, 'multi.txt'), `--no-index\n${join(src, 'zext-0.1')}\n`);
-    const s = await build({ recipe: join(recipes, 'multi.txt'), pythons: ['3.11', '3.10'] });
+    const s = await build({ recipe: join(recipes, 'multi.txt'), pythons: ['3.11', '3.10', '/usr/bin/python3.11'] });
     expect(s.ok).toBe(true);
     expect(s.targets.map((t) => [t.target, t.cached, t.ingested.map((i) => i.filename)])).toEqual([
       ['cp311-linux_x86_64', 1, []],
       ['cp310-linux_x86_64', 0, ['zext-0.1-cp310-cp310-linux_x86_64.whl']],
+      ['cp311-linux_x86_64', 1, []],
     ]);
+    // The host's 3.11.7 and Debian's 3.11.2 can resolve differently (python_full_version markers): two locks.
     expect((await readdir(join(recipes, 'locks', 'multi'))).sort()).toEqual([
-      'pylock.cp310-linux_x86_64.toml',
-      'pylock.cp311-linux_x86_64.toml',
+      'pylock.cp3_10_13-manylinux_2_36_x86_64.toml',
+      'pylock.cp3_11_2-manylinux_2_36_x86_64.toml',
+      'pylock.cp3_11_7-manylinux_2_36_x86_64.toml',
     ]);
+    const debian = parseLock(await readFile(s.targets[2]!.lockFile!, 'utf8'), s.targets[2]!.lockFile!);
+    expect(debian.environments![0]).toContain('python_full_version == "3.11.2"');
+    expect(debian.tool!['dstack-factory']).toMatchObject({ target: 'cp3_11_2-manylinux_2_36_x86_64' });
     expect(await installAndRun(py310, root, wheelhouse, ['zext'], 'import zext; print(zext.crc())')).toBe(
       String(crc32('dstack')),
     );
+  });
+
+  it('still reads a lock under its old name (pylock.cp311-linux_x86_64.toml)', async () => {
+    const dir = join(recipes, 'locks', 'multi');
+    await rename(join(dir, 'pylock.cp3_11_7-manylinux_2_36_x86_64.toml'), join(dir, 'pylock.cp311-linux_x86_64.toml'));
+    const s = await build({ recipe: join(recipes, 'multi.txt'), pythons: ['3.11'] });
+    expect(s.targets.map((t) => [t.warm, t.lockFile])).toEqual([[true, join(dir, 'pylock.cp311-linux_x86_64.toml')]]);
   });
 });
 

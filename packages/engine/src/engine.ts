@@ -1,5 +1,6 @@
 // The engine: recipe + targets -> (lock hit: nothing to do) or executor run -> wheels ingested -> lock written.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -301,10 +302,11 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       else logger?.info({ target: target.id, ...event }, event.type);
     };
     const key = cacheKey({ recipe, fromWheelSha256, target, env, prebuild, noIndex });
-    const lockFile = lockFileFor(
-      { recipe: recipePath, fromWheel, lockDir: options.lockDir ?? null },
-      target.id,
-    );
+    // Lock files are named by everything that decides the closure (full version, platform with its libc level);
+    // a lock under the old name (pylock.cp311-linux_x86_64.toml) is still read when its key matches.
+    const where = { recipe: recipePath, fromWheel, lockDir: options.lockDir ?? null };
+    let lockFile = lockFileFor(where, target.name);
+    const oldLockFile = lockFileFor(where, target.id);
     const summary: TargetSummary = {
       target: target.id,
       python,
@@ -319,8 +321,12 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
     };
     targets.push(summary);
 
-    const lock =
-      !options.refresh && rebuild.length === 0 && lockFile ? await warmLock(lockFile, key, store) : null;
+    const reuse = !options.refresh && rebuild.length === 0;
+    let lock = reuse && lockFile ? await warmLock(lockFile, key, store) : null;
+    if (!lock && reuse && oldLockFile && !existsSync(lockFile!)) {
+      lock = await warmLock(oldLockFile, key, store);
+      if (lock) summary.lockFile = lockFile = oldLockFile;
+    }
     if (lock) {
       summary.warm = true;
       summary.packages = lock.packages.length;
@@ -461,7 +467,7 @@ async function writeLockFile(
     tool: {
       [TOOL]: {
         key: ctx.key,
-        target: ctx.target.id,
+        target: ctx.target.name,
         ...(ctx.recipePath ? { recipe: relative(dirname(file), ctx.recipePath) } : {}),
         ...(ctx.fromWheel ? { 'from-wheel': basename(ctx.fromWheel) } : {}),
       },

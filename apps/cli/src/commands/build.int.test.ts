@@ -52,7 +52,7 @@ describe('dstack-factory build', () => {
       '[cp311-linux_x86_64] planned 1 distributions',
       '[cp311-linux_x86_64] building clipkg 1.0',
       '[cp311-linux_x86_64] added clipkg-1.0-py3-none-any.whl',
-      `[cp311-linux_x86_64] done: 1 distributions, 0 cached, 1 added; lock ${path.join(dir, 'recipes', 'locks', 'app', 'pylock.cp311-linux_x86_64.toml')}`,
+      `[cp311-linux_x86_64] done: 1 distributions, 0 cached, 1 added; lock ${path.join(dir, 'recipes', 'locks', 'app', 'pylock.cp3_11_7-manylinux_2_36_x86_64.toml')}`,
     ]);
     expect(r.code).toBe(0);
     expect(existsSync(path.join(dir, 'wheelhouse', 'clipkg-1.0-py3-none-any.whl'))).toBe(true);

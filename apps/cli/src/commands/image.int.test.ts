@@ -51,7 +51,7 @@ describe('image app --requirements locked through the factory image (Decision 3)
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout).layers.map((l: { role: string }) => l.role)).toEqual(['runtime', 'dependencies']);
     await validated(`oci:${dir}/out-engine-lock:app`);
-    const lock = await readFile(path.join(dir, 'engine-recipes/locks/tools/pylock.cp311-linux_x86_64.toml'), 'utf8');
+    const lock = await readFile(path.join(dir, 'engine-recipes/locks/tools/pylock.cp3_11_2-manylinux_2_36_x86_64.toml'), 'utf8');
     expect(lock).toContain('python_full_version == \\"3.11.2\\"');
     expect(lock).toContain('tool-1.0-py3-none-any.whl');
 
