@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The base image every container test stands on (no Docker Hub here): Debian with python3 and venv,
 # debootstrapped once per machine and cached as a tarball, then imported into the private engine.
-#   base-image.sh          make sure the engine holds $BASE_IMAGE (debootstrap only when no tarball is cached)
-#   base-image.sh name     print the image name
+#   base-image.sh                 make sure the engine holds $BASE_IMAGE (debootstrap only when no tarball is cached)
+#   base-image.sh name            print the image name
+#   base-image.sh --arch arm64 …  the same for a foreign architecture ($BASE_IMAGE-arm64), debootstrapped under
+#                                 qemu-user-static through binfmt_misc (setup.sh enables it), imported as linux/arm64
 # A new engine data root re-imports the cached tarball in seconds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,10 +13,22 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 LABEL=org.dstack-factory.base.sha256
 
+ARCH=
+if [ "${1:-}" = --arch ]; then
+  ARCH=${2:?--arch needs a Debian architecture (arm64)}
+  shift 2
+fi
+if [ -n "$ARCH" ] && [ "$ARCH" != "$(dpkg --print-architecture 2>/dev/null || echo amd64)" ]; then
+  BASE_IMAGE=$BASE_IMAGE-$ARCH
+  BASE_TARBALL=$CACHE_DIR/base-$BASE_SUITE-$ARCH.tar
+else
+  ARCH=
+fi
+
 [ "${1:-}" = name ] && { echo "$BASE_IMAGE"; exit 0; }
 
 engine_ping || die "the private engine is not running: bash tools/system/engine.sh start"
-lock_on "$CACHE_DIR/base-$BASE_SUITE.lock"
+lock_on "$CACHE_DIR/base-$BASE_SUITE${ARCH:+-$ARCH}.lock"
 
 build_tarball() {
   need_root "debootstrap" 
@@ -22,12 +36,18 @@ build_tarball() {
   local rootfs
   rootfs=$(mktemp -d "$CACHE_DIR/rootfs.XXXXXX")
   trap 'rm -rf "$rootfs"' EXIT
-  echo "debootstrap $BASE_SUITE into $rootfs (about 90 s)"
+  local arch_args=() log=$CACHE_DIR/debootstrap${ARCH:+-$ARCH}.log
+  if [ -n "$ARCH" ]; then
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || [ "$ARCH" != arm64 ] ||
+      die "no arm64 emulation (binfmt_misc qemu-aarch64): run sudo bash tools/system/setup.sh"
+    arch_args=(--arch "$ARCH")
+  fi
+  echo "debootstrap $BASE_SUITE${ARCH:+ ($ARCH, emulated)} into $rootfs (about 90 s${ARCH:+, several minutes emulated})"
   local t0=$SECONDS
-  if ! debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    "$BASE_SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1; then
-    tail -20 "$CACHE_DIR/debootstrap.log" >&2
-    die "debootstrap failed (log: $CACHE_DIR/debootstrap.log)"
+  if ! debootstrap "${arch_args[@]}" --variant=minbase --include=python3,python3-venv,ca-certificates \
+    "$BASE_SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$log" 2>&1; then
+    tail -20 "$log" >&2
+    die "debootstrap failed (log: $log)"
   fi
   cat >"$rootfs/etc/apt/sources.list" <<SOURCES
 deb $DEBIAN_MIRROR $BASE_SUITE main
@@ -54,7 +74,7 @@ if [ "$have" = "$sha" ]; then
   exit 0
 fi
 t0=$SECONDS
-docker import \
+docker import ${ARCH:+--platform "linux/$ARCH"} \
   --change "LABEL $LABEL=$sha" \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
   --change 'CMD ["/bin/bash"]' \

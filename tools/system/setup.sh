@@ -20,6 +20,8 @@ PACKAGES=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # a foreign-architecture .so for the shared-library check
   python3-wheel-whl python3-setuptools-whl python3-pip-whl  # offline bootstrap wheels
   python3-venv       # venvs of Debian's python3.11 (the base's exact version, for locks of app images)
+  musl               # a real musl libc, whose version the base-image reader finds without running it
+  qemu-user-static binfmt-support  # arm64 emulation: the arm64 debootstrapped base (Decision 24)
 )
 
 installed() {
@@ -58,6 +60,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install them with: sudo apt-get install --no-install-recommends ${missing[*]}" >&2
     echo "(or run this script as root: sudo bash tools/system/setup.sh)" >&2
     exit 1
+  fi
+fi
+
+# Emulation of arm64 through binfmt_misc (Decision 24): debootstrap --arch arm64 runs its second stage under
+# qemu-aarch64-static. Containers have no systemd to register the handler: mount binfmt_misc, enable it.
+if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null 2>&1; then
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+      echo "warning: cannot mount binfmt_misc: the arm64 base cannot be made here" >&2
+  fi
+  if [ -e /proc/sys/fs/binfmt_misc/status ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 ||
+      echo "warning: update-binfmts --enable qemu-aarch64 failed: the arm64 base cannot be made here" >&2
   fi
 fi
 

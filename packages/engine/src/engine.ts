@@ -18,7 +18,7 @@ import {
   FsWheelStore,
   detectTarget,
   parseWheelFilename,
-  wheelTagRank,
+  wheelCompatibility,
   type Target,
   type WheelStore,
 } from '@dstack/wheelhouse';
@@ -498,7 +498,7 @@ export async function findWheelByName(
       (e) => c.version === null || e.version === c.version,
     );
     const usable = target
-      ? entries.filter((e) => wheelTagRank(parseWheelFilename(e.filename), target) !== null)
+      ? entries.filter((e) => wheelCompatibility(parseWheelFilename(e.filename), target).ok)
       : entries;
     if (usable.length > 0) return usable[usable.length - 1]!.filename;
   }

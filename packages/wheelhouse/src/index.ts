@@ -65,7 +65,7 @@ export {
   type WheelStore,
   type WheelhouseStats,
 } from './store.js';
-export { bestWheel, requiresPythonAllows, type WheelRequirement } from './query.js';
+export { bestWheel, requiresPythonAllows, whyNoWheel, type WheelRequirement } from './query.js';
 export {
   SIMPLE_HTML_CONTENT_TYPE,
   SIMPLE_JSON_CONTENT_TYPE,

@@ -1,7 +1,8 @@
 import { canonicalizeName, compareVersions, evaluateMarker, versionSatisfies } from '@dstack/recipe';
 import { buildTagKey, parseWheelFilename } from './filename.js';
 import type { WheelEntry } from './store.js';
-import { wheelTagRank, type Target } from './tags.js';
+import { wheelCompatibility, type CompatibilityOptions } from './compat.js';
+import type { Target } from './tags.js';
 
 export interface WheelRequirement {
   name: string;
@@ -34,9 +35,9 @@ export function bestWheel(entries: WheelEntry[], requirement: WheelRequirement, 
   const candidates = entries.flatMap((entry) => {
     if (entry.name !== name) return [];
     const parsed = parseWheelFilename(entry.filename);
-    const rank = wheelTagRank(parsed, target);
-    if (rank === null || !requiresPythonAllows(entry.requiresPython, target)) return [];
-    return [{ entry, rank, build: buildTagKey(parsed.build) }];
+    const fit = wheelCompatibility(parsed, target);
+    if (!fit.ok || !requiresPythonAllows(entry.requiresPython, target)) return [];
+    return [{ entry, rank: fit.rank, build: buildTagKey(parsed.build) }];
   });
   const allowed = (prereleases: boolean | undefined) =>
     candidates.filter((c) => versionSatisfies(c.entry.version, requirement.specifier, prereleases === undefined ? {} : { prereleases }));
@@ -50,4 +51,30 @@ export function bestWheel(entries: WheelEntry[], requirement: WheelRequirement, 
       (a.build[1] < b.build[1] ? 1 : a.build[1] > b.build[1] ? -1 : 0),
   );
   return matching[0]?.entry ?? null;
+}
+
+/**
+ * Why pip found no distribution of `name` for `target` among `entries` (e.g. the wheelhouse, when pip says "No
+ * matching distribution found"): each wheel of the project with the reason it was rejected — its tag against the
+ * target ({@link wheelCompatibility}), its Requires-Python, or the specifier. Empty when the project has no wheel.
+ */
+export function whyNoWheel(
+  entries: WheelEntry[],
+  requirement: { name: string; specifier?: string },
+  target: Target,
+  options: CompatibilityOptions = {},
+): { filename: string; reason: string }[] {
+  const name = canonicalizeName(requirement.name);
+  const subject = options.subject ?? 'the target';
+  return entries
+    .filter((e) => e.name === name)
+    .map((entry) => {
+      const fit = wheelCompatibility(entry.filename, target, { subject });
+      let reason: string;
+      if (!fit.ok) reason = fit.reason;
+      else if (!requiresPythonAllows(entry.requiresPython, target)) reason = `Requires-Python ${entry.requiresPython}; ${subject} has Python ${target.pythonFullVersion}`;
+      else if (requirement.specifier && !versionSatisfies(entry.version, requirement.specifier, { prereleases: true })) reason = `${entry.version} is not ${requirement.specifier}`;
+      else reason = 'it fits: pip rejected it for another reason (a hash, a constraint, --no-binary)';
+      return { filename: entry.filename, reason };
+    });
 }

@@ -136,21 +136,25 @@ export function dockerFor(dockerHost: string): Docker {
   return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' });
 }
 
-/** The debootstrapped base image, present in the shared engine (imported from the machine's cache if needed). */
-export async function sharedBaseImage(): Promise<string> {
+/**
+ * The debootstrapped base image, present in the shared engine (imported from the machine's cache if needed).
+ * `{ arch: 'arm64' }`: the same Debian debootstrapped for arm64 under emulation (`<name>-arm64`, linux/arm64).
+ */
+export async function sharedBaseImage(options: { arch?: 'arm64' } = {}): Promise<string> {
   const { docker } = await sharedEngine();
-  if (await imageExists(docker, baseImageName)) return baseImageName;
-  const fix =
-    'Make it with `sudo bash tools/system/base-image.sh` (debootstrap once per machine, then `docker import`).';
+  const name = options.arch ? `${baseImageName}-${options.arch}` : baseImageName;
+  const args = options.arch ? ['--arch', options.arch] : [];
+  if (await imageExists(docker, name)) return name;
+  const fix = `Make it with \`sudo bash tools/system/base-image.sh${options.arch ? ` --arch ${options.arch}` : ''}\` (debootstrap once per machine, then \`docker import\`).`;
   if (inCI() || process.env.DSTACK_TEST_DOCKER_HOST) {
-    throw missing(`The base image ${baseImageName} is not in the test engine`, fix);
+    throw missing(`The base image ${name} is not in the test engine`, fix);
   }
   try {
-    await runScript('base-image.sh');
+    await runScript('base-image.sh', args);
   } catch (error) {
-    throw missing(`The base image ${baseImageName} could not be made`, fix, error);
+    throw missing(`The base image ${name} could not be made`, fix, error);
   }
-  return baseImageName;
+  return name;
 }
 
 let registryPromise: Promise<SharedRegistry> | undefined;

@@ -3,9 +3,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
-import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRegistry, sharedRuntimeImage } from '@dstack/testing';
+import { stringifyLock } from '@dstack/recipe';
+import { isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRegistry, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { EXIT_USAGE } from '../errors.js';
-import { cli, dir, useImageFixture, validated } from './image.test-support.js';
+import { cli, dir, sha256, useImageFixture, validated } from './image.test-support.js';
 
 useImageFixture();
 
@@ -215,4 +216,47 @@ describe('image runtime --onbuild (Decision 22)', () => {
         'hint: build it first: `dstack-factory image runtime` (or `docker-compose build runtime`), or name another with --base-image\n',
     );
   });
+});
+
+describe('image app refuses wheels that do not fit the base, naming both sides (the debootstrapped bookworm base)', () => {
+  it('through --lock (manylinux_2_39, musllinux_1_2) and through --requirements (pip finds no distribution)', async () => {
+    const engine = await sharedEngine();
+    const base = `docker:${await sharedBaseImage()}`;
+    const wh = path.join(dir, 'wheelhouse-targets');
+    await mkdir(wh, { recursive: true });
+    const native = await writeWheel(wh, { name: 'native', version: '1.0', tag: 'cp311-cp311-manylinux_2_39_x86_64' });
+    const musl = await writeWheel(wh, { name: 'muslonly', version: '1.0', tag: 'cp311-cp311-musllinux_1_2_x86_64' });
+    const env = isolatedPipEnv({ NO_COLOR: '1', DSTACK_IMAGE_CACHE: path.join(dir, 'cache'), DOCKER_HOST: engine.env.DOCKER_HOST! });
+    const lockOf = async (file: string): Promise<string> => {
+      const name = path.basename(file);
+      const lockFile = path.join(dir, `pylock.${name.split('-')[0]}.toml`);
+      await writeFile(
+        lockFile,
+        stringifyLock({
+          lockVersion: '1.0',
+          createdBy: 'dstack-factory',
+          environments: ['implementation_name == "cpython" and python_full_version == "3.11.2" and sys_platform == "linux" and platform_machine == "x86_64"'],
+          packages: [{ name: name.split('-')[0]!, version: '1.0', wheels: [{ name, path: `wheelhouse-targets/${name}`, hashes: { sha256: await sha256(file) } }] }],
+        }),
+      );
+      return lockFile;
+    };
+    const bookworm = 'CPython 3.11.2 on linux x86_64 with glibc 2.36';
+    const viaLock = await cli(['image', 'app', '--base', base, '--lock', await lockOf(native), '--wheelhouse', wh, '--output', 'oci:never:app'], env);
+    expect(viaLock.code).toBe(1);
+    expect(viaLock.stderr).toContain(
+      `error[LOCK_NO_WHEEL]: ${path.join(dir, 'pylock.native.toml')}: native 1.0 has no wheel for the base (${bookworm}): ` +
+        'native-1.0-cp311-cp311-manylinux_2_39_x86_64.whl: manylinux_2_39 needs glibc ≥ 2.39; the base has glibc 2.36',
+    );
+    const muslLock = await cli(['image', 'app', '--base', base, '--lock', await lockOf(musl), '--wheelhouse', wh, '--output', 'oci:never:app'], env);
+    expect(muslLock.stderr).toContain('muslonly-1.0-cp311-cp311-musllinux_1_2_x86_64.whl: musllinux_1_2 needs musl; the base has glibc 2.36');
+
+    await writeFile(path.join(dir, 'native-reqs.txt'), `--no-index\n--find-links ${wh}\nnative\n`);
+    const viaRequirements = await cli(['image', 'app', '--base', base, '--requirements', 'native-reqs.txt', '--wheelhouse', wh, '--output', 'oci:never:app'], env);
+    expect(viaRequirements.code).toBe(1);
+    expect(viaRequirements.stderr).toContain(
+      `error[LOCK_NO_MATCHING_WHEEL]: no distribution of native fits the base (${bookworm}) while locking ${path.join(dir, 'native-reqs.txt')}: ` +
+        'native-1.0-cp311-cp311-manylinux_2_39_x86_64.whl: manylinux_2_39 needs glibc ≥ 2.39; the base has glibc 2.36',
+    );
+  }, 600_000);
 });

@@ -172,7 +172,12 @@ async function lockForBase(
     wheelhouseOnly: options.allowIndex !== true,
   });
   const t = summary.targets[0];
-  if (!summary.ok || !t?.lockFile) throw lockFailure(recipe, python, t);
+  if (!summary.ok || !t?.lockFile) {
+    // pip found nothing for a requirement the wheelhouse has wheels of: say why each does not fit the base.
+    const missing = t?.failures.find((f) => f.missing)?.missing;
+    const unfit = missing ? await wheelsThatDoNotFit(options.wheelhouse, missing.requirement, info, recipe) : null;
+    throw unfit ?? lockFailure(recipe, python, t);
+  }
   return t.lockFile;
 }
 
@@ -201,6 +206,24 @@ function lockFailure(recipe: string, python: string, t: TargetSummary | undefine
   const detail = f ? `: ${f.package}${f.version ? ` ${f.version}` : ''} failed${f.summary.length > 0 ? ` — ${f.summary.join('; ')}` : ''}` : '';
   return new CliError('BUILD_FAILED', `locking ${recipe} for ${python} failed${detail}`, {
     hint: f?.logFile ? `full log: ${f.logFile}` : 'run dstack-factory build for details',
+  });
+}
+
+/**
+ * pip found no distribution of a requirement while locking for the base: when the wheelhouse holds wheels of it,
+ * say why each does not fit the base (its tag against the base's target, its Requires-Python); else null.
+ */
+async function wheelsThatDoNotFit(wheelhouse: string, requirement: string, info: BaseInfo, recipe: string): Promise<CliError | null> {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*(.*)$/.exec(requirement.trim());
+  if (!m) return null;
+  const [, name, specifier] = m as unknown as [string, string, string];
+  const { FsWheelStore, describeTargetText, whyNoWheel } = await import('@dstack/wheelhouse');
+  const entries = await new FsWheelStore(wheelhouse).list().catch(() => []);
+  const why = whyNoWheel(entries, { name, specifier }, info.target, { subject: 'the base' });
+  if (why.length === 0) return null;
+  const base = describeTargetText(info.target);
+  return new CliError('LOCK_NO_MATCHING_WHEEL', `no distribution of ${name}${specifier} fits the base (${base}) while locking ${recipe}: ${why.map((w) => `${w.filename}: ${w.reason}`).join('; ')}`, {
+    hint: 'build the wheel for the base (dstack-factory build --executor docker on a factory image made from it), or choose a base the wheels fit',
   });
 }
 

@@ -14,6 +14,10 @@ export const CLI_CODES = {
     summary: "No interpreter of the base image's full Python version is at hand to lock --requirements with.",
     hint: "Pass --python with an interpreter of the base's version, or --factory-image built on the same base, or --lock a lock made for it.",
   },
+  LOCK_NO_MATCHING_WHEEL: {
+    summary: "Locking --requirements for the base, pip found no distribution that fits it; each of the wheelhouse's wheels is named with why it does not.",
+    hint: 'Build the wheel for the base (a factory image made from it), or choose a base the wheels fit.',
+  },
   IMAGE_BASE_MISSING: {
     summary: 'The runtime image an onbuild flavour stands on is not in the Docker daemon (the classic builder would try Docker Hub).',
     hint: 'Build it first (dstack-factory image runtime, or docker-compose build runtime), or name another with --base-image.',

@@ -43,6 +43,10 @@ export const IMAGE_CODES = {
     summary: 'The base image has no python3.X interpreter in /usr/bin or /usr/local/bin.',
     hint: 'Use a base with Python installed (the runtime image, or a Debian base with python3).',
   },
+  IMAGE_BASE_PLATFORM: {
+    summary: "The base image's platform has no wheel tags, or its config names another machine than its C library.",
+    hint: 'Use a linux base of a machine wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386), with a config that says it.',
+  },
   IMAGE_PATH_INVALID: {
     summary: 'A path would escape the root of a layer.',
     hint: 'Paths in a layer are relative to / and may not climb out with "..".',

@@ -5,12 +5,14 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock, type Lock } from '@dstack/recipe';
 import type { BaseInfo } from '../layers/base-info.js';
-import { wheelFitsBase, wheelsFromLock } from './lock.js';
+import { describeTarget } from '@dstack/wheelhouse';
+import { wheelsFromLock } from './lock.js';
 import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
 let tmp: string;
 let lockFile: string;
-const base: BaseInfo = { python: '/usr/bin/python3.11', pythonVersion: '3.11', pythonFullVersion: '3.11.2', venv: null, passwd: null, group: null };
+const bookworm = describeTarget({ pythonFullVersion: '3.11.2', architecture: 'x86_64', libc: { kind: 'glibc', version: '2.36' } });
+const base: BaseInfo = { python: '/usr/bin/python3.11', pythonVersion: '3.11', pythonFullVersion: '3.11.2', venv: null, passwd: null, group: null, target: bookworm };
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-lock-'));
@@ -48,7 +50,8 @@ describe('locks', () => {
   });
 
   it('refuses a lock made for another interpreter', async () => {
-    await expect(wheelsFromLock(lockFile, path.join(tmp, 'wheelhouse'), { ...base, pythonFullVersion: '3.11.7' })).rejects.toThrow(
+    const other = describeTarget({ pythonFullVersion: '3.11.7', architecture: 'x86_64', libc: { kind: 'glibc', version: '2.36' } });
+    await expect(wheelsFromLock(lockFile, path.join(tmp, 'wheelhouse'), { ...base, pythonFullVersion: '3.11.7', target: other })).rejects.toThrow(
       `${lockFile} was made for implementation_name == "cpython" and python_full_version == "3.11.2" and sys_platform == "linux" and platform_machine == "x86_64", not for the base's Python 3.11.7 (/usr/bin/python3.11)`,
     );
   });
@@ -66,13 +69,40 @@ describe('locks', () => {
   });
 
   it.each([
-    ['x-1-py3-none-any.whl', true],
-    ['x-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl', true],
-    ['x-1-cp38-abi3-manylinux_2_28_x86_64.whl', true],
-    ['x-1-cp312-cp312-linux_x86_64.whl', false],
-    ['x-1-cp311-cp311-musllinux_1_1_x86_64.whl', false],
-    ['x-1-cp311-cp311-manylinux_2_17_aarch64.whl', false],
-  ])('%s fits CPython 3.11 linux x86_64: %s', (name, fits) => {
-    expect(wheelFitsBase(name, base)).toBe(fits);
+    ['x-1.0-cp311-cp311-manylinux_2_39_x86_64.whl', bookworm, 'x-1.0-cp311-cp311-manylinux_2_39_x86_64.whl: manylinux_2_39 needs glibc ≥ 2.39; the base has glibc 2.36'],
+    ['x-1.0-cp311-cp311-musllinux_1_2_x86_64.whl', bookworm, 'x-1.0-cp311-cp311-musllinux_1_2_x86_64.whl: musllinux_1_2 needs musl; the base has glibc 2.36'],
+    [
+      'x-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl',
+      describeTarget({ pythonFullVersion: '3.11.2', architecture: 'aarch64', libc: { kind: 'glibc', version: '2.36' } }),
+      'x-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl: manylinux_2_17_x86_64 is for x86_64; the base is aarch64',
+    ],
+  ])('refuses %s naming its tag and the base', async (name, target, why) => {
+    const lock: Lock = {
+      lockVersion: '1.0',
+      createdBy: 'dstack-factory',
+      packages: [{ name: 'x', version: '1.0', wheels: [{ name, path: name, hashes: { sha256: '00' } }] }],
+    };
+    const file = path.join(tmp, 'locks', 'pylock.x.toml');
+    await fs.writeFile(file, stringifyLock(lock));
+    await expect(wheelsFromLock(file, path.join(tmp, 'wheelhouse'), { ...base, target })).rejects.toMatchObject({
+      code: 'LOCK_NO_WHEEL',
+      message: `${file}: x 1.0 has no wheel for the base (CPython 3.11.2 on linux ${target.architecture} with glibc 2.36): ${why}`,
+    });
+  });
+
+  it('takes the best-ranked of the wheels that fit', async () => {
+    const fits = ['x-1.0-cp311-cp311-manylinux_2_39_x86_64.whl', 'x-1.0-py3-none-any.whl', 'x-1.0-cp311-cp311-manylinux_2_17_x86_64.whl'];
+    const wh = path.join(tmp, 'ranked');
+    await fs.mkdir(wh, { recursive: true });
+    for (const f of fits) await fs.writeFile(path.join(wh, f), 'x');
+    const lock: Lock = {
+      lockVersion: '1.0',
+      createdBy: 'dstack-factory',
+      packages: [{ name: 'x', version: '1.0', wheels: fits.map((name) => ({ name, hashes: { sha256: '00' }, path: name })) }],
+    };
+    const file = path.join(tmp, 'locks', 'pylock.ranked.toml');
+    await fs.writeFile(file, stringifyLock(lock));
+    const r = await wheelsFromLock(file, wh, base);
+    expect(r.wheels.map((w) => path.basename(w.path))).toEqual(['x-1.0-cp311-cp311-manylinux_2_17_x86_64.whl']);
   });
 });

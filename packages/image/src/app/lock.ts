@@ -1,41 +1,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { canonicalizeName, evaluateMarker, parseLock, type Lock, type MarkerEnvironment } from '@dstack/recipe';
+import { canonicalizeName, evaluateMarker, parseLock, type Lock } from '@dstack/recipe';
+import { describeTargetText, wheelCompatibility } from '@dstack/wheelhouse';
 import type { BaseInfo } from '../layers/base-info.js';
 import type { WheelInput } from './build-app-image.js';
 import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
-
-/** The marker environment of a base image's interpreter (CPython on linux/x86_64). */
-export function baseMarkers(base: BaseInfo): MarkerEnvironment {
-  const full = base.pythonFullVersion ?? `${base.pythonVersion}.0`;
-  return {
-    implementation_name: 'cpython',
-    implementation_version: full,
-    os_name: 'posix',
-    platform_machine: 'x86_64',
-    platform_release: '',
-    platform_system: 'Linux',
-    platform_version: '',
-    platform_python_implementation: 'CPython',
-    python_full_version: full,
-    python_version: base.pythonVersion,
-    sys_platform: 'linux',
-  };
-}
-
-/** Is a wheel's tag set installable on CPython X.Y, linux x86_64? (The lock chose; this only guards.) */
-export function wheelFitsBase(filename: string, base: BaseInfo): boolean {
-  const parts = filename.replace(/\.whl$/, '').split('-');
-  if (parts.length < 5) return false;
-  const [py, abi, plat] = parts.slice(-3) as [string, string, string];
-  const v = base.pythonVersion.replace('.', '');
-  const minor = Number(base.pythonVersion.split('.')[1]);
-  const pyOk = py.split('.').some((t) => t === 'py3' || t === `py${v}` || t === `cp${v}` || (/^cp3\d+$/.test(t) && abi.split('.').includes('abi3') && Number(t.slice(3)) <= minor));
-  const abiOk = abi.split('.').some((a) => a === 'none' || a === 'abi3' || a === `cp${v}`);
-  const platOk = plat.split('.').some((p) => p === 'any' || p === 'linux_x86_64' || /^manylinux[\w]*_x86_64$/.test(p) || p === 'manylinux1_x86_64');
-  return pyOk && abiOk && platOk;
-}
 
 export interface LockedWheels {
   lock: Lock;
@@ -52,7 +22,7 @@ export interface LockedWheels {
 export async function wheelsFromLock(lockFile: string, wheelhouse: string, base: BaseInfo): Promise<LockedWheels> {
   const text = await fs.readFile(lockFile);
   const lock = parseLock(text.toString('utf8'), lockFile);
-  const env = baseMarkers(base);
+  const env = base.target.markers;
   if (lock.environments?.length && !lock.environments.some((m) => evaluateMarker(m, env))) {
     throw new ImageError(
       'LOCK_ENVIRONMENT_MISMATCH',
@@ -65,11 +35,18 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
   const wheels: WheelInput[] = [];
   for (const pkg of lock.packages) {
     if (pkg.marker && !evaluateMarker(pkg.marker, env)) continue;
-    const fit = pkg.wheels.filter((w) => wheelFitsBase(w.name, base));
+    // The lock chose; this guards, with the one compatibility check, and says why a wheel does not fit.
+    const verdicts = pkg.wheels.map((w) => ({ w, fit: wheelCompatibility(w.name, base.target, { subject: 'the base' }) }));
+    const fit = verdicts.filter((v) => v.fit.ok).sort((a, b) => (a.fit.ok && b.fit.ok ? a.fit.rank - b.fit.rank : 0));
     if (fit.length === 0) {
-      throw new ImageError('LOCK_NO_WHEEL', `${lockFile}: ${pkg.name} ${pkg.version} has no wheel for CPython ${base.pythonVersion} linux x86_64 (${pkg.wheels.map((w) => w.name).join(', ') || 'none'})`);
+      const why = verdicts.map((v) => `${v.w.name}: ${v.fit.ok ? '' : v.fit.reason}`);
+      throw new ImageError(
+        'LOCK_NO_WHEEL',
+        `${lockFile}: ${pkg.name} ${pkg.version} has no wheel for the base (${describeTargetText(base.target)})${why.length ? `: ${why.join('; ')}` : ''}`,
+        { hint: 'lock for the base\'s own interpreter (image app --requirements does), or choose a base the wheels fit' },
+      );
     }
-    const w = fit[0]!;
+    const w = fit[0]!.w;
     const sha256 = w.hashes.sha256;
     if (!sha256) throw new ImageError('LOCK_NO_HASH', `${lockFile}: ${w.name} has no sha256`);
     const candidates = [path.join(wheelhouse, w.name)];

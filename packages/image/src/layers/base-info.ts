@@ -5,6 +5,14 @@ import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
 import type { Image } from '../core/image.js';
 import { readAll } from '../core/streams.js';
+import {
+  describeTarget,
+  machineOfGlibcLoader,
+  machineOfMuslLoader,
+  machineOfOciPlatform,
+  type Libc,
+  type Target,
+} from '@dstack/wheelhouse';
 
 /** What the image builder needs to know about a base image, read from its files and config (no container run). */
 export interface BaseInfo {
@@ -18,21 +26,61 @@ export interface BaseInfo {
   venv: { home: string; version: string | null } | null;
   passwd: string | null;
   group: string | null;
+  /**
+   * Where wheels installed on it will run (Decision 18), read without running it: the config's
+   * `architecture`/`variant`, the interpreter above, glibc's version from `libc.so.6` / `ld-linux-*`, or musl's
+   * from `ld-musl-*` (or apk's database). `libc` is null when neither is found.
+   */
+  target: Target;
+}
+
+/** A C library file found in the base's layers: what kind, for which machine, and its version when known. */
+interface LibcFile {
+  kind: 'glibc' | 'musl';
+  machine: string | null;
+  version: string | null;
+}
+
+const LIB_DIR_RE = /^(?:usr\/)?lib(?:32|64|x32)?\/(?:[\w.-]+\/)?([^/]+)$/;
+/** Library files up to this size are read for their version string (libc.so.6 is ~2 MB, musl's ~0.7 MB). */
+const MAX_LIBC_BYTES = 16 << 20;
+
+/** What a file under a lib directory is, by its name: glibc's libc or loader, or musl's loader. */
+function libcFileKind(name: string): { kind: 'glibc' | 'musl'; machine: string | null; version: string | null } | null {
+  const base = LIB_DIR_RE.exec(name)?.[1];
+  if (!base) return null;
+  if (base === 'libc.so.6') return { kind: 'glibc', machine: null, version: null };
+  const old = /^libc-(\d+\.\d+)\.so$/.exec(base);
+  if (old) return { kind: 'glibc', machine: null, version: old[1]! };
+  const glibcLoader = machineOfGlibcLoader(base);
+  if (glibcLoader) return { kind: 'glibc', machine: glibcLoader, version: null };
+  const muslLoader = machineOfMuslLoader(base);
+  if (muslLoader) return { kind: 'musl', machine: muslLoader, version: null };
+  return null;
+}
+
+/** The version a C library states inside itself: glibc's "release version 2.36", musl's bare "1.2.3". */
+function libcVersionIn(kind: 'glibc' | 'musl', bytes: Buffer): string | null {
+  const text = bytes.toString('latin1');
+  if (kind === 'glibc') return /release version (\d+\.\d+)/.exec(text)?.[1] ?? null;
+  return /\0(1\.\d+)\.\d+\0/.exec(text)?.[1] ?? null;
 }
 
 const INTERPRETER_RE = /^(usr\/local\/bin|usr\/bin)\/python(3\.\d+)$/;
-const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/dpkg/status']);
+const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/dpkg/status', 'lib/apk/db/installed']);
 
 /**
  * Reads the base's layers in order (whiteouts honoured for the files it tracks) for its Python interpreters,
  * /etc/passwd, /etc/group, /env/pyvenv.cfg and dpkg's status; the result is cached by the layers' diffIDs.
  */
 export async function inspectBase(image: Image, options: { cache?: BlobCache } = {}): Promise<BaseInfo> {
-  const key = sha256Digest(JSON.stringify({ v: 1, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [] })).slice(7);
+  const platform = { architecture: image.config.architecture, os: image.config.os, variant: image.config.variant ?? null };
+  const key = sha256Digest(JSON.stringify({ v: 2, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
   const cached = options.cache ? await options.cache.readKey<BaseInfo>('base', key) : null;
   if (cached) return cached;
   const files = new Map<string, Buffer>();
   const interpreters = new Set<string>();
+  const libcs = new Map<string, LibcFile>();
   for (const layer of image.layers) {
     const extract = tar.extract();
     const src = await layer.uncompressed();
@@ -46,16 +94,27 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
         if (base === '.wh..wh..opq') {
           for (const k of [...files.keys()]) if (k.startsWith(dir)) files.delete(k);
           for (const k of [...interpreters]) if (k.startsWith(dir)) interpreters.delete(k);
+          for (const k of [...libcs.keys()]) if (k.startsWith(dir)) libcs.delete(k);
         } else {
           const target = dir + base.slice(4);
           files.delete(target);
           interpreters.delete(target);
+          libcs.delete(target);
         }
         entry.resume();
         continue;
       }
       if (INTERPRETER_RE.test(name) && (entry.header.type === 'file' || entry.header.type === 'symlink' || entry.header.type === 'link')) {
         interpreters.add(name);
+      }
+      const libc = entry.header.type === 'file' || entry.header.type === 'symlink' || entry.header.type === 'link' ? libcFileKind(name) : null;
+      if (libc) {
+        let version = libc.version;
+        if (!version && entry.header.type === 'file' && (entry.header.size ?? 0) <= MAX_LIBC_BYTES) {
+          version = libcVersionIn(libc.kind, await readAll(entry as unknown as Readable));
+        } else entry.resume();
+        libcs.set(name, { ...libc, version });
+        continue;
       }
       if (TRACKED.has(name) && entry.header.type === 'file') files.set(name, await readAll(entry as unknown as Readable));
       else entry.resume();
@@ -98,7 +157,40 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
       if (m) full = m[1]!;
     }
   }
-  const info: BaseInfo = { python: '/' + python, pythonVersion, pythonFullVersion: full, venv, passwd: text('etc/passwd'), group: text('etc/group') };
+  const target = baseTarget(image, { python: '/' + python, pythonVersion, pythonFullVersion: full }, [...libcs.values()], text('lib/apk/db/installed'));
+  const info: BaseInfo = { python: '/' + python, pythonVersion, pythonFullVersion: full, venv, passwd: text('etc/passwd'), group: text('etc/group'), target };
   if (options.cache) await options.cache.writeKey('base', key, info);
   return info;
+}
+
+/**
+ * The base's target from its config and the C library files in its layers. glibc wins when both are there
+ * (Debian's `musl` package adds a musl loader beside glibc; its Python is linked against glibc).
+ */
+function baseTarget(
+  image: Image,
+  py: { python: string; pythonVersion: string; pythonFullVersion: string | null },
+  libcs: LibcFile[],
+  apkInstalled: string | null,
+): Target {
+  const glibc = libcs.filter((l) => l.kind === 'glibc');
+  const musl = libcs.filter((l) => l.kind === 'musl');
+  let libc: Libc | null = null;
+  if (glibc.length > 0) {
+    const version = glibc.map((l) => l.version).find((v) => v !== null);
+    if (version) libc = { kind: 'glibc', version };
+  } else if (musl.length > 0) {
+    const apk = apkInstalled ? /^P:musl\nV:(\d+\.\d+)/m.exec(apkInstalled)?.[1] : undefined;
+    const version = apk ?? musl.map((l) => l.version).find((v) => v !== null);
+    if (version) libc = { kind: 'musl', version };
+  }
+  const loaders = (glibc.length > 0 ? glibc : musl).map((l) => l.machine).filter((m): m is string => m !== null);
+  const architecture = machineOfOciPlatform(image.config.architecture, image.config.variant) ?? loaders[0];
+  if (!architecture) {
+    throw new ImageError('IMAGE_BASE_PLATFORM', `the base image's platform ${image.config.os}/${image.config.architecture}${image.config.variant ? `/${image.config.variant}` : ''} has no Python wheel tags`, {
+      hint: 'use a linux base for one of the architectures wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386)',
+    });
+  }
+  const target = describeTarget({ pythonFullVersion: py.pythonFullVersion ?? `${py.pythonVersion}.0`, architecture, libc });
+  return { ...target, interpreter: `image:${py.python}` };
 }

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import type yauzl from 'yauzl';
-import { validateWheel, type WheelLimits } from '@dstack/wheelhouse';
+import { openZip, SMALL_MEMBER_BYTES, validateWheel, type OpenZip, type WheelLimits, type ZipMember } from '@dstack/wheelhouse';
 import { ImageError } from '../../errors.js';
 import type { LayerEntry } from '../write-layer.js';
 import { readAll } from '../../core/streams.js';
-import { openZip, SMALL_MEMBER_BYTES, type ZipArchive } from './zip.js';
 
-async function readMember(zip: ZipArchive, e: yauzl.Entry): Promise<Buffer> {
-  return e.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : readAll(await zip.open(e));
+// The wheelhouse's zip reader (Decision 18: one reader): every read checks the local header, size and CRC-32.
+async function readMember(zip: OpenZip, e: ZipMember): Promise<Buffer> {
+  return e.entry.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : readAll(await zip.open(e));
 }
 
 /** Where a virtual environment lives in the image, and for which Python (the scheme pip uses in a venv). */
@@ -171,12 +170,12 @@ function checkMemberName(wheel: string, name: string): void {
   if (parts.some((p) => p === '..' || p === '.' || p === '')) throw hostile(wheel, `member path not normalised or escaping: ${name}`);
 }
 
-function isSymlink(e: yauzl.Entry): boolean {
-  return ((e.externalFileAttributes >>> 16) & 0o170000) === 0o120000;
+function isSymlink(e: ZipMember): boolean {
+  return ((e.entry.externalFileAttributes >>> 16) & 0o170000) === 0o120000;
 }
 
-function isExecutable(e: yauzl.Entry): boolean {
-  return ((e.externalFileAttributes >>> 16) & 0o111) !== 0;
+function isExecutable(e: ZipMember): boolean {
+  return ((e.entry.externalFileAttributes >>> 16) & 0o111) !== 0;
 }
 
 /**
@@ -194,9 +193,9 @@ export async function planWheelInstall(wheelPath: string, options: InstallOption
   }
   const m = /^([^-]+)-([^-]+)-/.exec(wheel);
   if (!m || !wheel.endsWith('.whl')) throw new ImageError('WHEEL_NAME_INVALID', `not a wheel file name: ${wheel}`);
-  let zip: ZipArchive;
+  let zip: OpenZip;
   try {
-    zip = await openZip(wheelPath);
+    zip = await openZip(wheelPath, wheel, Number.MAX_SAFE_INTEGER);
   } catch (err) {
     throw new ImageError('WHEEL_NOT_ZIP', `${wheel}: not a readable zip archive (${(err as Error).message})`, { cause: err });
   }
@@ -211,23 +210,24 @@ export async function planWheelInstall(wheelPath: string, options: InstallOption
   }
 }
 
-async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersion: string, options: InstallOptions): Promise<PlannedWheel> {
+async function plan(zip: OpenZip, wheel: string, fileName: string, fileVersion: string, options: InstallOptions): Promise<PlannedWheel> {
   const paths = schemePaths(options.scheme);
   const maxMembers = options.maxMembers ?? 100_000;
   const maxBytes = options.maxUncompressedBytes ?? 2 * 1024 ** 3;
-  if (zip.entries.length > maxMembers) throw new ImageError('WHEEL_BOMB', `${wheel}: ${zip.entries.length} members (limit ${maxMembers})`);
+  if (zip.members.length > maxMembers) throw new ImageError('WHEEL_BOMB', `${wheel}: ${zip.members.length} members (limit ${maxMembers})`);
   let total = 0;
-  const byName = new Map<string, yauzl.Entry>();
-  for (const e of zip.entries) {
-    checkMemberName(wheel, e.fileName);
-    if (isSymlink(e)) throw hostile(wheel, `symbolic link member: ${e.fileName}`);
-    if (e.isEncrypted()) throw new ImageError('WHEEL_ENCRYPTED', `${wheel}: encrypted member ${e.fileName}`);
-    if (byName.has(e.fileName)) throw new ImageError('WHEEL_MEMBER_DUPLICATE', `${wheel}: member ${e.fileName} appears twice`);
-    byName.set(e.fileName, e);
-    total += e.uncompressedSize;
+  const byName = new Map<string, ZipMember>();
+  for (const e of zip.members) {
+    checkMemberName(wheel, e.name);
+    if (isSymlink(e)) throw hostile(wheel, `symbolic link member: ${e.name}`);
+    if (e.entry.isEncrypted()) throw new ImageError('WHEEL_ENCRYPTED', `${wheel}: encrypted member ${e.name}`);
+    if (byName.has(e.name)) throw new ImageError('WHEEL_MEMBER_DUPLICATE', `${wheel}: member ${e.name} appears twice`);
+    byName.set(e.name, e);
+    const { uncompressedSize, compressedSize } = e.entry;
+    total += uncompressedSize;
     if (total > maxBytes) throw new ImageError('WHEEL_BOMB', `${wheel}: more than ${maxBytes} bytes uncompressed`);
-    if (e.compressedSize > 0 && e.uncompressedSize / e.compressedSize > 1000 && e.uncompressedSize > 1024 ** 2) {
-      throw new ImageError('WHEEL_BOMB', `${wheel}: member ${e.fileName} compresses ${Math.round(e.uncompressedSize / e.compressedSize)}:1`);
+    if (compressedSize > 0 && uncompressedSize / compressedSize > 1000 && uncompressedSize > 1024 ** 2) {
+      throw new ImageError('WHEEL_BOMB', `${wheel}: member ${e.name} compresses ${Math.round(uncompressedSize / compressedSize)}:1`);
     }
   }
   const distInfos = new Set(
@@ -322,10 +322,10 @@ async function plan(zip: ZipArchive, wheel: string, fileName: string, fileVersio
     entries.push({
       path: rel,
       type: 'file',
-      size: e.uncompressedSize,
+      size: e.entry.uncompressedSize,
       mode: isExecutable(e) ? 0o755 : 0o644,
       ...owner,
-      open: () => (e.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : zip.open(e)),
+      open: () => (e.entry.uncompressedSize <= SMALL_MEMBER_BYTES ? zip.read(e) : zip.open(e)),
       verify: (got) => {
         if (got !== hex) throw recordMismatch(wheel, name);
       },
