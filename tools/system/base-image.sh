@@ -74,7 +74,26 @@ if [ "$have" = "$sha" ]; then
   exit 0
 fi
 t0=$SECONDS
-docker import ${ARCH:+--platform "linux/$ARCH"} \
+if [ -n "$ARCH" ]; then
+  # dockerd 20.10's import ignores --platform: load a docker archive whose config names the architecture.
+  archive=$(mktemp -d "$CACHE_DIR/archive.XXXXXX")
+  trap 'rm -rf "$archive"' EXIT
+  variant=
+  [ "$ARCH" = arm64 ] && variant=',"variant":"v8"'
+  mkdir "$archive/$sha"
+  ln -s "$BASE_TARBALL" "$archive/$sha/layer.tar"
+  printf '{"architecture":"%s"%s,"os":"linux","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","LANG=C.UTF-8"],"Cmd":["/bin/bash"],"Labels":{"%s":"%s"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"debootstrap --arch %s %s"}]}' \
+    "$ARCH" "$variant" "$LABEL" "$sha" "$sha" "$ARCH" "$BASE_SUITE" >"$archive/config.json"
+  config=$(sha256sum "$archive/config.json" | cut -d' ' -f1)
+  mv "$archive/config.json" "$archive/$config.json"
+  printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]' "$config" "$BASE_IMAGE" "$sha" >"$archive/manifest.json"
+  tar -C "$archive" -chf - . | docker load >/dev/null
+  rm -rf "$archive"
+  trap - EXIT
+  echo "base image loaded: $BASE_IMAGE (linux/$ARCH, $((SECONDS - t0)) s)"
+  exit 0
+fi
+docker import \
   --change "LABEL $LABEL=$sha" \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8' \
   --change 'CMD ["/bin/bash"]' \

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestWheel, describeTarget, type NormalizedName, type WheelEntry } from './index.js';
+import { bestWheel, describeTarget, whyNoWheel, type NormalizedName, type WheelEntry } from './index.js';
 
 const wheel = (filename: string, requiresPython: string | null = null): WheelEntry => {
   const [name, version] = filename.split('-') as [string, string];
@@ -58,5 +58,24 @@ describe('bestWheel', () => {
     expect(best('==1.0', {}, glibc228)).toBe('multi-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl');
     const py310 = describeTarget({ pythonFullVersion: '3.10.13', platforms: ['manylinux_2_36_x86_64'] });
     expect(best('==1.0', {}, py310)).toBe('multi-1.0-cp310-cp310-manylinux_2_17_x86_64.whl');
+  });
+});
+
+describe('whyNoWheel', () => {
+  it('says why each wheel of the project was rejected for the target', () => {
+    const them = [
+      wheel('native-1.0-cp311-cp311-manylinux_2_39_x86_64.whl'),
+      wheel('native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl'),
+      wheel('native-2.0-py3-none-any.whl', '>=3.12'),
+      wheel('native-0.5-py3-none-any.whl'),
+      wheel('other-1.0-py3-none-any.whl'),
+    ];
+    expect(whyNoWheel(them, { name: 'Native', specifier: '>=1' }, bookworm, { subject: 'the base' })).toEqual([
+      { filename: 'native-1.0-cp311-cp311-manylinux_2_39_x86_64.whl', reason: 'manylinux_2_39 needs glibc ≥ 2.39; the base has glibc 2.36' },
+      { filename: 'native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl', reason: 'cp312-cp312 is for CPython 3.12; the base has CPython 3.11.2' },
+      { filename: 'native-2.0-py3-none-any.whl', reason: 'Requires-Python >=3.12; the base has Python 3.11.2' },
+      { filename: 'native-0.5-py3-none-any.whl', reason: '0.5 is not >=1' },
+    ]);
+    expect(whyNoWheel(them, { name: 'absent' }, bookworm)).toEqual([]);
   });
 });

@@ -88,6 +88,14 @@ describe('the target of a base image, read without running it', () => {
     expect((await inspectBase(await image([both, removed, python]))).target.libc).toBeNull();
   });
 
+  it('refuses a config that disagrees with the C library (a foreign rootfs imported as amd64)', async () => {
+    const libc: LayerEntry[] = [{ path: 'lib/ld-linux-aarch64.so.1', type: 'symlink', linkname: 'aarch64-linux-gnu/ld-linux-aarch64.so.1' }];
+    await expect(inspectBase(await image([libc, python]))).rejects.toMatchObject({
+      code: 'IMAGE_BASE_PLATFORM',
+      message: "the base image's config says linux/amd64 (x86_64), but its C library is for aarch64 (lib/ld-linux-aarch64.so.1)",
+    });
+  });
+
   it('refuses a platform without wheel tags', async () => {
     await expect(inspectBase(await image([python], { architecture: 'mips64le' }))).rejects.toMatchObject({
       code: 'IMAGE_BASE_PLATFORM',

@@ -36,6 +36,7 @@ export interface BaseInfo {
 
 /** A C library file found in the base's layers: what kind, for which machine, and its version when known. */
 interface LibcFile {
+  path: string;
   kind: 'glibc' | 'musl';
   machine: string | null;
   version: string | null;
@@ -113,7 +114,7 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
         if (!version && entry.header.type === 'file' && (entry.header.size ?? 0) <= MAX_LIBC_BYTES) {
           version = libcVersionIn(libc.kind, await readAll(entry as unknown as Readable));
         } else entry.resume();
-        libcs.set(name, { ...libc, version });
+        libcs.set(name, { ...libc, path: name, version });
         continue;
       }
       if (TRACKED.has(name) && entry.header.type === 'file') files.set(name, await readAll(entry as unknown as Readable));
@@ -184,10 +185,20 @@ function baseTarget(
     const version = apk ?? musl.map((l) => l.version).find((v) => v !== null);
     if (version) libc = { kind: 'musl', version };
   }
-  const loaders = (glibc.length > 0 ? glibc : musl).map((l) => l.machine).filter((m): m is string => m !== null);
-  const architecture = machineOfOciPlatform(image.config.architecture, image.config.variant) ?? loaders[0];
+  const loaders = (glibc.length > 0 ? glibc : musl).filter((l): l is LibcFile & { machine: string } => l.machine !== null);
+  const configured = machineOfOciPlatform(image.config.architecture, image.config.variant);
+  const platform = `${image.config.os}/${image.config.architecture}${image.config.variant ? `/${image.config.variant}` : ''}`;
+  // A config that disagrees with the binaries (`docker import` of a foreign rootfs says amd64) would install
+  // wheels that cannot load: refused, naming both.
+  const other = loaders.find((l) => configured && l.machine !== configured && !loaders.some((x) => x.machine === configured));
+  if (other) {
+    throw new ImageError('IMAGE_BASE_PLATFORM', `the base image's config says ${platform} (${configured}), but its C library is for ${other.machine} (${other.path})`, {
+      hint: 'fix the image\'s platform (docker import ignores --platform on older engines: load an archive whose config names it)',
+    });
+  }
+  const architecture = configured ?? loaders[0]?.machine;
   if (!architecture) {
-    throw new ImageError('IMAGE_BASE_PLATFORM', `the base image's platform ${image.config.os}/${image.config.architecture}${image.config.variant ? `/${image.config.variant}` : ''} has no Python wheel tags`, {
+    throw new ImageError('IMAGE_BASE_PLATFORM', `the base image's platform ${platform} has no Python wheel tags`, {
       hint: 'use a linux base for one of the architectures wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386)',
     });
   }
