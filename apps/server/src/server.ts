@@ -136,10 +136,14 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
 
   const bodyIdleMs = Math.round(config.bodyIdleTimeoutSeconds * 1000);
   app.addHook('onRequest', async (request, reply) => {
+    // Every response: no MIME sniffing, no referrer (HTML pages add their CSP where they are sent).
     reply.header('x-request-id', request.id);
-    // A body that stops arriving is cut off; once it is all here, the handler may take its time.
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    // A body that stops arriving is cut off; once it is all here, the handler may take its time. (GET and
+    // HEAD have no body: slow headers are node's headersTimeout, idle connections its keepAliveTimeout.)
     const socket = request.raw.socket as Partial<import('node:net').Socket> | undefined;
-    if (typeof socket?.setTimeout === 'function') {
+    if (request.method !== 'GET' && request.method !== 'HEAD' && typeof socket?.setTimeout === 'function') {
       socket.setTimeout(bodyIdleMs);
       request.raw.once('end', () => socket.setTimeout!(0));
     }
@@ -150,16 +154,6 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     // connection closed) at once. The handlers authorize again to learn the principal.
     const scope = scopeOf(request);
     if (scope !== null) ctx.authorize(request, scope);
-  });
-
-  // Every response: no MIME sniffing, no referrer; HTML pages also get the CSP (issue 12, point 8).
-  app.addHook('onSend', async (_request, reply, payload) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
-    const type = reply.getHeader('content-type');
-    if (typeof type === 'string' && type.startsWith('text/html'))
-      reply.header('content-security-policy', PAGE_CSP);
-    return payload;
   });
 
   const requestKeys = new Map<string, string>();
@@ -203,7 +197,10 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
       (request.headers.accept ?? '').includes('text/html') && !request.url.startsWith('/simple');
     if (wantsHtml && status !== 401) {
       const { errorPage } = await import('./web.js');
-      return reply.type('text/html; charset=utf-8').send(errorPage(status, body.error.message));
+      return reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', PAGE_CSP)
+        .send(errorPage(status, body.error.message));
     }
     return reply.type('application/json; charset=utf-8').send(body);
   });

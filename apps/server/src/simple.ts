@@ -6,6 +6,8 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import parseRangeHeader from 'range-parser';
 import type { WheelStore } from '@dstack/wheelhouse';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from './context.js';
@@ -19,41 +21,13 @@ const SMALL_FILE = 256 * 1024;
 /** Memory for small wheels, keyed by sha256 (a wheel's bytes never change under its name here). */
 const SMALL_FILE_CACHE = 32 * 1024 * 1024;
 
-/** A least-recently-used map of buffers within a byte budget. */
-export class ByteLru {
-  readonly #map = new Map<string, Buffer>();
-  #bytes = 0;
-  constructor(private readonly budget: number) {}
-
-  get(key: string): Buffer | undefined {
-    const v = this.#map.get(key);
-    if (v !== undefined) {
-      this.#map.delete(key);
-      this.#map.set(key, v);
-    }
-    return v;
-  }
-
-  set(key: string, value: Buffer): void {
-    if (value.length > this.budget || this.#map.has(key)) return;
-    this.#map.set(key, value);
-    this.#bytes += value.length;
-    for (const [k, v] of this.#map) {
-      if (this.#bytes <= this.budget) break;
-      this.#map.delete(k);
-      this.#bytes -= v.length;
-    }
-  }
-
-  get bytes(): number {
-    return this.#bytes;
-  }
-}
-
 function pathOf(store: WheelStore, filename: string): string | null {
   const fs = store as WheelStore & { pathOf?: (f: string) => string };
   return typeof fs.pathOf === 'function' ? fs.pathOf(filename) : null;
 }
+
+/** The simple index's HTML pages hold links only: no script, style or framing. */
+const INDEX_CSP = "default-src 'none'; frame-ancestors 'none'";
 
 export const fileUrl = (filename: string): string => `/files/${encodeURIComponent(filename)}`;
 
@@ -90,29 +64,19 @@ interface ByteRange {
 /** One byte range from a Range header; null to send the whole file; 'unsatisfiable' for 416. */
 export function parseRange(header: string | undefined, size: number): ByteRange | null | 'unsatisfiable' {
   if (header === undefined) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (m === null) return null; // multiple or malformed ranges: the whole file is a valid answer
-  const [, a, b] = m as unknown as [string, string, string];
-  if (a === '' && b === '') return null;
-  if (size === 0) return 'unsatisfiable';
-  let start: number;
-  let end: number;
-  if (a === '') {
-    const suffix = Number(b);
-    if (suffix === 0) return 'unsatisfiable';
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(a);
-    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-    if (start >= size || end < start) return 'unsatisfiable';
-  }
-  return { start, end };
+  const ranges = parseRangeHeader(size, header, { combine: true });
+  if (ranges === -1) return 'unsatisfiable';
+  // Malformed, another unit, or several ranges: the whole file is a valid answer.
+  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return null;
+  return { start: ranges[0]!.start, end: ranges[0]!.end };
 }
 
 export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): void {
   const { store, metrics } = ctx;
-  const smallFiles = new ByteLru(SMALL_FILE_CACHE);
+  const smallFiles = new LRUCache<string, Buffer>({
+    maxSize: SMALL_FILE_CACHE,
+    sizeCalculation: (b) => b.length,
+  });
 
   app.get('/simple', async (request, reply) => reply.redirect(withQuery(request, '/simple/'), 301));
 
@@ -120,6 +84,7 @@ export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): 
     ctx.authorize(request, 'read');
     const type = chooseType(request);
     reply.header('vary', 'Accept').header('cache-control', 'no-cache').type(contentType(type));
+    if (type !== SIMPLE_JSON) reply.header('content-security-policy', INDEX_CSP);
     // A Buffer, so fastify adds no charset to the JSON type (PEP 691 names it exactly).
     return ctx.index.projectList(type === SIMPLE_JSON ? 'json' : 'html');
   });
@@ -139,6 +104,7 @@ export function registerSimpleRoutes(app: FastifyInstance, ctx: ServerContext): 
     const page = await ctx.index.projectPage(canonical, type === SIMPLE_JSON ? 'json' : 'html');
     if (page === null) throw new ServerError('NOT_FOUND', `no project named "${canonical}" in this index`);
     reply.header('vary', 'Accept').header('cache-control', 'no-cache').type(contentType(type));
+    if (type !== SIMPLE_JSON) reply.header('content-security-policy', INDEX_CSP);
     return page;
   };
   app.get('/simple/:project', (request, reply) => projectPage(request, reply, false));

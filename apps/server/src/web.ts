@@ -232,6 +232,7 @@ ${
 </aside></div>`;
     return reply
       .type('text/html; charset=utf-8')
+      .header('content-security-policy', PAGE_CSP)
       .header('cache-control', 'no-cache')
       .send(layout('Wheelhouse', body));
   });
@@ -275,6 +276,7 @@ ${
 ${sections}</div>`;
     return reply
       .type('text/html; charset=utf-8')
+      .header('content-security-policy', PAGE_CSP)
       .header('cache-control', 'no-cache')
       .send(layout(name, body));
   });
@@ -294,6 +296,7 @@ ${sections}</div>`;
 <div><h2>Recipe</h2><pre class="mono wrap">${esc(record.request.recipe)}</pre><h2>Wheels</h2><ul id="wheels">${wheels}</ul></div></div></div>`;
     return reply
       .type('text/html; charset=utf-8')
+      .header('content-security-policy', PAGE_CSP)
       .header('cache-control', 'no-cache')
       .send(layout(`Build ${record.id.slice(0, 8)}`, body));
   });
