@@ -163,6 +163,21 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
       'zcrc-1.0-cp311-cp311-linux_x86_64.whl',
     ]);
 
+    // The archive (the original's /archive, ./archive here): every wheel of the build copied there.
+    const built = await wheelsIn(path.join(project, 'wheelhouse'));
+    expect(made.stdout).toContain(`archive: ${built.length} copied, 0 present\n`);
+    expect(await wheelsIn(path.join(project, 'archive'))).toEqual(built);
+    // A cleaned wheelhouse: the next build takes the wheels from the archive (find-links), building nothing.
+    await write(path.join(project, 'recipes/archived.txt'), '--no-index\nzcrc==1.0\ngreeting==2.0\n');
+    for (const f of built) await rm(path.join(project, 'wheelhouse', f));
+    const again = await compose(project, ['run', '--rm', 'factory'], { CEXT: 'False', RECIPE: 'archived' });
+    expect(again.stdout).toContain('"event": "done", "ok": true');
+    expect(again.stdout).not.toContain('"action": "build"');
+    expect(again.stdout).toContain('"action": "download", "command": ["copy", "/archive/zcrc-1.0-cp311-cp311-linux_x86_64.whl"]');
+    expect(await wheelsIn(path.join(project, 'wheelhouse'))).toEqual(['greeting-2.0-py3-none-any.whl', 'zcrc-1.0-cp311-cp311-linux_x86_64.whl']);
+    expect(again.stdout).toContain('archive: 0 copied, 2 present\n');
+    for (const f of built) await copyFile(path.join(project, 'archive', f), path.join(project, 'wheelhouse', f));
+
     await compose(project, ['build', 'runtime']);
     const runtime = await docker.getImage('dstack-factory/runtime:py3.11').inspect();
     expect(runtime.Config.Env).toContain(

@@ -28,6 +28,7 @@ import { LocalExecutor, resolvePython } from './local.js';
 import { EngineError } from './errors.js';
 import type { ExplainedFailure } from './failure.js';
 import { BuildLogs } from './logs.js';
+import { archiveWheels, withArchiveFindLinks, type ArchiveResult } from './archive.js';
 
 export interface BuildOptions {
   /** The recipe file (BUILD_REQ=True). */
@@ -68,6 +69,12 @@ export interface BuildOptions {
    * a run's folder is removed when nothing failed.
    */
   logDir?: string | null;
+  /**
+   * The archive (the original's /archive): extra find-links for the plan (a wheel taken from it is copied into
+   * the wheelhouse and ingested like any other), and after a successful build every wheelhouse wheel it lacks
+   * is copied there (see archiveWheels). Null: none.
+   */
+  archive?: string | null;
   /** Environment for ${VAR} expansion in the recipe and for pip (default: process.env). */
   env?: Record<string, string | undefined>;
   logger?: Logger;
@@ -105,6 +112,8 @@ export interface TargetSummary {
 export interface BuildSummary {
   ok: boolean;
   targets: TargetSummary[];
+  /** With an archive, after a successful build: what was copied into it. */
+  archived?: ArchiveResult;
 }
 
 const TOOL = 'dstack-factory';
@@ -292,6 +301,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
   const recipeIndex = recipe !== null && (recipe.options.indexUrl !== null || recipe.options.extraIndexUrls.length > 0);
   const noIndex = options.wheelhouseOnly === true && !recipeIndex;
   const logRoot = options.logDir ?? join(cacheDir ?? tmpdir(), 'logs');
+  const archive = options.archive ? resolve(options.archive) : null;
 
   const targets: TargetSummary[] = [];
   for (const python of options.pythons) {
@@ -358,7 +368,9 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
           lockDir: join(wheelhouse, '.dstack', 'locks'),
           cacheDir,
           env: Object.fromEntries(
-            Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
+            Object.entries(
+              archive ? { ...env, PIP_FIND_LINKS: withArchiveFindLinks(env.PIP_FIND_LINKS, archive) } : env,
+            ).filter((e): e is [string, string] => e[1] !== undefined),
           ),
           noIndex,
         },
@@ -412,7 +424,11 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       await rm(outputDir, { recursive: true, force: true });
     }
   }
-  return { ok: targets.every((t) => t.failures.length === 0), targets };
+  const ok = targets.every((t) => t.failures.length === 0);
+  if (!ok || !archive) return { ok, targets };
+  const archived = await archiveWheels(store, archive);
+  if (archived.copied.length > 0) logger?.info({ archive, copied: archived.copied.length }, 'archived');
+  return { ok, targets, archived };
 }
 
 async function writeLockFile(

@@ -15,6 +15,7 @@ export { EngineError } from './errors.js';
 export { LocalExecutor, resolvePython, type LocalExecutorOptions } from './local.js';
 export { FailureDigest, debianPackageForHeader, type ExplainedFailure, type MissingRequirement } from './failure.js';
 export { acquireBuildLock, buildLockFile, type HeldBuildLock } from './buildlock.js';
+export { archiveWheels, withArchiveFindLinks, type ArchiveResult } from './archive.js';
 export {
   buildWheelhouse,
   cacheKey,

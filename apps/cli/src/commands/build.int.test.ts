@@ -1,6 +1,6 @@
 // `dstack-factory build` with real pip, offline: the seed's switches from .env, progress lines, the lock,
 // a warm second run, and failures reported with pip's verdict, the command and the full log's path.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -89,5 +89,50 @@ describe('dstack-factory build', () => {
       1,
       `error[WHEEL_NOT_FOUND]: BUILD_REQ=False: no wheel named myapp in ${path.join(dir, 'wheelhouse')}`,
     ]);
+  });
+});
+
+describe('dstack-factory build with an archive (ARCHIVE, the original\'s /archive)', () => {
+  it('puts every wheel into the archive; after rm wheelhouse/*.whl the next build takes them from it, building nothing', async () => {
+    const project = path.join(dir, 'archived');
+    await bootstrapWheelhouse(python, path.join(project, 'wheelhouse'));
+    const spec = { name: 'archpkg', version: '2.0' };
+    const links = path.join(project, 'links');
+    await makeSdist(await writePurePackage(path.join(project, 'src'), spec), links, spec);
+    await mkdir(path.join(project, 'recipes'));
+    await writeFile(path.join(project, 'recipes', 'requirements.txt'), `--no-index\n--find-links ${links}\narchpkg==2.0\n`);
+    await writeFile(path.join(project, '.env'), 'CEXT=False\nARCHIVE=archive\n');
+    const run = async (): Promise<{ code: number; stderr: string }> => {
+      const { code, stderr } = await runCli(['--quiet', '--log-format', 'json', 'build', '--python', python, '--jobs', '1'], {
+        env: { NO_COLOR: '1', ...isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache') }) },
+        cwd: project,
+      });
+      return { code, stderr };
+    };
+    const whls = async (d: string): Promise<string[]> => (await readdir(d)).filter((f) => f.endsWith('.whl')).sort();
+
+    const first = await run();
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain('building archpkg 2.0');
+    const all = await whls(path.join(project, 'wheelhouse'));
+    expect(all).toContain('archpkg-2.0-py3-none-any.whl');
+    expect(await whls(path.join(project, 'archive'))).toEqual(all);
+    expect(first.stderr).toContain(`archive: ${all.length} copied, 0 present\n`);
+    // Nothing half-written is left beside them.
+    expect((await readdir(path.join(project, 'archive'))).filter((f) => !f.endsWith('.whl'))).toEqual([]);
+
+    // The wheelhouse cleaned, the sources gone: the archive alone brings the wheels back.
+    for (const f of all) await rm(path.join(project, 'wheelhouse', f));
+    await rm(links, { recursive: true });
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(second.stderr).not.toContain('building ');
+    expect(second.stderr).toContain('downloading archpkg 2.0');
+    expect(second.stderr).toContain('added archpkg-2.0-py3-none-any.whl');
+    expect(await whls(path.join(project, 'wheelhouse'))).toEqual(['archpkg-2.0-py3-none-any.whl']);
+    expect(second.stderr).toContain("archive: 0 copied, 1 present\n");
+    // Taken from the archive means ingested like any add: recorded in the store with its sha256.
+    const list = await runCli(['--quiet', 'wheelhouse', 'list', '--json'], { env: { NO_COLOR: '1' }, cwd: project });
+    expect(list.stdout).toContain('archpkg-2.0-py3-none-any.whl');
   });
 });

@@ -24,6 +24,7 @@ export interface BuildCommandOptions {
   cext?: boolean;
   fromWheel?: boolean;
   lockDir?: string;
+  archive?: string;
   refresh?: boolean;
   rebuild?: string[];
   envFile?: string;
@@ -206,6 +207,7 @@ export async function runBuild(
     rebuild: (opts.rebuild ?? []).flatMap(list),
     refresh: opts.refresh === true,
     lockDir: opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null,
+    archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
     env,
     // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
     ...(logs(ctx, 'info') ? { logger: ctx.logger.child({ component: 'engine' }) } : {}),
@@ -213,6 +215,9 @@ export async function runBuild(
   });
   progress.finish();
   report(ctx, summary);
+  if (summary.archived) {
+    ctx.stderr.write(`archive: ${summary.archived.copied.length} copied, ${summary.archived.present.length} present\n`);
+  }
   return summary.ok ? EXIT_OK : EXIT_FAILURE;
 }
 
@@ -249,6 +254,10 @@ export function registerBuildCommands(program: Command, run: Runner): void {
       '--rebuild <name>',
       'rebuild this project from source (repeatable)',
       (v: string, acc: string[] = []) => [...acc, v],
+    )
+    .option(
+      '--archive <dir>',
+      'the archive (default $ARCHIVE): extra find-links for the plan; every wheel it lacks is copied there after a successful build',
     )
     .option('--env-file <file>', 'read this file instead of ./.env')
     .action(run((ctx, recipe: string | undefined, opts: BuildCommandOptions) => runBuild(ctx, recipe, opts)));

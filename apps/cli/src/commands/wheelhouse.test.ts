@@ -153,3 +153,47 @@ describe('dstack-factory wheelhouse', () => {
     expect(allowed.stdout).toMatch(/^added {3}spam-1\.0-1-py3-none-any\.whl {2}sha256:[0-9a-f]{12}\n$/);
   });
 });
+
+describe('dstack-factory wheelhouse prune (the archive keeps what goes)', () => {
+  it('removes the wheels no lock names, each only once the archive holds the same bytes', async () => {
+    const root = path.join(dir, 'prune');
+    await mkdir(path.join(root, 'in'), { recursive: true });
+    for (const [name, version] of [['kept', '1.0'], ['gone', '1.0'], ['clash', '1.0']] as const) {
+      await writeWheel(path.join(root, 'in'), { name, version });
+    }
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      runCli(['--quiet', '--log-format', 'json', ...args], { env: { NO_COLOR: '1', ...env }, cwd: root });
+    expect((await run(['wheelhouse', 'add', 'in'])).code).toBe(0);
+    await mkdir(path.join(root, 'recipes', 'locks', 'app'), { recursive: true });
+    await writeFile(
+      path.join(root, 'recipes', 'locks', 'app', 'pylock.cp311-linux_x86_64.toml'),
+      'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "kept"\nversion = "1.0"\n\n[[packages.wheels]]\nname = "kept-1.0-py3-none-any.whl"\npath = "../../../wheelhouse/kept-1.0-py3-none-any.whl"\nhashes = { sha256 = "00" }\n',
+    );
+    // Another wheel under clash's name is in the archive already: clash stays in the wheelhouse.
+    await mkdir(path.join(root, 'archive'));
+    await writeWheel(path.join(root, 'archive'), { name: 'clash', version: '1.0', files: { 'clash/__init__.py': 'OTHER = 1\n' } });
+
+    const refused = await run(['wheelhouse', 'prune']);
+    expect([refused.code, refused.stderr]).toEqual([
+      2,
+      'error[USAGE]: prune removes wheels from the wheelhouse only once the archive holds them: set ARCHIVE or pass --archive DIR\n',
+    ]);
+    const dry = await run(['wheelhouse', 'prune', '--dry-run'], { ARCHIVE: 'archive' });
+    expect(dry.stdout).toBe(
+      `would remove clash-1.0-py3-none-any.whl\nwould remove gone-1.0-py3-none-any.whl\n2 to remove, 1 named by locks in ${path.join(root, 'recipes', 'locks')}\n`,
+    );
+    const gone = await readFile(path.join(root, 'wheelhouse', 'gone-1.0-py3-none-any.whl'));
+    const r = await run(['wheelhouse', 'prune'], { ARCHIVE: 'archive' });
+    expect(r.stderr).toBe(`kept clash-1.0-py3-none-any.whl: ${path.join(root, 'archive', 'clash-1.0-py3-none-any.whl')} holds other bytes under that name\n`);
+    expect(r.stdout).toBe(
+      `removed gone-1.0-py3-none-any.whl\n1 removed (1 archived now, into ${path.join(root, 'archive')}), 1 named by locks kept\n`,
+    );
+    expect(r.code).toBe(1);
+    expect((await readdir(path.join(root, 'wheelhouse'))).filter((f) => f.endsWith('.whl')).sort()).toEqual([
+      'clash-1.0-py3-none-any.whl',
+      'kept-1.0-py3-none-any.whl',
+    ]);
+    expect(await readFile(path.join(root, 'archive', 'gone-1.0-py3-none-any.whl'))).toEqual(gone);
+    expect((await readdir(path.join(root, 'archive'))).sort()).toEqual(['clash-1.0-py3-none-any.whl', 'gone-1.0-py3-none-any.whl']);
+  });
+});

@@ -190,6 +190,64 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
 
   withStore(
     wheelhouse
+      .command('prune')
+      .description(
+        'remove the wheels no lock names (recipes/locks/**/pylock.*.toml), each only once the archive holds it: nothing is lost',
+      )
+      .option('--archive <dir>', 'the archive (default $ARCHIVE, or ARCHIVE in ./.env); required')
+      .option('--locks <dir>', 'the locks whose wheels stay (default: $RECIPES/locks or ./recipes/locks)')
+      .option('--dry-run', 'say what would go, remove nothing'),
+  ).action(
+    run(async (ctx, opts: StoreOptions & { archive?: string; locks?: string; dryRun?: boolean }) => {
+      const { buildEnvironment } = await import('../dotenv.js');
+      const env = buildEnvironment(ctx);
+      const archiveDir = opts.archive ?? env.ARCHIVE;
+      if (!archiveDir) {
+        throw new UsageError(
+          'prune removes wheels from the wheelhouse only once the archive holds them: set ARCHIVE or pass --archive DIR',
+        );
+      }
+      const archive = path.resolve(ctx.cwd, archiveDir);
+      const locks = path.resolve(ctx.cwd, opts.locks ?? path.join(env.RECIPES ?? 'recipes', 'locks'));
+      const [{ parseLock }, { archiveWheels }, { readFile }] = await Promise.all([
+        import('@dstack/recipe'),
+        import('@dstack/engine'),
+        import('node:fs/promises'),
+      ]);
+      const keep = new Set<string>();
+      for (const file of await lockFiles(locks)) {
+        for (const p of parseLock(await readFile(file, 'utf8'), file).packages) for (const w of p.wheels) keep.add(w.name);
+      }
+      const store = await openStore(ctx, opts);
+      const entries = await store.list();
+      const go = entries.filter((e) => !keep.has(e.filename));
+      if (opts.dryRun) {
+        for (const e of go) ctx.stdout.write(`would remove ${e.filename}\n`);
+        ctx.stdout.write(`${go.length} to remove, ${entries.length - go.length} named by locks in ${locks}\n`);
+        return 0;
+      }
+      const archived = await archiveWheels(store, archive, go.map((e) => e.filename));
+      let removed = 0;
+      for (const e of go) {
+        // Only what the archive holds with the same bytes goes: a different wheel under the name stays here.
+        const there = path.join(archive, e.filename);
+        if ((await sha256File(there)) !== e.sha256) {
+          ctx.stderr.write(`kept ${e.filename}: ${there} holds other bytes under that name\n`);
+          continue;
+        }
+        await store.remove(e.filename);
+        removed += 1;
+        ctx.stdout.write(`removed ${e.filename}\n`);
+      }
+      ctx.stdout.write(
+        `${removed} removed (${archived.copied.length} archived now, into ${archive}), ${entries.length - go.length} named by locks kept\n`,
+      );
+      return removed === go.length ? 0 : 1;
+    }),
+  );
+
+  withStore(
+    wheelhouse
       .command('index')
       .description(
         'write a static simple index (PEP 503 HTML + PEP 691 JSON + PEP 658 metadata) for pip --index-url file://DIR/simple',
@@ -206,4 +264,32 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       return 0;
     }),
   );
+}
+
+/** Every pylock.*.toml under `dir` (none when it is missing). */
+async function lockFiles(dir: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return entries
+    .filter((e) => e.isFile() && /^pylock\.[^/]*\.toml$/.test(e.name))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort();
+}
+
+/** The sha256 of a file, streamed; null when it is not there. */
+async function sha256File(file: string): Promise<string | null> {
+  const [{ createHash }, { createReadStream }] = await Promise.all([import('node:crypto'), import('node:fs')]);
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return hash.digest('hex');
 }

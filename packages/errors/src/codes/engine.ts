@@ -2,6 +2,10 @@ import type { CodeEntry } from './entry.js';
 
 /** The codes only @dstack/engine throws (it throws some of the image's, wheelhouse's and CLI's too). */
 export const ENGINE_CODES = {
+  ARCHIVE_FAILED: {
+    summary: 'A wheel could not be copied into the archive (ARCHIVE / --archive): no space, no permission, or the copy did not match the wheelhouse.',
+    hint: 'Check the archive folder; the wheelhouse is unchanged and the next build tries again.',
+  },
   EXECUTOR_FAILED: {
     summary: 'The executor could not run: an interpreter that does not start, no flock, a container missing its output.',
     hint: 'The message names the command or file; run again with --verbose to see the cause.',
