@@ -58,10 +58,12 @@ export {
   hostPackageFinder,
   imagePackageFinder,
   libraryCheckError,
+  withPackages,
   type LibraryProblem,
   type LibraryReport,
   type PackageFinder,
   type WheelLibraryCheckOptions,
 } from './check/check-libraries.js';
-export { readImageFiles, type ImageFiles } from './check/image-files.js';
+export { readImageFiles, cachedImageFiles, type ImageFiles } from './check/image-files.js';
+export { checkImageLibraries, imageVenv } from './check/check-image.js';
 export { validateImage } from './validate/validate-image.js';

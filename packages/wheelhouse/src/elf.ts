@@ -35,6 +35,8 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Buffer>;
   /** Releases what the source holds (an open stream); further reads are not allowed. */
   close?(): void;
+  /** Reads a stream to its end without keeping anything (a tar entry must be read through before the next). */
+  drain?(): Promise<void>;
 }
 
 const MACHINES: Record<number, string> = {
@@ -277,6 +279,13 @@ export function streamSource(
       stream?.destroy();
       stream = null;
       iterator = null;
+    },
+    async drain() {
+      kept = [];
+      keptFrom = Number.MAX_SAFE_INTEGER;
+      while (await pull()) {
+        // nothing kept
+      }
     },
   };
 }

@@ -104,6 +104,7 @@ describe('FsWheelStore', () => {
       metadataSha256: sha(await store.metadata('alpha-1.0-py3-none-any.whl')),
       addedAt: first.entry.addedAt,
       builtBy: { executor: 'local', interpreter: '3.11.7' },
+      needs: [],
     });
     expect(Date.now() - Date.parse(first.entry.addedAt)).toBeLessThan(60_000);
     const again = await store.add(path);

@@ -8,6 +8,20 @@ import { canonicalizeName, compareVersions, type NormalizedName } from '@dstack/
 import { WheelError } from './errors.js';
 import { escapedFilename, isWheelFilename, parseWheelFilename, releaseKey } from './filename.js';
 import { IN_MEMORY_BYTES, hashFile, inspectWheel, type WheelLimits } from './validate.js';
+import { externalNeeds, readWheelElfFiles } from './elf.js';
+
+/** What a wheel's ELF files need from the system; a pure wheel (every platform tag `any`) is not opened. */
+async function wheelNeeds(filename: string, source: string | Buffer, logger: Logger): Promise<string[] | undefined> {
+  if (parseWheelFilename(filename).platformTags.every((t) => t === 'any')) return [];
+  try {
+    return externalNeeds(await readWheelElfFiles(source, filename));
+  } catch (err) {
+    // An unreadable ELF member does not make the wheel invalid: its needs are then unknown.
+    if (!(err instanceof WheelError) || err.code !== 'ELF_INVALID') throw err;
+    logger.warn({ filename, err: err.message }, 'needed libraries unknown');
+    return undefined;
+  }
+}
 
 /** The logger a store accepts: pino's, or anything with the same methods. Silent when absent. */
 export interface Logger {
@@ -31,6 +45,11 @@ export interface WheelEntry {
   addedAt: string;
   /** Which builder made it (executor, image digest, interpreter), when known. */
   builtBy: Record<string, string> | null;
+  /**
+   * The shared libraries its ELF files need that it does not carry (DT_NEEDED by name, e.g. libpq.so.5):
+   * what the system must provide. Absent in records written before it was recorded.
+   */
+  needs?: string[];
 }
 
 export type AddResult = { status: 'added' | 'present'; entry: WheelEntry };
@@ -240,6 +259,7 @@ export class FsWheelStore implements WheelStore {
           metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
           addedAt: keep?.addedAt ?? new Date().toISOString(),
           builtBy: keep?.builtBy ?? null,
+          ...(await wheelNeeds(filename, path, this.logger).then((needs) => (needs ? { needs } : {}))),
         },
         stat: st,
       };
@@ -382,11 +402,9 @@ export class FsWheelStore implements WheelStore {
         throw new WheelError('WHEEL_HASH_MISMATCH', `${filename}: sha256 is ${sha256}, expected ${options.expectedSha256}`);
       }
       this.logger.debug({ filename, size, sha256 }, 'validating');
-      const inspected = await inspectWheel(tmp, {
-        filename: given,
-        limits: this.limits,
-        ...(kept ? { bytes: Buffer.concat(kept, size) } : {}),
-      });
+      const bytes = kept ? Buffer.concat(kept, size) : null;
+      const inspected = await inspectWheel(tmp, { filename: given, limits: this.limits, ...(bytes ? { bytes } : {}) });
+      const needs = await wheelNeeds(filename, bytes ?? tmp, this.logger);
       kept = null;
       options.signal?.throwIfAborted();
       if (options.beforePublish) await options.beforePublish({ sha256, size });
@@ -421,6 +439,7 @@ export class FsWheelStore implements WheelStore {
           metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
           addedAt: new Date().toISOString(),
           builtBy: options.builtBy ?? null,
+          ...(needs ? { needs } : {}),
         };
         await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
         const record: RecordFile = { entry, stat: written };

@@ -14,6 +14,7 @@ import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
 import { LiveLine } from '../progress.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
 import { buildEnvironment } from '../dotenv.js';
+import { enforce } from '../libcheck.js';
 
 const exec = promisify(execFile);
 
@@ -256,6 +257,7 @@ interface AppOptions {
   python?: string;
   factoryImage?: string;
   allowIndex?: boolean;
+  checkLibs?: boolean;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -267,7 +269,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .requiredOption('--base <ref>', 'base image: docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')
     .option('--requirements <file>', 'a recipe: locked first with an interpreter of the base\'s Python version (local, else the factory image\'s on the engine)')
     .option('--python <path>', 'with --requirements: the interpreter to lock with (it must be the base\'s full Python version)')
-    .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION)')
+    .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION); its dpkg lists name the Debian packages of missing libraries')
     .option('--allow-index', 'with --requirements: let pip use indexes while locking (default: the wheelhouse only, unless the recipe names an index)')
     .option('--lock <file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter')
     .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
@@ -284,13 +286,14 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
     .option('--json', 'print the result as JSON')
     .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
+    .option('--no-check-libs', 'skip the shared-library check (every ELF file the wheels install must load on the base)')
     .action(
       run(async (ctx, opts: AppOptions) => {
-        const { BlobCache, RegistryClient, buildAppImage, buildAppImageOnDaemon, inspectBase, openImage, parseImageSpec, sourceDateEpoch, wheelsFromLock, writeImage } =
+        const { BlobCache, RegistryClient, buildAppImage, buildAppImageOnDaemon, checkWheelLibraries, inspectBase, openImage, parseImageSpec, sourceDateEpoch, wheelsFromLock, writeImage } =
           await imageLib();
         if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
-        if ((opts.python || opts.factoryImage) && !opts.requirements) throw new UsageError('--python and --factory-image lock --requirements; a --lock is used as it is');
+        if (opts.python && !opts.requirements) throw new UsageError('--python locks --requirements; a --lock is used as it is');
         if (opts.allowIndex && !opts.requirements) throw new UsageError('--allow-index is for locking --requirements; a --lock is used as it is');
         if (opts.python && opts.factoryImage) throw new UsageError('give at most one of --python PATH or --factory-image REF');
         if (opts.engine) {
@@ -336,6 +339,13 @@ export function registerImageCommands(program: Command, run: Runner): void {
           }
         } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
         Object.assign(labels, parsePairs(opts.label, '--label'));
+
+        if (opts.checkLibs !== false) {
+          // Before anything is built or written: every ELF file the wheels install must load on this base.
+          const checked = [...wheels, ...(app?.kind === 'wheel' ? [{ path: app.path }] : [])];
+          const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache });
+          await enforce(ctx, report, base, opts.base, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
+        }
 
         if (opts.engine) {
           const baseName = (baseSpec as { name: string }).name;
@@ -391,6 +401,37 @@ export function registerImageCommands(program: Command, run: Runner): void {
           for (const l of result.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
           ctx.stdout.write(`image ${result.image.digest()} -> ${out.where}  ${out.digest}\n`);
         }
+        return 0;
+      }),
+    );
+
+  image
+    .command('check')
+    .description('the shared-library check on an existing image: every ELF file under its venv must load (daemonless, nothing is run)')
+    .argument('<ref>', 'docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')
+    .option('--prefix <dir>', "the venv whose ELF files are checked (default: the image's VIRTUAL_ENV, else /env)")
+    .option('--factory-image <ref>', 'where missing libraries are looked up for their Debian package (default: $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION, else this machine\'s dpkg)')
+    .option('--cache <dir>', 'the image cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
+    .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
+    .option('--json', 'print the report as JSON')
+    .action(
+      run(async (ctx, ref: string, opts: { prefix?: string; factoryImage?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
+        const { BlobCache, RegistryClient, checkImageLibraries, inspectBase, openImage, parseImageSpec } = await imageLib();
+        const logger = ctx.logger.child({ component: 'image' });
+        const cache = new BlobCache(cacheDir(ctx, opts.cache));
+        const spec = specAt(ctx, ref, parseImageSpec);
+        const engine = spec.kind === 'docker' ? await dockerFrom(ctx.env) : null;
+        const docker = (): Docker => {
+          if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
+          return engine;
+        };
+        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const image = await openImage(spec, { cache, docker, registry });
+        const report = await checkImageLibraries(image, { cache, ...(opts.prefix ? { prefix: opts.prefix } : {}) });
+        const info = await inspectBase(image, { cache }).catch(() => null);
+        await enforce(ctx, report, image, ref, { factoryImage: opts.factoryImage, pythonVersion: info?.pythonVersion ?? '3.11', cache, docker: async () => engine ?? (await dockerFrom(ctx.env)), registry, logger });
+        if (opts.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else ctx.stdout.write(`${ref}: ${report.checked} ELF ${report.checked === 1 ? 'file' : 'files'} checked, every library found\n`);
         return 0;
       }),
     );

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostileWheels, writeWheel } from '@dstack/testing';
+import { compileElf, hostileWheels, writeWheel } from '@dstack/testing';
 import { runCli } from '../run-cli.test-support.js';
 
 // The real command tree (main.ts), quiet logs, NO_COLOR: exactly what a user's shell would run.
@@ -74,6 +74,37 @@ describe('dstack-factory wheelhouse', () => {
       'foo_bar-2.0-py3-none-any.whl',
     ]);
     expect(entries[0]!.builtBy).toEqual({ executor: 'local', python: '3.11.7' });
+  });
+
+  it('list --needs: the shared libraries each wheel needs from the system, recorded when it was added', async () => {
+    await mkdir(path.join(dir, 'native'));
+    const so = await compileElf({ dir: path.join(dir, 'native'), output: '_z.cpython-311-x86_64-linux-gnu.so', args: ['-lz'] });
+    const lib = await compileElf({ dir: path.join(dir, 'native'), output: 'libown.so.1', args: ['-Wl,-soname,libown.so.1'] });
+    const ext = await compileElf({ dir: path.join(dir, 'native'), output: '_own.cpython-311-x86_64-linux-gnu.so', args: [lib, '-Wl,-rpath,$ORIGIN/../zext.libs'] });
+    await writeWheel(path.join(dir, 'native'), {
+      name: 'zext',
+      version: '1.0',
+      tag: 'cp311-cp311-linux_x86_64',
+      files: {
+        'zext/__init__.py': '',
+        'zext/_z.cpython-311-x86_64-linux-gnu.so': await readFile(so),
+        'zext/_own.cpython-311-x86_64-linux-gnu.so': await readFile(ext),
+        'zext.libs/libown.so.1': await readFile(lib),
+      },
+    });
+    const wh = ['--wheelhouse', 'needs-wh'];
+    expect((await cli(['wheelhouse', 'add', 'native/zext-1.0-cp311-cp311-linux_x86_64.whl', 'in/Foo_Bar-1.0-py3-none-any.whl', ...wh])).code).toBe(0);
+    const listed = await cli(['wheelhouse', 'list', '--needs', ...wh]);
+    expect(listed.stdout).toBe(
+      [
+        'wheel                                  needs',
+        'Foo_Bar-1.0-py3-none-any.whl           -',
+        'zext-1.0-cp311-cp311-linux_x86_64.whl  libc.so.6 libz.so.1',
+        '',
+      ].join('\n'),
+    );
+    const record = JSON.parse(await readFile(path.join(dir, 'needs-wh/.dstack/wheels/zext-1.0-cp311-cp311-linux_x86_64.whl.json'), 'utf8'));
+    expect(record.entry.needs).toEqual(['libc.so.6', 'libz.so.1']);
   });
 
   it('takes --wheelhouse, then $WHEELHOUSE', async () => {

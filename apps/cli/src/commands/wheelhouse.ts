@@ -49,6 +49,14 @@ export function renderWheelList(entries: WheelEntry[]): string {
   return `${[line(head), ...rows.map(line)].join('\n')}\n`;
 }
 
+/** Each wheel and the libraries it needs from the system ("-" for none, "unknown" for records without them). */
+export function renderNeeds(entries: WheelEntry[]): string {
+  if (entries.length === 0) return 'no wheels\n';
+  const width = Math.max('wheel'.length, ...entries.map((e) => e.filename.length));
+  const needs = (e: WheelEntry): string => (e.needs === undefined ? 'unknown' : e.needs.length === 0 ? '-' : e.needs.join(' '));
+  return `${['wheel'.padEnd(width) + '  needs', ...entries.map((e) => `${e.filename.padEnd(width)}  ${needs(e)}`)].join('\n')}\n`;
+}
+
 async function expandSources(inputs: string[], cwd: string): Promise<string[]> {
   const out: string[] = [];
   for (const input of inputs) {
@@ -136,11 +144,12 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       .command('list')
       .description('list the wheels (of one project), with size, date added and builder')
       .argument('[project]', 'only this project (any spelling: Foo.Bar = foo-bar)')
-      .option('--json', 'print the entries as JSON'),
+      .option('--json', 'print the entries as JSON')
+      .option('--needs', 'show the shared libraries each wheel needs from the system (recorded when it was added)'),
   ).action(
-    run(async (ctx, project: string | undefined, opts: StoreOptions & { json?: boolean }) => {
+    run(async (ctx, project: string | undefined, opts: StoreOptions & { json?: boolean; needs?: boolean }) => {
       const entries = await (await openStore(ctx, opts)).list(project);
-      ctx.stdout.write(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : renderWheelList(entries));
+      ctx.stdout.write(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : opts.needs ? renderNeeds(entries) : renderWheelList(entries));
       return 0;
     }),
   );

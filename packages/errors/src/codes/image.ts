@@ -91,6 +91,14 @@ export const IMAGE_CODES = {
     summary: 'The base image lacks shared libraries the wheels load (or has them for another machine).',
     hint: 'Add the named Debian packages to the runtime image (EXTRA_PACKAGES), or use wheels that bundle them (auditwheel repair).',
   },
+  IMAGE_REBASE_TARGET: {
+    summary: "The new base of image rebase is not the same target as the app image's (platform, Python full version or glibc).",
+    hint: 'The installed wheels were chosen for the old target: build the app again on the new base (image app).',
+  },
+  IMAGE_REBASE_UNKNOWN: {
+    summary: "image rebase cannot tell the image's base layers from the ones dstack-factory image app added (its history does not name them).",
+    hint: 'Rebase works on images dstack-factory image app built; build the app on the new base instead.',
+  },
   LOCK_ENVIRONMENT_MISMATCH: {
     summary: "A lock was made for another interpreter than the base image's.",
     hint: "Lock the recipe for the base's Python (image app --requirements does this), or use a base of the lock's Python.",

@@ -123,9 +123,15 @@ export function checkObjects(objects: CheckedObject[], ctx: LoaderContext, finde
       problems.push({ wheel: owner.wheel, file: owner.file, kind: 'missing', library: u.library, packages: [] });
     }
   }
-  for (const p of problems) if (p.kind === 'missing' && finder) p.packages = runtimePackages(finder.packagesFor(p.library));
   problems.sort((a, b) => (a.wheel + '\0' + a.file + '\0' + a.library < b.wheel + '\0' + b.file + '\0' + b.library ? -1 : 1));
-  return { problems, checked: objects.length, packagesFrom: finder && problems.some((p) => p.packages.length > 0) ? finder.source : null };
+  return withPackages({ problems, checked: objects.length, packagesFrom: null }, finder);
+}
+
+/** The report with the Debian packages that ship each missing library, as far as `finder` knows. */
+export function withPackages(report: LibraryReport, finder: PackageFinder | null): LibraryReport {
+  if (!finder) return report;
+  const problems = report.problems.map((p) => (p.kind === 'missing' ? { ...p, packages: runtimePackages(finder.packagesFor(p.library)) } : p));
+  return { ...report, problems, packagesFrom: problems.some((p) => p.packages.length > 0) ? finder.source : null };
 }
 
 /** Of the packages shipping a file, the runtime ones: a -dev package only when nothing else ships it. */

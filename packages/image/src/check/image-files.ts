@@ -162,6 +162,14 @@ export class ImageFiles {
   }
 }
 
+const filesKey = (diffIds: string[]): string => sha256Digest(JSON.stringify({ v: 1, layers: diffIds })).slice(7);
+
+/** The files of an image with these layers (diffIDs) when `readImageFiles` has cached them, else null: no layer is read. */
+export async function cachedImageFiles(diffIds: string[], cache: BlobCache): Promise<ImageFiles | null> {
+  const data = await cache.readKey<ImageFilesData>('image-files', filesKey(diffIds));
+  return data ? new ImageFiles(data) : null;
+}
+
 interface LayerEntry {
   path: string;
   node: FileNode | null;
@@ -176,9 +184,9 @@ interface LayerEntry {
  * Cached in `cache` by the layers' diffIDs.
  */
 export async function readImageFiles(image: Image, options: { cache?: BlobCache } = {}): Promise<ImageFiles> {
-  const key = sha256Digest(JSON.stringify({ v: 1, layers: image.config.rootfs.diff_ids })).slice(7);
-  const cached = options.cache ? await options.cache.readKey<ImageFilesData>('image-files', key) : null;
-  if (cached) return new ImageFiles(cached);
+  const key = filesKey(image.config.rootfs.diff_ids);
+  const cached = options.cache ? await cachedImageFiles(image.config.rootfs.diff_ids, options.cache) : null;
+  if (cached) return cached;
   const files = new ImageFiles();
   const lists = new Map<string, string>();
   let status: string | null = null;
