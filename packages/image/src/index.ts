@@ -67,3 +67,4 @@ export {
 export { readImageFiles, cachedImageFiles, type ImageFiles } from './check/image-files.js';
 export { checkImageLibraries, imageVenv } from './check/check-image.js';
 export { validateImage } from './validate/validate-image.js';
+export { rebaseAppImage, rebaseTarget, type RebaseOptions, type RebaseResult, type RebaseTarget } from './app/rebase-app-image.js';

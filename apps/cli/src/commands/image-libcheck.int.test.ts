@@ -15,6 +15,7 @@ import {
   sharedBaseImage,
   sharedEngine,
   sharedFactoryImage,
+  sharedImage,
   sharedRuntimeImage,
   testPython,
   writeCExtPackage,
@@ -51,6 +52,8 @@ async function lockFor(name: string, wheels: string[]): Promise<string> {
 }
 
 let pqWheel: string;
+/** The app image built on the runtime image, and its dependency layer's digest. */
+let runtimeApp: { tag: string; deps: string } | null = null;
 let bundledWheel: string;
 let armWheel: string;
 
@@ -136,8 +139,9 @@ describe('image app: the shared-library check', () => {
     const lock = await lockFor('pq-ok', [pqWheel, bundledWheel]);
     const tag = `dstack-test/libcheck:${randomBytes(4).toString('hex')}`;
     tags.push(tag);
-    const built = await runCli(['image', 'app', '--base', `docker:${runtime}`, '--lock', lock, '--wheelhouse', path.join(dir, 'wheelhouse'), '--output', `docker:${tag}`], { env, cwd: dir });
+    const built = await runCli(['image', 'app', '--base', `docker:${runtime}`, '--lock', lock, '--wheelhouse', path.join(dir, 'wheelhouse'), '--output', `docker:${tag}`, '--json'], { env, cwd: dir });
     expect([built.code, built.stderr]).toEqual([0, '']);
+    runtimeApp = { tag, deps: (JSON.parse(built.stdout).layers as { role: string; digest: string }[]).find((l) => l.role === 'dependencies')!.digest };
     const r = await runInContainer(tag, ['python', '-c', 'import pqext, pqbundled; print(pqext.libpq_version() > 150000, pqbundled.answer())']);
     expect(r.stdout).toBe('True 42\n');
     const checked = await runCli(['image', 'check', `docker:${tag}`], { env, cwd: dir });
@@ -164,4 +168,30 @@ describe('image app: the shared-library check', () => {
     );
     expect(refused.stderr).toContain('hint: build the wheels for amd64; --no-check-libs skips this check');
   }, 600_000);
+
+  it('image rebase onto a rebuilt runtime keeps the dependency layer (same digest) and runs; onto a base without libpq5 the check refuses it', async () => {
+    expect(runtimeApp).not.toBeNull();
+    const runtime = await sharedRuntimeImage();
+    // A patched runtime: the same Debian, Python and glibc, one more layer (as a security rebuild would add).
+    const ctxDir = path.join(dir, 'patched');
+    await mkdir(ctxDir, { recursive: true });
+    await writeFile(path.join(ctxDir, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo patched > /etc/dstack-patched\n');
+    const patched = await sharedImage({ repo: 'dstack-test/runtime-patched', context: ctxDir, buildArgs: { BASE_IMAGE: runtime } });
+    const tag = `dstack-test/libcheck:${randomBytes(4).toString('hex')}`;
+    tags.push(tag);
+    const rebased = await runCli(['image', 'rebase', `docker:${runtimeApp!.tag}`, '--base', `docker:${patched}`, '--output', `docker:${tag}`, '--json'], { env, cwd: dir });
+    expect([rebased.code, rebased.stderr]).toEqual([0, '']);
+    const out = JSON.parse(rebased.stdout) as { layers: { role: string; digest: string; cached: boolean }[]; target: { python: string; glibc: string } };
+    expect(out.layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', true]]);
+    expect(out.layers[1]!.digest).toBe(runtimeApp!.deps);
+    expect(out.target).toMatchObject({ python: '3.11.2', glibc: '2.36', architecture: 'amd64' });
+    const r = await runInContainer(tag, ['sh', '-c', 'cat /etc/dstack-patched; python -c "import pqext, pqbundled; print(pqext.libpq_version() > 150000, pqbundled.answer())"; id -u']);
+    expect(r.stdout).toBe('patched\nTrue 42\n4801\n');
+    // The bare base has the same target but no libpq5: the check runs again and refuses it.
+    const base = await sharedBaseImage();
+    const refused = await runCli(['image', 'rebase', `docker:${runtimeApp!.tag}`, '--base', `docker:${base}`, '--output', `oci:${path.join(dir, 'never-rebased')}:x`], { env, cwd: dir });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`    /env/lib/python3.11/site-packages/pqext/_native.cpython-311-x86_64-linux-gnu.so: libpq.so.5 not found (Debian package libpq5)\n`);
+    expect(existsSync(path.join(dir, 'never-rebased'))).toBe(false);
+  }, 900_000);
 });

@@ -406,6 +406,56 @@ export function registerImageCommands(program: Command, run: Runner): void {
     );
 
   image
+    .command('rebase')
+    .description("put an app image's dependency and app layers, unchanged, on a new base of the same target (platform, Python, glibc); nothing is reinstalled")
+    .argument('<ref>', 'the app image (built by image app): docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF')
+    .requiredOption('--base <ref>', 'the new base image')
+    .requiredOption('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF')
+    .option('--tag <name>', 'the tag recorded in an archive: output')
+    .option('--compression <gzip|none>', 'how the new runtime layer is stored (default: none for docker:, gzip otherwise)')
+    .option('--no-check-libs', 'skip the shared-library check on the result')
+    .option('--factory-image <ref>', 'where missing libraries are looked up for their Debian package')
+    .option('--cache <dir>', 'the image cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
+    .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
+    .option('--json', 'print the result as JSON')
+    .action(
+      run(async (ctx, ref: string, opts: { base: string; output: string; tag?: string; compression?: string; checkLibs?: boolean; factoryImage?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
+        const { BlobCache, RegistryClient, openImage, parseImageSpec, rebaseAppImage, sourceDateEpoch, writeImage } = await imageLib();
+        const logger = ctx.logger.child({ component: 'image' });
+        const cache = new BlobCache(cacheDir(ctx, opts.cache));
+        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const output = specAt(ctx, opts.output, parseImageSpec);
+        const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
+        if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
+        const baseSpec = specAt(ctx, opts.base, parseImageSpec);
+        const appSpec = specAt(ctx, ref, parseImageSpec);
+        const engine = [baseSpec, appSpec, output].some((x) => x.kind === 'docker') ? await dockerFrom(ctx.env) : null;
+        const docker = (): Docker => {
+          if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
+          return engine;
+        };
+        const [app, newBase] = await Promise.all([openImage(appSpec, { cache, docker, registry }), openImage(baseSpec, { cache, docker, registry })]);
+        const result = await rebaseAppImage({ image: app, newBase, cache, compression, checkLibraries: opts.checkLibs !== false, sourceDateEpoch: sourceDateEpoch(ctx.env), logger });
+        if (result.libraries) {
+          const pythonVersion = result.to.python.split('.').slice(0, 2).join('.');
+          await enforce(ctx, result.libraries, newBase, opts.base, { factoryImage: opts.factoryImage, pythonVersion, cache, docker: async () => engine ?? (await dockerFrom(ctx.env)), registry, logger });
+        }
+        const out = await writeImage(result.image, output, {
+          docker,
+          registry,
+          ...(opts.tag ? { tag: opts.tag } : {}),
+          ...(baseSpec.kind === 'docker' ? { reuseFrom: [baseSpec.name] } : {}),
+        });
+        if (opts.json) ctx.stdout.write(`${JSON.stringify({ digest: result.image.digest(), output: out, target: result.to, layers: result.layers }, null, 2)}\n`);
+        else {
+          for (const l of result.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (kept)' : ''}\n`);
+          ctx.stdout.write(`image ${result.image.digest()} -> ${out.where}  ${out.digest}\n`);
+        }
+        return 0;
+      }),
+    );
+
+  image
     .command('check')
     .description('the shared-library check on an existing image: every ELF file under its venv must load (daemonless, nothing is run)')
     .argument('<ref>', 'docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')

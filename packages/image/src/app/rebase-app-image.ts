@@ -1,0 +1,150 @@
+// `image rebase` (crane's rebase, for Python app images): the layers dstack-factory added to an app image —
+// dependencies and app — are put on a new base as they are, nothing reinstalled, when the new base runs the
+// same Python on the same platform. Only the small runtime layer (venv link, user, /app) is written again,
+// from the new base's own /etc/passwd.
+import type { Logger } from 'pino';
+import { checkImageLibraries } from '../check/check-image.js';
+import type { LibraryReport } from '../check/check-libraries.js';
+import { readImageFiles } from '../check/image-files.js';
+import type { BlobCache } from '../cache/blob-cache.js';
+import type { Image } from '../core/image.js';
+import type { Compression } from '../core/layer.js';
+import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
+import { ImageError } from '../errors.js';
+import { inspectBase } from '../layers/base-info.js';
+import { runtimeEntries } from '../layers/runtime-venv.js';
+import { writeLayer } from '../layers/write-layer.js';
+import type { LayerReport } from './build-app-image.js';
+
+/**
+ * What must not change under an app's installed wheels: OS, architecture (and variant), the interpreter's full
+ * version, and glibc's upstream version. Read from configs and layers, nothing run. (A stand-in until the
+ * wheelhouse's Target is read from images: the same facts.)
+ */
+export interface RebaseTarget {
+  os: string;
+  architecture: string;
+  variant: string | null;
+  python: string;
+  glibc: string | null;
+}
+
+export async function rebaseTarget(image: Image, cache?: BlobCache): Promise<RebaseTarget> {
+  const info = await inspectBase(image, cache ? { cache } : {});
+  const files = await readImageFiles(image, cache ? { cache } : {});
+  return {
+    os: image.config.os,
+    architecture: image.config.architecture,
+    variant: (image.config as { variant?: string }).variant ?? null,
+    python: info.pythonFullVersion ?? info.pythonVersion,
+    // Debian's revision (-9+deb12u9) changes with every patch; the upstream version is what binaries link to.
+    glibc: files.glibc ? files.glibc.replace(/-[^-]*$/, '') : null,
+  };
+}
+
+export interface RebaseOptions {
+  /** The app image, as dstack-factory built it (its history names the layers it added). */
+  image: Image;
+  newBase: Image;
+  cache: BlobCache;
+  /** Run the shared-library check on the result (default true). */
+  checkLibraries?: boolean;
+  compression?: Compression;
+  sourceDateEpoch?: number;
+  logger?: Logger;
+}
+
+export interface RebaseResult {
+  image: Image;
+  from: RebaseTarget;
+  to: RebaseTarget;
+  /** The new runtime layer, then the kept ones. */
+  layers: LayerReport[];
+  /** The library check on the result, when it ran. */
+  libraries: LibraryReport | null;
+}
+
+const OURS = /^dstack-factory: /;
+
+/** Splits an app image into its base's layers and the ones dstack-factory added (with their history). */
+function splitApp(image: Image): { baseLayers: number; added: { role: LayerReport['role']; addendum: Addendum }[] } {
+  const history = image.config.history ?? [];
+  const layerHistory = history.filter((h) => !h.empty_layer);
+  if (layerHistory.length !== image.layers.length) {
+    throw new ImageError('IMAGE_REBASE_UNKNOWN', `the image's history names ${layerHistory.length} layers, it has ${image.layers.length}: cannot tell its base's layers from its own`, {
+      hint: 'rebase works on images dstack-factory image app built',
+    });
+  }
+  let k = 0;
+  while (k < layerHistory.length && OURS.test(layerHistory[layerHistory.length - 1 - k]!.created_by ?? '')) k++;
+  const first = layerHistory.length - k;
+  if (k < 2 || !/user webapp/.test(layerHistory[first]!.created_by ?? '')) {
+    throw new ImageError('IMAGE_REBASE_UNKNOWN', 'the image has no runtime and dependency layers made by dstack-factory image app', {
+      hint: 'rebase works on images dstack-factory image app built',
+    });
+  }
+  const added = image.layers.slice(first + 1).map((layer, i) => {
+    const h = layerHistory[first + 1 + i]!;
+    return { role: (i === 0 ? 'dependencies' : 'app') as LayerReport['role'], addendum: { layer, history: h } };
+  });
+  return { baseLayers: first, added };
+}
+
+function differences(a: RebaseTarget, b: RebaseTarget): string[] {
+  const out: string[] = [];
+  const platform = (t: RebaseTarget): string => `${t.os}/${t.architecture}${t.variant ? `/${t.variant}` : ''}`;
+  if (platform(a) !== platform(b)) out.push(`platform ${platform(a)} -> ${platform(b)}`);
+  if (a.python !== b.python) out.push(`Python ${a.python} -> ${b.python}`);
+  if (a.glibc !== b.glibc) out.push(`glibc ${a.glibc ?? 'unknown'} -> ${b.glibc ?? 'unknown'}`);
+  return out;
+}
+
+/**
+ * Puts an app image's dependency and app layers, unchanged, on `newBase`, with a new runtime layer and the
+ * app's config (Env PATH/HOME/VIRTUAL_ENV, user, workdir, cmd, entrypoint, labels) over the new base's.
+ * Refused (IMAGE_REBASE_TARGET) when the new base's platform, Python or glibc differs from the old one's;
+ * the library check runs again on the result (IMAGE_LIBRARY_MISSING).
+ */
+export async function rebaseAppImage(options: RebaseOptions): Promise<RebaseResult> {
+  const { image, newBase, cache } = options;
+  const { baseLayers, added } = splitApp(image);
+  const [from, to] = await Promise.all([rebaseTarget(image, cache), rebaseTarget(newBase, cache)]);
+  const diff = differences(from, to);
+  if (diff.length > 0) {
+    throw new ImageError('IMAGE_REBASE_TARGET', `the new base is not the same target as the image's: ${diff.join(', ')}`, {
+      hint: 'the installed wheels were chosen for the old target: build the app again on the new base (image app)',
+    });
+  }
+  options.logger?.info({ baseLayers, kept: added.length, python: to.python, glibc: to.glibc }, 'rebase');
+  const epoch = options.sourceDateEpoch ?? 0;
+  const created = new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
+  const [uid, gid] = (image.config.config?.User ?? '4801:4801').split(':').map(Number) as [number, number | undefined];
+  const info = await inspectBase(newBase, { cache });
+  const runtime = await writeLayer(runtimeEntries(info, { uid, gid: gid ?? uid }), { cache, mtime: epoch, compression: options.compression ?? 'gzip' });
+  const oldRuntime = (image.config.history ?? []).filter((h) => !h.empty_layer)[baseLayers]!;
+  let next = appendLayers(newBase, [{ layer: runtime, history: { ...oldRuntime, created } }, ...added.map((a) => a.addendum)]);
+  const old = image.config.config ?? {};
+  const ours = (old.Env ?? []).filter((e) => /^(PATH|HOME|VIRTUAL_ENV)=/.test(e));
+  next = mutateConfig(
+    next,
+    (c) => {
+      const cfg = {
+        ...c,
+        Env: [...ours, ...(c.Env ?? []).filter((e) => !/^(PATH|HOME|VIRTUAL_ENV)=/.test(e))],
+        Labels: { ...(c.Labels ?? {}), ...(old.Labels ?? {}) },
+      };
+      for (const k of ['User', 'WorkingDir', 'Cmd', 'Entrypoint', 'ExposedPorts'] as const) {
+        if (old[k] !== undefined) (cfg as Record<string, unknown>)[k] = old[k];
+      }
+      return cfg;
+    },
+    { created, history: { created, created_by: 'dstack-factory: config (env, user, workdir, cmd, labels) — rebased' } },
+  );
+  const layers: LayerReport[] = [
+    { role: 'runtime', digest: runtime.digest, size: runtime.size, cached: false },
+    ...added.map((a) => ({ role: a.role, digest: a.addendum.layer.digest, size: a.addendum.layer.size, cached: true })),
+  ];
+  let libraries: LibraryReport | null = null;
+  if (options.checkLibraries !== false) libraries = await checkImageLibraries(next, { cache });
+  return { image: next, from, to, layers, libraries };
+}
