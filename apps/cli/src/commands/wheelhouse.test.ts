@@ -98,7 +98,7 @@ describe('dstack-factory wheelhouse', () => {
     expect(listed.stdout).toBe(
       [
         'wheel                                  needs',
-        'Foo_Bar-1.0-py3-none-any.whl           -',
+        'foo_bar-1.0-py3-none-any.whl           -',
         'zext-1.0-cp311-cp311-linux_x86_64.whl  libc.so.6 libz.so.1',
         '',
       ].join('\n'),
