@@ -24,7 +24,7 @@ import {
   writeWheelsLayer,
   type Image,
 } from '@dstack/image';
-import { sharedEngine, sharedRuntimeImage, writeWheel } from '@dstack/testing';
+import { sharedBaseImage, sharedEngine, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { ms, time, type Scenario } from '../lib.js';
 
 const run = promisify(execFile);
@@ -171,6 +171,15 @@ const scenario: Scenario = {
           `(e) library check, ${checked} ELF files in ${wheels.length} wheels: cold ${ms(cold.median)} = ${((100 * cold.median) / daemonlessOci.median).toFixed(1)}% of the cold build (goal < 10%); ` +
             `warm (app-only rebuild) ${ms(warm.median)}; the base's file index ${ms(baseFiles.median)} once per base`,
         );
+        // psycopg2-binary from the machine's mirror (auditwheel's layout: libpq and its stack bundled in
+        // psycopg2_binary.libs/, found by $ORIGIN RPATHs) is accepted on the bare debootstrapped base.
+        const pgDir = join(tmpdir(), 'dstack-bench-image', 'psycopg2');
+        await mkdir(pgDir, { recursive: true });
+        await run('/usr/bin/python3', ['-m', 'pip', 'download', '-q', '--only-binary', ':all:', '--no-deps', '-d', pgDir, 'psycopg2-binary']);
+        const pg = (await readdir(pgDir)).filter((f) => f.endsWith('.whl')).map((f) => join(pgDir, f));
+        const bare = await openImage({ kind: 'docker', name: await sharedBaseImage() }, { cache: baseCache, docker: () => docker });
+        const r = await checkWheelLibraries({ base: bare, cache: baseCache, scheme, wheels: pg.map((p) => ({ path: p })) });
+        lines.push(`(e) ${pg.map((p) => p.split('/').pop()).join(', ')} on the bare base: ${r.checked} ELF files, ${r.problems.length === 0 ? 'accepted' : `refused: ${JSON.stringify(r.problems)}`}`);
       }
       await docker.getImage('dstack-bench/daemonless:latest').remove({ force: true }).catch(() => undefined);
       await docker.getImage('dstack-bench/docker-build:latest').remove({ force: true }).catch(() => undefined);
