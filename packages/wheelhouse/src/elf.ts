@@ -6,6 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { WheelError } from './errors.js';
+import { ARCHITECTURES } from './platforms.js';
 import { DEFAULT_LIMITS } from './validate.js';
 import { openZip, readMember, type OpenZip, type ZipMember } from './zip.js';
 
@@ -39,22 +40,10 @@ export interface ByteSource {
   drain?(): Promise<void>;
 }
 
-const MACHINES: Record<number, string> = {
-  3: 'i386',
-  8: 'mips',
-  20: 'ppc',
-  21: 'ppc64',
-  22: 's390x',
-  40: 'arm',
-  62: 'x86_64',
-  183: 'aarch64',
-  243: 'riscv64',
-  258: 'loongarch64',
-};
-
-/** The usual name of an `e_machine` value. */
-export function machineName(machine: number): string {
-  return MACHINES[machine] ?? `machine-${machine}`;
+/** The usual name of an ELF machine (PEP 425's: "x86_64", "aarch64", "ppc64le"…; `machine-N` for others). */
+export function machineName(machine: number, bits?: number, endian?: 'little' | 'big'): string {
+  const fits = ARCHITECTURES.filter((a) => a.elf.machine === machine && (bits === undefined || a.elf.bits === bits));
+  return (fits.find((a) => endian === undefined || a.elf.endian === endian) ?? fits[0])?.machine ?? `machine-${machine}`;
 }
 
 const PT_LOAD = 1;
@@ -116,7 +105,7 @@ export async function readElf(source: ByteSource, label: string): Promise<ElfInf
     bits,
     endian,
     machine,
-    arch: machineName(machine),
+    arch: machineName(machine, bits, endian),
     type,
     interpreter: null,
     needed: [],

@@ -18,18 +18,22 @@ export interface Architecture {
   variant?: string;
   /** The oldest glibc a manylinux tag exists for on this machine (PEP 600: 2.17, 2.5 on x86). */
   oldestGlibc: [number, number];
+  /** Its ELF files' `e_machine`, class and byte order (what the dynamic loader accepts). */
+  elf: { machine: number; bits: 32 | 64; endian: 'little' | 'big' };
+  /** Debian's multiarch triplet: the library folders /lib/<triplet> and /usr/lib/<triplet>. */
+  triplet: string;
 }
 
 /** Machines with manylinux / musllinux wheels (PEP 599 names them; PEP 600 / 656 keep the names). */
 export const ARCHITECTURES: readonly Architecture[] = [
-  { machine: 'x86_64', oci: 'amd64', oldestGlibc: [2, 5] },
-  { machine: 'aarch64', oci: 'arm64', oldestGlibc: [2, 17] },
-  { machine: 'armv7l', oci: 'arm', variant: 'v7', oldestGlibc: [2, 17] },
-  { machine: 'ppc64le', oci: 'ppc64le', oldestGlibc: [2, 17] },
-  { machine: 's390x', oci: 's390x', oldestGlibc: [2, 17] },
-  { machine: 'i686', oci: '386', oldestGlibc: [2, 5] },
-  { machine: 'ppc64', oci: 'ppc64', oldestGlibc: [2, 17] },
-  { machine: 'riscv64', oci: 'riscv64', oldestGlibc: [2, 17] },
+  { machine: 'x86_64', oci: 'amd64', oldestGlibc: [2, 5], elf: { machine: 62, bits: 64, endian: 'little' }, triplet: 'x86_64-linux-gnu' },
+  { machine: 'aarch64', oci: 'arm64', oldestGlibc: [2, 17], elf: { machine: 183, bits: 64, endian: 'little' }, triplet: 'aarch64-linux-gnu' },
+  { machine: 'armv7l', oci: 'arm', variant: 'v7', oldestGlibc: [2, 17], elf: { machine: 40, bits: 32, endian: 'little' }, triplet: 'arm-linux-gnueabihf' },
+  { machine: 'ppc64le', oci: 'ppc64le', oldestGlibc: [2, 17], elf: { machine: 21, bits: 64, endian: 'little' }, triplet: 'powerpc64le-linux-gnu' },
+  { machine: 's390x', oci: 's390x', oldestGlibc: [2, 17], elf: { machine: 22, bits: 64, endian: 'big' }, triplet: 's390x-linux-gnu' },
+  { machine: 'i686', oci: '386', oldestGlibc: [2, 5], elf: { machine: 3, bits: 32, endian: 'little' }, triplet: 'i386-linux-gnu' },
+  { machine: 'ppc64', oci: 'ppc64', oldestGlibc: [2, 17], elf: { machine: 21, bits: 64, endian: 'big' }, triplet: 'powerpc64-linux-gnu' },
+  { machine: 'riscv64', oci: 'riscv64', oldestGlibc: [2, 17], elf: { machine: 243, bits: 64, endian: 'little' }, triplet: 'riscv64-linux-gnu' },
 ];
 
 /** The PEP 425 machine name of an OCI platform (`amd64` -> x86_64, `arm64` -> aarch64, `arm`+`v7` -> armv7l), or null. */

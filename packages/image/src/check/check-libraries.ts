@@ -77,10 +77,10 @@ export async function hostPackageFinder(root = '/'): Promise<PackageFinder | nul
 
 /** The loader context of an image: its machine (config), LD_LIBRARY_PATH (config Env), ld.so.conf folders. */
 export function loaderContext(image: Image, files: ImageFiles, elfOf: (path: string) => ElfInfo | null): LoaderContext {
-  const arch = loaderArch(image.config.architecture);
+  const arch = loaderArch(image.config.architecture, (image.config as { variant?: string }).variant);
   if (!arch) {
     throw new ImageError('IMAGE_ARCH_UNKNOWN', `the image's architecture "${image.config.architecture}" is not one the library check knows`, {
-      hint: 'known: amd64, arm64, 386, arm, ppc64le, s390x, riscv64; --no-check-libs skips the check',
+      hint: 'known: amd64, arm64, arm (v7), ppc64le, ppc64, s390x, 386, riscv64; --no-check-libs skips the check',
     });
   }
   const ldPath = (image.config.config?.Env ?? []).find((e) => e.startsWith('LD_LIBRARY_PATH='))?.slice(16) ?? '';

@@ -5,7 +5,7 @@
 // DF_1_NODEFLIB. $ORIGIN is the folder the object was found in; a library already loaded under the same name
 // (or DT_SONAME) is not searched again; a file of another machine or class is passed over, as ld.so does.
 // Libraries found in the base image are trusted to bring their own dependencies (their packages say so).
-import type { ElfInfo } from '@dstack/wheelhouse';
+import { ARCHITECTURES, machineOfOciPlatform, type ElfInfo } from '@dstack/wheelhouse';
 import { elfKey, type ImageFiles } from './image-files.js';
 
 /** The machine an image runs: from its config's architecture. */
@@ -18,19 +18,11 @@ export interface LoaderArch {
   platform: string;
 }
 
-const ARCHES: Record<string, LoaderArch> = {
-  amd64: { machine: 62, bits: 64, triplet: 'x86_64-linux-gnu', platform: 'x86_64' },
-  arm64: { machine: 183, bits: 64, triplet: 'aarch64-linux-gnu', platform: 'aarch64' },
-  '386': { machine: 3, bits: 32, triplet: 'i386-linux-gnu', platform: 'i686' },
-  arm: { machine: 40, bits: 32, triplet: 'arm-linux-gnueabihf', platform: 'v7l' },
-  ppc64le: { machine: 21, bits: 64, triplet: 'powerpc64le-linux-gnu', platform: 'power8' },
-  s390x: { machine: 22, bits: 64, triplet: 's390x-linux-gnu', platform: 's390x' },
-  riscv64: { machine: 243, bits: 64, triplet: 'riscv64-linux-gnu', platform: 'riscv64' },
-};
-
-/** The loader's view of an OCI architecture (amd64, arm64, …), or null for one it does not know. */
-export function loaderArch(architecture: string): LoaderArch | null {
-  return ARCHES[architecture] ?? null;
+/** The loader's view of an OCI architecture (amd64, arm64, …; the wheelhouse's table), or null for one it does not know. */
+export function loaderArch(architecture: string, variant?: string | null): LoaderArch | null {
+  const name = machineOfOciPlatform(architecture, variant);
+  const a = ARCHITECTURES.find((x) => x.machine === name);
+  return a ? { machine: a.elf.machine, bits: a.elf.bits, triplet: a.triplet, platform: a.machine } : null;
 }
 
 /**
