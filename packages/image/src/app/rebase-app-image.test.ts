@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobCache } from '../cache/blob-cache.js';
 import { Image } from '../core/image.js';
 import { appendLayers, emptyImage } from '../core/mutate.js';
-import { installerFixtures, makeWheel } from '../fixtures/wheel.fixtures.js';
+import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 import { writeLayer } from '../layers/write-layer.js';
 import { buildAppImage } from './build-app-image.js';
 import { rebaseAppImage } from './rebase-app-image.js';
