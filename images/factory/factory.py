@@ -263,13 +263,13 @@ def find_compatible(wheelhouse, name, version, tags):
 
 
 class BuildLock:
-    """A per-requirement lock file under --lock-dir (fcntl: released by the kernel if we die)."""
+    """A per-requirement lock file under --build-lock-dir (fcntl: released by the kernel if we die)."""
 
-    def __init__(self, lock_dir, name, version):
+    def __init__(self, build_lock_dir, name, version):
         self.path = None
-        if lock_dir:
-            os.makedirs(lock_dir, exist_ok=True)
-            self.path = os.path.join(lock_dir, "%s-%s.lock" % (name, re.sub(r"[^A-Za-z0-9.+!]", "_", version)))
+        if build_lock_dir:
+            os.makedirs(build_lock_dir, exist_ok=True)
+            self.path = os.path.join(build_lock_dir, "%s-%s.lock" % (name, re.sub(r"[^A-Za-z0-9.+!]", "_", version)))
         self.fd = None
 
     def __enter__(self):
@@ -357,7 +357,7 @@ def parse_args(argv):
     p.add_argument("--prebuild", help="CEXT packages, comma-separated (default cython,numpy when CEXT is true)")
     p.add_argument("--no-cext", action="store_true")
     p.add_argument("--rebuild", action="append", default=[], help="build this project from source")
-    p.add_argument("--lock-dir", help="directory of cross-process build locks")
+    p.add_argument("--build-lock-dir", help="folder of the cross-process build locks (flock files)")
     p.add_argument("--work-dir", help="scratch directory (default: a temp dir)")
     p.add_argument("--cache-dir", default=os.environ.get("DSTACK_CACHE_DIR"), help="keep build venvs here")
     p.add_argument("--ack", action="store_true", help="wait for `ack N` on stdin after each built wheel")
@@ -612,13 +612,13 @@ def run(a, wheelhouse, work, acks):
                 emit("failed", package=i["name"], version=i["version"], command=e.command, exitCode=e.code, logTail=e.tail)
 
     # (3b) sources to build, in parallel; one build of a name-version at a time across processes (a flock in
-    # --lock-dir, or with --host-locks the host's lock, asked for on stdout and granted on stdin).
+    # --build-lock-dir, or with --host-locks the host's lock, asked for on stdout and granted on stdin).
     builds = [i for i in items if i["action"] == "build"]
-    lock_dir = a.lock_dir
+    build_lock_dir = a.build_lock_dir
 
     def build(i):
         if not a.host_locks:
-            with BuildLock(lock_dir, i["name"], i["version"]):
+            with BuildLock(build_lock_dir, i["name"], i["version"]):
                 return build_locked(i)
         n = acks.host_lock(i["name"], i["version"])
         try:

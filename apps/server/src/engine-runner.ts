@@ -121,7 +121,7 @@ export function engineRunner(options: {
         prebuild: request.prebuild ?? [],
         rebuild: request.rebuild ?? [],
         refresh: true,
-        lockDir: join(dir, 'locks'),
+        pylockDir: join(dir, 'locks'),
         env,
         logger,
         onEvent: (event) => {

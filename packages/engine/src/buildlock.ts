@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { EngineError } from './errors.js';
 
 /** The lock file of a requirement: the same name factory.py's BuildLock uses. */
-export function buildLockFile(lockDir: string, name: string, version: string): string {
-  return join(lockDir, `${name}-${version.replace(/[^A-Za-z0-9.+!]/g, '_')}.lock`);
+export function buildLockFile(buildLockDir: string, name: string, version: string): string {
+  return join(buildLockDir, `${name}-${version.replace(/[^A-Za-z0-9.+!]/g, '_')}.lock`);
 }
 
 export interface HeldBuildLock {
@@ -19,16 +19,16 @@ export interface HeldBuildLock {
   release(): Promise<void>;
 }
 
-/** Waits for the exclusive build lock of name-version in `lockDir`; an abort stops waiting. */
+/** Waits for the exclusive build lock of name-version in `buildLockDir`; an abort stops waiting. */
 export async function acquireBuildLock(
-  lockDir: string,
+  buildLockDir: string,
   name: string,
   version: string,
   signal?: AbortSignal,
 ): Promise<HeldBuildLock> {
   signal?.throwIfAborted();
-  await fs.mkdir(lockDir, { recursive: true });
-  const file = buildLockFile(lockDir, name, version);
+  await fs.mkdir(buildLockDir, { recursive: true });
+  const file = buildLockFile(buildLockDir, name, version);
   const child = spawn('flock', ['-x', file, 'sh', '-c', 'echo locked; exec cat >/dev/null'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });

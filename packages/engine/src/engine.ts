@@ -52,8 +52,8 @@ export interface BuildOptions {
   rebuild?: string[];
   /** Ignore an existing lock (build --refresh). */
   refresh?: boolean;
-  /** Where locks go: <lockDir>/<recipe>/pylock.<target>.toml (default: recipes/locks beside the recipe). */
-  lockDir?: string | null;
+  /** Where the PEP 751 locks go: <pylockDir>/<recipe>/pylock.<target>.toml (default: recipes/locks beside the recipe). */
+  pylockDir?: string | null;
   /**
    * Where executors may keep build venvs between runs (default: $XDG_CACHE_HOME/dstack-factory or
    * ~/.cache/dstack-factory); null: none.
@@ -233,7 +233,7 @@ function recipeStem(recipePath: string): string {
 
 /** Where the lock of a recipe (or a from-wheel build) and a target lives. */
 export function lockFileFor(
-  options: { recipe: string | null; fromWheel: string | null; lockDir: string | null },
+  options: { recipe: string | null; fromWheel: string | null; pylockDir: string | null },
   target: string,
 ): string | null {
   const stem = options.recipe
@@ -242,7 +242,7 @@ export function lockFileFor(
       ? basename(options.fromWheel).split('-')[0]!
       : null;
   if (!stem) return null;
-  if (options.lockDir) return join(options.lockDir, stem, `pylock.${target}.toml`);
+  if (options.pylockDir) return join(options.pylockDir, stem, `pylock.${target}.toml`);
   if (options.recipe) return lockPath(options.recipe, target);
   return null;
 }
@@ -314,7 +314,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
     const key = cacheKey({ recipe, fromWheelSha256, target, env, prebuild, noIndex });
     // Lock files are named by everything that decides the closure (full version, platform with its libc level);
     // a lock under the old name (pylock.cp311-linux_x86_64.toml) is still read when its key matches.
-    const where = { recipe: recipePath, fromWheel, lockDir: options.lockDir ?? null };
+    const where = { recipe: recipePath, fromWheel, pylockDir: options.pylockDir ?? null };
     let lockFile = lockFileFor(where, target.name);
     const oldLockFile = lockFileFor(where, target.id);
     const summary: TargetSummary = {
@@ -365,7 +365,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
           jobs: options.jobs ?? 1,
           prebuild,
           rebuild,
-          lockDir: join(wheelhouse, '.dstack', 'locks'),
+          buildLockDir: join(wheelhouse, '.dstack', 'locks'),
           cacheDir,
           env: Object.fromEntries(
             Object.entries(

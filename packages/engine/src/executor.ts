@@ -103,8 +103,8 @@ export interface BuildJob {
   prebuild: string[];
   /** Project names rebuilt from source even when the wheelhouse has their wheel (Decision 5). */
   rebuild: string[];
-  /** Directory of cross-process build locks (wheelhouse/.dstack/locks); null: no locking. */
-  lockDir: string | null;
+  /** Folder of the cross-process build locks (flock files, wheelhouse/.dstack/locks); null: no locking. */
+  buildLockDir: string | null;
   /** Where the build script may keep build venvs between runs (local executor); null or absent: none. */
   cacheDir?: string | null;
   /** pip's --no-index: the wheelhouse (and the recipe's own --find-links) are the only sources. */

@@ -77,7 +77,7 @@ export class LocalExecutor implements Executor {
         jobs: job.jobs,
         prebuild: job.prebuild,
         rebuild: job.rebuild,
-        lockDir: job.lockDir,
+        buildLockDir: job.buildLockDir,
         cacheDir: job.cacheDir ?? null,
         ack: true,
         noIndex: job.noIndex === true,

@@ -30,7 +30,8 @@ export interface FactoryArgs {
   jobs: number;
   prebuild: string[];
   rebuild: string[];
-  lockDir: string | null;
+  /** Folder of the per-requirement build locks (flock files); null: none, or the host's (hostLocks). */
+  buildLockDir: string | null;
   cacheDir?: string | null;
   /** Ask the script to wait for `ack N` on stdin after each built wheel. */
   ack: boolean;
@@ -52,7 +53,7 @@ export function factoryArgs(a: FactoryArgs): string[] {
   if (a.prebuild.length > 0) args.push('--prebuild', a.prebuild.join(','));
   else args.push('--no-cext');
   for (const r of a.rebuild) args.push('--rebuild', r);
-  if (a.lockDir) args.push('--lock-dir', a.lockDir);
+  if (a.buildLockDir) args.push('--build-lock-dir', a.buildLockDir);
   if (a.cacheDir) args.push('--cache-dir', a.cacheDir);
   if (a.ack) args.push('--ack');
   if (a.hostLocks) args.push('--host-locks');

@@ -143,12 +143,12 @@ async function cold(python: string, env: NodeJS.ProcessEnv): Promise<string[]> {
   try {
     const { recipe, seed } = await testRecipe(root, python);
     const wheelhouse = join(root, 'wheelhouse');
-    const lockDir = join(root, 'locks');
+    const pylockDir = join(root, 'locks');
     const ours = await time(
       async () => {
         await seed(wheelhouse);
-        await rm(lockDir, { recursive: true, force: true });
-        const s = await buildWheelhouse({ recipe, wheelhouse, pythons: [python], jobs: 2, env, lockDir });
+        await rm(pylockDir, { recursive: true, force: true });
+        const s = await buildWheelhouse({ recipe, wheelhouse, pythons: [python], jobs: 2, env, pylockDir });
         if (!s.ok || s.targets[0]!.ingested.length !== 6)
           throw new Error(`cold build: ${JSON.stringify(s.targets[0])}`);
       },

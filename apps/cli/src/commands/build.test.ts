@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { buildEnvironment, parseDotEnv } from './build.js';
+import { parseDotEnv } from '../dotenv.js';
+import { buildEnvironment } from './build.js';
+import { COMPOSE_CORPUS, COMPOSE_READS } from '../dotenv.test-support.js';
 
 describe('parseDotEnv', () => {
   it.each([
@@ -10,6 +12,10 @@ describe('parseDotEnv', () => {
     ['not a line\n=x\nOK=1\r\n', { OK: '1' }],
   ])('%j', (text, expected) => {
     expect(parseDotEnv(text)).toEqual(expected);
+  });
+
+  it("reads what docker-compose 1.29 reads (python-dotenv 0.21's rules; dotenv.int.test.ts asks compose itself)", () => {
+    expect(parseDotEnv(COMPOSE_CORPUS, { HOME: '/root' })).toEqual(COMPOSE_READS);
   });
 });
 

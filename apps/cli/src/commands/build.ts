@@ -206,7 +206,7 @@ export async function runBuild(
     prebuild,
     rebuild: (opts.rebuild ?? []).flatMap(list),
     refresh: opts.refresh === true,
-    lockDir: opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null,
+    pylockDir: opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null,
     archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
     env,
     // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.

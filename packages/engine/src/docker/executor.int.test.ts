@@ -48,7 +48,7 @@ function job(id: string, recipePath: string, outputDir: string): BuildJob {
     jobs: 2,
     prebuild: [],
     rebuild: [],
-    lockDir: null,
+    buildLockDir: null,
     env: isolatedPipEnv(),
   };
 }

@@ -219,9 +219,9 @@ export class DockerExecutor implements Executor {
       prebuild: job.prebuild,
       rebuild: job.rebuild,
       // Locks on a copy of the wheelhouse would guard nothing: the script asks this process for the host's.
-      lockDir: null,
+      buildLockDir: null,
       ack: true,
-      hostLocks: job.lockDir !== null,
+      hostLocks: job.buildLockDir !== null,
       noIndex: job.noIndex === true,
     });
     const command = ['docker', 'run', this.options.image, ...args];
@@ -304,10 +304,10 @@ export class DockerExecutor implements Executor {
         const control = lockEvent(line);
         if (control) {
           if (control.event === 'unlock') void locks.release(control.lock);
-          else if (job.lockDir)
+          else if (job.buildLockDir)
             void guard(
               locks
-                .grant(job.lockDir, control, async () => {
+                .grant(job.buildLockDir, control, async () => {
                   await this.copyIn(container, wheelhouse, control.package, control.version);
                   stream.write(`granted ${control.lock}\n`);
                 })
@@ -512,11 +512,11 @@ class HostLocks {
 
   /** Takes the lock, then runs `granted` (copy in, answer); a failure there releases the lock. */
   async grant(
-    lockDir: string,
+    buildLockDir: string,
     request: { lock: number; package: string; version: string },
     granted: () => Promise<void>,
   ): Promise<void> {
-    const lock = await acquireBuildLock(lockDir, request.package, request.version, this.signal);
+    const lock = await acquireBuildLock(buildLockDir, request.package, request.version, this.signal);
     if (this.closed) return lock.release();
     this.held.set(request.lock, lock);
     try {

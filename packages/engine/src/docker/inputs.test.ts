@@ -20,7 +20,7 @@ function job(recipePath: string | null, extra: Partial<BuildJob> = {}): BuildJob
     jobs: 1,
     prebuild: [],
     rebuild: [],
-    lockDir: null,
+    buildLockDir: null,
     env: {},
     ...extra,
   };
