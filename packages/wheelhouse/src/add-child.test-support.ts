@@ -3,6 +3,7 @@
 // Usage: node --conditions=@dstack/source --import tsx add-child.test-support.ts DIR SOURCE FILENAME CHUNK_BYTES DELAY_MS
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { pino } from 'pino';
 import { FsWheelStore } from './store.js';
 import { WheelError } from './errors.js';
 
@@ -23,8 +24,9 @@ const slow = new Readable({
     this.push(bytesRead > 0 ? buf.subarray(0, bytesRead) : null);
   },
 });
-const log = (_obj: object, msg?: string) => say({ event: msg });
-const store = new FsWheelStore(dir, { logger: { debug: log, info: log, warn: log } });
+// Every log line (pino's, written synchronously to this destination) becomes an event named by its message.
+const logger = pino({ level: 'debug' }, { write: (line: string) => say({ event: JSON.parse(line).msg }) });
+const store = new FsWheelStore(dir, { logger });
 try {
   const result = await store.add(slow, { filename, builtBy: { pid: String(process.pid) } });
   say({ result: result.status, sha256: result.entry.sha256 });

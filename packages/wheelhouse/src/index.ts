@@ -60,7 +60,6 @@ export {
   wheelhouseStats,
   type AddOptions,
   type AddResult,
-  type Logger,
   type WheelEntry,
   type WheelStore,
   type WheelhouseStats,

@@ -5,29 +5,23 @@ import { basename, join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { canonicalizeName, compareVersions, type NormalizedName } from '@dstack/recipe';
+import type { Logger } from 'pino';
 import { WheelError } from './errors.js';
 import { escapedFilename, isWheelFilename, parseWheelFilename, releaseKey } from './filename.js';
 import { IN_MEMORY_BYTES, hashFile, inspectWheel, type WheelLimits } from './validate.js';
 import { externalNeeds, readWheelElfFiles } from './elf.js';
 
 /** What a wheel's ELF files need from the system; a pure wheel (every platform tag `any`) is not opened. */
-async function wheelNeeds(filename: string, source: string | Buffer, logger: Logger): Promise<string[] | undefined> {
+async function wheelNeeds(filename: string, source: string | Buffer, logger: Logger | undefined): Promise<string[] | undefined> {
   if (parseWheelFilename(filename).platformTags.every((t) => t === 'any')) return [];
   try {
     return externalNeeds(await readWheelElfFiles(source, filename));
   } catch (err) {
     // An unreadable ELF member does not make the wheel invalid: its needs are then unknown.
     if (!(err instanceof WheelError) || err.code !== 'ELF_INVALID') throw err;
-    logger.warn({ filename, err: err.message }, 'needed libraries unknown');
+    logger?.warn({ filename, err: err.message }, 'needed libraries unknown');
     return undefined;
   }
-}
-
-/** The logger a store accepts: pino's, or anything with the same methods. Silent when absent. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
 }
 
 /** One wheel in a wheelhouse. */
@@ -115,7 +109,6 @@ const STATE_DIR = '.dstack';
 const TEMP_RE = /^\..+\.tmp$/;
 const DEFAULT_GRACE_MS = 60 * 60 * 1000;
 
-const silent: Logger = { debug() {}, info() {}, warn() {} };
 
 function statKey(s: { size: number; mtimeMs: number; ino: number }): StatKey {
   return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
@@ -173,7 +166,8 @@ function conflict(given: string, existing: string, existingSha256: string, sha25
 
 export class FsWheelStore implements WheelStore {
   readonly dir: string;
-  private readonly logger: Logger;
+  /** pino's; silent when absent. */
+  private readonly logger: Logger | undefined;
   private readonly limits: WheelLimits;
   private readonly cache = new Map<string, { stat: StatKey; record: RecordFile }>();
   private swept = false;
@@ -182,7 +176,7 @@ export class FsWheelStore implements WheelStore {
 
   constructor(dir: string, options: { logger?: Logger; limits?: WheelLimits } = {}) {
     this.dir = resolve(dir);
-    this.logger = options.logger ?? silent;
+    this.logger = options.logger;
     this.limits = options.limits ?? {};
   }
 
@@ -264,11 +258,11 @@ export class FsWheelStore implements WheelStore {
         stat: st,
       };
       if (previous?.entry && !keep) {
-        this.logger.warn({ filename, was: previous.entry.sha256, now: sha256 }, 'wheel changed on disk; re-recorded');
+        this.logger?.warn({ filename, was: previous.entry.sha256, now: sha256 }, 'wheel changed on disk; re-recorded');
       }
     } catch (err) {
       if (!(err instanceof WheelError)) throw err;
-      this.logger.warn({ filename, code: err.code, err: err.message }, 'invalid wheel in the wheelhouse folder; not listed');
+      this.logger?.warn({ filename, code: err.code, err: err.message }, 'invalid wheel in the wheelhouse folder; not listed');
       record = { invalid: { code: err.code, message: err.message }, stat: st };
     }
     try {
@@ -282,7 +276,7 @@ export class FsWheelStore implements WheelStore {
     } catch (err) {
       // A wheelhouse mounted read-only still lists and serves: its records then live in memory only.
       if (!['EACCES', 'EROFS', 'EPERM'].includes(errno(err) ?? '')) throw err;
-      this.logger.warn({ filename, err: (err as Error).message }, 'cannot write the wheelhouse records; kept in memory');
+      this.logger?.warn({ filename, err: (err as Error).message }, 'cannot write the wheelhouse records; kept in memory');
       if (metadataBytes) this.volatileMetadata.set(filename, metadataBytes);
     }
     return record;
@@ -380,7 +374,7 @@ export class FsWheelStore implements WheelStore {
       // Small wheels are also kept in memory while copying, to be validated without reading them back.
       let kept: Buffer[] | null = [];
       const input = typeof source === 'string' ? createReadStream(source) : source;
-      this.logger.debug({ filename, tmp }, 'copying');
+      this.logger?.debug({ filename, tmp }, 'copying');
       await pipeline(
         input,
         new Transform({
@@ -401,7 +395,7 @@ export class FsWheelStore implements WheelStore {
       if (options.expectedSha256 && options.expectedSha256.toLowerCase() !== sha256) {
         throw new WheelError('WHEEL_HASH_MISMATCH', `${filename}: sha256 is ${sha256}, expected ${options.expectedSha256}`);
       }
-      this.logger.debug({ filename, size, sha256 }, 'validating');
+      this.logger?.debug({ filename, size, sha256 }, 'validating');
       const bytes = kept ? Buffer.concat(kept, size) : null;
       const inspected = await inspectWheel(tmp, { filename: given, limits: this.limits, ...(bytes ? { bytes } : {}) });
       const needs = await wheelNeeds(filename, bytes ?? tmp, this.logger);
@@ -421,7 +415,7 @@ export class FsWheelStore implements WheelStore {
           if (options.overwrite !== true) throw conflict(given, other, entry.sha256, sha256);
           replaced.push(other);
         }
-        this.logger.debug({ filename }, 'publishing');
+        this.logger?.debug({ filename }, 'publishing');
         const status = await this.publish(tmp, final, filename, sha256, options.overwrite === true, given);
         for (const other of replaced) await this.remove(other);
         if (status === 'present') {
@@ -445,7 +439,7 @@ export class FsWheelStore implements WheelStore {
         const record: RecordFile = { entry, stat: written };
         await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1));
         this.cache.set(filename, { stat: record.stat, record });
-        this.logger.info({ filename, sha256, size }, 'wheel added');
+        this.logger?.info({ filename, sha256, size }, 'wheel added');
         return { status, entry };
       });
     } finally {
@@ -530,7 +524,7 @@ export class FsWheelStore implements WheelStore {
           if (now - st.mtimeMs < graceMs) continue;
           await unlink(join(dir, name));
           removed++;
-          this.logger.info({ file: name }, 'swept a leftover temp file');
+          this.logger?.info({ file: name }, 'swept a leftover temp file');
         } catch (err) {
           if (errno(err) !== 'ENOENT') throw err;
         }
