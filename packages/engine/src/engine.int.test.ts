@@ -317,9 +317,12 @@ describe('CEXT', () => {
 });
 
 describe('several targets', () => {
-  it('--python 3.11,3.10 and Debian\'s 3.11.2 give wheels tagged for each, and a lock each, side by side', async () => {
+  it("--python 3.11,3.10 and Debian's 3.11.2 give wheels tagged for each, and a lock each, side by side", async () => {
     await writeFile(join(recipes, 'multi.txt'), `--no-index\n${join(src, 'zext-0.1')}\n`);
-    const s = await build({ recipe: join(recipes, 'multi.txt'), pythons: ['3.11', '3.10', '/usr/bin/python3.11'] });
+    const s = await build({
+      recipe: join(recipes, 'multi.txt'),
+      pythons: ['3.11', '3.10', '/usr/bin/python3.11'],
+    });
     expect(s.ok).toBe(true);
     expect(s.targets.map((t) => [t.target, t.cached, t.ingested.map((i) => i.filename)])).toEqual([
       ['cp311-linux_x86_64', 1, []],
@@ -342,9 +345,14 @@ describe('several targets', () => {
 
   it('still reads a lock under its old name (pylock.cp311-linux_x86_64.toml)', async () => {
     const dir = join(recipes, 'locks', 'multi');
-    await rename(join(dir, 'pylock.cp3_11_7-manylinux_2_36_x86_64.toml'), join(dir, 'pylock.cp311-linux_x86_64.toml'));
+    await rename(
+      join(dir, 'pylock.cp3_11_7-manylinux_2_36_x86_64.toml'),
+      join(dir, 'pylock.cp311-linux_x86_64.toml'),
+    );
     const s = await build({ recipe: join(recipes, 'multi.txt'), pythons: ['3.11'] });
-    expect(s.targets.map((t) => [t.warm, t.lockFile])).toEqual([[true, join(dir, 'pylock.cp311-linux_x86_64.toml')]]);
+    expect(s.targets.map((t) => [t.warm, t.lockFile])).toEqual([
+      [true, join(dir, 'pylock.cp311-linux_x86_64.toml')],
+    ]);
   });
 });
 
@@ -370,5 +378,38 @@ describe('concurrency', () => {
     expect(all).toEqual(['slowpkg-1.0-py3-none-any.whl']);
     const reused = [...e1, ...e2].filter((e) => e.type === 'cached' && e.package === 'slowpkg');
     expect(reused.map((e) => e.type === 'cached' && e.filename)).toEqual(['slowpkg-1.0-py3-none-any.whl']);
+  });
+});
+
+describe('README usage', () => {
+  it('builds a recipe for two interpreters, then finishes warm from the locks', async () => {
+    await writeFile(
+      join(recipes, 'usage.txt'),
+      `--no-index\n--find-links ${join(root, 'find-links')}\nchain-b==2.0\n`,
+    );
+    const seen: string[] = [];
+    // README usage: begin
+    const options: BuildOptions = {
+      recipe: join(recipes, 'usage.txt'),
+      wheelhouse,
+      pythons: ['3.11', '3.10'], // versions (pyenv, then pythonX.Y on PATH) or interpreter paths
+      jobs: 2,
+      prebuild: [], // CEXT off; ['cython', 'numpy'] is the seed's default
+      env, // pip's environment: here isolated from this machine's pip configuration
+      onEvent: (event, target) => seen.push(`${target} ${event.type}`),
+    };
+    const summary = await buildWheelhouse({ ...options, executor: new LocalExecutor() });
+    expect(summary.ok).toBe(true); // false if a package failed (the others still finish)
+    expect(summary.targets.map((t) => t.lockFile)).toEqual([
+      join(recipes, 'locks/usage/pylock.cp3_11_7-manylinux_2_36_x86_64.toml'),
+      join(recipes, 'locks/usage/pylock.cp3_10_13-manylinux_2_36_x86_64.toml'),
+    ]);
+
+    // The same recipe, options and interpreters again: finished from the locks, without running pip.
+    const executor = new LocalExecutor();
+    const again = await buildWheelhouse({ ...options, executor });
+    expect([again.targets.every((t) => t.warm), executor.runs]).toEqual([true, 0]);
+    // README usage: end
+    expect(seen.filter((s) => s.endsWith(' cached')).length).toBeGreaterThan(0);
   });
 });

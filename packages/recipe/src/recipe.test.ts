@@ -39,6 +39,7 @@ async function firstError(
 
 describe('parseRecipe', () => {
   it('reads a recipe with includes through the injected reader (the README example)', async () => {
+    // README usage: begin
     const files: Record<string, string> = {
       'recipes/base.txt': 'requests[socks]>=2.31 --hash=sha256:0123abcd\n',
       'recipes/pins.txt': 'urllib3==2.0.7\n',
@@ -59,6 +60,13 @@ describe('parseRecipe', () => {
     );
     expect(recipe.files).toEqual(['recipes/app.txt', 'recipes/base.txt', 'recipes/pins.txt']);
     expect(recipe.options.indexUrl).toBe('https://pypi.example.org/simple');
+    expect(recipe.requirements[1]).toMatchObject({
+      name: 'urllib3',
+      specifier: '==2.0.7',
+      constraint: true,
+      line: 1,
+    });
+    // README usage: end
     expect(recipe.requirements).toEqual([
       {
         ...base,
