@@ -1,0 +1,202 @@
+// `npm run bench cli`: the CLI as a user times it — whole processes (start-up included, Decision 23), each against
+// its baseline in the same run, timed with hyperfine (apt-get install hyperfine pigz):
+//  (a) start-up: `dstack-factory --version` vs `node -e 0`;                               goal <= 1.5x node
+//  (b) warm build of a ~57-wheel recipe (real wheels from this machine's pip configuration; generated wheels
+//      where there is none) vs `pip wheel --no-index --find-links WH -r RECIPE` and vs `node -e 0`;
+//                                                                                           goal <= 1.5x node
+//  (c) app-only image rebuild to oci: after a source change vs `docker build` (with its cache) of the same
+//      app;                                                                                 goal <= 0.5x docker
+//  (d) cold app image to oci: (empty cache, base from a registry) vs `docker build --no-cache` and vs `pigz -6`
+//      over the same installed tree;                                 goal >= 2x docker, <= 1.3x pigz
+// The CLI is the built one (bin/ + dist/: run `npm run build` first).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { isolatedPipEnv, registryPort, sharedEngine, sharedRuntimeImage, testPython, writeWheel } from '@dstack/testing';
+import type { Scenario } from '../lib.js';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
+const MIRROR = 'file:///opt/pypi/simple';
+// With their dependencies: 57 distributions from the local mirror here.
+const WARM_RECIPE = ['django', 'flask', 'requests', 'sqlalchemy', 'sphinx', 'httpx', 'pydantic', 'fastapi', 'jinja2', 'boto3', 'pytest', 'rich', 'pyyaml'];
+const APP_REQUIREMENTS = [
+  'django', 'flask', 'requests', 'pyyaml', 'sqlalchemy', 'pygments', 'docutils', 'babel', 'python-dateutil',
+  'pytz', 'attrs', 'click', 'packaging', 'rich', 'jsonschema', 'gunicorn',
+];
+
+interface Figure {
+  command: string;
+  median: number;
+  mean: number;
+}
+
+/** hyperfine over whole processes: the medians, in seconds. */
+async function hyperfine(
+  commands: string[],
+  opts: { runs: number; warmup?: number; prepare?: string; env?: NodeJS.ProcessEnv; cwd?: string; shell?: boolean },
+): Promise<Figure[]> {
+  const out = join(tmpdir(), `bench-cli-${process.pid}-${Date.now()}.json`);
+  const args = [
+    '--style', 'none', '--runs', String(opts.runs), '--warmup', String(opts.warmup ?? 1), '--export-json', out,
+    ...(opts.shell ? [] : ['-N']),
+    ...(opts.prepare ? ['--prepare', opts.prepare] : []),
+    ...commands,
+  ];
+  await run('hyperfine', args, { env: opts.env ?? process.env, cwd: opts.cwd, maxBuffer: 16 * 1024 * 1024 });
+  const json = JSON.parse(await readFile(out, 'utf8')) as { results: Figure[] };
+  await rm(out, { force: true });
+  return json.results;
+}
+
+const s = (f: Figure): string => `${(f.median * 1000).toFixed(0)} ms`;
+const ratio = (a: Figure, b: Figure): string => (a.median / b.median).toFixed(2);
+const q = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+const cmd = (...a: string[]): string => a.map(q).join(' ');
+
+async function startup(): Promise<string[]> {
+  const [node, version, help] = await hyperfine(['node -e 0', cmd('node', BIN, '--version'), cmd('node', BIN, '--help')], { runs: 30, warmup: 3 });
+  return [
+    `(a) start-up: dstack-factory --version ${s(version!)} vs node -e 0 ${s(node!)} -> ${ratio(version!, node!)}x node (goal <= 1.5x); --help ${s(help!)} (${ratio(help!, node!)}x)`,
+  ];
+}
+
+async function warmBuild(root: string): Promise<string[]> {
+  const python = testPython('3.11');
+  const env = isolatedPipEnv({ XDG_CACHE_HOME: join(root, 'cache'), PIP_NO_CACHE_DIR: '1' });
+  const wheelhouse = join(root, 'wheelhouse');
+  const recipe = join(root, 'fifty.txt');
+  let source: string;
+  if (existsSync('/opt/pypi/simple')) {
+    await writeFile(recipe, `--index-url ${MIRROR}\n${WARM_RECIPE.join('\n')}\n`);
+    source = `real wheels from ${MIRROR}`;
+  } else {
+    // No mirror: 57 generated wheels, a chain of dependencies.
+    const links = join(root, 'links');
+    await mkdir(links, { recursive: true });
+    for (let i = 0; i < 57; i++) await writeWheel(links, { name: `gen${i}`, version: '1.0', requires: i < 56 ? [`gen${i + 1}>=1`] : [] });
+    await writeFile(recipe, `--no-index\n--find-links ${links}\ngen0\n`);
+    source = 'generated wheels (no local mirror here)';
+  }
+  const first = await run('node', [BIN, 'build', recipe, '--python', python, '--no-cext', '--jobs', '2', '--wheelhouse', wheelhouse], { env, cwd: root, maxBuffer: 64 * 1024 * 1024 });
+  const done = /done: (\d+) distributions/.exec(first.stderr);
+  if (!done) throw new Error(`cold build failed:\n${first.stderr}`);
+  const out = join(root, 'pip-out');
+  const [node, ours, pip] = await hyperfine(
+    [
+      'node -e 0',
+      cmd('node', BIN, 'build', recipe, '--python', python, '--no-cext', '--wheelhouse', wheelhouse),
+      cmd(python, '-m', 'pip', 'wheel', '-q', '--no-index', '--find-links', wheelhouse, '-r', recipe, '-w', out),
+    ],
+    { runs: 10, warmup: 2, env, cwd: root },
+  );
+  return [
+    `(b) warm build of ${done[1]} distributions (${source}): dstack-factory build ${s(ours!)} vs pip wheel --no-index --find-links ${s(pip!)} -> ${ratio(pip!, ours!)}x faster; vs node -e 0 ${s(node!)} -> ${ratio(ours!, node!)}x node (goal <= 1.5x)`,
+  ];
+}
+
+/** Real wheels for the runtime's Python (Debian 3.11) from this machine's pip configuration, shared with `bench image`. */
+async function appWheels(): Promise<string> {
+  const dir = join(tmpdir(), 'dstack-bench-image', 'wheels');
+  if (!existsSync(dir) || (await readdir(dir)).filter((f) => f.endsWith('.whl')).length < 25) {
+    await mkdir(dir, { recursive: true });
+    await run('/usr/bin/python3', ['-m', 'pip', 'download', '-q', '--only-binary', ':all:', '-d', dir, ...APP_REQUIREMENTS], { maxBuffer: 16 * 1024 * 1024 });
+  }
+  return dir;
+}
+
+async function images(root: string): Promise<string[]> {
+  const { env: engineEnv } = await sharedEngine();
+  const dockerHost = engineEnv.DOCKER_HOST!;
+  const runtime = await sharedRuntimeImage();
+  const wheelsDir = await appWheels();
+  const nWheels = (await readdir(wheelsDir)).filter((f) => f.endsWith('.whl')).length;
+  const env = isolatedPipEnv({ XDG_CACHE_HOME: join(root, 'xdg'), DOCKER_HOST: dockerHost, NO_COLOR: '1' });
+  // The lock, made by the CLI with the base's interpreter (Debian's 3.11.2), from a wheelhouse of those wheels.
+  const wheelhouse = join(root, 'app-wheelhouse');
+  await cp(wheelsDir, wheelhouse, { recursive: true });
+  const recipe = join(root, 'app.txt');
+  await writeFile(recipe, APP_REQUIREMENTS.join('\n') + '\n');
+  const app = await run('node', [BIN, 'image', 'app', '--base', `docker:${runtime}`, '--requirements', recipe, '--wheelhouse', wheelhouse, '--output', `oci:${join(root, 'warmup')}:app`, '--cache', join(root, 'warmup-cache')], { env, cwd: root, maxBuffer: 16 * 1024 * 1024 }).catch((e: { stderr: string }) => {
+    throw new Error(`locking the app failed:\n${e.stderr}`);
+  });
+  void app;
+  const lock = join(root, 'locks', 'app', (await readdir(join(root, 'locks', 'app')))[0]!);
+  // The base as an OCI layout (as `docker build` has it locally) and in the registry (for the cold case).
+  const baseDir = join(root, 'base');
+  await run('skopeo', ['copy', '-q', '--src-daemon-host', dockerHost, `docker-daemon:${runtime}`, `oci:${baseDir}:base`]);
+  const baseRef = `127.0.0.1:${registryPort}/dstack-bench/cli-base:${process.pid}`;
+  await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${baseDir}:base`, `docker://${baseRef}`]);
+  const src = join(root, 'src');
+  await mkdir(join(src, 'app'), { recursive: true });
+  for (let i = 0; i < 20; i++) await writeFile(join(src, 'app', `m${i}.py`), `VALUE = ${i}\n`);
+  const touch = `date +%s%N > ${q(join(src, 'app', 'changed.py'))}`;
+  const ctx = join(root, 'ctx');
+  await mkdir(ctx);
+  await cp(wheelsDir, join(ctx, 'wheelhouse'), { recursive: true });
+  await writeFile(join(ctx, 'requirements.txt'), APP_REQUIREMENTS.join('\n') + '\n');
+  await writeFile(
+    join(ctx, 'Dockerfile'),
+    [`FROM ${runtime}`, 'COPY wheelhouse /wheelhouse', 'COPY requirements.txt /requirements.txt',
+      'RUN pip install --no-index --no-cache-dir -f /wheelhouse -r /requirements.txt && rm -rf /wheelhouse',
+      'COPY --chown=4801:4801 src /app', 'USER 4801', ''].join('\n'),
+  );
+  const ctxTouch = `cp -r ${q(src)}/. ${q(join(ctx, 'src'))}/ && date +%s%N > ${q(join(ctx, 'src', 'app', 'changed.py'))}`;
+  await mkdir(join(ctx, 'src'));
+  const dockerEnv = { ...process.env, DOCKER_HOST: dockerHost, DOCKER_BUILDKIT: '0' };
+  await run('docker', ['build', '-q', '-t', 'dstack-bench/cli-docker:latest', ctx], { env: dockerEnv, maxBuffer: 16 * 1024 * 1024 });
+
+  const appOnly = cmd('node', BIN, 'image', 'app', '--base', `oci:${baseDir}:base`, '--lock', lock, '--wheelhouse', wheelhouse, '--source', src, '--output', `oci:${join(root, 'out')}:app`, '--cache', join(root, 'cache-warm'));
+  const [ours] = await hyperfine([appOnly], { runs: 10, warmup: 2, prepare: touch, env, cwd: root });
+  const [docker] = await hyperfine([cmd('docker', 'build', '-q', '-t', 'dstack-bench/cli-docker:latest', ctx)], { runs: 5, warmup: 1, prepare: ctxTouch, env: dockerEnv });
+  const lines = [
+    `app: ${nWheels} real wheels, 21 source files, base ${runtime}`,
+    `(c) app-only rebuild to oci: ${s(ours!)} vs docker build (cache) ${s(docker!)} -> ${ratio(ours!, docker!)}x docker's time (goal <= 0.5x)`,
+  ];
+
+  // (d) cold: an empty image cache each run, the base pulled from the registry.
+  const coldCache = join(root, 'cache-cold');
+  const cold = cmd('node', BIN, 'image', 'app', '--base', `registry:${baseRef}`, '--lock', lock, '--wheelhouse', wheelhouse, '--source', src, '--output', `oci:${join(root, 'out-cold')}:app`, '--cache', coldCache);
+  const [oursCold] = await hyperfine([cold], { runs: 3, warmup: 1, prepare: `rm -rf ${q(coldCache)} ${q(join(root, 'out-cold'))}`, env, cwd: root });
+  const [dockerCold] = await hyperfine([cmd('docker', 'build', '-q', '--no-cache', '-t', 'dstack-bench/cli-docker-cold:latest', ctx)], { runs: 2, warmup: 0, env: dockerEnv });
+  // The floor: the same installed tree, tarred and compressed by pigz -6 on every core.
+  const tree = join(root, 'tree');
+  await run('/usr/bin/python3.11', ['-m', 'venv', '--without-pip', join(tree, 'env')]);
+  await run('/usr/bin/python3.11', ['-m', 'pip', '--python', join(tree, 'env', 'bin', 'python'), 'install', '-q', '--no-index', '--find-links', wheelhouse, '-r', recipe], { env: isolatedPipEnv() }).catch(
+    async () => run(join(tree, 'env', 'bin', 'python'), ['-m', 'ensurepip']).then(() => run(join(tree, 'env', 'bin', 'python'), ['-m', 'pip', 'install', '-q', '--no-index', '--find-links', wheelhouse, '-r', recipe], { env: isolatedPipEnv() })),
+  );
+  const [pigz] = await hyperfine([`tar -C ${q(tree)} -cf - env | pigz -6 > /dev/null`], { runs: 3, warmup: 1, shell: true });
+  lines.push(
+    `(d) cold app image to oci: (empty cache, base from the registry) ${s(oursCold!)} vs docker build --no-cache ${s(dockerCold!)} -> ${ratio(dockerCold!, oursCold!)}x faster (goal >= 2x); vs tar | pigz -6 of the installed tree ${s(pigz!)} -> ${ratio(oursCold!, pigz!)}x its time (goal <= 1.3x)`,
+  );
+  return lines;
+}
+
+const scenario: Scenario = {
+  name: 'cli',
+  description: 'the CLI as a user times it (whole processes, hyperfine): start-up, warm build, app-only and cold images',
+  async run() {
+    if (!existsSync(BIN.replace(/bin\/dstack-factory\.js$/, 'dist/main.js'))) throw new Error('build the CLI first: npm run build');
+    await run('hyperfine', ['--version']).catch(() => {
+      throw new Error('hyperfine is missing: apt-get install hyperfine');
+    });
+    const root = await mkdtemp(join(tmpdir(), 'bench-cli-'));
+    const part = process.env.BENCH_CLI; // startup | warm | image: one part only
+    try {
+      const { stdout } = await run('uptime');
+      return [
+        `load: ${stdout.trim()}`,
+        ...(!part || part === 'startup' ? await startup() : []),
+        ...(!part || part === 'warm' ? await warmBuild(root) : []),
+        ...(!part || part === 'image' ? await images(root) : []),
+      ];
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+};
+export default scenario;
