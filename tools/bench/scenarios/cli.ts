@@ -44,7 +44,8 @@ async function hyperfine(
   const args = [
     '--style', 'none', '--runs', String(opts.runs), '--warmup', String(opts.warmup ?? 1), '--export-json', out,
     ...(opts.shell ? [] : ['-N']),
-    ...(opts.prepare ? ['--prepare', opts.prepare] : []),
+    // With -N hyperfine runs the preparation without a shell too.
+    ...(opts.prepare ? ['--prepare', opts.shell ? opts.prepare : `sh -c ${q(opts.prepare)}`] : []),
     ...commands,
   ];
   await run('hyperfine', args, { env: opts.env ?? process.env, cwd: opts.cwd, maxBuffer: 16 * 1024 * 1024 });
