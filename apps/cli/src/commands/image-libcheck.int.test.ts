@@ -181,7 +181,7 @@ describe('image app: the shared-library check', () => {
     tags.push(tag);
     const rebased = await runCli(['image', 'rebase', `docker:${runtimeApp!.tag}`, '--base', `docker:${patched}`, '--output', `docker:${tag}`, '--json'], { env, cwd: dir });
     expect([rebased.code, rebased.stderr]).toEqual([0, '']);
-    const out = JSON.parse(rebased.stdout) as { layers: { role: string; digest: string; cached: boolean }[]; target: { python: string; glibc: string } };
+    const out = JSON.parse(rebased.stdout) as { layers: { role: string; digest: string; cached: boolean }[]; target: { python: string; libc: string } };
     expect(out.layers.map((l) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', true]]);
     // The engine names layers by diffID: the rebased image's dependency layer is the very layer the app had.
     const { docker } = await sharedEngine();
@@ -190,7 +190,7 @@ describe('image app: the shared-library check', () => {
     expect(before.at(-1)).toBe(runtimeApp!.deps);
     expect(after.at(-1)).toBe(runtimeApp!.deps);
     expect(after.slice(0, -2)).toEqual((await docker.getImage(patched).inspect()).RootFS.Layers);
-    expect(out.target).toMatchObject({ python: '3.11.2', glibc: '2.36', architecture: 'amd64' });
+    expect(out.target).toMatchObject({ python: '3.11.2', libc: 'glibc 2.36', architecture: 'x86_64' });
     const r = await runInContainer(tag, ['sh', '-c', 'cat /etc/dstack-patched; python -c "import pqext, pqbundled; print(pqext.libpq_version() > 150000, pqbundled.answer())"; id -u']);
     expect(r.stdout).toBe('patched\nTrue 42\n4801\n');
     // The bare base has the same target but no libpq5: the check runs again and refuses it.

@@ -26,6 +26,7 @@ async function base(python: string, libc: string, extra: { path: string; data: s
         type: 'file',
         data: Buffer.from(`Package: libc6\nStatus: install ok installed\nVersion: ${libc}\n\nPackage: python3.11-minimal\nStatus: install ok installed\nVersion: ${python}-6+deb12u6\n\n`),
       },
+      { path: 'usr/lib/x86_64-linux-gnu/libc.so.6', type: 'file', data: Buffer.from(`GNU C Library (Debian GLIBC ${libc}) stable release version ${libc.replace(/-.*$/, '')}.\n`) },
       ...extra.map((e) => ({ path: e.path, type: 'file' as const, data: Buffer.from(e.data) })),
     ],
     { cache },
@@ -52,7 +53,7 @@ describe('rebaseAppImage', () => {
     const app = await buildAppImage({ base: old, cache, wheels: wheels.map((p) => ({ path: p })), app: { kind: 'source', dir: src }, uid: 1234, cmd: ['python', 'app.py'], labels: { a: 'b' } });
     const patched = await base('3.11.2', '2.36-9+deb12u9', [{ path: 'etc/patched', data: 'yes\n' }]);
     const result = await rebaseAppImage({ image: app.image, newBase: patched, cache });
-    expect(result.from).toEqual({ os: 'linux', architecture: 'amd64', variant: null, python: '3.11.2', glibc: '2.36' });
+    expect(result.from).toEqual({ os: 'linux', architecture: 'x86_64', python: '3.11.2', libc: 'glibc 2.36', name: 'cp3_11_2-manylinux_2_36_x86_64' });
     expect(result.to).toEqual(result.from);
     const kept = app.layers.filter((l) => l.role !== 'runtime').map((l) => [l.role, l.digest]);
     expect(result.layers.filter((l) => l.role !== 'runtime').map((l) => [l.role, l.digest])).toEqual(kept);
@@ -68,17 +69,17 @@ describe('rebaseAppImage', () => {
     expect(result.libraries).toEqual({ problems: [], checked: 0, packagesFrom: null });
   });
 
-  it('refuses a base of another Python, glibc or platform, saying which; and an image it did not build', async () => {
+  it('refuses a base of another Python, C library or platform, saying which; and an image it did not build', async () => {
     const old = await base('3.11.2', '2.36-9+deb12u4');
     const app = await buildAppImage({ base: old, cache, wheels: wheels.map((p) => ({ path: p })) });
     const newer = await base('3.11.9', '2.38-1');
     await expect(rebaseAppImage({ image: app.image, newBase: newer, cache })).rejects.toMatchObject({
       code: 'IMAGE_REBASE_TARGET',
-      message: "the new base is not the same target as the image's: Python 3.11.2 -> 3.11.9, glibc 2.36 -> 2.38",
+      message: "the new base is not the same target as the image's: Python 3.11.2 -> 3.11.9, C library glibc 2.36 -> glibc 2.38",
     });
     const arm = new Image({ ...old.config, architecture: 'arm64', variant: 'v8' } as typeof old.config, old.layers);
     await expect(rebaseAppImage({ image: app.image, newBase: arm, cache })).rejects.toThrow(
-      "the new base is not the same target as the image's: platform linux/amd64 -> linux/arm64/v8",
+      "the new base is not the same target as the image's: platform linux/x86_64 -> linux/aarch64",
     );
     await expect(rebaseAppImage({ image: old, newBase: old, cache })).rejects.toMatchObject({
       code: 'IMAGE_REBASE_UNKNOWN',

@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import { checkImageLibraries } from '../check/check-image.js';
 import type { LibraryReport } from '../check/check-libraries.js';
-import { readImageFiles } from '../check/image-files.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Image } from '../core/image.js';
 import type { Compression } from '../core/layer.js';
@@ -17,28 +16,28 @@ import { writeLayer } from '../layers/write-layer.js';
 import type { LayerReport } from './build-app-image.js';
 
 /**
- * What must not change under an app's installed wheels: OS, architecture (and variant), the interpreter's full
- * version, and glibc's upstream version. Read from configs and layers, nothing run. (A stand-in until the
- * wheelhouse's Target is read from images: the same facts.)
+ * What must not change under an app's installed wheels: the base's `Target` (@dstack/wheelhouse, read from its
+ * config and layers by `inspectBase`, nothing run) — OS, machine, the interpreter's full version, the C library.
  */
 export interface RebaseTarget {
   os: string;
+  /** The machine as wheel tags name it: x86_64, aarch64, … */
   architecture: string;
-  variant: string | null;
   python: string;
-  glibc: string | null;
+  /** "glibc 2.36", or null when the base has no C library the check could read. */
+  libc: string | null;
+  /** The target's name (e.g. cp3_11_2-manylinux_2_36_x86_64): equal names, equal targets. */
+  name: string;
 }
 
 export async function rebaseTarget(image: Image, cache?: BlobCache): Promise<RebaseTarget> {
-  const info = await inspectBase(image, cache ? { cache } : {});
-  const files = await readImageFiles(image, cache ? { cache } : {});
+  const { target } = await inspectBase(image, cache ? { cache } : {});
   return {
-    os: image.config.os,
-    architecture: image.config.architecture,
-    variant: (image.config as { variant?: string }).variant ?? null,
-    python: info.pythonFullVersion ?? info.pythonVersion,
-    // Debian's revision (-9+deb12u9) changes with every patch; the upstream version is what binaries link to.
-    glibc: files.glibc ? files.glibc.replace(/-[^-]*$/, '') : null,
+    os: target.os,
+    architecture: target.architecture,
+    python: target.pythonFullVersion,
+    libc: target.libc ? `${target.libc.kind} ${target.libc.version}` : null,
+    name: target.name,
   };
 }
 
@@ -92,17 +91,17 @@ function splitApp(image: Image): { baseLayers: number; added: { role: LayerRepor
 
 function differences(a: RebaseTarget, b: RebaseTarget): string[] {
   const out: string[] = [];
-  const platform = (t: RebaseTarget): string => `${t.os}/${t.architecture}${t.variant ? `/${t.variant}` : ''}`;
-  if (platform(a) !== platform(b)) out.push(`platform ${platform(a)} -> ${platform(b)}`);
+  if (a.os !== b.os || a.architecture !== b.architecture) out.push(`platform ${a.os}/${a.architecture} -> ${b.os}/${b.architecture}`);
   if (a.python !== b.python) out.push(`Python ${a.python} -> ${b.python}`);
-  if (a.glibc !== b.glibc) out.push(`glibc ${a.glibc ?? 'unknown'} -> ${b.glibc ?? 'unknown'}`);
+  if (a.libc !== b.libc) out.push(`C library ${a.libc ?? 'unknown'} -> ${b.libc ?? 'unknown'}`);
+  if (out.length === 0 && a.name !== b.name) out.push(`target ${a.name} -> ${b.name}`);
   return out;
 }
 
 /**
  * Puts an app image's dependency and app layers, unchanged, on `newBase`, with a new runtime layer and the
  * app's config (Env PATH/HOME/VIRTUAL_ENV, user, workdir, cmd, entrypoint, labels) over the new base's.
- * Refused (IMAGE_REBASE_TARGET) when the new base's platform, Python or glibc differs from the old one's;
+ * Refused (IMAGE_REBASE_TARGET) when the new base's Target (platform, Python, C library) differs from the old one's;
  * the library check runs again on the result (IMAGE_LIBRARY_MISSING).
  */
 export async function rebaseAppImage(options: RebaseOptions): Promise<RebaseResult> {
@@ -115,7 +114,7 @@ export async function rebaseAppImage(options: RebaseOptions): Promise<RebaseResu
       hint: 'the installed wheels were chosen for the old target: build the app again on the new base (image app)',
     });
   }
-  options.logger?.info({ baseLayers, kept: added.length, python: to.python, glibc: to.glibc }, 'rebase');
+  options.logger?.info({ baseLayers, kept: added.length, target: to.name }, 'rebase');
   const epoch = options.sourceDateEpoch ?? 0;
   const created = new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z');
   const [uid, gid] = (image.config.config?.User ?? '4801:4801').split(':').map(Number) as [number, number | undefined];

@@ -17,8 +17,6 @@ export interface ImageFilesData {
   ldconf: Record<string, string>;
   /** Library file name (e.g. libpq.so.5) -> the Debian packages whose .list names it. */
   dpkg: Record<string, string[]>;
-  /** libc6's version from dpkg's status, e.g. "2.36-9+deb12u9". */
-  glibc: string | null;
 }
 
 const SHARED_OBJECT_RE = /\.so(\.[0-9]+)*$/;
@@ -40,13 +38,11 @@ export class ImageFiles {
   readonly nodes: Map<string, FileNode>;
   readonly ldconf: Map<string, string>;
   readonly dpkg: Map<string, string[]>;
-  readonly glibc: string | null;
 
-  constructor(data: ImageFilesData = { nodes: {}, ldconf: {}, dpkg: {}, glibc: null }) {
+  constructor(data: ImageFilesData = { nodes: {}, ldconf: {}, dpkg: {} }) {
     this.nodes = new Map(Object.entries(data.nodes));
     this.ldconf = new Map(Object.entries(data.ldconf));
     this.dpkg = new Map(Object.entries(data.dpkg));
-    this.glibc = data.glibc;
   }
 
   toJSON(): ImageFilesData {
@@ -54,7 +50,6 @@ export class ImageFiles {
       nodes: Object.fromEntries(this.nodes),
       ldconf: Object.fromEntries(this.ldconf),
       dpkg: Object.fromEntries(this.dpkg),
-      glibc: this.glibc,
     };
   }
 
@@ -64,7 +59,6 @@ export class ImageFiles {
     for (const [k, v] of this.nodes) next.nodes.set(k, v);
     for (const [k, v] of this.ldconf) next.ldconf.set(k, v);
     for (const [k, v] of this.dpkg) next.dpkg.set(k, v);
-    (next as { glibc: string | null }).glibc = this.glibc;
     for (const [path, node] of files) {
       const parts = normalise(path).split('/');
       for (let i = 1; i < parts.length; i++) {
@@ -162,7 +156,7 @@ export class ImageFiles {
   }
 }
 
-const filesKey = (diffIds: string[]): string => sha256Digest(JSON.stringify({ v: 1, layers: diffIds })).slice(7);
+const filesKey = (diffIds: string[]): string => sha256Digest(JSON.stringify({ v: 2, layers: diffIds })).slice(7);
 
 /** The files of an image with these layers (diffIDs) when `readImageFiles` has cached them, else null: no layer is read. */
 export async function cachedImageFiles(diffIds: string[], cache: BlobCache): Promise<ImageFiles | null> {
@@ -180,7 +174,7 @@ interface LayerEntry {
 
 /**
  * Reads an image's layers in order into an {@link ImageFiles}: one pass over each layer; of file contents only
- * the first bytes of shared objects, the ld.so.conf files, dpkg's *.list files and status are read.
+ * the first bytes of shared objects, the ld.so.conf files and dpkg's *.list files are read.
  * Cached in `cache` by the layers' diffIDs.
  */
 export async function readImageFiles(image: Image, options: { cache?: BlobCache } = {}): Promise<ImageFiles> {
@@ -189,7 +183,6 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
   if (cached) return cached;
   const files = new ImageFiles();
   const lists = new Map<string, string>();
-  let status: string | null = null;
   for (const layer of image.layers) {
     const entries: LayerEntry[] = [];
     const whiteouts: string[] = [];
@@ -217,7 +210,7 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
       else if (h.type === 'symlink') entries.push({ path: name, node: { t: 'l', to: h.linkname ?? '' } });
       else if (h.type === 'link') entries.push({ path: name, node: null, link: normalise(h.linkname ?? '') });
       else if (h.type === 'file' || h.type === 'contiguous-file') {
-        const wantText = LDCONF_RE.test(name) || DPKG_LIST_RE.test(name) || name === 'var/lib/dpkg/status';
+        const wantText = LDCONF_RE.test(name) || DPKG_LIST_RE.test(name);
         const wantElf = SHARED_OBJECT_RE.test(base);
         const node: FileNode = { t: 'f' };
         if ((wantText && (h.size ?? 0) <= MAX_TEXT_BYTES) || wantElf) {
@@ -248,7 +241,6 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
           files.nodes.delete(k);
           files.ldconf.delete(k);
           lists.delete(k);
-          if (k === 'var/lib/dpkg/status') status = null;
         }
       }
     };
@@ -263,7 +255,6 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
       files.nodes.set(e.path, e.node!);
       if (e.text !== undefined) {
         if (LDCONF_RE.test(e.path)) files.ldconf.set(e.path, e.text);
-        else if (e.path === 'var/lib/dpkg/status') status = e.text;
         else lists.set(e.path, e.text);
       }
     }
@@ -277,8 +268,6 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
       if (!known.includes(pkg)) files.dpkg.set(base, [...known, pkg].sort());
     }
   }
-  const libc = status ? /^Package: libc6\n(?:[^\n]+\n)*?Version: (\S+)/m.exec(status) : null;
-  (files as { glibc: string | null }).glibc = libc ? libc[1]! : null;
   if (options.cache) await options.cache.writeKey('image-files', key, files.toJSON());
   return files;
 }
