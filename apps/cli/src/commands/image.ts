@@ -258,6 +258,17 @@ interface AppOptions {
   factoryImage?: string;
   allowIndex?: boolean;
   checkLibs?: boolean;
+  /** commander's --no-pip: false when given. */
+  pip?: boolean;
+}
+
+/** The best pip wheel of the wheelhouse for the base (a venv gets pip from it before the base's own), or null. */
+async function wheelhousePip(wheelhouse: string, info: BaseInfo): Promise<string | null> {
+  const { FsWheelStore, bestWheel } = await import('@dstack/wheelhouse');
+  const store = new FsWheelStore(wheelhouse);
+  const entries = await store.list('pip').catch(() => []);
+  const best = bestWheel(entries, { name: 'pip', specifier: '' }, info.target);
+  return best ? path.join(wheelhouse, best.filename) : null;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -284,6 +295,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--compression <gzip|none>', 'how new layers are stored (default: none for docker:, which keeps layers uncompressed; gzip otherwise)')
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
+    .option('--no-pip', 'no pip in the venv (a minimal image); by default pip is installed from the wheelhouse, else the base\'s own pip wheel, unless the lock has it')
     .option('--json', 'print the result as JSON')
     .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
     .option('--no-check-libs', 'skip the shared-library check (every ELF file the wheels install must load on the base)')
@@ -380,6 +392,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
           sourceDateEpoch: sourceDateEpoch(ctx.env),
           compression,
           logger,
+          pip: opts.pip !== false,
+          ...(opts.pip !== false ? { pipWheel: (await wheelhousePip(wheelhouse, info)) ?? undefined } : {}),
         });
         // A push to a registry: one live line on a terminal (blobs done of layers + config), events in the log.
         const live = new LiveLine(ctx.stderr, ctx.interactive);

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { inspectBase, type BaseInfo } from '../layers/base-info.js';
+import { extractBaseFile, inspectBase, type BaseInfo } from '../layers/base-info.js';
 import { type BlobCache, CachedLayer } from '../cache/blob-cache.js';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
@@ -48,6 +48,13 @@ export interface AppImageOptions {
   compression?: Compression;
   /** Silent without one; the apps pass `logger.child({ component: 'image' })`. */
   logger?: Logger;
+  /**
+   * A venv with pip (default true), as `python -m venv` makes one: pip is installed beside the wheels from
+   * `pipWheel` (a pip wheel from the wheelhouse), else the base's own (`BaseInfo.pipWheel`), unless the lock
+   * already has pip or the base's /env does. false: no pip (a minimal image).
+   */
+  pip?: boolean;
+  pipWheel?: string;
 }
 
 export interface LayerReport {
@@ -91,6 +98,12 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   logger?.debug({ python: base.python, version: base.pythonFullVersion ?? base.pythonVersion, venv: Boolean(base.venv) }, 'base inspected');
   const prefix = '/env';
   const scheme = { prefix, pythonVersion: base.pythonVersion };
+  const wheels = [...options.wheels];
+  if (options.pip !== false && !base.venvHasPip && !wheels.some((w) => /^pip-[^-]+-/.test(path.basename(w.path)))) {
+    const pip = options.pipWheel ?? (base.pipWheel ? await extractBaseFile(options.base, base.pipWheel, path.join(cache.dir, 'base-files')) : null);
+    if (pip) wheels.push({ path: pip, requested: false });
+    else logger?.warn({ base: base.python }, 'no pip wheel in the wheelhouse, the base or the lock: the venv has no pip');
+  }
   const additions: Addendum[] = [];
   const reports: LayerReport[] = [];
 
@@ -108,7 +121,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
     epoch,
     level,
     compression,
-    wheels: await Promise.all([...options.wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
+    wheels: await Promise.all([...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
   };
   const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
   let deps: CachedLayer | null = null;
@@ -118,13 +131,13 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   let segments: { built: number; reused: number } | undefined;
   if (!deps) {
     // Per-wheel segments: after one dependency changes, only that wheel is installed again.
-    const seg = await writeSegmentedWheelsLayer(options.wheels, { ...layerOptions, scheme, verifySha256: true });
+    const seg = await writeSegmentedWheelsLayer(wheels, { ...layerOptions, scheme, verifySha256: true });
     deps = seg.layer;
     segments = { built: seg.built.length, reused: seg.reused.length };
     await cache.writeKey('layers', key, deps.descriptor());
   }
-  logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: options.wheels.length }, 'dependencies layer');
-  additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${options.wheels.length} wheels into ${prefix}` } });
+  logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: wheels.length }, 'dependencies layer');
+  additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${wheels.length} wheels into ${prefix}` } });
   reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached, ...(segments ? { segments } : {}) });
 
   if (options.app?.kind === 'source') {

@@ -12,7 +12,7 @@ import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js'
 let tmp: string;
 let lockFile: string;
 const bookworm = describeTarget({ pythonFullVersion: '3.11.2', architecture: 'x86_64', libc: { kind: 'glibc', version: '2.36' } });
-const base: BaseInfo = { python: '/usr/bin/python3.11', pythonVersion: '3.11', pythonFullVersion: '3.11.2', venv: null, passwd: null, group: null, target: bookworm };
+const base: BaseInfo = { python: '/usr/bin/python3.11', pythonVersion: '3.11', pythonFullVersion: '3.11.2', venv: null, passwd: null, group: null, target: bookworm, pipWheel: null, venvHasPip: false };
 
 beforeAll(async () => {
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-image-lock-'));

@@ -1,10 +1,15 @@
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, rename } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { BlobCache } from '../cache/blob-cache.js';
 import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
 import type { Image } from '../core/image.js';
 import { readAll } from '../core/streams.js';
+import { compareVersions } from '@dstack/recipe';
 import {
   describeTarget,
   machineOfGlibcLoader,
@@ -32,6 +37,13 @@ export interface BaseInfo {
    * from `ld-musl-*` (or apk's database). `libc` is null when neither is found.
    */
   target: Target;
+  /**
+   * A pip wheel the base carries for venvs (Debian's `/usr/share/python-wheels/pip-*.whl`, else the interpreter's
+   * `ensurepip/_bundled/pip-*.whl`), as a path in the image, or null.
+   */
+  pipWheel: string | null;
+  /** The base's /env already has pip (its site-packages holds `pip/`). */
+  venvHasPip: boolean;
 }
 
 /** A C library file found in the base's layers: what kind, for which machine, and its version when known. */
@@ -68,6 +80,9 @@ function libcVersionIn(kind: 'glibc' | 'musl', bytes: Buffer): string | null {
 }
 
 const INTERPRETER_RE = /^(usr\/local\/bin|usr\/bin)\/python(3\.\d+)$/;
+const PIP_WHEEL_RE = /^(?:usr\/share\/python-wheels|usr(?:\/local)?\/lib\/python3\.\d+\/ensurepip\/_bundled)\/pip-[^/-]+-py3-none-any\.whl$/;
+const ENV_PIP_RE = /^env\/lib\/python3\.\d+\/site-packages\/pip\/__init__\.py$/;
+const pipVersionOf = (p: string): string => /pip-([^/-]+)-/.exec(p)![1]!;
 const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/dpkg/status', 'lib/apk/db/installed']);
 
 /**
@@ -76,12 +91,14 @@ const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/d
  */
 export async function inspectBase(image: Image, options: { cache?: BlobCache } = {}): Promise<BaseInfo> {
   const platform = { architecture: image.config.architecture, os: image.config.os, variant: image.config.variant ?? null };
-  const key = sha256Digest(JSON.stringify({ v: 2, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
+  const key = sha256Digest(JSON.stringify({ v: 3, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
   const cached = options.cache ? await options.cache.readKey<BaseInfo>('base', key) : null;
   if (cached) return cached;
   const files = new Map<string, Buffer>();
   const interpreters = new Set<string>();
   const libcs = new Map<string, LibcFile>();
+  const pipWheels = new Set<string>();
+  const envPips = new Set<string>();
   for (const layer of image.layers) {
     const extract = tar.extract();
     const src = await layer.uncompressed();
@@ -96,11 +113,14 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
           for (const k of [...files.keys()]) if (k.startsWith(dir)) files.delete(k);
           for (const k of [...interpreters]) if (k.startsWith(dir)) interpreters.delete(k);
           for (const k of [...libcs.keys()]) if (k.startsWith(dir)) libcs.delete(k);
+          for (const set of [pipWheels, envPips]) for (const k of [...set]) if (k.startsWith(dir)) set.delete(k);
         } else {
           const target = dir + base.slice(4);
           files.delete(target);
           interpreters.delete(target);
           libcs.delete(target);
+          pipWheels.delete(target);
+          envPips.delete(target);
         }
         entry.resume();
         continue;
@@ -108,6 +128,8 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
       if (INTERPRETER_RE.test(name) && (entry.header.type === 'file' || entry.header.type === 'symlink' || entry.header.type === 'link')) {
         interpreters.add(name);
       }
+      if (PIP_WHEEL_RE.test(name) && entry.header.type === 'file') pipWheels.add(name);
+      if (ENV_PIP_RE.test(name)) envPips.add(name);
       const libc = entry.header.type === 'file' || entry.header.type === 'symlink' || entry.header.type === 'link' ? libcFileKind(name) : null;
       if (libc) {
         let version = libc.version;
@@ -159,7 +181,22 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
     }
   }
   const target = baseTarget(image, { python: '/' + python, pythonVersion, pythonFullVersion: full }, [...libcs.values()], text('lib/apk/db/installed'));
-  const info: BaseInfo = { python: '/' + python, pythonVersion, pythonFullVersion: full, venv, passwd: text('etc/passwd'), group: text('etc/group'), target };
+  // Debian's shared wheels first, then the interpreter's own bundle; the newest pip of the first place that has one.
+  const pipWheel =
+    [...pipWheels]
+      .filter((p) => p.startsWith('usr/share/python-wheels/') || p.includes(`/python${pythonVersion}/ensurepip/`))
+      .sort((a, b) => Number(b.startsWith('usr/share/')) - Number(a.startsWith('usr/share/')) || compareVersions(pipVersionOf(b), pipVersionOf(a)))[0] ?? null;
+  const info: BaseInfo = {
+    python: '/' + python,
+    pythonVersion,
+    pythonFullVersion: full,
+    venv,
+    passwd: text('etc/passwd'),
+    group: text('etc/group'),
+    target,
+    pipWheel: pipWheel ? '/' + pipWheel : null,
+    venvHasPip: venv !== null && envPips.size > 0,
+  };
   if (options.cache) await options.cache.writeKey('base', key, info);
   return info;
 }
@@ -204,4 +241,34 @@ function baseTarget(
   }
   const target = describeTarget({ pythonFullVersion: py.pythonFullVersion ?? `${py.pythonVersion}.0`, architecture, libc });
   return { ...target, interpreter: `image:${py.python}` };
+}
+
+/**
+ * Copies one regular file out of a base image's layers (the last layer that has it) into `dir`, once: the copy is
+ * named by that layer's diffID, so a later build on the same base reuses it. Returns its path, or null.
+ */
+export async function extractBaseFile(image: Image, file: string, dir: string): Promise<string | null> {
+  const want = file.replace(/^\//, '');
+  for (let i = image.layers.length - 1; i >= 0; i--) {
+    const layer = image.layers[i]!;
+    const out = path.join(dir, layer.diffId.replace(/^sha256:/, ''), path.basename(want));
+    if (existsSync(out)) return out;
+    const extract = tar.extract();
+    const src = await layer.uncompressed();
+    src.on('error', (e) => extract.destroy(e));
+    src.pipe(extract as unknown as NodeJS.WritableStream);
+    let found = false;
+    for await (const entry of extract) {
+      const name = entry.header.name.replace(/^\.?\//, '');
+      if (name === want && entry.header.type === 'file') {
+        await mkdir(path.dirname(out), { recursive: true });
+        const temp = `${out}.${process.pid}.tmp`;
+        await pipeline(entry as unknown as Readable, createWriteStream(temp));
+        await rename(temp, out);
+        found = true;
+      } else entry.resume();
+    }
+    if (found) return out;
+  }
+  return null;
 }
