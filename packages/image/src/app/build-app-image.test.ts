@@ -108,6 +108,8 @@ describe('daemonless app image', () => {
       group: 'root:x:0:\n',
       // No C library in this made-up base: only pure and linux_<arch> wheels fit it.
       target: expect.objectContaining({ name: 'cp3_11_2-linux_x86_64', architecture: 'x86_64', libc: null, interpreter: 'image:/usr/bin/python3.11' }),
+      pipWheel: null,
+      venvHasPip: false,
     });
   });
 

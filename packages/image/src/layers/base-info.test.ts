@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Image } from '../core/image.js';
 import { appendLayers, emptyImage } from '../core/mutate.js';
 import { BlobCache } from '../cache/blob-cache.js';
-import { inspectBase } from './base-info.js';
+import { extractBaseFile, inspectBase } from './base-info.js';
 import { writeLayer, type LayerEntry } from './write-layer.js';
 
 const GLIBC_FILE = '/lib/x86_64-linux-gnu/libc.so.6';
@@ -94,6 +94,21 @@ describe('the target of a base image, read without running it', () => {
       code: 'IMAGE_BASE_PLATFORM',
       message: "the base image's config says linux/amd64 (x86_64), but its C library is for aarch64 (lib/ld-linux-aarch64.so.1)",
     });
+  });
+
+  it("finds the base's pip wheel for venvs (Debian's shared wheels first) and copies it out of its layer", async () => {
+    const wheels: LayerEntry[] = [
+      { path: 'usr/lib/python3.11/ensurepip/_bundled/pip-24.0-py3-none-any.whl', type: 'file', data: Buffer.from('bundled') },
+      { path: 'usr/share/python-wheels/pip-23.0.1-py3-none-any.whl', type: 'file', data: Buffer.from('debian pip') },
+      { path: 'usr/share/python-wheels/setuptools-66.1.1-py3-none-any.whl', type: 'file', data: Buffer.from('x') },
+    ];
+    const img = await image([wheels, python]);
+    const info = await inspectBase(img);
+    expect([info.pipWheel, info.venvHasPip]).toEqual(['/usr/share/python-wheels/pip-23.0.1-py3-none-any.whl', false]);
+    const copy = await extractBaseFile(img, info.pipWheel!, path.join(tmp, 'files'));
+    expect(copy).toBe(path.join(tmp, 'files', img.layers[0]!.diffId.slice(7), 'pip-23.0.1-py3-none-any.whl'));
+    expect(readFileSync(copy!, 'utf8')).toBe('debian pip');
+    expect(await extractBaseFile(img, '/usr/share/python-wheels/absent.whl', path.join(tmp, 'files'))).toBeNull();
   });
 
   it('refuses a platform without wheel tags', async () => {
