@@ -457,69 +457,103 @@ def build_venv(a, work, common):
         os.close(fd)
 
 
-def run(a, wheelhouse, work, acks):
-    opts_file = os.path.join(work, "options.txt")
+class Build:
+    """What every step of one run shares: the arguments, folders, the acks channel, and (once set up) the
+    interpreter pip runs with, its pip options and the target's tags."""
+
+    def __init__(self, a, wheelhouse, work, acks):
+        self.a, self.wheelhouse, self.work, self.acks = a, wheelhouse, work, acks
+        self.no_index = ["--no-index"] if a.no_index else []
+        self.common = []
+        self.python = sys.executable
+        self.info = None
+        self.pep517 = []
+        self.tags = set()
+        self.build_tools = False
+
+    def publish(self, src, filename, package, version):
+        """Copies a wheel into --output (temp name, then rename) and reports it built."""
+        dest = os.path.join(self.a.output, filename)
+        shutil.copyfile(src, dest + ".part")
+        os.replace(dest + ".part", dest)
+        self.acks.built(package=package, version=version, filename=filename)
+
+
+def fail_run(package, command, code, tail):
+    """Reports a failure that stops the whole run; returns the exit status."""
+    emit("failed", package=package, version=None, command=command, exitCode=code, logTail=tail)
+    emit("done", ok=False)
+    return 1
+
+
+def write_options(b):
+    """The recipe's global options (index, find-links, ...) as a requirements file every pip command reads."""
+    opts_file = os.path.join(b.work, "options.txt")
     with open(opts_file, "w", encoding="utf-8") as f:
-        f.write("\n".join(recipe_options(a.recipe) if a.recipe else []) + "\n")
-    no_index = ["--no-index"] if a.no_index else []
-    common = ["--find-links", wheelhouse] + no_index + ["-r", opts_file]
-    failures = 0
+        f.write("\n".join(recipe_options(b.a.recipe) if b.a.recipe else []) + "\n")
+    b.common = ["--find-links", b.wheelhouse] + b.no_index + ["-r", opts_file]
 
-    python = sys.executable
-    venv, build_tools = build_venv(a, work, common)
+
+def set_up_interpreter(b):
+    """The build venv (or the target itself), its facts and pip's mode switches; False when there is no venv to
+    build in and the run needs one."""
+    venv, b.build_tools = build_venv(b.a, b.work, b.common)
     if venv:
-        python = os.path.join(venv, "bin", "python")
-    elif a.prebuild or pip_version(python) is None:
-        emit("failed", package="(venv)", version=None, command=[python, "-m", "venv"], exitCode=None,
-             logTail=["cannot create the build venv (is python3-venv installed?)"])
-        emit("done", ok=False)
-        return 1
-    info = interpreter_info(python)
-    info["executable"] = sys.executable  # the target interpreter; the build venv is made from it
-    old_pip = version_tuple(info["pipVersion"]) < (23, 1)
-    pep517 = ["--use-pep517"] if old_pip else []
-    emit("started", interpreter=info, prebuild=a.prebuild)
-    tags = set(info["tags"])
+        b.python = os.path.join(venv, "bin", "python")
+    elif b.a.prebuild or pip_version(b.python) is None:
+        fail_run("(venv)", [b.python, "-m", "venv"], None, ["cannot create the build venv (is python3-venv installed?)"])
+        return False
+    b.info = interpreter_info(b.python)
+    b.info["executable"] = sys.executable  # the target interpreter; the build venv is made from it
+    old_pip = version_tuple(b.info["pipVersion"]) < (23, 1)
+    b.pep517 = ["--use-pep517"] if old_pip else []
+    emit("started", interpreter=b.info, prebuild=b.a.prebuild)
+    b.tags = set(b.info["tags"])
+    return True
 
-    # (1) CEXT: prebuild into the output (the engine ingests them), then install into the build venv.
-    if a.prebuild:
-        pre_out = os.path.join(work, "prebuild")
-        cmd = [python, "-m", "pip", "wheel", "-w", pre_out] + common + pep517 + a.prebuild
-        for name in a.prebuild:
-            emit("building", package=canonicalize(name), version="", action="prebuild", command=cmd)
-        try:
-            run_logged(cmd, None, pip_env(True))
-        except Failed as e:
-            emit("failed", package=",".join(a.prebuild), version=None, command=e.command, exitCode=e.code, logTail=e.tail)
-            emit("done", ok=False)
-            return 1
-        for f in sorted(os.listdir(pre_out)):
-            p = wheel_parts(f)
-            if not p:
-                continue
-            if os.path.exists(os.path.join(wheelhouse, f)):
-                emit("cached", package=p[0], version=p[1], filename=f)
-            else:
-                shutil.copyfile(os.path.join(pre_out, f), os.path.join(a.output, f + ".part"))
-                os.replace(os.path.join(a.output, f + ".part"), os.path.join(a.output, f))
-                acks.built(package=p[0], version=p[1], filename=f)
-        cmd = [python, "-m", "pip", "install", "--find-links", pre_out] + common + ["setuptools", "wheel"] + a.prebuild
-        try:
-            run_logged(cmd, None, pip_env(True))
-        except Failed as e:
-            emit("failed", package=",".join(a.prebuild), version=None, command=e.command, exitCode=e.code, logTail=e.tail)
-            emit("done", ok=False)
-            return 1
 
-    # (2) the plan: pip resolves, on the target interpreter, with the recipe's own options.
-    report_file = os.path.join(work, "report.json")
+def prebuild_cext(b):
+    """CEXT: prebuilds the listed packages into the output (the engine ingests them), then installs them into the
+    build venv. False when either step fails (reported)."""
+    a = b.a
+    pre_out = os.path.join(b.work, "prebuild")
+    cmd = [b.python, "-m", "pip", "wheel", "-w", pre_out] + b.common + b.pep517 + a.prebuild
+    for name in a.prebuild:
+        emit("building", package=canonicalize(name), version="", action="prebuild", command=cmd)
+    try:
+        run_logged(cmd, None, pip_env(True))
+    except Failed as e:
+        fail_run(",".join(a.prebuild), e.command, e.code, e.tail)
+        return False
+    for f in sorted(os.listdir(pre_out)):
+        p = wheel_parts(f)
+        if not p:
+            continue
+        if os.path.exists(os.path.join(b.wheelhouse, f)):
+            emit("cached", package=p[0], version=p[1], filename=f)
+        else:
+            b.publish(os.path.join(pre_out, f), f, p[0], p[1])
+    cmd = [b.python, "-m", "pip", "install", "--find-links", pre_out] + b.common + ["setuptools", "wheel"] + a.prebuild
+    try:
+        run_logged(cmd, None, pip_env(True))
+    except Failed as e:
+        fail_run(",".join(a.prebuild), e.command, e.code, e.tail)
+        return False
+    return True
+
+
+def plan_report(b):
+    """The plan: pip resolves, on the target interpreter, with the recipe's own options (Decision 2). Returns
+    pip's installation report, or None when pip failed (reported)."""
+    a = b.a
+    report_file = os.path.join(b.work, "report.json")
     source = ["-r", a.recipe] if a.recipe else [a.from_wheel]
     no_binary = ["--no-binary", ",".join(a.rebuild)] if a.rebuild else []
-    plan = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report_file]
-    plan += ["--find-links", wheelhouse] + no_index + pep517 + no_binary + source
+    plan = [b.python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report_file]
+    plan += ["--find-links", b.wheelhouse] + b.no_index + b.pep517 + no_binary + source
     # Metadata without build isolation first (fast; it works for setuptools projects), then isolated
     # (a source needing another backend, or build requirements the venv lacks).
-    fast = a.prebuild or build_tools
+    fast = a.prebuild or b.build_tools
     attempts = [(plan + ["--no-build-isolation"], False), (plan, True)] if fast else [(plan, True)]
     for i, (cmd, isolated) in enumerate(attempts):
         try:
@@ -529,14 +563,17 @@ def run(a, wheelhouse, work, acks):
             if i < len(attempts) - 1:
                 emit("log", package=None, line="plan without build isolation failed; planning again with isolation")
             if i == len(attempts) - 1:
-                emit("failed", package="(plan)", version=None, command=e.command, exitCode=e.code, logTail=e.tail)
-                emit("done", ok=False)
-                return 1
+                fail_run("(plan)", e.command, e.code, e.tail)
+                return None
     with open(report_file, encoding="utf-8") as f:
-        report = json.load(f)
+        return json.load(f)
 
+
+def plan_items(b, report):
+    """Each distribution of pip's report with what to do about it: cached (its wheel is in the wheelhouse, or is
+    the app wheel), download (a wheel elsewhere) or build (a source)."""
     items = []
-    from_wheel = os.path.realpath(a.from_wheel) if a.from_wheel else None
+    from_wheel = os.path.realpath(b.a.from_wheel) if b.a.from_wheel else None
     for entry in report.get("install", []):
         meta = entry["metadata"]
         name, version = canonicalize(meta["name"]), meta["version"]
@@ -545,7 +582,7 @@ def run(a, wheelhouse, work, acks):
         is_wheel = "archive_info" in info_ and urllib.parse.urlparse(url).path.endswith(".whl")
         filename = urllib.parse.unquote(os.path.basename(urllib.parse.urlparse(url).path)) if is_wheel else None
         if is_wheel and url.startswith("file:") and (
-            os.path.dirname(os.path.realpath(file_path(url))) == wheelhouse
+            os.path.dirname(os.path.realpath(file_path(url))) == b.wheelhouse
             or os.path.realpath(file_path(url)) == from_wheel
         ):
             action = "cached"
@@ -569,106 +606,123 @@ def run(a, wheelhouse, work, acks):
             }
         )
     names = {i["name"] for i in items}
-    planned = []
     for i in items:
-        i["dependencies"] = dependencies(i, names, info["markers"])
-        planned.append({k: i[k] for k in ("name", "version", "action", "url", "filename", "requested", "dependencies", "requiresPython")})
-    emit("planned", packages=planned)
+        i["dependencies"] = dependencies(i, names, b.info["markers"])
+    return items
 
+
+def report_plan(items):
+    """The `planned` event, then a `cached` event for each wheel already there."""
+    keys = ("name", "version", "action", "url", "filename", "requested", "dependencies", "requiresPython")
+    emit("planned", packages=[{k: i[k] for k in keys} for i in items])
     for i in items:
         if i["action"] == "cached":
             emit("cached", package=i["name"], version=i["version"], filename=i["filename"])
 
-    # (3a) wheels to fetch: copied from a find-links folder, or downloaded by pip.
-    fetch = [i for i in items if i["action"] == "download"]
+
+def fetch_wheels(b, items):
+    """Wheels to fetch: copied from a find-links folder, or downloaded by pip. Returns the number that failed."""
     remote = []
-    for i in fetch:
+    for i in items:
         if i["url"].startswith("file:"):
             src = file_path(i["url"])
             emit("building", package=i["name"], version=i["version"], action="download", command=["copy", src])
-            dest = os.path.join(a.output, i["filename"])
-            shutil.copyfile(src, dest + ".part")
-            os.replace(dest + ".part", dest)
-            acks.built(package=i["name"], version=i["version"], filename=i["filename"])
+            b.publish(src, i["filename"], i["name"], i["version"])
         else:
             remote.append(i)
-    if remote:
-        dl_dir = os.path.join(work, "download")
-        reqs = [("%s @ %s" % (i["name"], i["url"])) if i["is_direct"] else "%s==%s" % (i["name"], i["version"]) for i in remote]
-        cmd = [python, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", dl_dir] + common + reqs
+    if not remote:
+        return 0
+    dl_dir = os.path.join(b.work, "download")
+    reqs = [("%s @ %s" % (i["name"], i["url"])) if i["is_direct"] else "%s==%s" % (i["name"], i["version"]) for i in remote]
+    cmd = [b.python, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-d", dl_dir] + b.common + reqs
+    for i in remote:
+        emit("building", package=i["name"], version=i["version"], action="download", command=cmd)
+    try:
+        run_logged(cmd, None, pip_env(True))
         for i in remote:
-            emit("building", package=i["name"], version=i["version"], action="download", command=cmd)
+            b.publish(os.path.join(dl_dir, i["filename"]), i["filename"], i["name"], i["version"])
+    except Failed as e:
+        for i in remote:
+            emit("failed", package=i["name"], version=i["version"], command=e.command, exitCode=e.code, logTail=e.tail)
+        return len(remote)
+    return 0
+
+
+def build_under_lock(b, item):
+    """Builds one source while holding its build lock: one build of a name-version at a time across processes (a
+    flock in --build-lock-dir, or with --host-locks the host's lock, asked for on stdout and granted on stdin)."""
+    if not b.a.host_locks:
+        with BuildLock(b.a.build_lock_dir, item["name"], item["version"]):
+            return build_source(b, item)
+    n = b.acks.host_lock(item["name"], item["version"])
+    try:
+        return build_source(b, item)
+    finally:
+        b.acks.host_unlock(n)
+
+
+def build_source(b, item):
+    """`pip wheel --no-deps` of one source (isolated, or in the CEXT venv for a source without pyproject.toml);
+    True when its wheel is in the output (or another process's is in the wheelhouse)."""
+    a = b.a
+    name, version = item["name"], item["version"]
+    # Another process may have built it while we waited for the lock: reuse its wheel.
+    existing = None if name in a.rebuild else find_compatible(b.wheelhouse, name, version, b.tags)
+    if existing:
+        emit("cached", package=name, version=version, filename=existing)
+        return True
+    item_work = tempfile.mkdtemp(prefix=name + "-", dir=b.work)
+    try:
         try:
-            run_logged(cmd, None, pip_env(True))
-            for i in remote:
-                src = os.path.join(dl_dir, i["filename"])
-                dest = os.path.join(a.output, i["filename"])
-                shutil.copyfile(src, dest + ".part")
-                os.replace(dest + ".part", dest)
-                acks.built(package=i["name"], version=i["version"], filename=i["filename"])
+            req, has_pyproject = prepare_source(item, item_work, bool(a.prebuild))
+        except (subprocess.CalledProcessError, OSError) as e:
+            emit("failed", package=name, version=version, command=["prepare", item["url"]], exitCode=None, logTail=[str(e)])
+            return False
+        isolated = has_pyproject or not a.prebuild
+        out = os.path.join(item_work, "out")
+        cmd = [b.python, "-m", "pip", "wheel", "--no-deps", "-w", out] + b.common + b.pep517
+        cmd += [] if isolated else ["--no-build-isolation"]
+        cmd += [req]
+        emit("building", package=name, version=version, action="build", command=cmd)
+        try:
+            run_logged(cmd, name, pip_env(isolated))
         except Failed as e:
-            failures += len(remote)
-            for i in remote:
-                emit("failed", package=i["name"], version=i["version"], command=e.command, exitCode=e.code, logTail=e.tail)
+            emit("failed", package=name, version=version, command=e.command, exitCode=e.code, logTail=e.tail)
+            return False
+        made = [f for f in os.listdir(out) if f.endswith(".whl")]
+        if len(made) != 1:
+            emit("failed", package=name, version=version, command=cmd, exitCode=0, logTail=["pip wheel made %d wheels: %s" % (len(made), made)])
+            return False
+        b.publish(os.path.join(out, made[0]), made[0], name, version)
+        return True
+    finally:
+        shutil.rmtree(item_work, ignore_errors=True)
 
-    # (3b) sources to build, in parallel; one build of a name-version at a time across processes (a flock in
-    # --build-lock-dir, or with --host-locks the host's lock, asked for on stdout and granted on stdin).
-    builds = [i for i in items if i["action"] == "build"]
-    build_lock_dir = a.build_lock_dir
 
-    def build(i):
-        if not a.host_locks:
-            with BuildLock(build_lock_dir, i["name"], i["version"]):
-                return build_locked(i)
-        n = acks.host_lock(i["name"], i["version"])
-        try:
-            return build_locked(i)
-        finally:
-            acks.host_unlock(n)
+def build_sources(b, items):
+    """The sources, built in parallel (--jobs). Returns the number that failed."""
+    if not items:
+        return 0
+    with ThreadPoolExecutor(max_workers=max(1, b.a.jobs)) as pool:
+        results = list(pool.map(lambda i: build_under_lock(b, i), items))
+    return results.count(False)
 
-    def build_locked(i):
-        name, version = i["name"], i["version"]
-        # Another process may have built it while we waited for the lock: reuse its wheel.
-        existing = None if name in a.rebuild else find_compatible(wheelhouse, name, version, tags)
-        if existing:
-            emit("cached", package=name, version=version, filename=existing)
-            return True
-        item_work = tempfile.mkdtemp(prefix=name + "-", dir=work)
-        try:
-            try:
-                req, has_pyproject = prepare_source(i, item_work, bool(a.prebuild))
-            except (subprocess.CalledProcessError, OSError) as e:
-                emit("failed", package=name, version=version, command=["prepare", i["url"]], exitCode=None, logTail=[str(e)])
-                return False
-            isolated = has_pyproject or not a.prebuild
-            out = os.path.join(item_work, "out")
-            cmd = [python, "-m", "pip", "wheel", "--no-deps", "-w", out] + common + pep517
-            cmd += [] if isolated else ["--no-build-isolation"]
-            cmd += [req]
-            emit("building", package=name, version=version, action="build", command=cmd)
-            try:
-                run_logged(cmd, name, pip_env(isolated))
-            except Failed as e:
-                emit("failed", package=name, version=version, command=e.command, exitCode=e.code, logTail=e.tail)
-                return False
-            made = [f for f in os.listdir(out) if f.endswith(".whl")]
-            if len(made) != 1:
-                emit("failed", package=name, version=version, command=cmd, exitCode=0, logTail=["pip wheel made %d wheels: %s" % (len(made), made)])
-                return False
-            f = made[0]
-            dest = os.path.join(a.output, f)
-            shutil.copyfile(os.path.join(out, f), dest + ".part")
-            os.replace(dest + ".part", dest)
-            acks.built(package=name, version=version, filename=f)
-            return True
-        finally:
-            shutil.rmtree(item_work, ignore_errors=True)
 
-    if builds:
-        with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
-            results = list(pool.map(build, builds))
-        failures += results.count(False)
-
+def run(a, wheelhouse, work, acks):
+    """One run: set up, prebuild (CEXT), plan, then fetch and build what the wheelhouse lacks."""
+    b = Build(a, wheelhouse, work, acks)
+    write_options(b)
+    if not set_up_interpreter(b):
+        return 1
+    if a.prebuild and not prebuild_cext(b):
+        return 1
+    report = plan_report(b)
+    if report is None:
+        return 1
+    items = plan_items(b, report)
+    report_plan(items)
+    failures = fetch_wheels(b, [i for i in items if i["action"] == "download"])
+    failures += build_sources(b, [i for i in items if i["action"] == "build"])
     emit("done", ok=failures == 0)
     return 0 if failures == 0 else 1
 
