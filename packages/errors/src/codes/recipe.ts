@@ -40,7 +40,7 @@ export const RECIPE_CODES = {
   },
   LOCK_NAME_INVALID: {
     summary: 'A lock name would hold a dot: PEP 751 names are `pylock.<name>.toml` with no dot in `<name>`.',
-    hint: 'Name the target without dots (like cp311-linux_x86_64).',
+    hint: 'Name the target without dots (like cp3_11_7-manylinux_2_36_x86_64).',
   },
 } as const satisfies Record<string, CodeEntry>;
 
