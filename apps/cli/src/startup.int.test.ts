@@ -100,7 +100,7 @@ describe('dstack-factory as a process', () => {
       '[cp311-linux_x86_64] planned 2 distributions',
       '[cp311-linux_x86_64] added alpha-1.0-py3-none-any.whl',
       '[cp311-linux_x86_64] added beta-2.1-py3-none-any.whl',
-      `[cp311-linux_x86_64] done: 2 distributions, 0 cached, 2 added; lock ${path.join(tty, 'locks', 'app', 'pylock.cp311-linux_x86_64.toml')}`,
+      `[cp311-linux_x86_64] done: 2 distributions, 0 cached, 2 added; lock ${path.join(tty, 'locks', 'app', 'pylock.cp3_11_7-manylinux_2_36_x86_64.toml')}`,
     ]);
     expect(stdout).toMatch(/\r\x1b\[2K\[cp311-linux_x86_64\] [0-2]\/2 \d+\.\ds( downloading (alpha|beta))?/);
     expect(stdout).not.toContain('downloading alpha 1.0\r\n');
