@@ -17,6 +17,7 @@ import {
   sharedBaseImage,
   sharedEngine,
   testPython,
+  writeWheel,
 } from '@dstack/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../apps/cli/src/run-cli.test-support.js';
@@ -177,6 +178,28 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
     expect(await wheelsIn(path.join(project, 'wheelhouse'))).toEqual(['greeting-2.0-py3-none-any.whl', 'zcrc-1.0-cp311-cp311-linux_x86_64.whl']);
     expect(again.stdout).toContain('archive: 0 copied, 2 present\n');
     for (const f of built) await copyFile(path.join(project, 'archive', f), path.join(project, 'wheelhouse', f));
+
+    // BUILD_REQ=False with no RECIPE (the original's /wheelhouse/*.whl): every wheel's missing dependency is
+    // brought, here greeting from the archive; RECIPE a name with a dash, or a full wheel stem, alike.
+    await writeWheel(path.join(project, 'wheelhouse'), { name: 'uses-greet', version: '1.0', requires: ['greeting==2.0'] });
+    await rm(path.join(project, 'wheelhouse', 'greeting-2.0-py3-none-any.whl'));
+    // Offline: pip's index is switched off for these runs (the generated recipe names wheel files only).
+    const offline = ['run', '--rm', '-e', 'PIP_NO_INDEX=1', 'factory'];
+    const all = await compose(project, offline, { CEXT: 'False', BUILD_REQ: 'False' });
+    expect(all.stdout).toContain('"event": "done", "ok": true');
+    expect(all.stdout).toContain('"action": "download", "command": ["copy", "/archive/greeting-2.0-py3-none-any.whl"]');
+    expect(await wheelsIn(path.join(project, 'wheelhouse'))).toContain('greeting-2.0-py3-none-any.whl');
+    for (const recipe of ['uses-greet', 'uses_greet-1.0-py3-none-any', 'uses-greet-1.0']) {
+      const one = await compose(project, offline, { CEXT: 'False', BUILD_REQ: 'False', RECIPE: recipe });
+      expect(one.stdout).toContain('"event": "done", "ok": true');
+      expect(one.stdout).toContain('"event": "cached", "filename": "uses_greet-1.0-py3-none-any.whl"');
+      expect(one.stdout).toContain('"name": "greeting"');
+      expect(one.stdout).not.toContain('zcrc');
+    }
+    const none = await compose(project, offline, { CEXT: 'False', BUILD_REQ: 'False', RECIPE: 'uses-greet-9.9' }, false);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('BUILD_REQ=False: no wheel named uses-greet-9.9 in /wheelhouse');
+    await rm(path.join(project, 'wheelhouse', 'uses_greet-1.0-py3-none-any.whl'));
 
     await compose(project, ['build', 'runtime']);
     const runtime = await docker.getImage('dstack-factory/runtime:py3.11').inspect();

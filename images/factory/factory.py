@@ -369,19 +369,21 @@ def parse_args(argv):
     )
     a = p.parse_args(argv)
     recipes = os.environ.get("RECIPES", "/recipes")
-    recipe_name = os.environ.get("RECIPE", "requirements")
+    recipe_name = os.environ.get("RECIPE", "").strip()
     if not a.recipe and not a.from_wheel:
         if env_flag("BUILD_REQ", True):
+            recipe_name = recipe_name or "requirements"
             a.recipe = recipe_name if os.path.isfile(recipe_name) else os.path.join(recipes, recipe_name + ".txt")
         else:
-            wanted = canonicalize(recipe_name.split("-")[0])
-            version = recipe_name.split("-", 1)[1] if "-" in recipe_name else None
-            for f in sorted(os.listdir(a.wheelhouse)):
-                parts = f.endswith(".whl") and wheel_parts(f)
-                if parts and parts[0] == wanted and (version is None or parts[1] == version):
-                    a.from_wheel = os.path.join(a.wheelhouse, f)
-            if not a.from_wheel:
-                raise SystemExit("BUILD_REQ=False: no wheel named %s in %s" % (recipe_name, a.wheelhouse))
+            # The wheels' choice is select_wheels.py's, the CLI's too: a recipe naming them (RECIPE unset: all).
+            import select_wheels
+
+            try:
+                a.recipe, _ = select_wheels.write_recipe(
+                    a.wheelhouse, recipe_name, select_wheels.interpreter_tags(), tempfile.mkdtemp(prefix="dstack-select-")
+                )
+            except select_wheels.NoWheel as e:
+                raise SystemExit(str(e))
     if a.no_cext:
         a.prebuild = []
     elif a.prebuild is not None:

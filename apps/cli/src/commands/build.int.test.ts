@@ -11,6 +11,7 @@ import {
   makeSdist,
   testPython,
   writePurePackage,
+  writeWheel,
 } from '@dstack/testing';
 import { runCli } from '../run-cli.test-support.js';
 
@@ -134,5 +135,52 @@ describe('dstack-factory build with an archive (ARCHIVE, the original\'s /archiv
     // Taken from the archive means ingested like any add: recorded in the store with its sha256.
     const list = await runCli(['--quiet', 'wheelhouse', 'list', '--json'], { env: { NO_COLOR: '1' }, cwd: project });
     expect(list.stdout).toContain('archpkg-2.0-py3-none-any.whl');
+  });
+});
+
+describe("BUILD_REQ=False as the original's `pip wheel /wheelhouse/${RECIPE:-*}.whl` (select_wheels.py, both doors)", () => {
+  it('RECIPE unset: the dependencies of every wheel; a project name with dashes, a full wheel stem; where the lock goes', async () => {
+    const project = path.join(dir, 'from-wheels');
+    const wh = path.join(project, 'wheelhouse');
+    await bootstrapWheelhouse(python, wh);
+    await writeWheel(wh, { name: 'my-app', version: '1.0', requires: ['dep-a==1.0'] });
+    await writeWheel(wh, { name: 'tool', version: '2.0', requires: ['dep-b==1.0'] });
+    const links = path.join(project, 'links');
+    for (const name of ['dep-a', 'dep-b']) {
+      const spec = { name, version: '1.0' };
+      await makeSdist(await writePurePackage(path.join(project, 'src', name), spec), links, spec);
+    }
+    await mkdir(path.join(project, 'recipes'));
+    await writeFile(path.join(project, '.env'), 'CEXT=False\nBUILD_REQ=False\n');
+    const run = async (extra: Record<string, string> = {}): Promise<{ code: number; stderr: string }> => {
+      const env = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), PIP_NO_INDEX: '1', PIP_FIND_LINKS: links, ...extra });
+      const { code, stderr } = await runCli(['--quiet', '--log-format', 'json', 'build', '--python', python, '--jobs', '1'], { env: { NO_COLOR: '1', ...env }, cwd: project });
+      return { code, stderr };
+    };
+    const lockOf = (name: string) => path.join(project, 'recipes', 'locks', name);
+
+    const all = await run();
+    expect(all.code).toBe(0);
+    expect(all.stderr).toContain('building dep-a 1.0');
+    expect(all.stderr).toContain('building dep-b 1.0');
+    const allLock = (await readdir(lockOf('wheelhouse'))).filter((f) => f.startsWith('pylock.'));
+    expect(allLock).toHaveLength(1);
+    expect(all.stderr).toContain(`; lock ${path.join(lockOf('wheelhouse'), allLock[0]!)}`);
+
+    // A project name holding a dash (the old split at the first '-' missed it), and a full wheel stem.
+    const named = await run({ RECIPE: 'my-app' });
+    expect(named.code).toBe(0);
+    expect(named.stderr).toContain('cached my-app 1.0 (my_app-1.0-py3-none-any.whl)');
+    expect(named.stderr).toContain('cached dep-a 1.0');
+    expect(named.stderr).not.toContain('tool');
+    expect(await readdir(lockOf('my-app'))).toEqual(allLock);
+    const stem = await run({ RECIPE: 'my_app-1.0-py3-none-any' });
+    expect(stem.code).toBe(0);
+    expect(stem.stderr).toContain('cached dep-a 1.0');
+    const version = await run({ RECIPE: 'my-app-1.0' });
+    expect(version.code).toBe(0);
+
+    const none = await run({ RECIPE: 'my-app-9.9' });
+    expect([none.code, none.stderr.split('\n')[0]]).toEqual([1, `error[WHEEL_NOT_FOUND]: BUILD_REQ=False: no wheel named my-app-9.9 in ${wh}`]);
   });
 });

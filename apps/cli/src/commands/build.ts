@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, BuildSummary, Executor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
@@ -82,7 +84,8 @@ class Progress {
         this.line(`[${target}] cached ${e.package} ${e.version} (${e.filename})`, false);
         break;
       case 'building': {
-        const verb = e.action === 'build' ? 'building' : e.action === 'prebuild' ? 'prebuilding' : 'downloading';
+        const verb =
+          e.action === 'build' ? 'building' : e.action === 'prebuild' ? 'prebuilding' : 'downloading';
         this.active.set(`${target}/${e.package}`, `${verb} ${e.package}`);
         this.line(`[${target}] ${verb} ${e.package} ${e.version}`.trimEnd(), false);
         break;
@@ -90,7 +93,10 @@ class Progress {
       case 'ingested':
         this.active.delete(`${target}/${e.package}`);
         this.done += 1;
-        this.line(`[${target}] ${e.status === 'added' ? 'added' : 'present'} ${e.filename}`, e.status === 'added');
+        this.line(
+          `[${target}] ${e.status === 'added' ? 'added' : 'present'} ${e.filename}`,
+          e.status === 'added',
+        );
         break;
       case 'failed':
         this.active.delete(`${target}/${e.package}`);
@@ -119,7 +125,12 @@ function report(ctx: CliContext, summary: BuildSummary): void {
       ctx.stderr.write(`command: ${f.command.join(' ')}\n`);
       // Nothing recognised in the output: its last lines are the best there is.
       if (f.summary.length === 0 && f.logTail.length > 0)
-        ctx.stderr.write(`last lines:\n${f.logTail.slice(-10).map((l) => `  ${l}`).join('\n')}\n`);
+        ctx.stderr.write(
+          `last lines:\n${f.logTail
+            .slice(-10)
+            .map((l) => `  ${l}`)
+            .join('\n')}\n`,
+        );
       if (f.logFile) ctx.stderr.write(`full log: ${f.logFile}\n`);
     }
     const added = t.ingested.filter((i) => i.status === 'added').length;
@@ -140,7 +151,9 @@ export async function runBuild(
   const env = buildEnvironment(ctx, opts.envFile);
   const wheelhouse = resolve(ctx.cwd, opts.wheelhouse ?? env.WHEELHOUSE ?? 'wheelhouse');
   const recipesDir = resolve(ctx.cwd, opts.recipes ?? env.RECIPES ?? 'recipes');
-  const name = recipeArg ?? env.RECIPE ?? 'requirements';
+  // BUILD_REQ=True: recipes/<RECIPE or requirements>.txt; BUILD_REQ=False: RECIPE unset or empty means every wheel.
+  const given = recipeArg ?? (env.RECIPE?.trim() || undefined);
+  const name = given ?? 'requirements';
   const buildReq = opts.fromWheel ? false : flag(env.BUILD_REQ, true);
   const prebuild =
     opts.cext === false
@@ -159,8 +172,11 @@ export async function runBuild(
 
   // Loaded here, not at start-up: `--help` or another command never pays for them (and a local build never
   // loads dockerode).
-  const [{ LocalExecutor, buildWheelhouse, cachedTarget, findWheelByName }, { resolveRecipePath }, { FsWheelStore }] =
-    await Promise.all([import('@dstack/engine'), import('@dstack/recipe'), import('@dstack/wheelhouse')]);
+  const [
+    { LocalExecutor, buildWheelhouse, cachedTarget },
+    { resolveRecipePath },
+    { FsWheelStore },
+  ] = await Promise.all([import('@dstack/engine'), import('@dstack/recipe'), import('@dstack/wheelhouse')]);
   let executor: Executor;
   let targetOf: ((python: string) => Promise<Target>) | undefined;
   if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
@@ -174,7 +190,9 @@ export async function runBuild(
 
   const store = new FsWheelStore(wheelhouse);
   let recipe: string | null = null;
-  let fromWheel: string | null = null;
+  const fromWheel: string | null = null;
+  let selectDir: string | null = null;
+  let lockDir = opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null;
   if (buildReq) {
     recipe = resolve(ctx.cwd, resolveRecipePath(name, recipesDir));
     if (!existsSync(recipe)) {
@@ -183,42 +201,113 @@ export async function runBuild(
       });
     }
   } else {
+    // The choice is select_wheels.py's, the same the factory image makes (one implementation, both doors): a
+    // recipe naming the chosen wheels, whose lock goes to recipes/locks/<RECIPE or wheelhouse>/.
     const target = targetOf ? await targetOf(pythons[0]!) : await cachedTarget(pythons[0]!);
-    const filename = await findWheelByName(store, name, target);
-    if (!filename) {
-      throw new CliError('WHEEL_NOT_FOUND', `BUILD_REQ=False: no wheel named ${name} in ${wheelhouse}`, {
-        hint: 'add the app wheel first (dstack-factory wheelhouse add FILE)',
-      });
-    }
-    fromWheel = store.pathOf(filename);
+    selectDir = await mkdtemp(join(tmpdir(), 'dstack-select-'));
+    recipe = await selectWheels({
+      python:
+        target.interpreter && !target.interpreter.startsWith('docker:') ? target.interpreter : 'python3',
+      wheelhouse,
+      recipe: given ?? null,
+      tags: target.tags,
+      dir: selectDir,
+    });
+    lockDir ??= join(recipesDir, 'locks');
   }
 
   const progress = new Progress(ctx);
-  const summary = await buildWheelhouse({
-    recipe,
-    fromWheel,
-    wheelhouse,
-    store,
-    pythons,
-    executor,
-    ...(targetOf ? { targetOf } : {}),
-    jobs,
-    prebuild,
-    rebuild: (opts.rebuild ?? []).flatMap(list),
-    refresh: opts.refresh === true,
-    pylockDir: opts.lockDir ? resolve(ctx.cwd, opts.lockDir) : null,
-    archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
-    env,
-    // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
-    ...(logs(ctx, 'info') ? { logger: ctx.logger.child({ component: 'engine' }) } : {}),
-    onEvent: (e, target) => progress.event(e, target),
-  });
-  progress.finish();
-  report(ctx, summary);
-  if (summary.archived) {
-    ctx.stderr.write(`archive: ${summary.archived.copied.length} copied, ${summary.archived.present.length} present\n`);
+  try {
+    const summary = await buildWheelhouse({
+      recipe,
+      fromWheel,
+      wheelhouse,
+      store,
+      pythons,
+      executor,
+      ...(targetOf ? { targetOf } : {}),
+      jobs,
+      prebuild,
+      rebuild: (opts.rebuild ?? []).flatMap(list),
+      refresh: opts.refresh === true,
+      pylockDir: lockDir,
+      archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
+      env,
+      // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
+      ...(logs(ctx, 'info') ? { logger: ctx.logger.child({ component: 'engine' }) } : {}),
+      onEvent: (e, target) => progress.event(e, target),
+    });
+    progress.finish();
+    report(ctx, summary);
+    if (summary.archived) {
+      ctx.stderr.write(
+        `archive: ${summary.archived.copied.length} copied, ${summary.archived.present.length} present\n`,
+      );
+    }
+    return summary.ok ? EXIT_OK : EXIT_FAILURE;
+  } finally {
+    if (selectDir) await rm(selectDir, { recursive: true, force: true });
   }
-  return summary.ok ? EXIT_OK : EXIT_FAILURE;
+}
+
+/**
+ * BUILD_REQ=False: runs images/factory/select_wheels.py (the factory image's own choice) with `python` and the
+ * target's tags; returns the recipe it wrote into `dir`, naming the chosen wheels.
+ */
+async function selectWheels(o: {
+  python: string;
+  wheelhouse: string;
+  recipe: string | null;
+  tags: string[];
+  dir: string;
+}): Promise<string> {
+  const [{ FACTORY_SCRIPT }, { spawn }] = await Promise.all([
+    import('@dstack/engine'),
+    import('node:child_process'),
+  ]);
+  const script = join(dirname(FACTORY_SCRIPT), 'select_wheels.py');
+  const args = [
+    script,
+    '--wheelhouse',
+    o.wheelhouse,
+    '--tags-json',
+    '-',
+    '--write-recipe',
+    o.dir,
+    ...(o.recipe ? ['--recipe', o.recipe] : []),
+  ];
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (done, fail) => {
+      const child = spawn(o.python, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.on('error', fail);
+      child.on('close', (c) => done({ code: c, stdout: out, stderr: err }));
+      child.stdin.end(JSON.stringify(o.tags));
+    },
+  ).catch((cause: unknown) => {
+    throw new CliError(
+      'WHEEL_NOT_FOUND',
+      `BUILD_REQ=False: cannot run ${o.python} ${script}: ${(cause as Error).message}`,
+      {
+        hint: 'the choice of wheels runs on a local Python 3 (python3 on PATH, or --python)',
+        cause,
+      },
+    );
+  });
+  if (code === 3) {
+    throw new CliError('WHEEL_NOT_FOUND', stderr.trim(), {
+      hint: 'add the app wheel first (dstack-factory wheelhouse add FILE)',
+    });
+  }
+  if (code !== 0)
+    throw new CliError(
+      'WHEEL_NOT_FOUND',
+      `BUILD_REQ=False: ${script} failed (exit ${code}): ${stderr.trim()}`,
+    );
+  return (JSON.parse(stdout) as { recipe: string }).recipe;
 }
 
 export function registerBuildCommands(program: Command, run: Runner): void {
