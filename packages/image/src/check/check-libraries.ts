@@ -94,10 +94,10 @@ export function loaderContext(image: Image, files: ImageFiles, elfOf: (path: str
  */
 export function checkObjects(objects: CheckedObject[], ctx: LoaderContext, finder: PackageFinder | null): LibraryReport {
   const problems: LibraryProblem[] = [];
-  const want = elfKey(ctx.arch.machine, ctx.arch.bits);
+  const want = elfKey(ctx.arch.machine, ctx.arch.bits, ctx.arch.endian);
   const byPath = new Map(objects.map((o) => [ctx.files.resolve(o.path)?.path ?? o.path, o]));
   const good = objects.filter((o) => {
-    if (elfKey(o.elf.machine, o.elf.bits) === want) return true;
+    if (elfKey(o.elf.machine, o.elf.bits, o.elf.endian) === want) return true;
     problems.push({ wheel: o.wheel, file: o.file, kind: 'architecture', library: `${o.elf.arch} (${o.elf.bits}-bit)`, packages: [] });
     return false;
   });
@@ -227,7 +227,7 @@ export async function checkWheelLibraries(options: WheelLibraryCheckOptions): Pr
     for (const f of elfs) {
       const at = installedPath(f.path, options.scheme);
       objects.push({ wheel: name, file: f.path, path: at, elf: f.elf });
-      added.push([at, { t: 'f', elf: elfKey(f.elf.machine, f.elf.bits) }]);
+      added.push([at, { t: 'f', elf: elfKey(f.elf.machine, f.elf.bits, f.elf.endian) }]);
     }
   }
   if (objects.length === 0) return { problems: [], checked: 0, packagesFrom: null };

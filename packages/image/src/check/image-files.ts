@@ -24,9 +24,9 @@ const LDCONF_RE = /^etc\/ld\.so\.conf(\.d\/[^/]+)?$/;
 const DPKG_LIST_RE = /^var\/lib\/dpkg\/info\/([^/]+)\.list$/;
 const MAX_TEXT_BYTES = 4 << 20;
 
-/** "x86_64/64" style key of an ELF header's machine and class. */
-export function elfKey(machine: number, bits: number): string {
-  return `${machine}/${bits}`;
+/** "62/64/little" style key of an ELF header's machine, class and byte order (ppc64 and ppc64le share a machine). */
+export function elfKey(machine: number, bits: number, endian: 'little' | 'big'): string {
+  return `${machine}/${bits}/${endian}`;
 }
 
 function normalise(name: string): string {
@@ -156,7 +156,7 @@ export class ImageFiles {
   }
 }
 
-const filesKey = (diffIds: string[]): string => sha256Digest(JSON.stringify({ v: 2, layers: diffIds })).slice(7);
+const filesKey = (diffIds: string[]): string => sha256Digest(JSON.stringify({ v: 3, layers: diffIds })).slice(7);
 
 /** The files of an image with these layers (diffIDs) when `readImageFiles` has cached them, else null: no layer is read. */
 export async function cachedImageFiles(diffIds: string[], cache: BlobCache): Promise<ImageFiles | null> {
@@ -223,7 +223,7 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
           const bytes = Buffer.concat(chunks);
           if (wantElf && bytes.length >= 20 && bytes.readUInt32BE(0) === 0x7f454c46) {
             const le = bytes[5] === 1;
-            node.elf = elfKey(le ? bytes.readUInt16LE(18) : bytes.readUInt16BE(18), bytes[4] === 2 ? 64 : 32);
+            node.elf = elfKey(le ? bytes.readUInt16LE(18) : bytes.readUInt16BE(18), bytes[4] === 2 ? 64 : 32, le ? 'little' : 'big');
           }
           entries.push({ path: name, node, ...(wantText ? { text: bytes.toString('utf8') } : {}) });
         } else {

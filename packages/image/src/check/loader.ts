@@ -12,6 +12,7 @@ import { elfKey, type ImageFiles } from './image-files.js';
 export interface LoaderArch {
   machine: number;
   bits: 32 | 64;
+  endian: 'little' | 'big';
   /** Debian's multiarch triplet, e.g. x86_64-linux-gnu. */
   triplet: string;
   /** `$PLATFORM`, e.g. x86_64. */
@@ -22,7 +23,7 @@ export interface LoaderArch {
 export function loaderArch(architecture: string, variant?: string | null): LoaderArch | null {
   const name = machineOfOciPlatform(architecture, variant);
   const a = ARCHITECTURES.find((x) => x.machine === name);
-  return a ? { machine: a.elf.machine, bits: a.elf.bits, triplet: a.triplet, platform: a.machine } : null;
+  return a ? { machine: a.elf.machine, bits: a.elf.bits, endian: a.elf.endian, triplet: a.triplet, platform: a.machine } : null;
 }
 
 /**
@@ -75,7 +76,7 @@ function expand(entry: string, origin: string, arch: LoaderArch): string {
  * every library it would not find. Also returns the image paths it loaded (so their own checks can be skipped).
  */
 export function loadObject(path: string, root: ElfInfo, ctx: LoaderContext): { unresolved: Unresolved[]; loaded: string[] } {
-  const want = elfKey(ctx.arch.machine, ctx.arch.bits);
+  const want = elfKey(ctx.arch.machine, ctx.arch.bits, ctx.arch.endian);
   const first: Loaded = { path, elf: root, names: new Set([basename(path), ...(root.soname ? [root.soname] : [])]), loader: null };
   const loaded: Loaded[] = [first];
   const unresolved: Unresolved[] = [];
@@ -104,7 +105,7 @@ export function loadObject(path: string, root: ElfInfo, ctx: LoaderContext): { u
       const r = ctx.files.resolve(candidate);
       if (!r || r.node.t !== 'f') continue;
       const known = ctx.elfOf(r.path);
-      const key = known ? elfKey(known.machine, known.bits) : r.node.elf;
+      const key = known ? elfKey(known.machine, known.bits, known.endian) : r.node.elf;
       if (key !== undefined && key !== want) continue; // another machine's library: ld.so skips it
       return { path: candidate, real: r.path };
     }
