@@ -138,7 +138,7 @@ export function dockerFor(dockerHost: string): Docker {
 
 /**
  * The debootstrapped base image, present in the shared engine (imported from the machine's cache if needed).
- * `{ arch: 'arm64' }`: the same Debian debootstrapped for arm64 under emulation (`<name>-arm64`, linux/arm64).
+ * `{ arch: 'arm64' }`: the same Debian for arm64, its packages unpacked without emulation (tools/system/base-image.sh) (`<name>-arm64`, linux/arm64).
  */
 export async function sharedBaseImage(options: { arch?: 'arm64' } = {}): Promise<string> {
   const { docker } = await sharedEngine();
