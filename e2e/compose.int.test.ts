@@ -6,7 +6,7 @@
 // the example app's own compose file (e2e/webapp) builds its deps, source and wheel images, and serves
 // HTTP on ports published on 127.0.0.1.
 import { execFile } from 'node:child_process';
-import { copyFile, cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -34,6 +34,8 @@ import {
 } from './compose.test-support.js';
 
 const UID = 4321;
+/** The factory image's interpreter as @dstack/wheelhouse names it (Debian bookworm's Python 3.11.2, glibc 2.36). */
+const TARGET = 'cp3_11_2-manylinux_2_36_x86_64';
 const run = `${process.pid.toString(36)}${Date.now().toString(36)}`;
 const appImage = `dstack-e2e/compose-webapp-${run}`;
 
@@ -164,6 +166,12 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
       'zcrc-1.0-cp311-cp311-linux_x86_64.whl',
     ]);
 
+    // The compose door writes the recipe's lock where the CLI does (recipes/locks/<recipe>/pylock.<target>.toml).
+    expect(made.stdout).toContain(`"event": "locked", "path": "/recipes/locks/webapp/pylock.${TARGET}.toml"`);
+    const webappLock = await readFile(path.join(project, `recipes/locks/webapp/pylock.${TARGET}.toml`), 'utf8');
+    expect(webappLock).toContain('name = "zcrc-1.0-cp311-cp311-linux_x86_64.whl"\npath = "../../../wheelhouse/zcrc-1.0-cp311-cp311-linux_x86_64.whl"\n');
+    expect(webappLock).toContain(`[tool.dstack-factory]\nrecipe = "../../webapp.txt"\ntarget = "${TARGET}"\n`);
+
     // The archive (the original's /archive, ./archive here): every wheel of the build copied there.
     const built = await wheelsIn(path.join(project, 'wheelhouse'));
     expect(made.stdout).toContain(`archive: ${built.length} copied, 0 present\n`);
@@ -177,6 +185,22 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
     expect(again.stdout).toContain('"action": "download", "command": ["copy", "/archive/zcrc-1.0-cp311-cp311-linux_x86_64.whl"]');
     expect(await wheelsIn(path.join(project, 'wheelhouse'))).toEqual(['greeting-2.0-py3-none-any.whl', 'zcrc-1.0-cp311-cp311-linux_x86_64.whl']);
     expect(again.stdout).toContain('archive: 0 copied, 2 present\n');
+    // Both doors write the same lock for the same recipe and target (Decision 9): the CLI through the docker
+    // executor in the same image rewrites the compose door's file, adding only its key (a sha256 of the recipe as
+    // @dstack/recipe parses it, which the in-image script cannot compute: a keyless lock is not current for
+    // `build`, which plans again — from the wheelhouse, nothing added).
+    const lockFile = path.join(project, `recipes/locks/archived/pylock.${TARGET}.toml`);
+    const composeLock = await readFile(lockFile, 'utf8');
+    expect(composeLock).not.toContain('key =');
+    const cli = await runCli(
+      ['build', 'archived', '--no-cext', '--executor', 'docker', '--factory-image', 'dstack-factory/factory:py3.11'],
+      { env, cwd: project },
+    );
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stderr).toContain(`done: 2 distributions, 2 cached, 0 added; lock ${lockFile}\n`);
+    const cliLock = await readFile(lockFile, 'utf8');
+    expect(cliLock).toMatch(/^key = "[0-9a-f]{64}"$/m);
+    expect(cliLock.replace(/^key = "[0-9a-f]{64}"\n/m, '')).toBe(composeLock);
     for (const f of built) await copyFile(path.join(project, 'archive', f), path.join(project, 'wheelhouse', f));
 
     // BUILD_REQ=False with no RECIPE (the original's /wheelhouse/*.whl): every wheel's missing dependency is

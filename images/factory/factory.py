@@ -370,10 +370,14 @@ def parse_args(argv):
     a = p.parse_args(argv)
     recipes = os.environ.get("RECIPES", "/recipes")
     recipe_name = os.environ.get("RECIPE", "").strip()
+    # The compose door (no recipe given: RECIPE from the environment) writes the recipe's lock as the CLI does;
+    # with --recipe (the executors) the engine on the host writes it.
+    a.write_lock = False
     if not a.recipe and not a.from_wheel:
         if env_flag("BUILD_REQ", True):
             recipe_name = recipe_name or "requirements"
             a.recipe = recipe_name if os.path.isfile(recipe_name) else os.path.join(recipes, recipe_name + ".txt")
+            a.write_lock = True
         else:
             # The wheels' choice is select_wheels.py's, the CLI's too: a recipe naming them (RECIPE unset: all).
             import select_wheels
@@ -472,12 +476,15 @@ class Build:
         self.pep517 = []
         self.tags = set()
         self.build_tools = False
+        # project -> the file name of its wheel in the wheelhouse (for the lock)
+        self.files = {}
 
     def publish(self, src, filename, package, version):
         """Copies a wheel into --output (temp name, then rename) and reports it built."""
         dest = os.path.join(self.a.output, filename)
         shutil.copyfile(src, dest + ".part")
         os.replace(dest + ".part", dest)
+        self.files[package] = filename
         self.acks.built(package=package, version=version, filename=filename)
 
 
@@ -672,6 +679,7 @@ def build_source(b, item):
     existing = None if name in a.rebuild else find_compatible(b.wheelhouse, name, version, b.tags)
     if existing:
         emit("cached", package=name, version=version, filename=existing)
+        b.files[name] = existing
         return True
     item_work = tempfile.mkdtemp(prefix=name + "-", dir=b.work)
     try:
@@ -723,8 +731,13 @@ def run(a, wheelhouse, work, acks):
         return 1
     items = plan_items(b, report)
     report_plan(items)
+    b.files.update({i["name"]: i["filename"] for i in items if i["filename"]})
     failures = fetch_wheels(b, [i for i in items if i["action"] == "download"])
     failures += build_sources(b, [i for i in items if i["action"] == "build"])
+    if failures == 0 and a.write_lock and a.output == a.wheelhouse:
+        import pylock
+
+        emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse))
     emit("done", ok=failures == 0)
     return 0 if failures == 0 else 1
 
