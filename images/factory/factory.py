@@ -737,7 +737,12 @@ def run(a, wheelhouse, work, acks):
     if failures == 0 and a.write_lock and a.output == a.wheelhouse:
         import pylock
 
-        emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse))
+        try:
+            emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse))
+        except (OSError, RuntimeError) as e:
+            # As the CLI: wheels without their lock are a failed build, said as such.
+            emit("failed", package="(lock)", version=None, command=["write-lock", a.recipe], exitCode=None, logTail=[str(e)])
+            failures += 1
     emit("done", ok=failures == 0)
     return 0 if failures == 0 else 1
 

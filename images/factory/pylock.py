@@ -99,6 +99,8 @@ def render(environment, packages, tool):
     """The lock's text, laid out as stringifyLock writes it. `packages`: dicts with name, version, requires_python,
     dependencies (names), wheel (name, path, size, sha256)."""
     out = ['lock-version = "1.0"', "environments = [ %s ]" % toml_string(environment), 'created-by = "%s"' % TOOL]
+    if not packages:
+        out.append("packages = []")
     for p in sorted(packages, key=lambda p: (p["name"], p["version"])):
         out += ["", "[[packages]]", "name = " + toml_string(p["name"]), "version = " + toml_string(p["version"])]
         if p.get("requires_python"):

@@ -1,0 +1,106 @@
+// The compose door's lock writer (images/factory/pylock.py) against the CLI's own pieces: its target names are
+// @dstack/wheelhouse's Target.name, its text is @dstack/recipe's stringifyLock (the e2e compose test compares
+// whole files from both doors; this covers the shapes that test's recipe does not reach).
+import { execFile } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringifyLock, type Lock } from '@dstack/recipe';
+import { describeTarget, targetFromTags } from '@dstack/wheelhouse';
+import { describe, expect, it } from 'vitest';
+import { FACTORY_SCRIPT } from './protocol.js';
+
+const exec = promisify(execFile);
+
+/** Calls `pylock.<fn>(*args)` in python3 and returns its JSON result. */
+async function pylock(fn: string, ...args: unknown[]): Promise<unknown> {
+  const code = [
+    'import json, sys',
+    `sys.path.insert(0, ${JSON.stringify(dirname(FACTORY_SCRIPT))})`,
+    'import pylock',
+    `print(json.dumps(getattr(pylock, ${JSON.stringify(fn)})(*json.loads(sys.stdin.read()))))`,
+  ].join('\n');
+  const child = exec('python3', ['-I', '-c', code]);
+  child.child.stdin!.end(JSON.stringify(args));
+  return JSON.parse((await child).stdout) as unknown;
+}
+
+const target = (implementation: string, pythonFullVersion: string, tags: string[], abi?: string) =>
+  targetFromTags({
+    interpreter: null,
+    implementation,
+    pythonFullVersion,
+    ...(abi ? { abi } : {}),
+    tags,
+    markers: describeTarget({ pythonFullVersion, architecture: 'x86_64' }).markers,
+  });
+
+describe('images/factory/pylock.py', () => {
+  it.each([
+    ['cp', '3.11.2', describeTarget({ pythonFullVersion: '3.11.2', platforms: ['manylinux_2_36_x86_64'] }).tags],
+    ['cp', '3.12.1', describeTarget({ pythonFullVersion: '3.12.1', platforms: ['musllinux_1_2_aarch64'] }).tags],
+    ['cp', '3.13.0', describeTarget({ pythonFullVersion: '3.13.0', abi: 'cp313t', platforms: ['manylinux_2_28_aarch64'] }).tags],
+    ['cp', '3.8.18', ['cp38-cp38-manylinux2014_x86_64', 'cp38-abi3-manylinux2014_x86_64', 'py3-none-any']],
+    ['cp', '3.10.0rc2', ['cp310-cp310-linux_armv7l', 'cp310-none-linux_armv7l', 'py3-none-any']],
+  ])('names the target as Target.name does: %s %s', async (impl, version, tags) => {
+    const expected = target(impl, version, tags).name;
+    expect(await pylock('target_name', impl, version, tags)).toBe(expected);
+  });
+
+  it('lays the lock out as stringifyLock does: no packages, escapes, dependencies, requires-python', async () => {
+    const environment = 'implementation_name == "cpython" and python_full_version == "3.11.2" \\ \u007f\u0001é';
+    const tool = { recipe: '../../a b.txt', target: 'cp3_11_2-manylinux_2_36_x86_64' };
+    const cases: { packages: Record<string, unknown>[]; lock: Lock }[] = [
+      {
+        packages: [],
+        lock: { lockVersion: '1.0', createdBy: 'dstack-factory', environments: [environment], packages: [], tool: { 'dstack-factory': tool } },
+      },
+      {
+        packages: [
+          {
+            name: 'zed',
+            version: '1.0',
+            requires_python: null,
+            dependencies: ['b-b', 'a'],
+            wheel: { name: 'zed-1.0-cp311-cp311-linux_x86_64.whl', path: '../../../wheelhouse/zed-1.0-cp311-cp311-linux_x86_64.whl', size: 0, sha256: 'ab'.repeat(32) },
+          },
+          {
+            name: 'a',
+            version: '2.0rc1',
+            requires_python: '>=3.8, <4',
+            dependencies: [],
+            wheel: { name: 'a-2.0rc1-py3-none-any.whl', path: 'a-2.0rc1-py3-none-any.whl', size: 12345, sha256: 'cd'.repeat(32) },
+          },
+        ],
+        lock: {
+          lockVersion: '1.0',
+          createdBy: 'dstack-factory',
+          environments: [environment],
+          packages: [
+            {
+              name: 'zed',
+              version: '1.0',
+              dependencies: [{ name: 'b-b' }, { name: 'a' }],
+              wheels: [{ name: 'zed-1.0-cp311-cp311-linux_x86_64.whl', path: '../../../wheelhouse/zed-1.0-cp311-cp311-linux_x86_64.whl', size: 0, hashes: { sha256: 'ab'.repeat(32) } }],
+            },
+            {
+              name: 'a',
+              version: '2.0rc1',
+              requiresPython: '>=3.8, <4',
+              wheels: [{ name: 'a-2.0rc1-py3-none-any.whl', path: 'a-2.0rc1-py3-none-any.whl', size: 12345, hashes: { sha256: 'cd'.repeat(32) } }],
+            },
+          ],
+          tool: { 'dstack-factory': tool },
+        },
+      },
+    ];
+    for (const c of cases) {
+      expect(await pylock('render', environment, c.packages, tool)).toBe(stringifyLock(c.lock));
+    }
+  });
+
+  it('puts the lock where lockPath does', async () => {
+    expect(await pylock('lock_path', '/recipes/web-app.txt', 'cp3_11_2-manylinux_2_36_x86_64')).toBe(
+      join('/recipes', 'locks', 'web-app', 'pylock.cp3_11_2-manylinux_2_36_x86_64.toml'),
+    );
+  });
+});
