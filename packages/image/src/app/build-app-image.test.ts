@@ -12,7 +12,7 @@ import type { AppImageOptions } from './build-app-image.js';
 import { validateImage } from '../validate/validate-image.js';
 import type { Image } from '../core/image.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
-import { isIgnored, parseDockerignore } from '../layers/app-source.js';
+import { parseDockerignore } from '../layers/dockerignore.js';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 import { buildAppImage, openImage, parseImageSpec, writeImage } from '../index.js';
 
@@ -64,8 +64,12 @@ describe('.dockerignore', () => {
     ['pkg\n!pkg/keep.py', 'pkg/other.py', true],
     ['/docs/', 'docs/a.md', true],
     ['a?c', 'abc', true],
+    ['*.PY', 'app.py', false],
+    ['docs\n!docs/keep/**', 'docs/keep/a/b.md', false],
+    ['docs\n!docs/keep/**', 'docs/other.md', true],
+    ['# comment\n\n*.pyc', 'a.pyc', true],
   ])('%j on %s -> %s', (patterns, file, ignored) => {
-    expect(isIgnored(parseDockerignore(patterns), file)).toBe(ignored);
+    expect(parseDockerignore(patterns).ignores(file)).toBe(ignored);
   });
 });
 

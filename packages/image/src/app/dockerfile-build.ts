@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import tar from 'tar-stream';
 import { ImageError } from '../errors.js';
-import { isIgnored, parseDockerignore } from '../layers/app-source.js';
+import { readDockerignore } from '../layers/dockerignore.js';
 
 export interface DockerfileBuildOptions {
   /** The build context directory. */
@@ -25,22 +25,22 @@ export interface DockerfileBuildOptions {
 
 /** The context as a tar stream (tar-stream): .dockerignore honoured, sorted, fixed times and owners. */
 export async function packBuildContext(context: string, extraFiles: Record<string, string> = {}): Promise<Readable> {
-  let rules: ReturnType<typeof parseDockerignore> = [];
-  try {
-    rules = parseDockerignore(await fs.readFile(path.join(context, '.dockerignore'), 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+  const rules = await readDockerignore(context);
   const files: { name: string; full: string }[] = [];
   const walk = async (rel: string): Promise<void> => {
     for (const name of (await fs.readdir(path.join(context, rel))).sort()) {
       const r = rel ? `${rel}/${name}` : name;
-      // Dockerfile and .dockerignore always go (the builder needs them even when ignored).
-      if (isIgnored(rules, r) && r !== 'Dockerfile' && r !== '.dockerignore') continue;
       const full = path.join(context, r);
       const st = await fs.lstat(full);
-      if (st.isDirectory()) await walk(r);
-      else files.push({ name: r, full });
+      // An ignored directory is still walked when an exception ("!dir/keep") may bring part of it back.
+      if (st.isDirectory()) {
+        if (!rules.hasExceptions && rules.ignores(r)) continue;
+        await walk(r);
+        continue;
+      }
+      // Dockerfile and .dockerignore always go (the builder needs them even when ignored).
+      if (rules.ignores(r) && r !== 'Dockerfile' && r !== '.dockerignore') continue;
+      files.push({ name: r, full });
     }
   };
   await walk('');
