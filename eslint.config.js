@@ -60,8 +60,9 @@ export default tseslint.config(
               ],
             },
             {
+              // expectValidImage reads and checks images with @dstack/image.
               sourceTag: 'scope:testing',
-              onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'],
+              onlyDependOnLibsWithTags: ['scope:image', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
             },
           ],
         },

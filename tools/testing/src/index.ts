@@ -55,3 +55,4 @@ export {
 } from './python.js';
 export { describeWheelStoreContract } from './wheel-store-contract.js';
 export { compileElf, type CompileOptions } from './elf.js';
+export { expectValidImage } from './valid-image.js';

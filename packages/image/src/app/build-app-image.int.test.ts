@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import {
   bootstrapWheelhouse,
+  expectValidImage,
   buildSourceWheel,
   followBuild,
   runInContainer,
@@ -76,6 +77,8 @@ describe('daemonless images on a real engine', () => {
     tags.push(tag);
     // The base's layers are not streamed again: the engine has them under the base image.
     await loadIntoDaemon(docker, image, tag, { reuseFrom: [await sharedBaseImage()] });
+    // The engine's copy, read back and checked (the image on the runtime below is larger; this one shows the load).
+    await expectValidImage(tag);
     const r = await runInContainer(tag, ['sh', '-c', `id -u; stat -c %u /app /app/app.py; python -c '${IMPORTS}'; alpha-cli; python app.py`]);
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n')).toEqual(['4321', '4321', '4321', '42 extra 2771214488', 'alpha says 42', 'app ok 42', '']);
