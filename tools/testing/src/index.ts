@@ -56,3 +56,4 @@ export {
 export { describeWheelStoreContract } from './wheel-store-contract.js';
 export { compileElf, type CompileOptions } from './elf.js';
 export { expectValidImage } from './valid-image.js';
+export { umociUnpack, type UnpackedBundle } from './umoci.js';

@@ -3,7 +3,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { isolatedPipEnv, writeWheel } from '@dstack/testing';
+import { isolatedPipEnv, umociUnpack, writeWheel } from '@dstack/testing';
 import { EXIT_USAGE } from '../errors.js';
 import { cli, dir, sha256, useImageFixture, validated } from './image.test-support.js';
 
@@ -48,8 +48,8 @@ describe('image app', () => {
     expect(added.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar'));
     expect(cfg.rootfs.diff_ids.slice(1)).toEqual(added.map((l) => l.digest));
     expect(manifest.layers[0].mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip'); // the base's, as it was
-    await exec('umoci', ['unpack', '--image', `${dir}/plain:app`, path.join(dir, 'plain-bundle')]);
-    expect(await readFile(path.join(dir, 'plain-bundle/rootfs/app/app.py'), 'utf8')).toBe('print("v1")\n');
+    const { rootfs } = await umociUnpack(`${dir}/plain:app`, path.join(dir, 'plain-bundle'));
+    expect(await readFile(path.join(rootfs, 'app/app.py'), 'utf8')).toBe('print("v1")\n');
   });
 
   it.each([

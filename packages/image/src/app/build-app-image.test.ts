@@ -13,6 +13,7 @@ import { validateImage } from '../validate/validate-image.js';
 import type { Image } from '../core/image.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
 import { parseDockerignore } from '../layers/dockerignore.js';
+import { umociUnpack } from '@dstack/testing';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 import { buildAppImage, openImage, parseImageSpec, writeImage } from '../index.js';
 
@@ -204,9 +205,8 @@ describe('daemonless app image', () => {
       'dstack-factory: copy src to /app (owner 4801:4801)',
       'dstack-factory: config (env, user, workdir, cmd, labels)',
     ]);
-    const bundle = path.join(tmp, 'bundle');
-    await run('umoci', ['unpack', '--image', `${dir}:app`, bundle]);
-    const root = path.join(bundle, 'rootfs');
+    const unpacked = await umociUnpack(`${dir}:app`, path.join(tmp, 'bundle'));
+    const root = unpacked.rootfs;
     expect(await fs.readFile(path.join(root, 'env/pyvenv.cfg'), 'utf8')).toBe(
       'home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\nexecutable = /usr/bin/python3.11\ncommand = /usr/bin/python3.11 -m venv /env\n',
     );
@@ -216,9 +216,9 @@ describe('daemonless app image', () => {
       'root:x:0:0:root:/root:/bin/bash\nwebapp:x:4801:4801::/app:/usr/sbin/nologin\n',
     );
     expect(await fs.readFile(path.join(root, 'etc/group'), 'utf8')).toBe('root:x:0:\nwebapp:x:4801:\n');
-    const st = await fs.stat(path.join(root, 'app/pkg/mod.py'));
-    expect([st.uid, st.gid]).toEqual([4801, 4801]);
-    expect((await fs.stat(path.join(root, 'app'))).uid).toBe(4801);
+    expect(unpacked.owner('app/pkg/mod.py')).toEqual([4801, 4801]);
+    expect(unpacked.owner('app')).toEqual([4801, 4801]);
+    expect(unpacked.owner('env/bin/alpha-cli')).toEqual([0, 0]);
     await expect(fs.access(path.join(root, 'app/pkg/secret.env'))).rejects.toThrow();
     await expect(fs.access(path.join(root, 'app/node_modules'))).rejects.toThrow();
     expect(await fs.readFile(path.join(root, 'app/.dockerignore'), 'utf8')).toContain('node_modules');

@@ -16,7 +16,7 @@ async function names(context: string): Promise<string[]> {
     stream.on('end', next);
     stream.resume();
   });
-  const done = new Promise((resolve, reject) => extract.on('finish', resolve).on('error', reject));
+  const done = new Promise<void>((resolve, reject) => extract.on('finish', () => resolve()).on('error', reject));
   (await packBuildContext(context)).pipe(extract);
   await done;
   return seen;

@@ -8,6 +8,7 @@ import { BlobCache } from '../../cache/blob-cache.js';
 import { validateImage } from '../../validate/validate-image.js';
 import { appendLayers, emptyImage } from '../../core/mutate.js';
 import { writeSegmentedWheelsLayer } from './segments.js';
+import { umociUnpack } from '@dstack/testing';
 import { installerFixtures, makeWheel } from '../../fixtures/wheel.test-support.js';
 import { writeOciLayout } from '../../sinks/oci-layout.js';
 
@@ -61,9 +62,8 @@ describe('per-wheel segments', () => {
     const image = appendLayers(emptyImage(), [{ layer: second.layer }]);
     await validateImage(image);
     await writeOciLayout(image, oci, { ref: 'x' });
-    const bundle = path.join(tmp, 'bundle');
-    await run('umoci', ['unpack', '--image', `${oci}:x`, bundle]);
-    expect(await fs.readFile(path.join(bundle, 'rootfs/env/lib/python3.11/site-packages/gamma/__init__.py'), 'utf8')).toBe('V = 2\n');
+    const { rootfs } = await umociUnpack(`${oci}:x`, path.join(tmp, 'bundle'));
+    expect(await fs.readFile(path.join(rootfs, 'env/lib/python3.11/site-packages/gamma/__init__.py'), 'utf8')).toBe('V = 2\n');
   });
 
   it('plain (uncompressed) segments: digest = diffID, reused from the previous blob, rebuilt when it is gone', async () => {
