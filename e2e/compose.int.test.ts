@@ -213,13 +213,26 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
     expect(all.stdout).toContain('"event": "done", "ok": true');
     expect(all.stdout).toContain('"action": "download", "command": ["copy", "/archive/greeting-2.0-py3-none-any.whl"]');
     expect(await wheelsIn(path.join(project, 'wheelhouse'))).toContain('greeting-2.0-py3-none-any.whl');
+    expect(all.stdout).toContain(`"event": "locked", "path": "/recipes/locks/wheelhouse/pylock.${TARGET}.toml"`);
     for (const recipe of ['uses-greet', 'uses_greet-1.0-py3-none-any', 'uses-greet-1.0']) {
       const one = await compose(project, offline, { CEXT: 'False', BUILD_REQ: 'False', RECIPE: recipe });
       expect(one.stdout).toContain('"event": "done", "ok": true');
       expect(one.stdout).toContain('"event": "cached", "filename": "uses_greet-1.0-py3-none-any.whl"');
       expect(one.stdout).toContain('"name": "greeting"');
       expect(one.stdout).not.toContain('zcrc');
+      expect(one.stdout).toContain(`"event": "locked", "path": "/recipes/locks/${recipe}/pylock.${TARGET}.toml"`);
     }
+    // Its lock, through both doors alike: it names no recipe (the choice of wheels is the run's own temp file).
+    const fromWheelLock = path.join(project, `recipes/locks/uses-greet/pylock.${TARGET}.toml`);
+    const composeFromWheel = await readFile(fromWheelLock, 'utf8');
+    expect(composeFromWheel).toContain(`[tool.dstack-factory]\ntarget = "${TARGET}"\n`);
+    const cliFromWheel = await runCli(
+      ['build', '--no-cext', '--executor', 'docker', '--factory-image', 'dstack-factory/factory:py3.11'],
+      { env: { ...env, BUILD_REQ: 'False', RECIPE: 'uses-greet', PIP_NO_INDEX: '1' }, cwd: project },
+    );
+    expect(cliFromWheel.code, cliFromWheel.stderr).toBe(0);
+    expect(cliFromWheel.stderr).toContain(`; lock ${fromWheelLock}\n`);
+    expect((await readFile(fromWheelLock, 'utf8')).replace(/^key = "[0-9a-f]{64}"\n/m, '')).toBe(composeFromWheel);
     const none = await compose(project, offline, { CEXT: 'False', BUILD_REQ: 'False', RECIPE: 'uses-greet-9.9' }, false);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toContain('BUILD_REQ=False: no wheel named uses-greet-9.9 in /wheelhouse');

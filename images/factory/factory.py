@@ -373,6 +373,7 @@ def parse_args(argv):
     # The compose door (no recipe given: RECIPE from the environment) writes the recipe's lock as the CLI does;
     # with --recipe (the executors) the engine on the host writes it.
     a.write_lock = False
+    a.lock_root = None
     if not a.recipe and not a.from_wheel:
         if env_flag("BUILD_REQ", True):
             recipe_name = recipe_name or "requirements"
@@ -388,6 +389,8 @@ def parse_args(argv):
                 )
             except select_wheels.NoWheel as e:
                 raise SystemExit(str(e))
+            # Its lock goes where the CLI puts it: $RECIPES/locks/<RECIPE, or wheelhouse>/.
+            a.write_lock, a.lock_root = True, os.path.join(recipes, "locks")
     if a.no_cext:
         a.prebuild = []
     elif a.prebuild is not None:
@@ -738,7 +741,7 @@ def run(a, wheelhouse, work, acks):
         import pylock
 
         try:
-            emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse))
+            emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse, a.lock_root))
         except (OSError, RuntimeError) as e:
             # As the CLI: wheels without their lock are a failed build, said as such.
             emit("failed", package="(lock)", version=None, command=["write-lock", a.recipe], exitCode=None, logTail=[str(e)])

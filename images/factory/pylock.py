@@ -114,11 +114,15 @@ def render(environment, packages, tool):
     return "\n".join(out) + "\n"
 
 
-def write_lock(recipe, info, items, files, wheelhouse):
+def write_lock(recipe, info, items, files, wheelhouse, lock_root=None):
     """Writes the lock of `recipe` for the interpreter `info` (temp file, then rename); `files` maps each project to
-    its wheel's file name in `wheelhouse`. Returns the lock's path."""
+    its wheel's file name in `wheelhouse`. With `lock_root` (BUILD_REQ=False: `recipe` is the run's own choice of
+    wheels, a temp file) the lock goes to `<lock_root>/<recipe name>/` and does not name the recipe, as the CLI's.
+    Returns the lock's path."""
     target = target_name(info["implementation"], info["pythonFullVersion"], info["tags"])
     path = lock_path(recipe, target)
+    if lock_root:
+        path = os.path.join(lock_root, os.path.basename(os.path.dirname(path)), os.path.basename(path))
     lock_dir = os.path.dirname(path)
     packages = []
     for i in items:
@@ -140,7 +144,7 @@ def write_lock(recipe, info, items, files, wheelhouse):
                 },
             }
         )
-    tool = {"recipe": os.path.relpath(recipe, lock_dir), "target": target}
+    tool = {"target": target} if lock_root else {"recipe": os.path.relpath(recipe, lock_dir), "target": target}
     text = render(environment_marker(info["markers"]), packages, tool)
     os.makedirs(lock_dir, exist_ok=True)
     temp = "%s.%d.tmp" % (path, os.getpid())

@@ -55,6 +55,11 @@ export interface BuildOptions {
   /** Where the PEP 751 locks go: <pylockDir>/<recipe>/pylock.<target>.toml (default: recipes/locks beside the recipe). */
   pylockDir?: string | null;
   /**
+   * Whether the lock names its recipe (`[tool.dstack-factory] recipe`, relative to the lock; default true). False for a
+   * recipe made for this run only (BUILD_REQ=False's choice of wheels), which would name a file that is gone.
+   */
+  lockNamesRecipe?: boolean;
+  /**
    * Where executors may keep build venvs between runs (default: $XDG_CACHE_HOME/dstack-factory or
    * ~/.cache/dstack-factory); null: none.
    */
@@ -417,7 +422,14 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       summary.packages = result.packages.length;
       summary.cached = result.cached.length;
       if (result.ok && summary.failures.length === 0 && lockFile) {
-        await writeLockFile(lockFile, { result, key, target, store, recipePath, fromWheel });
+        await writeLockFile(lockFile, {
+          result,
+          key,
+          target,
+          store,
+          recipePath: options.lockNamesRecipe === false ? null : recipePath,
+          fromWheel,
+        });
       }
     } finally {
       await logs.close(summary.failures);

@@ -1,6 +1,6 @@
 // `dstack-factory build` with real pip, offline: the seed's switches from .env, progress lines, the lock,
 // a warm second run, and failures reported with pip's verdict, the command and the full log's path.
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -166,6 +166,9 @@ describe("BUILD_REQ=False as the original's `pip wheel /wheelhouse/${RECIPE:-*}.
     const allLock = (await readdir(lockOf('wheelhouse'))).filter((f) => f.startsWith('pylock.'));
     expect(allLock).toHaveLength(1);
     expect(all.stderr).toContain(`; lock ${path.join(lockOf('wheelhouse'), allLock[0]!)}`);
+    // The recipe naming the chosen wheels was the run's own temp file: the lock does not point at it.
+    const allLockText = await readFile(path.join(lockOf('wheelhouse'), allLock[0]!), 'utf8');
+    expect(allLockText).toMatch(/\[tool\.dstack-factory\]\nkey = "[0-9a-f]{64}"\ntarget = "[^"]+"\n$/);
 
     // A project name holding a dash (the old split at the first '-' missed it), and a full wheel stem.
     const named = await run({ RECIPE: 'my-app' });

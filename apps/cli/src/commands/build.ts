@@ -231,6 +231,8 @@ export async function runBuild(
       rebuild: (opts.rebuild ?? []).flatMap(list),
       refresh: opts.refresh === true,
       pylockDir: lockDir,
+      // BUILD_REQ=False: the recipe naming the chosen wheels is a temp file; the lock does not point at it.
+      lockNamesRecipe: buildReq,
       archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
       env,
       // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
