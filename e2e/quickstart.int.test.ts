@@ -185,7 +185,7 @@ describe.sequential('quick start with the CLI (offline, private engine)', () => 
       'wheel-0.38.4-py3-none-any.whl',
       'zcrc-1.0-cp311-cp311-linux_x86_64.whl',
     ]);
-    lockFile = path.join(project, 'recipes/locks/webapp/pylock.cp311-linux_x86_64.toml');
+    lockFile = path.join(project, 'recipes/locks/webapp/pylock.cp3_11_2-manylinux_2_36_x86_64.toml');
     const lock = parseToml(await readFile(lockFile, 'utf8')) as {
       environments: string[];
       packages: Array<{ name: string; version: string; wheels: Array<{ name: string }> }>;
