@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   baseImageName,
+  expectValidImage,
   followBuild,
   contextFiles,
   imagesDir,
@@ -261,6 +262,10 @@ describe('the app entry points (images/app)', () => {
       { user: 'webapp' },
     );
     expect(run).toMatchObject({ exitCode: 0, stdout: '1234\n1234 webapp\n1234 webapp\napp 2771214488\n' });
+    // The child, read back from the engine and checked by validateImage: one export (~20-40 s) covers the images/app
+    // Dockerfiles' output on the runtime (its deps image and the runtime are its lower layers); the other children
+    // here and in build-on-daemon.int.test.ts are not exported again, nor the factory image (1.4 GB, three times as long).
+    await expectValidImage(tag);
   });
 
   it('Dockerfile-wheel installs WHEEL_PACKAGE (or WHEEL_FILE) and removes it', async () => {
