@@ -11,6 +11,7 @@ import {
   bootstrapWheelhouse,
   buildSourceWheel,
   compileElf,
+  expectValidImage,
   runInContainer,
   sharedBaseImage,
   sharedEngine,
@@ -156,6 +157,7 @@ describe('image app: the shared-library check', () => {
     const built = await runCli(['image', 'app', '--base', `docker:${base}`, '--lock', lock, '--wheelhouse', path.join(dir, 'wheelhouse'), '--output', `docker:${tag}`], { env, cwd: dir });
     expect([built.code, built.stderr]).toEqual([0, '']);
     expect((await runInContainer(tag, ['/env/bin/python', '-c', 'import pqbundled; print(pqbundled.answer())'])).stdout).toBe('42\n');
+    // Not exported again (~10 s): image.int.test.ts reads back and checks an `image app --output docker:` on this base.
   }, 900_000);
 
   it('refuses an aarch64 .so for the amd64 base', async () => {
@@ -193,6 +195,8 @@ describe('image app: the shared-library check', () => {
     expect(out.target).toMatchObject({ python: '3.11.2', libc: 'glibc 2.36', architecture: 'x86_64' });
     const r = await runInContainer(tag, ['sh', '-c', 'cat /etc/dstack-patched; python -c "import pqext, pqbundled; print(pqext.libpq_version() > 150000, pqbundled.answer())"; id -u']);
     expect(r.stdout).toBe('patched\nTrue 42\n4801\n');
+    // The rebased image read back from the engine and checked (~20 s: the patched runtime's layers come with it).
+    await expectValidImage(tag);
     // The bare base has the same target but no libpq5: the check runs again and refuses it.
     const base = await sharedBaseImage();
     const refused = await runCli(['image', 'rebase', `docker:${runtimeApp!.tag}`, '--base', `docker:${base}`, '--output', `oci:${path.join(dir, 'never-rebased')}:x`], { env, cwd: dir });
