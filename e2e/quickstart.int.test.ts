@@ -15,6 +15,7 @@ import { buildDockerfile } from '@dstack/image';
 import {
   baseImageName,
   bootstrapWheelhouse,
+  expectValidImage,
   isolatedPipEnv,
   followBuild,
   runInContainer,
@@ -309,6 +310,10 @@ describe.sequential('quick start with the CLI (offline, private engine)', () => 
       '--cmd',
       'webapp',
     ]);
+    // The pushed image read back from the registry and checked (its blobs are read as they are, no export: a few
+    // seconds). The images this file loads into or builds on the engine sit on the runtime (~20-40 s to export each):
+    // the CLI's docker: output and the images/app Dockerfiles' are read back in image.int and images.int instead.
+    await expectValidImage(`registry:${registryRef}`);
     // The engine pulls it from the registry (plain HTTP on 127.0.0.1) and tags it.
     await followBuild(docker, await docker.pull(registryRef));
     await docker.getImage(registryRef).tag({ repo: tags.wheelDaemonless.split(':')[0]!, tag: run });
