@@ -11,6 +11,7 @@ import {
   bootstrapWheelhouse,
   buildSourceWheel,
   dockerFor,
+  expectValidImage,
   isolatedPipEnv,
   makeGitRepo,
   makeSdist,
@@ -350,6 +351,8 @@ describe('buildImage', () => {
       const labels = (await engine.docker.getImage(first.tag).inspect()).Config.Labels ?? {};
       expect(labels[CONTENT_LABEL]).toMatch(/^[0-9a-f]{64}$/);
       expect(labels[CONTENT_LABEL]!.slice(0, 16)).toBe(first.tag.split(':c-')[1]);
+      // The image built, read back from the engine and checked by validateImage (one export, on the base: ~8 s).
+      await expectValidImage(first.tag);
       await fs.writeFile(path.join(context, 'hello.txt'), `two ${process.pid}\n`);
       const changed = await build();
       tags.push(changed.tag);
@@ -362,5 +365,5 @@ describe('buildImage', () => {
           .remove({ force: true })
           .catch(() => undefined);
     }
-  });
+  }, 120_000);
 });
