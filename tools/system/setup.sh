@@ -63,16 +63,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# Emulation of arm64 through binfmt_misc (Decision 24): debootstrap --arch arm64 runs its second stage under
-# qemu-aarch64-static. Containers have no systemd to register the handler: mount binfmt_misc, enable it.
+# Emulation of arm64 through binfmt_misc (Decision 24): arm64 containers on the private engine, and the configured
+# arm64 base (DSTACK_FOREIGN_BASE=emulated; the default arm64 test base is only unpacked and needs none).
+# Containers have no systemd to register the handler: mount binfmt_misc, enable it.
 if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null 2>&1; then
   if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
-      echo "warning: cannot mount binfmt_misc: the arm64 base cannot be made here" >&2
+      echo "warning: cannot mount binfmt_misc: no arm64 emulation here" >&2
   fi
   if [ -e /proc/sys/fs/binfmt_misc/status ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
     update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 ||
-      echo "warning: update-binfmts --enable qemu-aarch64 failed: the arm64 base cannot be made here" >&2
+      echo "warning: update-binfmts --enable qemu-aarch64 failed: no arm64 emulation here" >&2
   fi
 fi
 
