@@ -8,7 +8,7 @@ import { canonicalizeName, compareVersions, type NormalizedName } from '@dstack/
 import type { Logger } from 'pino';
 import { WheelError } from './errors.js';
 import { escapedFilename, isWheelFilename, parseWheelFilename, releaseKey } from './filename.js';
-import { IN_MEMORY_BYTES, hashFile, inspectWheel, type WheelLimits } from './validate.js';
+import { IN_MEMORY_BYTES, hashFile, inspectWheel, type InspectedWheel, type WheelLimits } from './validate.js';
 import { externalNeeds, readWheelElfFiles } from './elf.js';
 
 /** What a wheel's ELF files need from the system; a pure wheel (every platform tag `any`) is not opened. */
@@ -109,6 +109,27 @@ const STATE_DIR = '.dstack';
 const TEMP_RE = /^\..+\.tmp$/;
 const DEFAULT_GRACE_MS = 60 * 60 * 1000;
 
+
+/** A wheel's record entry: what its name and METADATA say, its bytes' digest, and where it came from. */
+function wheelEntry(
+  filename: string,
+  inspected: InspectedWheel,
+  file: { sha256: string; size: number },
+  origin: { addedAt: string; builtBy: WheelEntry['builtBy']; needs: string[] | undefined },
+): WheelEntry {
+  return {
+    filename,
+    name: inspected.filename.normalizedName,
+    version: inspected.filename.version,
+    sha256: file.sha256,
+    size: file.size,
+    requiresPython: inspected.metadata.requiresPython,
+    metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+    addedAt: origin.addedAt,
+    builtBy: origin.builtBy,
+    ...(origin.needs ? { needs: origin.needs } : {}),
+  };
+}
 
 function statKey(s: { size: number; mtimeMs: number; ino: number }): StatKey {
   return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
@@ -243,18 +264,11 @@ export class FsWheelStore implements WheelStore {
       const keep = previous?.entry?.sha256 === sha256 ? previous.entry : null;
       metadataBytes = inspected.metadataBytes;
       record = {
-        entry: {
-          filename,
-          name: inspected.filename.normalizedName,
-          version: inspected.filename.version,
-          sha256,
-          size,
-          requiresPython: inspected.metadata.requiresPython,
-          metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+        entry: wheelEntry(filename, inspected, { sha256, size }, {
           addedAt: keep?.addedAt ?? new Date().toISOString(),
           builtBy: keep?.builtBy ?? null,
-          ...(await wheelNeeds(filename, path, this.logger).then((needs) => (needs ? { needs } : {}))),
-        },
+          needs: await wheelNeeds(filename, path, this.logger),
+        }),
         stat: st,
       };
       if (previous?.entry && !keep) {
@@ -423,18 +437,11 @@ export class FsWheelStore implements WheelStore {
           if (record?.entry) return { status, entry: record.entry };
           throw new WheelError('WHEEL_NOT_FOUND', `${filename} vanished from ${this.dir} while being added`);
         }
-        const entry: WheelEntry = {
-          filename,
-          name: inspected.filename.normalizedName,
-          version: inspected.filename.version,
-          sha256,
-          size,
-          requiresPython: inspected.metadata.requiresPython,
-          metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
+        const entry = wheelEntry(filename, inspected, { sha256, size }, {
           addedAt: new Date().toISOString(),
           builtBy: options.builtBy ?? null,
-          ...(needs ? { needs } : {}),
-        };
+          needs,
+        });
         await this.writeState(this.metadataPath(filename), inspected.metadataBytes);
         const record: RecordFile = { entry, stat: written };
         await this.writeState(this.recordPath(filename), JSON.stringify(record, null, 1));
