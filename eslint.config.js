@@ -1,6 +1,6 @@
 // Lint: typescript-eslint's recommended rules, prettier for formatting, and Nx's module-boundary rule
-// keeping the dependency direction of DESIGN.md: apps -> engine, image -> wheelhouse -> recipe, and every
-// package -> errors (a leaf that depends on nothing).
+// keeping the dependency direction of DESIGN.md: apps -> engine, image -> wheelhouse -> recipe, image -> oci (the
+// registry protocol), and every package -> errors (a leaf that depends on nothing).
 import { fileURLToPath } from 'node:url';
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
@@ -9,7 +9,7 @@ import importPlugin from 'eslint-plugin-import';
 
 // @dstack/image's folders in the order the data flows (packages/image/README.md): a folder imports only from
 // folders before it, never "back up" (errors.ts is the leaf; index.ts and the tests may import anything).
-const IMAGE_FLOW = ['core', 'cache', 'distribution', 'sources', 'layers', 'check', 'app', 'sinks', 'validate'];
+const IMAGE_FLOW = ['core', 'cache', 'sources', 'layers', 'check', 'app', 'sinks', 'validate'];
 const imageSrc = 'packages/image/src';
 
 export default tseslint.config(
@@ -40,9 +40,10 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'scope:errors', onlyDependOnLibsWithTags: [] },
             { sourceTag: 'scope:recipe', onlyDependOnLibsWithTags: ['scope:errors'] },
+            { sourceTag: 'scope:oci', onlyDependOnLibsWithTags: ['scope:errors'] },
             { sourceTag: 'scope:wheelhouse', onlyDependOnLibsWithTags: ['scope:recipe', 'scope:errors'] },
             { sourceTag: 'scope:engine', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
-            { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
+            { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:oci', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
             {
               sourceTag: 'scope:server',
               onlyDependOnLibsWithTags: ['scope:engine', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
@@ -54,6 +55,7 @@ export default tseslint.config(
                 'scope:server',
                 'scope:engine',
                 'scope:image',
+                'scope:oci',
                 'scope:wheelhouse',
                 'scope:recipe',
                 'scope:errors',
@@ -62,7 +64,7 @@ export default tseslint.config(
             {
               // expectValidImage reads and checks images with @dstack/image.
               sourceTag: 'scope:testing',
-              onlyDependOnLibsWithTags: ['scope:image', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
+              onlyDependOnLibsWithTags: ['scope:image', 'scope:oci', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
             },
           ],
         },

@@ -4,6 +4,7 @@ export { ERROR_CODES, type ErrorCode, type ErrorCodeInfo } from './codes/index.j
 export type { RecipeErrorCode } from './codes/recipe.js';
 export type { WheelErrorCode } from './codes/wheelhouse.js';
 export type { EngineErrorCode } from './codes/engine.js';
-export type { ImageErrorCode, RegistryErrorCode } from './codes/image.js';
+export type { ImageErrorCode } from './codes/image.js';
+export type { OciErrorCode, RegistryErrorCode } from './codes/oci.js';
 export type { ServerErrorCode } from './codes/server.js';
 export type { CliErrorCode } from './codes/cli.js';

@@ -1,5 +1,5 @@
-// Errors of @dstack/image. Every one carries a stable `code`; registry errors also say whether a retry may help.
-import { DstackError, type DstackErrorOptions, type ImageErrorCode, type RegistryErrorCode } from '@dstack/errors';
+// Errors of @dstack/image. Every one carries a stable `code`.
+import { DstackError, type DstackErrorOptions, type ImageErrorCode } from '@dstack/errors';
 
 export class ImageError<C extends ImageErrorCode = ImageErrorCode> extends DstackError<C> {
   constructor(code: C, message: string, options?: DstackErrorOptions) {
@@ -8,23 +8,5 @@ export class ImageError<C extends ImageErrorCode = ImageErrorCode> extends Dstac
   }
 }
 
-/**
- * An error answered by (or on the way to) a registry. `temporary` drives retries: 5xx answers, 429 and dropped
- * connections are temporary; a digest mismatch (DIGEST_INVALID, BLOB_UPLOAD_INVALID), 4xx and auth failures never are.
- */
-export class RegistryError extends ImageError<RegistryErrorCode> {
-  readonly status: number | null;
-  readonly temporary: boolean;
-  readonly registryCode: string | null;
-  constructor(
-    code: RegistryErrorCode,
-    message: string,
-    options: { status?: number | null; temporary?: boolean; registryCode?: string | null; hint?: string; cause?: unknown } = {},
-  ) {
-    super(code, message, { hint: options.hint, cause: options.cause });
-    this.name = 'RegistryError';
-    this.status = options.status ?? null;
-    this.temporary = options.temporary ?? false;
-    this.registryCode = options.registryCode ?? null;
-  }
-}
+// A registry's answers are @dstack/oci's RegistryError (re-exported: `import { RegistryError } from '@dstack/image'` keeps working).
+export { RegistryError } from '@dstack/oci';

@@ -24,7 +24,8 @@ export { appendLayers, emptyImage, mutateConfig, type Addendum } from './core/mu
 export { parseImageSpec, type ImageSpec } from './core/image-spec.js';
 export { openImage, type SourceOptions } from './sources/open-image.js';
 export { writeImage, type SinkOptions, type SinkResult } from './sinks/write-image.js';
-export { RegistryClient, type RegistryClientOptions, type RegistryCredentials } from './distribution/client.js';
+// The registry client is @dstack/oci's (re-exported under the names this package always had).
+export { RegistryClient, type RegistryClientOptions, type RegistryCredentials } from '@dstack/oci';
 export type { PushEvent } from './sinks/registry.js';
 
 // The cache every layer is written into (cache/).

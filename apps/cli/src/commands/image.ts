@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import type { AppInput, BaseInfo, ImageSpec, WheelInput } from '@dstack/image';
 import type { DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
+import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
@@ -37,18 +38,9 @@ async function dockerFrom(env: NodeJS.ProcessEnv): Promise<Docker> {
  */
 function registryAuth(env: NodeJS.ProcessEnv, tag: string): Record<string, string> {
   const first = tag.split('/')[0]!;
-  const host = tag.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : 'https://index.docker.io/v1/';
-  try {
-    const file = path.join(env.DOCKER_CONFIG ?? path.join(env.HOME ?? homedir(), '.docker'), 'config.json');
-    const auths = (JSON.parse(readFileSync(file, 'utf8')) as { auths?: Record<string, { auth?: string }> }).auths ?? {};
-    const auth = auths[host]?.auth ?? auths[`https://${host}`]?.auth ?? auths[`http://${host}`]?.auth;
-    if (!auth) return {};
-    const decoded = Buffer.from(auth, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), serveraddress: host };
-  } catch {
-    return {};
-  }
+  const host = tag.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost') ? first : DOCKER_HUB_AUTH_KEY;
+  const creds = dockerConfigCredentials(host, env);
+  return creds ? { ...creds, serveraddress: host } : {};
 }
 
 /**

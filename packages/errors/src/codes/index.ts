@@ -2,6 +2,7 @@ import { CLI_CODES } from './cli.js';
 import { ENGINE_CODES } from './engine.js';
 import type { CodeEntry } from './entry.js';
 import { IMAGE_CODES } from './image.js';
+import { OCI_CODES } from './oci.js';
 import { RECIPE_CODES } from './recipe.js';
 import { SERVER_CODES } from './server.js';
 import { WHEEL_CODES } from './wheelhouse.js';
@@ -11,6 +12,7 @@ const OWNED = [
   ['@dstack/recipe', RECIPE_CODES],
   ['@dstack/wheelhouse', WHEEL_CODES],
   ['@dstack/engine', ENGINE_CODES],
+  ['@dstack/oci', OCI_CODES],
   ['@dstack/image', IMAGE_CODES],
   ['@dstack/server', SERVER_CODES],
   ['dstack-factory (CLI)', CLI_CODES],
@@ -21,6 +23,7 @@ export type ErrorCode =
   | keyof typeof RECIPE_CODES
   | keyof typeof WHEEL_CODES
   | keyof typeof ENGINE_CODES
+  | keyof typeof OCI_CODES
   | keyof typeof IMAGE_CODES
   | keyof typeof SERVER_CODES
   | keyof typeof CLI_CODES;

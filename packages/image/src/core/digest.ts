@@ -1,8 +1,10 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
-/** An OCI digest: "sha256:<64 hex>". */
-export type Digest = `sha256:${string}`;
+import type { Digest } from '@dstack/oci';
+
+/** An OCI digest: "sha256:<64 hex>" (@dstack/oci's). */
+export type { Digest };
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 

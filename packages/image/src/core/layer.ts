@@ -2,22 +2,12 @@
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Digest } from './digest.js';
+import { MEDIA_TYPES } from '@dstack/oci';
 import { ImageError } from '../errors.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
-export const MEDIA_TYPES = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
-} as const;
+export { MEDIA_TYPES } from '@dstack/oci';
 
 /**
  * How new layers are stored: gzip (what registries and OCI layouts usually carry), or none, a plain tar whose

@@ -7,13 +7,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
 import { BlobCache, CachedLayer } from '../cache/blob-cache.js';
-import { RegistryError } from '../errors.js';
 import { Image as ImageClass, type Image } from '../core/image.js';
 import { validateImage } from '../validate/validate-image.js';
-import { parseChallenge, RegistryClient } from '../distribution/client.js';
+import { parseChallenge, parseReference, RegistryClient, RegistryError } from '@dstack/oci';
 import { pushImage, type PushEvent } from './registry.js';
 import { readRegistryImage } from '../sources/registry.js';
-import { parseReference } from '../distribution/reference.js';
 import { startFaultProxy } from '../fixtures/fault-proxy.test-support.js';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 

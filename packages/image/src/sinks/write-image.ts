@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import { hexOf, type Digest } from '../core/digest.js';
 import type { Image } from '../core/image.js';
 import type { ImageSpec } from '../core/image-spec.js';
-import { RegistryClient } from '../distribution/client.js';
+import { RegistryClient } from '@dstack/oci';
 import { ImageError } from '../errors.js';
 import { loadIntoDaemon } from './daemon.js';
 import { writeDockerArchive } from './docker-archive.js';

@@ -7,7 +7,7 @@ import { ImageError } from '../errors.js';
 import { readDaemonImage } from './daemon.js';
 import { readDockerArchive } from './docker-archive.js';
 import { readOciLayout } from './oci-layout.js';
-import { RegistryClient } from '../distribution/client.js';
+import { RegistryClient } from '@dstack/oci';
 import { readRegistryImage } from './registry.js';
 
 export interface SourceOptions {

@@ -1,5 +1,5 @@
 // Image references (registry/repository:tag@digest) and the scheme a registry is reached with.
-import { ImageError } from '../errors.js';
+import { OciError } from './errors.js';
 
 /** A parsed image reference: registry host, repository, and a tag or digest. */
 export interface ImageReference {
@@ -21,7 +21,7 @@ export function parseReference(ref: string): ImageReference {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ImageError('IMAGE_REFERENCE_INVALID', `bad digest in image reference ${ref}`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new OciError('IMAGE_REFERENCE_INVALID', `bad digest in image reference ${ref}`);
   }
   let registry = DOCKER_HUB;
   const slash = rest.indexOf('/');
@@ -41,9 +41,9 @@ export function parseReference(ref: string): ImageReference {
   if (!digest && !tag) tag = 'latest';
   if (registry === DOCKER_HUB && !rest.includes('/')) rest = `library/${rest}`;
   if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(rest)) {
-    throw new ImageError('IMAGE_REFERENCE_INVALID', `bad repository name in image reference ${ref}`);
+    throw new OciError('IMAGE_REFERENCE_INVALID', `bad repository name in image reference ${ref}`);
   }
-  if (tag !== null && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new ImageError('IMAGE_REFERENCE_INVALID', `bad tag in image reference ${ref}`);
+  if (tag !== null && !/^[\w][\w.-]{0,127}$/.test(tag)) throw new OciError('IMAGE_REFERENCE_INVALID', `bad tag in image reference ${ref}`);
   return { registry, repository: rest, tag, digest };
 }
 

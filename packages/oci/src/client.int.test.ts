@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
+import { EMPTY_DIGEST, MEDIA_TYPES, parseReference, RegistryClient, RegistryError, type Digest } from './index.js';
+
+let registry: SharedRegistry;
+const runId = randomBytes(4).toString('hex');
+const digestOf = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+beforeAll(async () => {
+  registry = await sharedRegistry();
+});
+
+describe('RegistryClient against the registry', () => {
+  it('uploads a blob, puts a manifest under a tag, lists, reads and deletes it', async () => {
+    const host = registry.host;
+    // README usage: begin
+    const client = new RegistryClient(); // { credentials: dockerConfigAuths(), insecure: ['registry.lan:5000'], logger }
+    const ref = parseReference(`${host}/dstack-test/oci-usage-${runId}:v1`);
+
+    const blob = Buffer.from('hello\n');
+    const blobDigest = digestOf(blob);
+    expect(await client.blobExists(ref, blobDigest)).toBe(false);
+    expect(await client.uploadBlob(ref, blobDigest, blob.length, async () => Readable.from([blob]))).toBe('uploaded');
+
+    const empty = { mediaType: MEDIA_TYPES.ociEmpty, digest: EMPTY_DIGEST, size: 2 };
+    await client.uploadBlob(ref, empty.digest, 2, async () => Readable.from([Buffer.from('{}')]));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociManifest,
+        artifactType: 'application/vnd.example.greeting',
+        config: empty,
+        layers: [{ mediaType: 'text/plain', digest: blobDigest, size: blob.length }],
+      }),
+    );
+    const digest = await client.putManifest(ref, 'v1', { mediaType: MEDIA_TYPES.ociManifest, bytes: manifest });
+
+    expect(await client.listTags(ref)).toEqual(['v1']);
+    expect(await client.resolveManifest(ref, 'v1')).toBe(digest);
+    expect((await client.getManifest(ref, 'v1')).bytes.equals(manifest)).toBe(true);
+    expect(await text(await client.openBlob(ref, blobDigest))).toBe('hello\n');
+
+    expect(await client.deleteManifest(ref, digest)).toBe(true); // the registry needs storage.delete.enabled
+    expect(await client.listTags(ref)).toEqual([]);
+    // README usage: end
+    expect(await client.resolveManifest(ref, 'v1')).toBeNull();
+    expect(await client.deleteManifest(ref, digest)).toBe(false);
+  });
+
+  it('mounts a blob from another repository of the same registry, and lists an unknown repository as empty', async () => {
+    const client = new RegistryClient();
+    const a = parseReference(`${registry.host}/dstack-test/oci-a-${runId}:x`);
+    const b = parseReference(`${registry.host}/dstack-test/oci-b-${runId}:x`);
+    const blob = randomBytes(1000);
+    const d = digestOf(blob);
+    expect(await client.uploadBlob(a, d, blob.length, async () => Readable.from([blob]))).toBe('uploaded');
+    expect(await client.uploadBlob(b, d, blob.length, async () => Readable.from([blob]), { mountFrom: a.repository })).toBe('mounted');
+    expect(await client.blobExists(b, d)).toBe(true);
+    expect(await client.listTags(parseReference(`${registry.host}/dstack-test/oci-none-${runId}:x`))).toEqual([]);
+  });
+
+  it('lists every tag, sorted (distribution 2.8 ignores n and sends them unsorted in one page)', async () => {
+    const client = new RegistryClient();
+    const ref = parseReference(`${registry.host}/dstack-test/oci-pages-${runId}:x`);
+    await client.uploadBlob(ref, EMPTY_DIGEST, 2, async () => Readable.from([Buffer.from('{}')]));
+    const tags = ['e', 'a', 'd', 'b', 'c'];
+    for (const tag of tags) {
+      const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociManifest, config: { mediaType: MEDIA_TYPES.ociEmpty, digest: EMPTY_DIGEST, size: 2 }, layers: [], annotations: { tag } }));
+      await client.putManifest(ref, tag, { mediaType: MEDIA_TYPES.ociManifest, bytes });
+    }
+    expect(await client.listTags(ref, { pageSize: 2 })).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('refuses a blob upload whose bytes have another digest, and does not retry it', async () => {
+    const client = new RegistryClient({ backoffMs: 1 });
+    const ref = parseReference(`${registry.host}/dstack-test/oci-bad-${runId}:x`);
+    const wrong = digestOf(Buffer.from('other'));
+    const err = await client.uploadBlob(ref, wrong, 5, async () => Readable.from([Buffer.from('hello')])).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RegistryError);
+    expect((err as RegistryError).code).toBe('REGISTRY_DIGEST_INVALID');
+    expect((err as RegistryError).temporary).toBe(false);
+  });
+});
