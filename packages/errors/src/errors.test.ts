@@ -55,11 +55,13 @@ describe('the catalogue', () => {
       '@dstack/recipe',
       '@dstack/wheelhouse',
       '@dstack/engine',
+      '@dstack/oci',
       '@dstack/image',
       '@dstack/server',
       'dstack-factory (CLI)',
     ]);
     expect(ERROR_CODES.find((c) => c.code === 'WHEEL_CONFLICT')?.owner).toBe('@dstack/wheelhouse');
+    expect(ERROR_CODES.find((c) => c.code === 'REGISTRY_UNAUTHORIZED')?.owner).toBe('@dstack/oci');
   });
 });
 
