@@ -304,6 +304,47 @@ def file_path(url):
     return url2pathname(urllib.parse.urlparse(url).path)
 
 
+def file_sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def source_of(item):
+    """What a wheel is made from, from pip's download_info (PEP 610), as the wheelhouse records it (WheelSource):
+    an sdist (URL and sha256: pip's, else the local file's), a VCS checkout (URL and commit), a local folder, or the
+    URL of a wheel fetched as it is."""
+    info = item["download_info"]
+    url = info["url"]
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        out = {"kind": "vcs", "vcs": vcs["vcs"], "url": url, "commit": vcs["commit_id"]}
+        if vcs.get("requested_revision"):
+            out["requestedRevision"] = vcs["requested_revision"]
+        if info.get("subdirectory"):
+            out["subdirectory"] = info["subdirectory"]
+        return out
+    if "dir_info" in info:
+        out = {"kind": "directory", "path": file_path(url)}
+        if info.get("subdirectory"):
+            out["subdirectory"] = info["subdirectory"]
+        return out
+    if item["action"] != "build":
+        return {"kind": "wheel", "url": url}
+    archive = info.get("archive_info") or {}
+    sha256 = (archive.get("hashes") or {}).get("sha256")
+    if not sha256 and (archive.get("hash") or "").startswith("sha256="):
+        sha256 = archive["hash"][len("sha256="):]
+    if not sha256 and url.startswith("file:"):
+        try:
+            sha256 = file_sha256(file_path(url))
+        except OSError:
+            sha256 = None
+    return {"kind": "sdist", "url": url, "sha256": sha256.lower() if sha256 else None}
+
+
 def prepare_source(item, work, cext):
     """The requirement to give `pip wheel`, and whether its source has a pyproject.toml (Decision 6)."""
     name, info = item["name"], item["download_info"]
@@ -481,14 +522,20 @@ class Build:
         self.build_tools = False
         # project -> the file name of its wheel in the wheelhouse (for the lock)
         self.files = {}
+        # project -> what this run made its wheel from (for the lock)
+        self.sources = {}
 
-    def publish(self, src, filename, package, version):
-        """Copies a wheel into --output (temp name, then rename) and reports it built."""
+    def publish(self, src, filename, package, version, source=None):
+        """Copies a wheel into --output (temp name, then rename) and reports it built, with what it was made from."""
         dest = os.path.join(self.a.output, filename)
         shutil.copyfile(src, dest + ".part")
         os.replace(dest + ".part", dest)
         self.files[package] = filename
-        self.acks.built(package=package, version=version, filename=filename)
+        if source:
+            self.sources[package] = source
+            self.acks.built(package=package, version=version, filename=filename, source=source)
+        else:
+            self.acks.built(package=package, version=version, filename=filename)
 
 
 def fail_run(package, command, code, tail):
@@ -639,7 +686,7 @@ def fetch_wheels(b, items):
         if i["url"].startswith("file:"):
             src = file_path(i["url"])
             emit("building", package=i["name"], version=i["version"], action="download", command=["copy", src])
-            b.publish(src, i["filename"], i["name"], i["version"])
+            b.publish(src, i["filename"], i["name"], i["version"], source_of(i))
         else:
             remote.append(i)
     if not remote:
@@ -652,7 +699,7 @@ def fetch_wheels(b, items):
     try:
         run_logged(cmd, None, pip_env(True))
         for i in remote:
-            b.publish(os.path.join(dl_dir, i["filename"]), i["filename"], i["name"], i["version"])
+            b.publish(os.path.join(dl_dir, i["filename"]), i["filename"], i["name"], i["version"], source_of(i))
     except Failed as e:
         for i in remote:
             emit("failed", package=i["name"], version=i["version"], command=e.command, exitCode=e.code, logTail=e.tail)
@@ -706,7 +753,7 @@ def build_source(b, item):
         if len(made) != 1:
             emit("failed", package=name, version=version, command=cmd, exitCode=0, logTail=["pip wheel made %d wheels: %s" % (len(made), made)])
             return False
-        b.publish(os.path.join(out, made[0]), made[0], name, version)
+        b.publish(os.path.join(out, made[0]), made[0], name, version, source_of(item))
         return True
     finally:
         shutil.rmtree(item_work, ignore_errors=True)
@@ -741,7 +788,7 @@ def run(a, wheelhouse, work, acks):
         import pylock
 
         try:
-            emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse, a.lock_root))
+            emit("locked", path=pylock.write_lock(a.recipe, b.info, items, b.files, b.wheelhouse, a.lock_root, b.sources))
         except (OSError, RuntimeError) as e:
             # As the CLI: wheels without their lock are a failed build, said as such.
             emit("failed", package="(lock)", version=None, command=["write-lock", a.recipe], exitCode=None, logTail=[str(e)])

@@ -110,13 +110,39 @@ def render(environment, packages, tool):
         w = p["wheel"]
         out += ["", "[[packages.wheels]]", "name = " + toml_string(w["name"]), "path = " + toml_string(w["path"])]
         out += ["size = %d" % w["size"], "", "[packages.wheels.hashes]", "sha256 = " + toml_string(w["sha256"])]
+        for name, table in sorted((p.get("source") or {}).items()):
+            section = "packages.tool.%s.%s" % (TOOL, name)
+            out += ["", "[%s]" % section] + ["%s = %s" % (k, toml_string(v)) for k, v in sorted(table.items()) if k != "hashes"]
+            if table.get("hashes"):
+                out += ["", "[%s.hashes]" % section] + ["%s = %s" % (k, toml_string(v)) for k, v in sorted(table["hashes"].items())]
     out += ["", "[tool.%s]" % TOOL] + ["%s = %s" % (k, toml_string(v)) for k, v in sorted(tool.items())]
     return "\n".join(out) + "\n"
 
 
-def write_lock(recipe, info, items, files, wheelhouse, lock_root=None):
+def source_table(source, lock_dir):
+    """The package's `[packages.tool.dstack-factory]` keys for what its wheel was built from (@dstack/wheelhouse's
+    sourceLockTable): PEP 751's sdist / vcs / directory shapes; none for a wheel fetched as it is."""
+    kind = source.get("kind")
+    if kind == "sdist":
+        return {"sdist": dict({"url": source["url"]}, **({"hashes": {"sha256": source["sha256"]}} if source.get("sha256") else {}))}
+    if kind == "vcs":
+        vcs = {"type": source["vcs"], "url": source["url"], "commit-id": source["commit"]}
+        if source.get("requestedRevision"):
+            vcs["requested-revision"] = source["requestedRevision"]
+        if source.get("subdirectory"):
+            vcs["subdirectory"] = source["subdirectory"]
+        return {"vcs": vcs}
+    if kind == "directory":
+        d = {"path": os.path.relpath(source["path"], lock_dir) if os.path.isabs(source["path"]) else source["path"]}
+        if source.get("subdirectory"):
+            d["subdirectory"] = source["subdirectory"]
+        return {"directory": d}
+    return None
+
+
+def write_lock(recipe, info, items, files, wheelhouse, lock_root=None, sources=None):
     """Writes the lock of `recipe` for the interpreter `info` (temp file, then rename); `files` maps each project to
-    its wheel's file name in `wheelhouse`. With `lock_root` (BUILD_REQ=False: `recipe` is the run's own choice of
+    its wheel's file name in `wheelhouse`, `sources` to what this run built its wheel from. With `lock_root` (BUILD_REQ=False: `recipe` is the run's own choice of
     wheels, a temp file) the lock goes to `<lock_root>/<recipe name>/` and does not name the recipe, as the CLI's.
     Returns the lock's path."""
     target = target_name(info["implementation"], info["pythonFullVersion"], info["tags"])
@@ -136,6 +162,7 @@ def write_lock(recipe, info, items, files, wheelhouse, lock_root=None):
                 "version": i["version"],
                 "requires_python": i.get("requiresPython"),
                 "dependencies": i.get("dependencies") or [],
+                "source": source_table((sources or {}).get(i["name"]) or {}, lock_dir),
                 "wheel": {
                     "name": filename,
                     "path": os.path.relpath(os.path.join(wheelhouse, filename), lock_dir),

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringifyLock, type Lock } from '@dstack/recipe';
-import { describeTarget, targetFromTags } from '@dstack/wheelhouse';
+import { describeTarget, sourceLockTable, targetFromTags, type WheelSource } from '@dstack/wheelhouse';
 import { describe, expect, it } from 'vitest';
 import { FACTORY_SCRIPT } from './protocol.js';
 
@@ -96,6 +96,37 @@ describe('images/factory/pylock.py', () => {
     for (const c of cases) {
       expect(await pylock('render', environment, c.packages, tool)).toBe(stringifyLock(c.lock));
     }
+  });
+
+  it("writes what each wheel was built from as sourceLockTable does: sdist (with and without hash), vcs, directory", async () => {
+    const tool = { target: 'cp3_11_2-manylinux_2_36_x86_64' };
+    const lockDir = '/recipes/locks/app';
+    const sources: WheelSource[] = [
+      { kind: 'sdist', url: 'https://files.example/a-1.0.tar.gz', sha256: 'ef'.repeat(32) },
+      { kind: 'sdist', url: 'https://files.example/b-1.0.tar.gz', sha256: null },
+      { kind: 'vcs', vcs: 'git', url: 'https://git.example/c.git', commit: '0123abcd'.repeat(5), requestedRevision: 'v1', subdirectory: 'py' },
+      { kind: 'directory', path: '/src/d', subdirectory: 'pkg' },
+      { kind: 'wheel', url: 'https://files.example/e-1.0-py3-none-any.whl' },
+    ];
+    const names = ['a', 'b', 'c', 'd', 'e'];
+    const wheel = (n: string) => ({ name: `${n}-1.0-py3-none-any.whl`, path: `${n}-1.0-py3-none-any.whl`, size: 1, sha256: 'ab'.repeat(32) });
+    const packages = await Promise.all(
+      names.map(async (n, i) => ({ name: n, version: '1.0', dependencies: [], wheel: wheel(n), source: await pylock('source_table', sources[i], lockDir) })),
+    );
+    const lock: Lock = {
+      lockVersion: '1.0',
+      createdBy: 'dstack-factory',
+      environments: ['x'],
+      packages: names.map((n, i) => {
+        const w = wheel(n);
+        const table = sourceLockTable(sources[i]!, lockDir);
+        return { name: n, version: '1.0', wheels: [{ name: w.name, path: w.path, size: 1, hashes: { sha256: w.sha256 } }], ...(table ? { tool: { 'dstack-factory': table } } : {}) };
+      }),
+      tool: { 'dstack-factory': tool },
+    };
+    const text = (await pylock('render', 'x', packages, tool)) as string;
+    expect(text).toBe(stringifyLock(lock));
+    expect(text).toContain('[packages.tool.dstack-factory.directory]\npath = "../../../src/d"\nsubdirectory = "pkg"\n');
   });
 
   it('puts the lock where lockPath does', async () => {

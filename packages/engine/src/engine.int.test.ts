@@ -2,14 +2,16 @@
 // every kind of source the issue names, ingest, locks, warm rebuilds, --refresh, --rebuild, BUILD_REQ=False,
 // CEXT, keep-going failures, two targets, and two concurrent builds of the same requirement.
 // Fixtures are built once; each recipe is built once and asserted on from several tests.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseLock } from '@dstack/recipe';
-import { FsWheelStore } from '@dstack/wheelhouse';
+import { FsWheelStore, sourceFromLockTable } from '@dstack/wheelhouse';
 import {
   bootstrapWheelhouse,
   buildSourceWheel,
@@ -36,6 +38,8 @@ let wheelhouse: string;
 let recipes: string;
 let src: string;
 let store: FsWheelStore;
+let pureDir: string;
+let gitDir: string;
 let main: BuildSummary;
 const mainEvents: BuildEvent[] = [];
 
@@ -68,7 +72,7 @@ beforeAll(async () => {
   store = new FsWheelStore(wheelhouse);
   const findLinks = join(root, 'find-links');
 
-  const pure = await writePurePackage(src, { name: 'purepkg', version: '1.2' });
+  const pure = (pureDir = await writePurePackage(src, { name: 'purepkg', version: '1.2' }));
   const zext = await writeCExtPackage(src, { name: 'zext', version: '0.1', library: 'z' });
   const pqext = await writeCExtPackage(src, { name: 'pqext', version: '0.2', library: 'pq' });
   // A -> B -> C: C already a wheel in the wheelhouse, B an sdist in a --find-links folder, A a local path.
@@ -87,8 +91,9 @@ beforeAll(async () => {
     version: '3.0',
     dependencies: ['chain-b==2.0'],
   });
+  gitDir = await writePurePackage(src, { name: 'gitpkg', version: '0.5' });
   const git = await makeGitRepo(
-    await writePurePackage(src, { name: 'gitpkg', version: '0.5' }),
+    gitDir,
     'v0.5',
     'gitpkg',
   );
@@ -129,6 +134,38 @@ describe('a recipe of every kind of source', () => {
       interpreter: `${py311} (cp 3.11.7)`,
       target: 'cp311-linux_x86_64',
     });
+  });
+
+  it('records what each wheel was built from: sdist URL and sha256, git URL and commit, local folder', async () => {
+    const sdist = join(root, 'find-links', 'chain_b-2.0.tar.gz');
+    const sdistSha256 = createHash('sha256').update(await readFile(sdist)).digest('hex');
+    const commit = execFileSync('git', ['-C', gitDir, 'rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
+    expect((await store.get('chain_b-2.0-py3-none-any.whl'))?.source).toEqual({ kind: 'sdist', url: `file://${sdist}`, sha256: sdistSha256 });
+    expect((await store.get('gitpkg-0.5-py3-none-any.whl'))?.source).toEqual({
+      kind: 'vcs',
+      vcs: 'git',
+      url: `file://${gitDir}`,
+      commit,
+      requestedRevision: 'v0.5',
+    });
+    expect((await store.get('purepkg-1.2-py3-none-any.whl'))?.source).toEqual({ kind: 'directory', path: pureDir });
+    // chain-c was in the wheelhouse before the build: nothing says what it came from.
+    expect((await store.get('chain_c-1.0-py3-none-any.whl'))?.source).toBeUndefined();
+
+    // The lock carries the same, in PEP 751's shapes under [packages.tool.dstack-factory] (a folder relative to the lock).
+    const file = main.targets[0]!.lockFile!;
+    const text = await readFile(file, 'utf8');
+    expect(text).toContain(
+      `[packages.tool.dstack-factory.sdist]\nurl = "file://${sdist}"\n\n[packages.tool.dstack-factory.sdist.hashes]\nsha256 = "${sdistSha256}"\n`,
+    );
+    expect(text).toContain(
+      `[packages.tool.dstack-factory.vcs]\ncommit-id = "${commit}"\nrequested-revision = "v0.5"\ntype = "git"\nurl = "file://${gitDir}"\n`,
+    );
+    expect(text).toContain(`[packages.tool.dstack-factory.directory]\npath = "../../../src/${basename(pureDir)}"\n`);
+    const lock = parseLock(text, file);
+    const tool = (name: string): unknown => lock.packages.find((p) => p.name === name)!.tool?.['dstack-factory'];
+    expect(sourceFromLockTable(tool('purepkg'), join(file, '..'))).toEqual({ kind: 'directory', path: pureDir });
+    expect(tool('chain-c')).toBeUndefined();
   });
 
   it('gives wheels that install with --no-index into a fresh venv and import', async () => {

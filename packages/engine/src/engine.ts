@@ -18,6 +18,7 @@ import {
   FsWheelStore,
   detectTarget,
   parseWheelFilename,
+  sourceLockTable,
   wheelCompatibility,
   type Target,
   type WheelStore,
@@ -382,7 +383,9 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
         async (event) => {
           if (event.type === 'log') logs.line(event.package, event.line);
           if (event.type === 'started') {
+            // The executor's own record (the docker executor's factory image and its id among it), and the target.
             builtBy = {
+              ...(event.builtBy ?? {}),
               executor: event.executor,
               interpreter: `${event.interpreter.executable} (${event.interpreter.implementation} ${event.interpreter.pythonFullVersion})`,
               target: target.id,
@@ -393,6 +396,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
           try {
             const added = await store.add(event.path, {
               builtBy,
+              ...(event.source ? { source: event.source } : {}),
               overwrite: rebuild.includes(event.package),
             });
             const ingested: IngestedWheel = {
@@ -469,6 +473,8 @@ async function writeLockFile(
       );
     }
     const dir = dirname(file);
+    // What the wheel was built from (the wheelhouse's record of the build that made it), for `image verify` and SBOMs.
+    const source = entry.source ? sourceLockTable(entry.source, dir) : null;
     packages.push({
       name: p.name,
       version: p.version,
@@ -485,6 +491,7 @@ async function writeLockFile(
         },
       ],
       ...(p.dependencies.length > 0 ? { dependencies: p.dependencies.map((name) => ({ name })) } : {}),
+      ...(source ? { tool: { [TOOL]: source } } : {}),
     });
   }
   const lock: Lock = {

@@ -4,6 +4,7 @@
  * host interpreter; the docker executor (src/docker/) runs it inside a factory-image container.
  * Both read the script's JSON-lines events (see protocol.ts) and turn them into `BuildEvent`s.
  */
+import type { WheelSource } from '@dstack/wheelhouse';
 
 /** One distribution of the closure, as the plan (pip's --dry-run --report) found it. */
 export interface PlannedPackage {
@@ -41,7 +42,8 @@ export interface InterpreterInfo {
 }
 
 export type BuildEvent =
-  | { type: 'started'; job: string; executor: 'local' | 'docker'; interpreter: InterpreterInfo }
+  /** `builtBy`: what the wheelhouse records as the builder of this run's wheels (executor, interpreter, factory image and its id). */
+  | { type: 'started'; job: string; executor: 'local' | 'docker'; interpreter: InterpreterInfo; builtBy?: Record<string, string> }
   | { type: 'planned'; job: string; packages: PlannedPackage[] }
   | { type: 'cached'; job: string; package: string; version: string; filename: string }
   | {
@@ -52,8 +54,8 @@ export type BuildEvent =
       action: 'download' | 'build' | 'prebuild';
       command: string[];
     }
-  /** A wheel is complete at `path` (on this host, inside `BuildJob.outputDir`). */
-  | { type: 'built'; job: string; package: string; version: string; filename: string; path: string }
+  /** A wheel is complete at `path` (on this host, inside `BuildJob.outputDir`); `source`: what it was made from. */
+  | { type: 'built'; job: string; package: string; version: string; filename: string; path: string; source?: WheelSource }
   | {
       type: 'failed';
       job: string;
@@ -127,6 +129,8 @@ export interface BuiltWheel {
   filename: string;
   /** Host path inside outputDir. */
   path: string;
+  /** What it was built (or fetched) from: recorded in the wheelhouse and the lock. */
+  source?: WheelSource;
 }
 
 export interface BuildResult {

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import type { WheelSource } from '@dstack/wheelhouse';
 import type {
   BuildFailure,
   BuildResult,
@@ -63,6 +64,35 @@ export function factoryArgs(a: FactoryArgs): string[] {
 
 type Raw = Record<string, unknown> & { event: string };
 
+/** The script's `source` of a built wheel (factory.py's source_of), checked field by field; undefined if absent or malformed. */
+export function wheelSource(v: unknown): WheelSource | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const s = (k: string): string | undefined => (typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : undefined);
+  const optional = (k: string, name = k): Record<string, string> => (s(k) ? { [name]: s(k)! } : {});
+  switch (o.kind) {
+    case 'sdist': {
+      const url = s('url');
+      const sha256 = s('sha256');
+      return url ? { kind: 'sdist', url, sha256: sha256 && /^[0-9a-f]{64}$/.test(sha256) ? sha256 : null } : undefined;
+    }
+    case 'vcs': {
+      const [vcs, url, commit] = [s('vcs'), s('url'), s('commit')];
+      return vcs && url && commit ? { kind: 'vcs', vcs, url, commit, ...optional('requestedRevision'), ...optional('subdirectory') } : undefined;
+    }
+    case 'directory': {
+      const path = s('path');
+      return path ? { kind: 'directory', path, ...optional('subdirectory') } : undefined;
+    }
+    case 'wheel': {
+      const url = s('url');
+      return url ? { kind: 'wheel', url } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
 const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
@@ -120,6 +150,7 @@ export class FactoryRun {
           job,
           executor: this.result.builtBy.executor === 'docker' ? 'docker' : 'local',
           interpreter,
+          builtBy: { ...this.result.builtBy },
         });
         return null;
       }
@@ -147,11 +178,13 @@ export class FactoryRun {
         return null;
       case 'built': {
         const filename = str(raw.filename);
+        const source = wheelSource(raw.source);
         const wheel: BuiltWheel = {
           package: str(raw.package),
           version: str(raw.version),
           filename,
           path: join(this.outputDir, filename),
+          ...(source ? { source } : {}),
         };
         this.result.built.push(wheel);
         await this.sink({ type: 'built', job, ...wheel });

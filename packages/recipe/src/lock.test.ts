@@ -20,6 +20,8 @@ const lock: Lock = {
           hashes: { sha256: 'AB'.repeat(32) },
         },
       ],
+      // What the wheel was built from (dstack-factory's own table in the package).
+      tool: { 'dstack-factory': { sdist: { url: 'https://files.example.org/sqlparse-0.4.4.tar.gz', hashes: { sha256: 'cd'.repeat(32) } } } },
     },
     {
       name: 'django',
@@ -74,6 +76,9 @@ describe('PEP 751 locks', () => {
     ]);
     expect(text).toContain(
       '[tool.dstack-factory]\nkey = "abc"\nrecipe = "recipes/app.txt"\ntarget = "cp311-linux_x86_64"\n',
+    );
+    expect(text).toContain(
+      `[packages.wheels.hashes]\nsha256 = "${'ab'.repeat(32)}"\n\n[packages.tool.dstack-factory.sdist]\nurl = "https://files.example.org/sqlparse-0.4.4.tar.gz"\n\n[packages.tool.dstack-factory.sdist.hashes]\nsha256 = "${'cd'.repeat(32)}"\n`,
     );
   });
 

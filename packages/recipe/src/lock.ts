@@ -22,6 +22,11 @@ export interface LockPackage {
   requiresPython?: string;
   wheels: LockWheel[];
   dependencies?: { name: string }[];
+  /**
+   * `[packages.tool.<name>]` tables. dstack-factory's records what the wheel was built from, in PEP 751's own
+   * shapes: `sdist = { url, hashes }`, `vcs = { type, url, commit-id, … }` or `directory = { path }`.
+   */
+  tool?: Record<string, unknown>;
 }
 export interface Lock {
   lockVersion: '1.0';
@@ -102,6 +107,10 @@ function readPackage(p: unknown, i: number): LockPackage {
       if (!isTable(d)) throw new LockProblem(`${where}.dependencies[${j}] must be a table`);
       return { name: str(d, 'name', `${where}.dependencies[${j}]`, true) };
     });
+  }
+  if (p.tool !== undefined) {
+    if (!isTable(p.tool)) throw new LockProblem(`${where}.tool must be a table`);
+    pkg.tool = p.tool;
   }
   return pkg;
 }
@@ -209,6 +218,7 @@ export function stringifyLock(lock: Lock): string {
           .sort((a, b) => pyStringCompare(a.name, b.name))
           .map((d) => ({ name: d.name }));
       t.wheels = [...p.wheels].sort((a, b) => pyStringCompare(a.name, b.name)).map(wheelTable);
+      if (p.tool) t.tool = sortKeys(p.tool);
       return t;
     });
   if (lock.tool) doc.tool = sortKeys(lock.tool);

@@ -61,9 +61,11 @@ export {
   type AddOptions,
   type AddResult,
   type WheelEntry,
+  type WheelSource,
   type WheelStore,
   type WheelhouseStats,
 } from './store.js';
+export { sourceFromLockTable, sourceLockTable } from './source.js';
 export { bestWheel, requiresPythonAllows, whyNoWheel, type WheelRequirement } from './query.js';
 export {
   SIMPLE_HTML_CONTENT_TYPE,

@@ -117,6 +117,20 @@ describe('FsWheelStore', () => {
     expect(await new FsWheelStore(store.dir).get('alpha-1.0-py3-none-any.whl')).toEqual(first.entry);
   });
 
+  it('records what a wheel was built from, and keeps it when the wheel is re-recorded', async () => {
+    const store = await freshStore('source');
+    const path = await writeWheel(await mkdtemp(join(tmp, 'src-source-')), { name: 'gamma', version: '1.0' });
+    const source = { kind: 'sdist' as const, url: 'https://files.example/gamma-1.0.tar.gz', sha256: 'ab'.repeat(32) };
+    const { entry } = await store.add(path, { builtBy: { executor: 'local' }, source });
+    expect(entry.source).toEqual(source);
+    const again = new FsWheelStore(store.dir);
+    expect((await again.get('gamma-1.0-py3-none-any.whl'))?.source).toEqual(source);
+    // A touched file (same bytes) is indexed again: its builder and source stay.
+    const later = new Date(Date.now() + 5000);
+    await utimes(store.pathOf('gamma-1.0-py3-none-any.whl'), later, later);
+    expect(await new FsWheelStore(store.dir).get('gamma-1.0-py3-none-any.whl')).toMatchObject({ builtBy: { executor: 'local' }, source });
+  });
+
   it('refuses different bytes under the same name (WHEEL_CONFLICT) unless overwrite', async () => {
     const store = await freshStore('conflict');
     const a = await writeWheel(join(tmp, 'src'), { name: 'beta', version: '1.0' });

@@ -24,6 +24,22 @@ async function wheelNeeds(filename: string, source: string | Buffer, logger: Log
   }
 }
 
+/**
+ * What a wheel was made from, as pip's installation report said (PEP 610's download_info): an sdist or other
+ * source archive (its URL and sha256), a VCS checkout (URL and the commit built), a local folder, or — for a wheel
+ * fetched rather than built — the wheel's own URL. The lock carries the same under `[packages.tool.dstack-factory]`.
+ */
+export type WheelSource =
+  | {
+      kind: 'sdist';
+      url: string;
+      /** Hex sha256 of the archive; null when pip reported none and the archive was not a local file. */
+      sha256: string | null;
+    }
+  | { kind: 'vcs'; vcs: string; url: string; commit: string; requestedRevision?: string; subdirectory?: string }
+  | { kind: 'directory'; path: string; subdirectory?: string }
+  | { kind: 'wheel'; url: string };
+
 /** One wheel in a wheelhouse. */
 export interface WheelEntry {
   filename: string;
@@ -39,6 +55,8 @@ export interface WheelEntry {
   addedAt: string;
   /** Which builder made it (executor, image digest, interpreter), when known. */
   builtBy: Record<string, string> | null;
+  /** What it was built (or fetched) from, when a build recorded it; absent otherwise. */
+  source?: WheelSource;
   /**
    * The shared libraries its ELF files need that it does not carry (DT_NEEDED by name, e.g. libpq.so.5):
    * what the system must provide. Absent in records written before it was recorded.
@@ -52,6 +70,8 @@ export interface AddOptions {
   /** The wheel's file name: required for streams; default the source path's base name. */
   filename?: string;
   builtBy?: Record<string, string>;
+  /** What the wheel was built or fetched from (recorded with it). */
+  source?: WheelSource;
   /** Refuse (WHEEL_HASH_MISMATCH) unless the bytes have this hex sha256. */
   expectedSha256?: string;
   /**
@@ -115,7 +135,7 @@ function wheelEntry(
   filename: string,
   inspected: InspectedWheel,
   file: { sha256: string; size: number },
-  origin: { addedAt: string; builtBy: WheelEntry['builtBy']; needs: string[] | undefined },
+  origin: { addedAt: string; builtBy: WheelEntry['builtBy']; source?: WheelSource | undefined; needs: string[] | undefined },
 ): WheelEntry {
   return {
     filename,
@@ -127,6 +147,7 @@ function wheelEntry(
     metadataSha256: createHash('sha256').update(inspected.metadataBytes).digest('hex'),
     addedAt: origin.addedAt,
     builtBy: origin.builtBy,
+    ...(origin.source ? { source: origin.source } : {}),
     ...(origin.needs ? { needs: origin.needs } : {}),
   };
 }
@@ -267,6 +288,7 @@ export class FsWheelStore implements WheelStore {
         entry: wheelEntry(filename, inspected, { sha256, size }, {
           addedAt: keep?.addedAt ?? new Date().toISOString(),
           builtBy: keep?.builtBy ?? null,
+          source: keep?.source,
           needs: await wheelNeeds(filename, path, this.logger),
         }),
         stat: st,
@@ -440,6 +462,7 @@ export class FsWheelStore implements WheelStore {
         const entry = wheelEntry(filename, inspected, { sha256, size }, {
           addedAt: new Date().toISOString(),
           builtBy: options.builtBy ?? null,
+          source: options.source,
           needs,
         });
         await this.writeState(this.metadataPath(filename), inspected.metadataBytes);

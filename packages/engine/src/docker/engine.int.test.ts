@@ -32,10 +32,11 @@ const env = isolatedPipEnv();
 let root: string;
 let src: string;
 let executor: DockerExecutor;
+let factoryImage: string;
 
 beforeAll(async () => {
   const engine = await sharedEngine();
-  const factory = await ensureFactoryImage({ docker: engine.docker, baseImage: await sharedBaseImage() });
+  const factory = (factoryImage = await ensureFactoryImage({ docker: engine.docker, baseImage: await sharedBaseImage() }));
   executor = new DockerExecutor({ image: factory, docker: engine.docker, dockerHost: engine.dockerHost });
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-docker-engine-'));
   src = path.join(root, 'src');
@@ -127,6 +128,10 @@ describe('two builds of the same requirement with the docker executor', () => {
     expect([s1.ok, s2.ok]).toEqual([true, true]);
     expectOneBuild('slow-dd', 'slow_dd-1.0-py3-none-any.whl', e1, e2);
     expect([...filenames(s1), ...filenames(s2)]).toEqual(['slow_dd-1.0-py3-none-any.whl']);
+    // The wheelhouse records the builder (the factory image and its id) and the source folder (the same path in the container).
+    const entry = await new FsWheelStore(wheelhouse).get('slow_dd-1.0-py3-none-any.whl');
+    expect(entry?.builtBy).toMatchObject({ executor: 'docker', image: factoryImage, imageId: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
+    expect(entry?.source).toEqual({ kind: 'directory', path: slow });
     expect(
       await importInRuntime(wheelhouse, ['slow-dd'], 'import slow_dd; print(slow_dd.VERSION)'),
     ).toMatchObject({
