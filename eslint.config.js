@@ -42,11 +42,23 @@ export default tseslint.config(
             { sourceTag: 'scope:recipe', onlyDependOnLibsWithTags: ['scope:errors'] },
             { sourceTag: 'scope:oci', onlyDependOnLibsWithTags: ['scope:errors'] },
             { sourceTag: 'scope:wheelhouse', onlyDependOnLibsWithTags: ['scope:recipe', 'scope:errors'] },
+            {
+              // The registry store: the wheelhouse's contract over the OCI client; wheelhouse itself stays free of both.
+              sourceTag: 'scope:wheelhouse-registry',
+              onlyDependOnLibsWithTags: ['scope:oci', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
+            },
             { sourceTag: 'scope:engine', onlyDependOnLibsWithTags: ['scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
             { sourceTag: 'scope:image', onlyDependOnLibsWithTags: ['scope:oci', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'] },
             {
               sourceTag: 'scope:server',
-              onlyDependOnLibsWithTags: ['scope:engine', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
+              onlyDependOnLibsWithTags: [
+                'scope:engine',
+                'scope:wheelhouse-registry',
+                'scope:oci',
+                'scope:wheelhouse',
+                'scope:recipe',
+                'scope:errors',
+              ],
             },
             {
               // The CLI combines everything, the server app included (`dstack-factory serve`).
@@ -55,6 +67,7 @@ export default tseslint.config(
                 'scope:server',
                 'scope:engine',
                 'scope:image',
+                'scope:wheelhouse-registry',
                 'scope:oci',
                 'scope:wheelhouse',
                 'scope:recipe',
@@ -64,7 +77,7 @@ export default tseslint.config(
             {
               // expectValidImage reads and checks images with @dstack/image.
               sourceTag: 'scope:testing',
-              onlyDependOnLibsWithTags: ['scope:image', 'scope:oci', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
+              onlyDependOnLibsWithTags: ['scope:image', 'scope:wheelhouse-registry', 'scope:oci', 'scope:wheelhouse', 'scope:recipe', 'scope:errors'],
             },
           ],
         },

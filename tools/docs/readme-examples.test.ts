@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const root = new URL('../../', import.meta.url);
-const PACKAGES = ['errors', 'recipe', 'wheelhouse', 'engine', 'oci', 'image'];
+const PACKAGES = ['errors', 'recipe', 'wheelhouse', 'wheelhouse-registry', 'engine', 'oci', 'image'];
 
 function usageOf(readme: string): { from: string; code: string } {
   const m = /\n## Usage\n\nFrom `([^`]+)`[^\n]*\n\n```ts\n([\s\S]*?)```\n/.exec(readme);

@@ -1,6 +1,6 @@
 // The OCI distribution API client: auth, retries, errors; blobs (HEAD, GET, upload, mount), manifests, tags.
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Logger } from 'pino';
 import type { RegistryErrorCode } from '@dstack/errors';
@@ -10,6 +10,19 @@ import { formatReference, registryScheme, type ImageReference } from './referenc
 
 /** An OCI digest: "sha256:<64 hex>". */
 export type Digest = `sha256:${string}`;
+
+/** Passes on bytes [start, end) of what flows through. */
+function sliceStream(start: number, end: number): Transform {
+  let at = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const from = Math.max(0, start - at);
+      const to = Math.min(chunk.length, end - at);
+      at += chunk.length;
+      done(null, from < to ? chunk.subarray(from, to) : undefined);
+    },
+  });
+}
 
 const sha256 = (data: Buffer): Digest => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
@@ -197,15 +210,19 @@ export class RegistryClient {
 
   /**
    * A blob's bytes as a stream (GET; the request is retried, the stream is not). The caller checks the digest
-   * while reading (the registry is not trusted to have sent what was asked for).
+   * while reading (the registry is not trusted to have sent what was asked for). With `range` (`end` inclusive,
+   * as in HTTP), only those bytes: a registry that ignores Range (200) is cut to them here.
    */
-  async openBlob(ref: ImageReference, digest: Digest, what = 'blob'): Promise<Readable> {
+  async openBlob(ref: ImageReference, digest: Digest, what = 'blob', range?: { start: number; end?: number }): Promise<Readable> {
+    const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {};
     const res = await this.retry(`GET ${what} ${digest}`, async () => {
-      const r = await this.request(ref, 'GET', `/v2/${ref.repository}/blobs/${digest}`);
+      const r = await this.request(ref, 'GET', `/v2/${ref.repository}/blobs/${digest}`, { headers });
       if (!r.ok) await this.fail(r, `GET ${formatReference(ref)} ${what} ${digest}`);
       return r;
     });
-    return Readable.fromWeb(res.body as WebReadableStream);
+    const stream = Readable.fromWeb(res.body as WebReadableStream);
+    if (!range || res.status === 206) return stream;
+    return stream.pipe(sliceStream(range.start, range.end === undefined ? Infinity : range.end + 1));
   }
 
   /** A small blob (a config) read whole and checked against its digest (`REGISTRY_DIGEST_INVALID`). */

@@ -57,3 +57,4 @@ export { describeWheelStoreContract } from './wheel-store-contract.js';
 export { compileElf, type CompileOptions } from './elf.js';
 export { expectValidImage } from './valid-image.js';
 export { umociUnpack, type UnpackedBundle } from './umoci.js';
+export { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.js';

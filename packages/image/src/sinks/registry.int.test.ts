@@ -5,14 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
+import { sharedRegistry, startFaultProxy, type SharedRegistry } from '@dstack/testing';
 import { BlobCache, CachedLayer } from '../cache/blob-cache.js';
 import { Image as ImageClass, type Image } from '../core/image.js';
 import { validateImage } from '../validate/validate-image.js';
 import { parseChallenge, parseReference, RegistryClient, RegistryError } from '@dstack/oci';
 import { pushImage, type PushEvent } from './registry.js';
 import { readRegistryImage } from '../sources/registry.js';
-import { startFaultProxy } from '../fixtures/fault-proxy.test-support.js';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
 const run = promisify(execFile);
