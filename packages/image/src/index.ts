@@ -31,6 +31,22 @@ export type { PushEvent } from './sinks/registry.js';
 // The cache every layer is written into (cache/).
 export { BlobCache, type BlobWriter, type CachedLayer } from './cache/blob-cache.js';
 export { pruneCache, type PruneResult } from './cache/prune.js';
+// The layer cache in a registry (--cache-from / --cache-to): read as the blob cache's remote, written like a sink.
+export type { BlobRemote } from './cache/blob-cache.js';
+export {
+  CACHE_NAMESPACES,
+  exportLayerCache,
+  LAYER_CACHE_CONFIG,
+  mountFromCache,
+  recordUse,
+  RegistryLayerCache,
+  type CacheRecord,
+  type ExportOptions,
+  type ExportResult,
+  type RegistryCacheOptions,
+  type UsedRecord,
+} from './sinks/registry-cache.js';
+export { fetchRegistryLayers } from './sources/fetch-layers.js';
 
 // Layer builders (layers/).
 export { writeLayer, sourceDateEpoch, type LayerEntry, type WriteLayerOptions } from './layers/write-layer.js';

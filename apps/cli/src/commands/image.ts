@@ -252,15 +252,25 @@ interface AppOptions {
   checkLibs?: boolean;
   /** commander's --no-pip: false when given. */
   pip?: boolean;
+  cacheFrom?: string;
+  cacheTo?: string;
+  cacheKeep?: string;
+}
+
+/** `registry:REF` of --cache-from / --cache-to: the reference, or a usage error. */
+function cacheRef(value: string, option: string): string {
+  const m = /^(?:docker-)?registry:(?:\/\/)?(.+)$/.exec(value);
+  if (!m) throw new UsageError(`${option} takes registry:REF (a layer cache in a registry), not "${value}"`);
+  return m[1]!;
 }
 
 /** The best pip wheel of the wheelhouse for the base (a venv gets pip from it before the base's own), or null. */
-async function wheelhousePip(wheelhouse: string, info: BaseInfo): Promise<string | null> {
+async function wheelhousePip(wheelhouse: string, info: BaseInfo): Promise<{ pipWheel: string; pipWheelSha256: string } | null> {
   const { FsWheelStore, bestWheel } = await import('@dstack/wheelhouse');
   const store = new FsWheelStore(wheelhouse);
   const entries = await store.list('pip').catch(() => []);
   const best = bestWheel(entries, { name: 'pip', specifier: '' }, info.target);
-  return best ? path.join(wheelhouse, best.filename) : null;
+  return best ? { pipWheel: path.join(wheelhouse, best.filename), pipWheelSha256: best.sha256 } : null;
 }
 
 export function registerImageCommands(program: Command, run: Runner): void {
@@ -291,9 +301,12 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--json', 'print the result as JSON')
     .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
     .option('--no-check-libs', 'skip the shared-library check (every ELF file the wheels install must load on the base)')
+    .option('--cache-from <ref>', 'a layer cache in a registry to build from (registry:REF): its layers are mounted or downloaded, not rebuilt')
+    .option('--cache-to <ref>', 'write the layer cache to a registry after the build (registry:REF; its own tag, never an image\'s)')
+    .option('--cache-keep <n>', 'with --cache-to: records kept per family (dependency layers, each project\'s segments, bases)', '3')
     .action(
       run(async (ctx, opts: AppOptions) => {
-        const { BlobCache, RegistryClient, buildAppImage, buildAppImageOnDaemon, checkWheelLibraries, inspectBase, openImage, parseImageSpec, sourceDateEpoch, wheelsFromLock, writeImage } =
+        const { BlobCache, RegistryClient, RegistryLayerCache, buildAppImage, buildAppImageOnDaemon, checkWheelLibraries, exportLayerCache, fetchRegistryLayers, inspectBase, mountFromCache, openImage, parseImageSpec, recordUse, sourceDateEpoch, wheelsFromLock, writeImage } =
           await imageLib();
         if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
@@ -311,9 +324,33 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
         const uid = Number(opts.uid);
         if (!Number.isInteger(uid) || uid < 0) throw new UsageError(`--uid must be a number, not "${opts.uid}"`);
+        const cacheFrom = opts.cacheFrom === undefined ? null : cacheRef(opts.cacheFrom, '--cache-from');
+        const cacheTo = opts.cacheTo === undefined ? null : cacheRef(opts.cacheTo, '--cache-to');
+        const keep = Number(opts.cacheKeep ?? '3');
+        if (!Number.isInteger(keep) || keep < 1) throw new UsageError(`--cache-keep must be a whole number above 0, not "${opts.cacheKeep}"`);
+        if ((cacheFrom || cacheTo) && opts.engine) throw new UsageError('--cache-from and --cache-to are for daemonless builds; --engine uses the engine\'s own cache');
         const logger = ctx.logger.child({ component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
         const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        // The registry layer cache: its records imported before anything is inspected or built. A layer it names is
+        // mounted when the image goes to the same registry, else downloaded (beside the base's layers).
+        const [remote, target] = await Promise.all([
+          cacheFrom
+            ? RegistryLayerCache.open(cacheFrom, { client: registry, logger }).catch((err: { code?: string; message: string }) => {
+                if (err.code === 'IMAGE_LAYER_CACHE_INVALID') throw err;
+                logger.warn({ cache: cacheFrom, err: err.message }, 'layer cache not readable: building without it');
+                return null;
+              })
+            : null,
+          cacheTo && cacheTo !== cacheFrom ? RegistryLayerCache.open(cacheTo, { client: registry, logger }) : null,
+        ]);
+        if (remote) {
+          const mode = output.kind === 'registry' && remote.sameRegistry(output.ref) ? 'mount' : 'download';
+          remote.mode = mode;
+          const imported = await remote.importInto(cache);
+          logger.info({ cache: cacheFrom, records: remote.records.length, imported, blobs: remote.blobs.size, mode }, 'layer cache');
+        }
+        const used = cacheTo ? recordUse(cache) : null;
         const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
         const resolve = (p: string): string => path.resolve(ctx.cwd, p);
 
@@ -325,6 +362,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
           return engineClient;
         };
         const base = await openImage(baseSpec, { cache, docker, registry });
+        // oci: and archive: write every layer from disk: the base's registry layers download meanwhile, in parallel.
+        const prefetch = output.kind === 'oci' || output.kind === 'archive' ? fetchRegistryLayers(base, cache) : null;
+        prefetch?.catch(() => undefined); // awaited below
         const info = await inspectBase(base, { cache });
         logger.info({ python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
 
@@ -385,12 +425,17 @@ export function registerImageCommands(program: Command, run: Runner): void {
           compression,
           logger,
           pip: opts.pip !== false,
-          ...(opts.pip !== false ? { pipWheel: (await wheelhousePip(wheelhouse, info)) ?? undefined } : {}),
+          ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
         });
         // A push to a registry: one live line on a terminal (blobs done of layers + config), events in the log.
         const live = new LiveLine(ctx.stderr, ctx.interactive);
         let blobs = 0;
-        const out = await writeImage(result.image, output, {
+        let image = result.image;
+        if (prefetch) {
+          await prefetch;
+          image = await fetchRegistryLayers(image, cache); // what is left (nothing, unless a layer came from the registry)
+        } else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
+        const out = await writeImage(image, output, {
           docker,
           registry,
           ...(opts.tag ? { tag: opts.tag } : {}),
@@ -401,11 +446,31 @@ export function registerImageCommands(program: Command, run: Runner): void {
             live.update({ label: 'pushing', done: blobs, total: result.layers.length + 1, item: `${e.type} ${e.digest.slice(7, 19)} ${e.size} B` });
           },
         }).finally(() => live.finish());
+        let exported: Awaited<ReturnType<typeof exportLayerCache>> | null = null;
+        if (cacheTo && used) {
+          const runtime = result.layers.find((l) => l.role === 'runtime')!;
+          exported = await exportLayerCache(cacheTo, {
+            client: registry,
+            cache,
+            used,
+            previous: cacheTo === cacheFrom ? remote : target,
+            keep,
+            wheelNames: new Map(wheels.filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
+            layers: image.layers.filter((l) => l.digest === runtime.digest),
+            ...(output.kind === 'registry' ? { pushedTo: output.ref } : {}),
+            logger,
+          });
+          logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
+        }
         if (opts.json) {
-          ctx.stdout.write(`${JSON.stringify({ digest: result.image.digest(), output: out, layers: result.layers }, null, 2)}\n`);
+          ctx.stdout.write(`${JSON.stringify({ digest: result.image.digest(), output: out, layers: result.layers, ...(exported ? { cacheTo: { ref: cacheTo, ...exported } } : {}) }, null, 2)}\n`);
         } else {
           for (const l of result.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
           ctx.stdout.write(`image ${result.image.digest()} -> ${out.where}  ${out.digest}\n`);
+          if (exported) {
+            const b = exported.blobs;
+            ctx.stdout.write(`cache ${cacheTo}  ${exported.records} records${exported.dropped ? ` (${exported.dropped} dropped)` : ''}, blobs ${b.present} present, ${b.mounted} mounted, ${b.uploaded} uploaded\n`);
+          }
         }
         return 0;
       }),

@@ -68,6 +68,10 @@ export const IMAGE_CODES = {
     summary: 'A cached layer segment is shorter than its record says.',
     hint: 'The image cache changed underneath the build: run it again, or remove the cache directory.',
   },
+  IMAGE_LAYER_CACHE_INVALID: {
+    summary: 'A --cache-from/--cache-to reference holds something other than a dstack-factory layer cache.',
+    hint: 'Give the layer cache its own tag or repository (e.g. REPO:cache), never an image\'s.',
+  },
   IMAGE_NO_ENGINE: {
     summary: 'A docker: source or output was named but no Docker daemon is at hand.',
     hint: 'Set DOCKER_HOST to a running daemon, or use oci:, archive: or registry: instead.',

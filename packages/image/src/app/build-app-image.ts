@@ -1,13 +1,15 @@
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { extractBaseFile, inspectBase, type BaseInfo } from '../layers/base-info.js';
 import { type BlobCache, CachedLayer } from '../cache/blob-cache.js';
-import { sha256Digest, type Digest } from '../core/digest.js';
+import { HashingStream, hexOf, sha256Digest, type Digest } from '../core/digest.js';
 import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
 import type { Image } from '../core/image.js';
 import { writeLayer } from '../layers/write-layer.js';
-import type { Compression, LayerDescriptor } from '../core/layer.js';
+import type { Compression, Layer, LayerDescriptor } from '../core/layer.js';
 import { runtimeEntries } from '../layers/runtime-venv.js';
 import { sourceEntries } from '../layers/app-source.js';
 import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
@@ -55,6 +57,8 @@ export interface AppImageOptions {
    */
   pip?: boolean;
   pipWheel?: string;
+  /** `pipWheel`'s sha256 (hex) when known (the wheelhouse index has it): else it is read once to key it. */
+  pipWheelSha256?: string;
 }
 
 export interface LayerReport {
@@ -70,6 +74,12 @@ export interface AppImageResult {
   image: Image;
   base: BaseInfo;
   layers: LayerReport[];
+}
+
+async function fileSha256(file: string): Promise<string> {
+  const h = new HashingStream();
+  await pipeline(createReadStream(file), h, new Writable({ write: (_c, _e, cb) => cb() }));
+  return hexOf(h.digest());
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -101,7 +111,8 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const wheels = [...options.wheels];
   if (options.pip !== false && !base.venvHasPip && !wheels.some((w) => /^pip-[^-]+-/.test(path.basename(w.path)))) {
     const pip = options.pipWheel ?? (base.pipWheel ? await extractBaseFile(options.base, base.pipWheel, path.join(cache.dir, 'base-files')) : null);
-    if (pip) wheels.push({ path: pip, requested: false });
+    // Keyed by its sha256 like a locked wheel (a size and mtime would differ on another machine's cache).
+    if (pip) wheels.push({ path: pip, requested: false, sha256: options.pipWheelSha256 ?? (await fileSha256(pip)) });
     else logger?.warn({ base: base.python }, 'no pip wheel in the wheelhouse, the base or the lock: the venv has no pip');
   }
   const additions: Addendum[] = [];
@@ -124,9 +135,11 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
     wheels: await Promise.all([...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
   };
   const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
-  let deps: CachedLayer | null = null;
+  let deps: Layer | null = null;
   const hit = await cache.readKey<LayerDescriptor>('layers', key);
   if (hit && (await cache.has(hit.digest, hit.size))) deps = new CachedLayer(cache, hit);
+  // Recorded, but the blob is elsewhere (the registry layer cache): mounted or downloaded, else rebuilt.
+  else if (hit && cache.remote) deps = await cache.remote.layer(hit, cache);
   const depsCached = deps !== null;
   let segments: { built: number; reused: number } | undefined;
   if (!deps) {
@@ -134,7 +147,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
     const seg = await writeSegmentedWheelsLayer(wheels, { ...layerOptions, scheme, verifySha256: true });
     deps = seg.layer;
     segments = { built: seg.built.length, reused: seg.reused.length };
-    await cache.writeKey('layers', key, deps.descriptor());
+    await cache.writeKey('layers', key, seg.layer.descriptor());
   }
   logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: wheels.length }, 'dependencies layer');
   additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${wheels.length} wheels into ${prefix}` } });

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { finished, pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { HashingStream, hexOf, isDigest, type Digest } from '../core/digest.js';
-import { BlobLayer, type LayerDescriptor } from '../core/layer.js';
+import { BlobLayer, type Layer, type LayerDescriptor } from '../core/layer.js';
 import { ImageError } from '../errors.js';
 
 /**
@@ -15,6 +15,13 @@ import { ImageError } from '../errors.js';
  */
 export class BlobCache {
   readonly dir: string;
+  /**
+   * A second tier (the registry layer cache): asked for a recorded layer or segment blob that is not on disk.
+   * Without one, a record whose blob is gone is a miss.
+   */
+  remote: BlobRemote | null = null;
+  /** Told of every record read (a hit) or written: what a build used, which `--cache-to` exports. */
+  onRecord: ((namespace: string, key: string, value: unknown) => void) | null = null;
   constructor(dir: string) {
     this.dir = dir;
   }
@@ -93,6 +100,7 @@ export class BlobCache {
     }
     const now = new Date();
     await fs.utimes(file, now, now).catch(() => undefined); // a read-only cache still answers
+    this.onRecord?.(namespace, key, value);
     return value;
   }
 
@@ -102,7 +110,19 @@ export class BlobCache {
     const tmp = await this.tempPath();
     await fs.writeFile(tmp, JSON.stringify(value));
     await fs.rename(tmp, path.join(dir, key + '.json'));
+    this.onRecord?.(namespace, key, value);
   }
+}
+
+/**
+ * Where blobs the records name may be found when they are not on disk (a registry). Either answer may be a
+ * miss: the caller then rebuilds what the blob held, never uses something else.
+ */
+export interface BlobRemote {
+  /** A layer for a recorded layer blob (pushed by mounting, or downloaded into `cache` first), or null. */
+  layer(desc: LayerDescriptor, cache: BlobCache): Promise<Layer | null>;
+  /** Downloads a blob into `cache` (digest verified); false when the remote does not have it (intact). */
+  fetch(digest: Digest, cache: BlobCache): Promise<boolean>;
 }
 
 /** Appends chunks to a temp file of a blob cache, hashing them on the way; `commit` names it by its digest. */

@@ -107,7 +107,9 @@ export async function writeSegmentedWheelsLayer(
       const wheel = path.basename(w.path);
       const key = await keyOf(w, options);
       const cached = await cache.readKey<SegmentRecord>('segments', key);
-      const blob = cached ? await fs.stat(cache.pathOf(cached.blob)).catch(() => null) : null;
+      let blob = cached ? await fs.stat(cache.pathOf(cached.blob)).catch(() => null) : null;
+      // A segment recorded in a blob this disk lacks: downloaded from the registry layer cache when it has it.
+      if (cached && !blob && cache.remote && (await cache.remote.fetch(cached.blob, cache))) blob = await fs.stat(cache.pathOf(cached.blob)).catch(() => null);
       if (cached && blob && blob.size >= cached.offset + cached.length) {
         slots[i] = { wheel, key, cached };
         return;
