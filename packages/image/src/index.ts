@@ -34,9 +34,7 @@ export { pruneCache, type PruneResult } from './cache/prune.js';
 // The layer cache in a registry (--cache-from / --cache-to): read as the blob cache's remote, written like a sink.
 export type { BlobRemote } from './cache/blob-cache.js';
 export {
-  CACHE_NAMESPACES,
   exportLayerCache,
-  LAYER_CACHE_CONFIG,
   mountFromCache,
   recordUse,
   RegistryLayerCache,

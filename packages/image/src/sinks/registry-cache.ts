@@ -9,12 +9,10 @@ import type { Logger } from 'pino';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { Image, type Descriptor } from '../core/image.js';
 import { MEDIA_TYPES, type Layer, type LayerDescriptor } from '../core/layer.js';
-import type { RegistryClient } from '../distribution/client.js';
-import { formatReference, parseReference, type ImageReference } from '../distribution/reference.js';
-import { ImageError, RegistryError } from '../errors.js';
+import { formatReference, parseReference, RegistryError, type ImageReference, type RegistryClient } from '@dstack/oci';
+import { ImageError } from '../errors.js';
 import { RegistryLayer } from '../sources/registry.js';
 import { type BlobCache, type BlobRemote, CachedLayer } from '../cache/blob-cache.js';
-import { ociOps, type OciOps } from './oci-ops.js';
 
 /** The config media type of a layer cache manifest: what tells it from an image. */
 export const LAYER_CACHE_CONFIG = 'application/vnd.dstack-factory.layer-cache.v1+json';
@@ -108,7 +106,6 @@ export interface RegistryCacheOptions {
 export class RegistryLayerCache implements BlobRemote {
   readonly ref: ImageReference;
   mode: 'mount' | 'download';
-  private readonly ops: OciOps;
   private readonly heads = new Map<Digest, Promise<boolean>>();
   private readonly fetches = new Map<Digest, Promise<boolean>>();
 
@@ -124,7 +121,6 @@ export class RegistryLayerCache implements BlobRemote {
     mode: 'mount' | 'download',
   ) {
     this.ref = parseReference(reference);
-    this.ops = ociOps(client);
     this.mode = mode;
   }
 
@@ -134,13 +130,13 @@ export class RegistryLayerCache implements BlobRemote {
    */
   static async open(reference: string, options: RegistryCacheOptions): Promise<RegistryLayerCache> {
     const ref = parseReference(reference);
-    const ops = ociOps(options.client);
+    const client = options.client;
     const where = formatReference(ref);
     const mode = options.mode ?? 'download';
     let manifest: { config?: Descriptor; layers?: Descriptor[] };
     let digest: Digest;
     try {
-      const m = await ops.getManifest(ref, ref.digest ?? ref.tag!, MEDIA_TYPES.ociManifest);
+      const m = await client.getManifest(ref, ref.digest ?? ref.tag!, MEDIA_TYPES.ociManifest);
       manifest = JSON.parse(m.bytes.toString('utf8')) as typeof manifest;
       digest = m.digest;
     } catch (err) {
@@ -152,7 +148,7 @@ export class RegistryLayerCache implements BlobRemote {
         hint: 'give the cache its own tag or repository (e.g. REPO:cache), not an image',
       });
     }
-    const bytes = await ops.readBlob(ref, manifest.config.digest, 'layer cache config');
+    const bytes = await client.readBlob(ref, manifest.config.digest, 'layer cache config');
     let config: CacheConfigFile;
     try {
       config = JSON.parse(bytes.toString('utf8')) as CacheConfigFile;
@@ -204,7 +200,7 @@ export class RegistryLayerCache implements BlobRemote {
     let p = this.heads.get(digest);
     if (!p) {
       p = this.blobs.has(digest)
-        ? this.ops.blobExists(this.ref, digest).catch((err: Error) => {
+        ? this.client.blobExists(this.ref, digest).catch((err: Error) => {
             this.logger?.warn({ digest, err: err.message }, 'layer cache: blob not reachable (HEAD failed)');
             return false;
           })
@@ -242,7 +238,7 @@ export class RegistryLayerCache implements BlobRemote {
     // The request is retried by the client; a body cut short is tried once more, then it is a miss.
     for (let attempt = 1; ; attempt++) {
       try {
-        await cache.put(await this.ops.openBlob(this.ref, digest, 'cached layer'), digest);
+        await cache.put(await this.client.openBlob(this.ref, digest, 'cached layer'), digest);
         return true;
       } catch (err) {
         const last = attempt >= 2 || isNotFound(err) || (err as { code?: string }).code === 'IMAGE_DIGEST_MISMATCH';
@@ -314,7 +310,7 @@ export async function exportLayerCache(reference: string, options: ExportOptions
   const ref = parseReference(reference);
   const pushed = options.pushedTo ? parseReference(options.pushedTo) : null;
   const mountFrom = pushed && pushed.registry === ref.registry && pushed.repository !== ref.repository ? pushed.repository : null;
-  const ops = ociOps(options.client);
+  const client = options.client;
   const keep = options.keep ?? 3;
   const now = (options.now ?? new Date()).toISOString();
   const names = options.wheelNames ?? new Map<string, string>();
@@ -363,7 +359,7 @@ export async function exportLayerCache(reference: string, options: ExportOptions
         missing.add(digest);
         return;
       }
-      if (await ops.blobExists(ref, digest, { push: true })) {
+      if (await client.blobExists(ref, digest, { push: true })) {
         counts.present++;
         return;
       }
@@ -376,7 +372,7 @@ export async function exportLayerCache(reference: string, options: ExportOptions
           if (!local) throw new Error(`${digest} is not on disk to upload`); // not retried: the record is dropped
           return options.cache.open(digest);
         };
-        const how = await ops.uploadBlob(ref, digest, desc.size, open, { mountFrom });
+        const how = await client.uploadBlob(ref, digest, desc.size, open, { mountFrom });
         counts[how]++;
       } catch (err) {
         if (local) throw err;
@@ -396,8 +392,8 @@ export async function exportLayerCache(reference: string, options: ExportOptions
   kept.sort((a, b) => (a.namespace === b.namespace ? (a.key < b.key ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
   const config = Buffer.from(JSON.stringify({ schemaVersion: 1, records: kept } satisfies CacheConfigFile));
   const configDigest = sha256Digest(config);
-  if (!(await ops.blobExists(ref, configDigest, { push: true }))) {
-    await ops.uploadBlob(ref, configDigest, config.length, async () => Readable.from([config]));
+  if (!(await client.blobExists(ref, configDigest, { push: true }))) {
+    await client.uploadBlob(ref, configDigest, config.length, async () => Readable.from([config]));
   }
   const layers = [...new Set(kept.map(blobOf).filter((d): d is Digest => d !== null))]
     .sort()
@@ -410,7 +406,7 @@ export async function exportLayerCache(reference: string, options: ExportOptions
       layers,
     }),
   );
-  const digest = await ops.putManifest(ref, ref.tag ?? 'cache', { mediaType: MEDIA_TYPES.ociManifest, bytes: manifest });
+  const digest = await client.putManifest(ref, ref.tag ?? 'cache', { mediaType: MEDIA_TYPES.ociManifest, bytes: manifest });
   return { digest, records: kept.length, dropped, blobs: counts };
 }
 
