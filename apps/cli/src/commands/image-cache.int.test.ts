@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock } from '@dstack/recipe';
 import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
-import { sharedRegistry, writeWheel } from '@dstack/testing';
+import { isolatedPipEnv, sharedRegistry, writeWheel } from '@dstack/testing';
 
 const exec = promisify(execFile);
 const bin = fileURLToPath(new URL('../../bin/dstack-factory.js', import.meta.url));
@@ -34,7 +34,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { promisify } from 'node:util';
 const logged = (name, real) =>
   function (...args) {
-    appendFileSync(process.env.SPAWN_LOG, name + ' ' + String(args[0]) + '\\n');
+    appendFileSync(process.env.SPAWN_LOG, name + ' ' + String(args[0]) + (Array.isArray(args[1]) ? ' ' + JSON.stringify(args[1]) : '') + '\\n');
     return real.apply(this, args);
   };
 for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execFileSync', 'fork']) {
@@ -60,7 +60,7 @@ async function machine(name: string, args: string[]): Promise<Run> {
   await mkdir(home, { recursive: true });
   const log = path.join(home, `spawn-${Date.now()}.log`);
   await writeFile(log, '');
-  const env = { PATH: process.env.PATH, HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), SPAWN_LOG: log, NO_COLOR: '1' };
+  const env = isolatedPipEnv({ HOME: home, XDG_CACHE_HOME: path.join(home, '.cache'), SPAWN_LOG: log, NO_COLOR: '1' });
   const r = await exec(process.execPath, ['--import', path.join(dir, 'preload.mjs'), bin, '--log-format', 'json', '--verbose', 'image', 'app', '--json', ...args], {
     cwd: dir,
     env,
@@ -179,6 +179,31 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     ]);
     expect(c.json.cacheTo?.blobs).toEqual({ present: 1, mounted: 1, uploaded: 0 });
     expect((await fetch(`http://${host}/v2/${cacheRepo}/blobs/${deps}`, { method: 'HEAD' })).status).toBe(200);
+  });
+});
+
+describe('locks are portable between machines (issue 16: no local path in their cache key)', () => {
+  it('a lock made on A, in another folder with another wheelhouse on B, is current: B runs no build script, no pip', async () => {
+    const x = path.join(dir, 'x');
+    await mkdir(x);
+    await cp(path.join(dir, 'wheelhouse'), path.join(x, 'wheelhouse'), { recursive: true });
+    await writeFile(path.join(x, 'app.txt'), 'pkg0\npkg1==1.0\n');
+    const args = (at: string): string[] => ['--base', `registry:${baseRef}`, '--requirements', `${at}/app.txt`, '--python', '/usr/bin/python3.11', '--wheelhouse', `${at}/wheelhouse`, '--output', `oci:${path.join(dir, `out-${at}`)}:app`];
+    const a = await machine('lock-a', args('x'));
+    expect(a.code, a.stderr.slice(-3000)).toBe(0);
+    // A locked: the build script ran (python -u .../factory.py …, which runs pip).
+    expect(a.spawned.filter((s) => s.startsWith('spawn /usr/bin/python3.11 ["-u",'))).toHaveLength(1);
+    const y = path.join(dir, 'y');
+    await mkdir(y);
+    await cp(path.join(x, 'app.txt'), path.join(y, 'app.txt'));
+    await cp(path.join(x, 'locks'), path.join(y, 'locks'), { recursive: true });
+    await cp(path.join(dir, 'wheelhouse'), path.join(y, 'wheelhouse'), { recursive: true });
+    const b = await machine('lock-b', args('y'));
+    expect(b.code, b.stderr.slice(-3000)).toBe(0);
+    expect(b.json.digest).toBe(a.json.digest);
+    // Python ran only to say its version and target; no build script, no pip, no build lock.
+    expect(b.spawned.filter((s) => /\["-u",|"-m","pip"|^spawn flock/.test(s))).toEqual([]);
+    expect(b.spawned.filter((s) => s.startsWith('execFile /usr/bin/python3.11 '))).toHaveLength(2);
   });
 });
 

@@ -135,8 +135,10 @@ export class RegistryLayerCache implements BlobRemote {
     const mode = options.mode ?? 'download';
     let manifest: { config?: Descriptor; layers?: Descriptor[] };
     let digest: Digest;
+    let mediaType = '';
     try {
-      const m = await client.getManifest(ref, ref.digest ?? ref.tag!, MEDIA_TYPES.ociManifest);
+      const m = await client.getManifest(ref, ref.digest ?? ref.tag!);
+      mediaType = m.mediaType;
       manifest = JSON.parse(m.bytes.toString('utf8')) as typeof manifest;
       digest = m.digest;
     } catch (err) {
@@ -144,7 +146,8 @@ export class RegistryLayerCache implements BlobRemote {
       throw err;
     }
     if (manifest.config?.mediaType !== LAYER_CACHE_CONFIG) {
-      throw new ImageError('IMAGE_LAYER_CACHE_INVALID', `${where} is not a dstack-factory layer cache: its config is ${manifest.config?.mediaType ?? '(none)'}, not ${LAYER_CACHE_CONFIG}`, {
+      const what = manifest.config ? `its config is ${manifest.config.mediaType}` : `it is ${mediaType || 'not an image manifest'}`;
+      throw new ImageError('IMAGE_LAYER_CACHE_INVALID', `${where} is not a dstack-factory layer cache: ${what}, not ${LAYER_CACHE_CONFIG}`, {
         hint: 'give the cache its own tag or repository (e.g. REPO:cache), not an image',
       });
     }
