@@ -22,7 +22,13 @@ PACKAGES=(
   python3-venv       # venvs of Debian's python3.11 (the base's exact version, for locks of app images)
   musl               # a real musl libc, whose version the base-image reader finds without running it
   qemu-user-static binfmt-support  # arm64 emulation: the arm64 debootstrapped base (Decision 24)
+  libpython3.11-dev:arm64  # Python's arm64 headers: an aarch64 C extension cross-compiled with gcc-aarch64-linux-gnu
 )
+
+# The :arm64 package above needs dpkg to know the architecture (multiarch); apt then fetches its lists too.
+if [ "$(id -u)" = 0 ] && command -v dpkg >/dev/null 2>&1 && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
 
 installed() {
   [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

@@ -19,11 +19,13 @@ export {
   type SerializedManifest,
 } from './core/image.js';
 export { appendLayers, emptyImage, mutateConfig, type Addendum } from './core/mutate.js';
+export { ImageIndex, type IndexEntry, type SerializedIndex } from './core/image-index.js';
+export { formatPlatform, parsePlatform, platformMatches, platformOf, type Platform } from './core/platform.js';
 
 // Where images come from and go (sources/, sinks/): docker:NAME, oci:DIR[:REF], archive:FILE, registry:REF.
 export { parseImageSpec, type ImageSpec } from './core/image-spec.js';
-export { openImage, type SourceOptions } from './sources/open-image.js';
-export { writeImage, type SinkOptions, type SinkResult } from './sinks/write-image.js';
+export { imagePlatforms, openImage, type SourceOptions } from './sources/open-image.js';
+export { writeImage, writeImageIndex, type SinkOptions, type SinkResult } from './sinks/write-image.js';
 // The registry client is @dstack/oci's (re-exported under the names this package always had).
 export { RegistryClient, type RegistryClientOptions, type RegistryCredentials } from '@dstack/oci';
 export type { PushEvent } from './sinks/registry.js';

@@ -39,3 +39,28 @@ export async function compileElf(options: CompileOptions): Promise<string> {
   }
   return out;
 }
+
+/** Debian's compiler and multiarch triplet per wheel machine: the host's gcc, or the aarch64 cross compiler. */
+const COMPILERS: Record<'x86_64' | 'aarch64', { cc: string; triplet: string }> = {
+  x86_64: { cc: 'x86_64-linux-gnu-gcc', triplet: 'x86_64-linux-gnu' },
+  aarch64: { cc: 'aarch64-linux-gnu-gcc', triplet: 'aarch64-linux-gnu' },
+};
+
+/**
+ * A CPython 3.11 C extension module, compiled for `machine` (aarch64 with Debian's gcc-aarch64-linux-gnu
+ * against libpython3.11-dev:arm64's headers; tools/system/setup.sh installs both): `import <name>` and
+ * `<name>.machine()` answers the machine it was compiled for. Returns the .so's path (`<name>.cpython-311-<triplet>.so`).
+ */
+export async function compilePythonExtension(options: { dir: string; name: string; machine: 'x86_64' | 'aarch64' }): Promise<string> {
+  const { cc, triplet } = COMPILERS[options.machine];
+  const { name } = options;
+  const source = `#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+static PyObject *machine(PyObject *self, PyObject *args) { return PyUnicode_FromString("${options.machine}"); }
+static PyMethodDef methods[] = {{"machine", machine, METH_NOARGS, "the machine this module was compiled for"}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "${name}", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_${name}(void) { return PyModule_Create(&module); }
+`;
+  // Debian's /usr/include/python3.11/pyconfig.h includes the architecture's own (/usr/include/<triplet>/python3.11).
+  return compileElf({ dir: options.dir, output: `${name}.cpython-311-${triplet}.so`, source, cc, args: ['-I/usr/include/python3.11', `-I/usr/include/${triplet}/python3.11`] });
+}

@@ -54,7 +54,7 @@ export {
   type PackageSpec,
 } from './python.js';
 export { describeWheelStoreContract } from './wheel-store-contract.js';
-export { compileElf, type CompileOptions } from './elf.js';
+export { compileElf, compilePythonExtension, type CompileOptions } from './elf.js';
 export { expectValidImage } from './valid-image.js';
 export { umociUnpack, type UnpackedBundle } from './umoci.js';
 export { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.js';

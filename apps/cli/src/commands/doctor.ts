@@ -99,12 +99,22 @@ async function checkEngine(env: NodeJS.ProcessEnv): Promise<Check> {
     const { default: Docker } = await import('dockerode');
     const docker = env.DOCKER_HOST ? new Docker(dockerOptions(env.DOCKER_HOST)) : new Docker();
     const version = await docker.version();
+    // The platforms it runs (Decision 24: building wheels or locking for a platform needs one that runs it).
+    const { enginePlatforms } = await import('@dstack/engine');
+    const platforms = await enginePlatforms(docker, { dockerHost: where });
+    const runs =
+      platforms.emulation === 'unknown'
+        ? `runs ${platforms.native} (emulation on a remote engine's machine is not read)`
+        : `runs ${[platforms.native, ...platforms.emulated.map((p) => `${p} (emulated)`)].join(', ')}`;
     return {
       area: 'engine',
       name: where,
       ok: true,
       required: false,
-      detail: `Docker ${version.Version}, API ${version.ApiVersion}, ${version.Os}/${version.Arch}`,
+      detail: `Docker ${version.Version}, API ${version.ApiVersion}, ${version.Os}/${version.Arch}; ${runs}`,
+      ...(platforms.emulated.length === 0 && platforms.emulation !== 'unknown'
+        ? { fix: 'other platforms need emulation to build wheels or lock (qemu-user-static + binfmt_misc: sudo bash tools/system/setup.sh) or an engine of theirs; image app --platform needs neither' }
+        : {}),
     };
   } catch (err) {
     return {

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, machine } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type Docker from 'dockerode';
-import type { AppInput, BaseInfo, ImageSpec, WheelInput } from '@dstack/image';
+import type { AppInput, BaseInfo, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
 import type { DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials } from '@dstack/oci';
@@ -115,11 +115,14 @@ async function lockForBase(
   ctx: CliContext,
   recipe: string,
   info: BaseInfo,
-  options: { wheelhouse: string; python?: string; factoryImage?: string; allowIndex?: boolean; logger: CliContext['logger'] },
+  options: { wheelhouse: string; python?: string; factoryImage?: string; allowIndex?: boolean; logger: CliContext['logger']; platform?: Platform | null },
 ): Promise<string> {
   const { buildWheelhouse } = await import('@dstack/engine');
   const wanted = info.pythonFullVersion ?? info.pythonVersion;
-  let python = options.python ? path.resolve(ctx.cwd, options.python) : options.factoryImage ? null : await localInterpreterFor(info, ctx.env);
+  // A local interpreter locks for its own machine only: a base of another architecture is locked in its factory image.
+  const foreign = info.target.architecture !== machine();
+  const platform = options.platform ? `${options.platform.os}/${options.platform.architecture}${options.platform.variant ? `/${options.platform.variant}` : ''}` : undefined;
+  let python = options.python ? path.resolve(ctx.cwd, options.python) : options.factoryImage || foreign ? null : await localInterpreterFor(info, ctx.env);
   if (options.python) {
     const version = await pythonVersionOf(python!);
     if (version !== wanted) {
@@ -132,7 +135,12 @@ async function lockForBase(
   }
   let engine: { executor: DockerExecutor; target: Target } | null = null;
   if (!python) {
-    const { image, executor } = await factoryExecutor(ctx.env, options.factoryImage, options.logger);
+    let wantedPlatform = platform;
+    if (!wantedPlatform && foreign) {
+      const oci = (await import('@dstack/wheelhouse')).ociPlatformOfMachine(info.target.architecture);
+      if (oci) wantedPlatform = `linux/${oci.architecture}${oci.variant ? `/${oci.variant}` : ''}`;
+    }
+    const { image, executor } = await factoryExecutor(ctx.env, options.factoryImage, options.logger, wantedPlatform);
     // Said first when the factory image was the fallback, not the choice.
     const noLocal = options.factoryImage ? '' : `no local interpreter of the base's Python ${wanted} to lock ${recipe} with, and `;
     let target: Target;
@@ -231,7 +239,10 @@ function specAt(ctx: CliContext, text: string, parseImageSpec: (text: string) =>
 interface AppOptions {
   base: string;
   requirements?: string;
-  lock?: string;
+  /** `FILE`, or `PLATFORM=FILE` once per platform. */
+  lock?: string[];
+  platform?: string;
+  indexFormat?: string;
   source?: string;
   wheel?: string;
   wheelhouse?: string;
@@ -273,6 +284,54 @@ async function wheelhousePip(wheelhouse: string, info: BaseInfo): Promise<{ pipW
   return best ? { pipWheel: path.join(wheelhouse, best.filename), pipWheelSha256: best.sha256 } : null;
 }
 
+/** `--platform`: a comma-separated list (linux/amd64,linux/arm64), or `all` = every platform the base offers. */
+async function platformsOf(text: string, baseSpec: ImageSpec, options: SourceOptions): Promise<Platform[]> {
+  const { imagePlatforms, parsePlatform, platformMatches, formatPlatform } = await imageLib();
+  if (text === 'all') return imagePlatforms(baseSpec, options);
+  const out: Platform[] = [];
+  for (const item of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    let p: Platform;
+    try {
+      p = parsePlatform(item);
+    } catch {
+      throw new UsageError(`--platform takes os/architecture[/variant] items separated by commas (linux/amd64,linux/arm64) or all, not "${item}"`);
+    }
+    if (out.some((q) => platformMatches(q, p) || platformMatches(p, q))) throw new UsageError(`--platform names ${formatPlatform(p)} twice`);
+    out.push(p);
+  }
+  if (out.length === 0) throw new UsageError('--platform names no platform');
+  return out;
+}
+
+/** `--lock FILE` (any platform; one only) and `--lock PLATFORM=FILE` (one per platform). */
+function parseLocks(values: string[], platforms: Platform[] | null): { platform: Platform | null; file: string }[] {
+  const out: { platform: Platform | null; file: string }[] = [];
+  for (const v of values) {
+    const m = /^([a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?)=(.+)$/.exec(v);
+    if (!m) {
+      out.push({ platform: null, file: v });
+      continue;
+    }
+    const [os, architecture, variant] = m[1]!.split('/') as [string, string, string | undefined];
+    const platform: Platform = variant ? { os, architecture, variant } : { os, architecture };
+    if (!platforms) throw new UsageError(`--lock ${v} names a platform: give --platform too (or --lock FILE for the base's only one)`);
+    out.push({ platform, file: m[2]! });
+  }
+  const plain = out.filter((l) => l.platform === null);
+  if (plain.length > 1 || (plain.length === 1 && out.length > 1)) {
+    throw new UsageError('give one --lock FILE, or one --lock PLATFORM=FILE per platform (--lock linux/arm64=FILE)');
+  }
+  if (plain.length === 1 && platforms && platforms.length > 1) {
+    throw new UsageError(`one lock is for one platform: give --lock PLATFORM=FILE for each of ${platforms.map((p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`).join(', ')}`);
+  }
+  return out;
+}
+
+function printImage(ctx: CliContext, b: { image: Image; layers: LayerReport[] }, out: SinkResult): void {
+  for (const l of b.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
+  ctx.stdout.write(`image ${b.image.digest()} -> ${out.where}  ${out.digest}\n`);
+}
+
 export function registerImageCommands(program: Command, run: Runner): void {
   const image = program.command('image').description('build images: the factory and runtime on a Docker engine, app images daemonless');
 
@@ -284,7 +343,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--python <path>', 'with --requirements: the interpreter to lock with (it must be the base\'s full Python version)')
     .option('--factory-image <ref>', 'with --requirements: lock through this factory image on the Docker engine (default when no local interpreter fits: $FACTORY_IMAGE or dstack-factory/factory:py$PY_VERSION); its dpkg lists name the Debian packages of missing libraries')
     .option('--allow-index', 'with --requirements: let pip use indexes while locking (default: the wheelhouse only, unless the recipe names an index)')
-    .option('--lock <file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter')
+    .option('--lock <[platform=]file>', 'a PEP 751 lock (pylock.<target>.toml) made for the base\'s interpreter; with --platform, one per platform: --lock linux/arm64=FILE (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--platform <list>', 'platforms to build, one image each from the same recipe (linux/amd64,linux/arm64, or all = the base\'s): an image index for oci: and registry:, one platform for docker: and archive:; nothing is run, no emulation is needed')
+    .option('--index-format <oci|docker>', 'with several platforms: an OCI image index over OCI manifests (default), or a Docker manifest list over Docker v2 manifests')
     .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
     .option('--wheel <file>', 'the app as a wheel, installed into /env')
     .option('--wheelhouse <dir>', 'where the locked wheels are (default: $WHEELHOUSE or ./wheelhouse)')
@@ -306,9 +367,30 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--cache-keep <n>', 'with --cache-to: records kept per family (dependency layers, each project\'s segments, bases)', '3')
     .action(
       run(async (ctx, opts: AppOptions) => {
-        const { BlobCache, RegistryClient, RegistryLayerCache, buildAppImage, buildAppImageOnDaemon, checkWheelLibraries, exportLayerCache, fetchRegistryLayers, inspectBase, mountFromCache, openImage, parseImageSpec, recordUse, sourceDateEpoch, wheelsFromLock, writeImage } =
-          await imageLib();
-        if (!opts.requirements === !opts.lock) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
+        const {
+          BlobCache,
+          ImageIndex,
+          RegistryClient,
+          RegistryLayerCache,
+          buildAppImage,
+          buildAppImageOnDaemon,
+          checkWheelLibraries,
+          exportLayerCache,
+          fetchRegistryLayers,
+          formatPlatform,
+          inspectBase,
+          mountFromCache,
+          openImage,
+          parseImageSpec,
+          platformMatches,
+          platformOf,
+          recordUse,
+          sourceDateEpoch,
+          wheelsFromLock,
+          writeImage,
+          writeImageIndex,
+        } = await imageLib();
+        if (!opts.requirements === !opts.lock?.length) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
         if (opts.python && !opts.requirements) throw new UsageError('--python locks --requirements; a --lock is used as it is');
         if (opts.allowIndex && !opts.requirements) throw new UsageError('--allow-index is for locking --requirements; a --lock is used as it is');
@@ -361,18 +443,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
           if (!engineClient) throw new Error('no docker: image in this build, yet the engine was asked for');
           return engineClient;
         };
-        const base = await openImage(baseSpec, { cache, docker, registry });
-        // oci: and archive: write every layer from disk: the base's registry layers download meanwhile, in parallel.
-        const prefetch = output.kind === 'oci' || output.kind === 'archive' ? fetchRegistryLayers(base, cache) : null;
-        prefetch?.catch(() => undefined); // awaited below
-        const info = await inspectBase(base, { cache });
-        logger.info({ python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
-
-        const lockFile = opts.lock ? resolve(opts.lock) : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger });
-        const locked = await wheelsFromLock(lockFile, wheelhouse, info);
-        const wheels: WheelInput[] = locked.wheels;
+        const platforms = opts.platform ? await platformsOf(opts.platform, baseSpec, { cache, docker, registry }) : null;
+        if (platforms && platforms.length > 1 && opts.engine) throw new UsageError('--engine builds one platform on the engine: give one --platform, or leave --engine out');
+        const locks = parseLocks(opts.lock ?? [], platforms);
+        const labels: Record<string, string> = { 'org.opencontainers.image.base.name': opts.base };
         let app: AppInput | undefined;
-        const labels: Record<string, string> = { 'org.dstack-factory.lock.digest': locked.digest, 'org.opencontainers.image.base.name': opts.base };
         if (opts.source) {
           app = { kind: 'source', dir: resolve(opts.source) };
           try {
@@ -384,24 +459,64 @@ export function registerImageCommands(program: Command, run: Runner): void {
         } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
         Object.assign(labels, parsePairs(opts.label, '--label'));
 
-        if (opts.checkLibs !== false) {
-          // Before anything is built or written: every ELF file the wheels install must load on this base.
-          const checked = [...wheels, ...(app?.kind === 'wheel' ? [{ path: app.path }] : [])];
-          const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache });
-          await enforce(ctx, report, base, opts.base, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
-        }
+        /** One platform's image (or the base's only one without --platform): its base, lock, check and layers. */
+        const assemble = async (platform: Platform | null) => {
+          const where = platform ? ` (${formatPlatform(platform)})` : '';
+          const base = await openImage(baseSpec, { cache, docker, registry, ...(platform ? { platform } : {}) });
+          // oci: and archive: write every layer from disk: the base's registry layers download meanwhile, in parallel.
+          const prefetch = output.kind === 'oci' || output.kind === 'archive' ? fetchRegistryLayers(base, cache) : null;
+          prefetch?.catch(() => undefined); // awaited below
+          const info = await inspectBase(base, { cache });
+          logger.info({ platform: platform ? formatPlatform(platform) : undefined, python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
+          const given = locks.find((l) => l.platform === null || (platform !== null && platformMatches(platform, l.platform)));
+          if (!given && !opts.requirements) {
+            throw new UsageError(`no lock for ${formatPlatform(platform!)}: give --lock ${formatPlatform(platform!)}=FILE, or --requirements to lock for each platform`);
+          }
+          const lockFile = given
+            ? resolve(given.file)
+            : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger, platform });
+          const locked = await wheelsFromLock(lockFile, wheelhouse, info);
+          const wheels: WheelInput[] = locked.wheels;
+          if (opts.checkLibs !== false) {
+            // Before anything is built or written: every ELF file the wheels install must load on this base.
+            const checked = [...wheels, ...(app?.kind === 'wheel' ? [{ path: app.path }] : [])];
+            const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache });
+            await enforce(ctx, report, base, `${opts.base}${where}`, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
+          }
+          // The order of the labels as before --platform (the config's bytes, hence the digest, stay the same).
+          const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...labels };
+          if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, prefetch };
+          const result = await buildAppImage({
+            base,
+            baseInfo: info,
+            cache,
+            wheels,
+            ...(app ? { app } : {}),
+            uid,
+            ...(opts.cmd ? { cmd: opts.cmd } : {}),
+            ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
+            labels: platformLabels,
+            sourceDateEpoch: sourceDateEpoch(ctx.env),
+            compression,
+            logger,
+            pip: opts.pip !== false,
+            ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
+          });
+          return { base, info, wheels, labels: platformLabels, result, prefetch };
+        };
 
         if (opts.engine) {
+          const one = await assemble(platforms?.[0] ?? null);
           const baseName = (baseSpec as { name: string }).name;
           const tag = (parseImageSpec(opts.output) as { name: string }).name;
           const built = await buildAppImageOnDaemon(await dockerFrom(ctx.env), {
             dockerfiles: path.join(IMAGES_DIR, 'app'),
             base: baseName,
-            wheels: wheels.map((w) => w.path),
+            wheels: one.wheels.map((w) => w.path),
             ...(app ? { app } : {}),
             uid,
             tag,
-            labels,
+            labels: one.labels,
             onProgress: (line) => {
               if (ctx.interactive) ctx.stderr.write(`${line}\n`);
               else logger.info(line);
@@ -411,67 +526,83 @@ export function registerImageCommands(program: Command, run: Runner): void {
           else ctx.stdout.write(`${built.tags.join(' ')} ${built.id}\n`);
           return 0;
         }
-        const result = await buildAppImage({
-          base,
-          baseInfo: info,
-          cache,
-          wheels,
-          ...(app ? { app } : {}),
-          uid,
-          ...(opts.cmd ? { cmd: opts.cmd } : {}),
-          ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
-          labels,
-          sourceDateEpoch: sourceDateEpoch(ctx.env),
-          compression,
-          logger,
-          pip: opts.pip !== false,
-          ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
-        });
+        // The platforms one after the other: their wheels differ, their layers are cached apart by content.
+        const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[] }[] = [];
+        for (const platform of platforms ?? [null]) {
+          const { result, prefetch, wheels } = await assemble(platform);
+          let image = result!.image;
+          if (prefetch) {
+            await prefetch;
+            image = await fetchRegistryLayers(image, cache); // what is left (nothing, unless a layer came from the registry)
+          } else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
+          // `image` has the same digest as result.image: only where its layers are read from differs.
+          built.push({ platform: platform ? platformOf(image) : null, image, layers: result!.layers, wheels });
+        }
         // A push to a registry: one live line on a terminal (blobs done of layers + config), events in the log.
         const live = new LiveLine(ctx.stderr, ctx.interactive);
         let blobs = 0;
-        let image = result.image;
-        if (prefetch) {
-          await prefetch;
-          image = await fetchRegistryLayers(image, cache); // what is left (nothing, unless a layer came from the registry)
-        } else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
-        const out = await writeImage(image, output, {
+        const total = built.reduce((n, b) => n + b.layers.length + 1, 0);
+        const sinkOptions = {
           docker,
           registry,
           ...(opts.tag ? { tag: opts.tag } : {}),
           ...(baseSpec.kind === 'docker' ? { reuseFrom: [baseSpec.name] } : {}),
-          onPush: (e) => {
+          onPush: (e: PushEvent) => {
             logger.info({ digest: e.digest, size: e.size }, e.type);
             if (e.type !== 'manifest') blobs += 1;
-            live.update({ label: 'pushing', done: blobs, total: result.layers.length + 1, item: `${e.type} ${e.digest.slice(7, 19)} ${e.size} B` });
+            live.update({ label: 'pushing', done: blobs, total, item: `${e.type} ${e.digest.slice(7, 19)} ${e.size} B` });
           },
-        }).finally(() => live.finish());
+        };
+        const indexFormat = opts.indexFormat ?? 'oci';
+        if (indexFormat !== 'oci' && indexFormat !== 'docker') throw new UsageError(`--index-format is oci or docker, not "${indexFormat}"`);
+        const index = platforms ? new ImageIndex(built.map((b) => b.image)) : null;
+        // Reported in the index's order (by platform), whatever order --platform named them in.
+        if (index) built.sort((a, b) => index.entries.findIndex((e) => e.image === a.image) - index.entries.findIndex((e) => e.image === b.image));
+        const out = await (index ? writeImageIndex(index, output, { ...sinkOptions, format: indexFormat }) : writeImage(built[0]!.image, output, sinkOptions)).finally(() => live.finish());
         let exported: Awaited<ReturnType<typeof exportLayerCache>> | null = null;
         if (cacheTo && used) {
-          const runtime = result.layers.find((l) => l.role === 'runtime')!;
+          const runtimes = new Set(built.flatMap((b) => b.layers.filter((l) => l.role === 'runtime').map((l) => l.digest)));
           exported = await exportLayerCache(cacheTo, {
             client: registry,
             cache,
             used,
             previous: cacheTo === cacheFrom ? remote : target,
             keep,
-            wheelNames: new Map(wheels.filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
-            layers: image.layers.filter((l) => l.digest === runtime.digest),
+            wheelNames: new Map(built.flatMap((b) => b.wheels).filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
+            layers: built.flatMap((b) => b.image.layers.filter((l) => runtimes.has(l.digest))),
             ...(output.kind === 'registry' ? { pushedTo: output.ref } : {}),
             logger,
           });
           logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
         }
-        if (opts.json) {
-          ctx.stdout.write(`${JSON.stringify({ digest: result.image.digest(), output: out, layers: result.layers, ...(exported ? { cacheTo: { ref: cacheTo, ...exported } } : {}) }, null, 2)}\n`);
-        } else {
-          for (const l of result.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
-          ctx.stdout.write(`image ${result.image.digest()} -> ${out.where}  ${out.digest}\n`);
-          if (exported) {
-            const b = exported.blobs;
-            ctx.stdout.write(`cache ${cacheTo}  ${exported.records} records${exported.dropped ? ` (${exported.dropped} dropped)` : ''}, blobs ${b.present} present, ${b.mounted} mounted, ${b.uploaded} uploaded\n`);
+        const cacheJson = exported ? { cacheTo: { ref: cacheTo, ...exported } } : {};
+        const printCache = (): void => {
+          if (!exported) return;
+          const b = exported.blobs;
+          ctx.stdout.write(`cache ${cacheTo}  ${exported.records} records${exported.dropped ? ` (${exported.dropped} dropped)` : ''}, blobs ${b.present} present, ${b.mounted} mounted, ${b.uploaded} uploaded\n`);
+        };
+        if (index && (output.kind === 'docker' || output.kind === 'archive')) {
+          // One platform went there as a plain image: say it as one.
+          const only = built[0]!;
+          if (opts.json) ctx.stdout.write(`${JSON.stringify({ digest: only.image.digest(), platform: formatPlatform(only.platform!), output: out, layers: only.layers, ...cacheJson }, null, 2)}\n`);
+          else printImage(ctx, only, out);
+        } else if (index) {
+          const digest = index.index(indexFormat).digest;
+          if (opts.json) {
+            const images = built.map((b) => ({ platform: formatPlatform(b.platform!), digest: b.image.manifest(indexFormat).digest, layers: b.layers }));
+            ctx.stdout.write(`${JSON.stringify({ digest, output: out, images, ...cacheJson }, null, 2)}\n`);
+          } else {
+            for (const b of built) {
+              ctx.stdout.write(`${formatPlatform(b.platform!)}\n`);
+              for (const l of b.layers) ctx.stdout.write(`  ${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
+              ctx.stdout.write(`  image ${b.image.manifest(indexFormat).digest}\n`);
+            }
+            ctx.stdout.write(`index ${digest} -> ${out.where}  ${out.digest}\n`);
           }
-        }
+        } else if (opts.json) {
+          ctx.stdout.write(`${JSON.stringify({ digest: built[0]!.image.digest(), output: out, layers: built[0]!.layers, ...cacheJson }, null, 2)}\n`);
+        } else printImage(ctx, built[0]!, out);
+        if (!opts.json) printCache();
         return 0;
       }),
     );

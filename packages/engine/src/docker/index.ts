@@ -16,3 +16,4 @@ export {
   type BuildImageOptions,
 } from './image.js';
 export { buildInputs, packInputs, type InputPath } from './inputs.js';
+export { emulatedPlatforms, enginePlatforms, requirePlatform, runsPlatform, type EnginePlatforms } from './platforms.js';

@@ -14,6 +14,10 @@ export const ENGINE_CODES = {
     summary: 'No Docker daemon answers at DOCKER_HOST, or it stopped answering during a build.',
     hint: 'Start dockerd (or set DOCKER_HOST to a running one), or build with --executor local.',
   },
+  ENGINE_PLATFORM: {
+    summary: 'The Docker engine cannot run containers of a platform a build or lock needs: not its own, and no emulation for it.',
+    hint: 'Enable emulation on the engine\'s machine (qemu-user-static with binfmt_misc: sudo bash tools/system/setup.sh), point DOCKER_HOST at an engine of that platform, or lock elsewhere and pass --lock PLATFORM=FILE.',
+  },
   PYTHON_NOT_FOUND: {
     summary: 'No interpreter of the Python version or path asked for is on this machine.',
     hint: 'Install it (e.g. `pyenv install 3.11`) or pass --python with the path of an interpreter.',

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { parseReference, RegistryClient } from '@dstack/oci';
 import type { Digest } from '../core/digest.js';
 import type { Image, ManifestFormat } from '../core/image.js';
+import type { ImageIndex } from '../core/image-index.js';
 import { RegistryLayer } from '../sources/registry.js';
 
 export interface PushEvent {
@@ -40,9 +41,24 @@ export async function pushImage(image: Image, reference: string, options: PushOp
     await client.uploadBlob(ref, image.configDigest(), config.length, async () => Readable.from([config]));
   }
   const m = image.manifest(format);
-  const tagOrDigest = ref.tag ?? m.digest;
-  await client.putManifest(ref, tagOrDigest, { mediaType: m.mediaType, bytes: m.bytes, digest: m.digest });
+  await client.putManifest(ref, ref.tag ?? m.digest, { mediaType: m.mediaType, bytes: m.bytes, digest: m.digest });
   options.onEvent?.({ type: 'manifest', digest: m.digest, size: m.bytes.length });
   return m.digest;
 }
 
+/**
+ * Pushes a multi-platform image: each platform's image by its digest (blobs shared between them go once), then
+ * the index (OCI index, or a Docker manifest list with `format: 'docker'`) under the reference's tag. Returns
+ * the index digest.
+ */
+export async function pushImageIndex(index: ImageIndex, reference: string, options: PushOptions = {}): Promise<Digest> {
+  const client = options.client ?? new RegistryClient();
+  const ref = parseReference(reference);
+  const format = options.format ?? 'oci';
+  const repo = `${ref.registry}/${ref.repository}`;
+  for (const { image } of index.entries) await pushImage(image, `${repo}@${image.manifest(format).digest}`, { ...options, client, format });
+  const ix = index.index(format);
+  await client.putManifest(ref, ref.tag ?? ix.digest, { mediaType: ix.mediaType, bytes: ix.bytes, digest: ix.digest });
+  options.onEvent?.({ type: 'manifest', digest: ix.digest, size: ix.bytes.length });
+  return ix.digest;
+}

@@ -1,14 +1,16 @@
 // writeImage: one entry to every sink.
 import type Docker from 'dockerode';
 import { hexOf, type Digest } from '../core/digest.js';
-import type { Image } from '../core/image.js';
+import type { Image, ManifestFormat } from '../core/image.js';
+import type { ImageIndex } from '../core/image-index.js';
+import { formatPlatform } from '../core/platform.js';
 import type { ImageSpec } from '../core/image-spec.js';
 import { RegistryClient } from '@dstack/oci';
 import { ImageError } from '../errors.js';
 import { loadIntoDaemon } from './daemon.js';
 import { writeDockerArchive } from './docker-archive.js';
-import { writeOciLayout } from './oci-layout.js';
-import { pushImage, type PushEvent } from './registry.js';
+import { writeOciLayout, writeOciLayoutIndex } from './oci-layout.js';
+import { pushImage, pushImageIndex, type PushEvent } from './registry.js';
 
 export interface SinkOptions {
   docker?: () => Docker;
@@ -43,6 +45,33 @@ export async function writeImage(image: Image, spec: ImageSpec, options: SinkOpt
       return { digest: image.manifest('docker').digest, where: `docker archive ${spec.file}` };
     case 'registry': {
       const digest = await pushImage(image, spec.ref, { client: options.registry ?? new RegistryClient(), ...(options.onPush ? { onEvent: options.onPush } : {}) });
+      return { digest, where: spec.ref };
+    }
+  }
+}
+
+/**
+ * Writes a multi-platform image: an OCI index (or, with `format: 'docker'`, a Docker manifest list) over one
+ * image per platform, to an OCI layout or a registry. A Docker engine and a docker archive keep one platform
+ * per tag: an index of one image goes there as that image, a larger one is refused.
+ */
+export async function writeImageIndex(index: ImageIndex, spec: ImageSpec, options: SinkOptions & { format?: ManifestFormat } = {}): Promise<SinkResult> {
+  const format = options.format ?? 'oci';
+  switch (spec.kind) {
+    case 'docker':
+    case 'archive': {
+      if (index.entries.length === 1) return writeImage(index.entries[0]!.image, spec, options);
+      const platforms = index.entries.map((e) => formatPlatform(e.platform)).join(', ');
+      throw new ImageError('IMAGE_PLATFORM', `${spec.kind === 'docker' ? `docker:${spec.name}` : `archive:${spec.file}`} holds one platform, not ${index.entries.length} (${platforms})`, {
+        hint: 'name one platform (--platform linux/arm64), or write the index to oci:DIR or registry:REF',
+      });
+    }
+    case 'oci': {
+      const d = await writeOciLayoutIndex(index, spec.dir, { ...(spec.ref === null ? {} : { ref: spec.ref }), format });
+      return { digest: d.digest, where: `OCI layout ${spec.dir}${spec.ref ? `:${spec.ref}` : ''}` };
+    }
+    case 'registry': {
+      const digest = await pushImageIndex(index, spec.ref, { client: options.registry ?? new RegistryClient(), format, ...(options.onPush ? { onEvent: options.onPush } : {}) });
       return { digest, where: spec.ref };
     }
   }

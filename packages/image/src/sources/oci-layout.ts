@@ -6,6 +6,7 @@ import { FileLayer } from '../core/file-layer.js';
 import { Image, type Descriptor, type ImageConfigFile, type Manifest } from '../core/image.js';
 import { MEDIA_TYPES, ociLayerMediaType, REF_NAME_ANNOTATION } from '../core/layer.js';
 import { ImageError } from '../errors.js';
+import { formatPlatform, platformMatches, type Platform } from '../core/platform.js';
 
 export interface OciIndex {
   schemaVersion: 2;
@@ -33,35 +34,49 @@ async function readJson<T>(file: string): Promise<T> {
 }
 
 /** Picks linux/amd64 (or the given platform) from an index's manifests. */
-export function choosePlatform(
-  manifests: Descriptor[],
-  where: string,
-  platform: { os: string; architecture: string } = { os: 'linux', architecture: 'amd64' },
-): Descriptor {
-  const found = manifests.find(
-    (m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture,
-  );
+export function choosePlatform(manifests: Descriptor[], where: string, platform: Platform = { os: 'linux', architecture: 'amd64' }): Descriptor {
+  const found = manifests.find((m) => m.platform && platformMatches(m.platform, platform));
   if (!found) {
-    const have = manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}` : '?')).join(', ');
-    throw new ImageError('IMAGE_PLATFORM', `${where} has no ${platform.os}/${platform.architecture} image (has: ${have})`);
+    const have = manifests.map((m) => (m.platform ? formatPlatform(m.platform) : '?')).join(', ');
+    throw new ImageError('IMAGE_PLATFORM', `${where} has no ${formatPlatform(platform)} image (has: ${have})`);
   }
   return found;
 }
 
-/** Reads an image from an OCI image layout directory; `ref` selects by org.opencontainers.image.ref.name. */
-export async function readOciLayout(dir: string, options: { ref?: string } = {}): Promise<Image> {
+/** The platforms an index's manifests are for (attestations and other unknown/unknown entries left out). */
+export function indexPlatforms(manifests: Descriptor[]): Platform[] {
+  return manifests.flatMap((m) => (m.platform && m.platform.os !== 'unknown' ? [m.platform] : []));
+}
+
+/** The descriptor `readOciLayout` starts from: the one named `ref`, the only one, or the platform's. */
+async function topDescriptor(dir: string, options: { ref?: string; platform?: Platform }): Promise<Descriptor> {
   const index = await readJson<OciIndex>(path.join(dir, 'index.json'));
   let candidates = index.manifests ?? [];
   if (options.ref !== undefined) candidates = candidates.filter((m) => m.annotations?.[REF_NAME_ANNOTATION] === options.ref);
   if (candidates.length === 0) {
     throw new ImageError('IMAGE_NOT_FOUND', `no image${options.ref ? ` named ${options.ref}` : ''} in ${dir}/index.json`);
   }
-  let desc: Descriptor;
-  if (candidates.length === 1) desc = candidates[0]!;
-  else desc = choosePlatform(candidates, `${dir}/index.json`);
-  while (desc.mediaType === MEDIA_TYPES.ociIndex || desc.mediaType === MEDIA_TYPES.dockerManifestList) {
+  return candidates.length === 1 ? candidates[0]! : choosePlatform(candidates, `${dir}/index.json`, options.platform);
+}
+
+const isIndex = (d: Descriptor): boolean => d.mediaType === MEDIA_TYPES.ociIndex || d.mediaType === MEDIA_TYPES.dockerManifestList;
+
+/** The platforms an OCI layout's image (`ref`, or the only one) is for, when it is an index; null for one image. */
+export async function ociLayoutPlatforms(dir: string, options: { ref?: string } = {}): Promise<Platform[] | null> {
+  const desc = await topDescriptor(dir, options);
+  if (!isIndex(desc)) return null;
+  return indexPlatforms((await readJson<OciIndex>(blobPath(dir, desc.digest))).manifests);
+}
+
+/**
+ * Reads an image from an OCI image layout directory; `ref` selects by org.opencontainers.image.ref.name, and
+ * `platform` (default linux/amd64) picks from an index.
+ */
+export async function readOciLayout(dir: string, options: { ref?: string; platform?: Platform } = {}): Promise<Image> {
+  let desc = await topDescriptor(dir, options);
+  while (isIndex(desc)) {
     const inner = await readJson<OciIndex>(blobPath(dir, desc.digest));
-    desc = choosePlatform(inner.manifests, `${dir} index ${desc.digest}`);
+    desc = choosePlatform(inner.manifests, `${dir} index ${desc.digest}`, options.platform);
   }
   const manifest = await readJson<Manifest>(blobPath(dir, desc.digest));
   const config = await readJson<ImageConfigFile>(blobPath(dir, manifest.config.digest));

@@ -5,7 +5,8 @@ import type { Digest } from '../core/digest.js';
 import { Image, type Descriptor, type ImageConfigFile, type Manifest } from '../core/image.js';
 import { isGzipMediaType, MEDIA_TYPES, ociLayerMediaType, type Layer } from '../core/layer.js';
 import { formatReference, parseReference, RegistryClient, type ImageReference } from '@dstack/oci';
-import { choosePlatform } from './oci-layout.js';
+import { choosePlatform, indexPlatforms } from './oci-layout.js';
+import type { Platform } from '../core/platform.js';
 
 /** A layer in a registry: its blob is fetched when opened. */
 export class RegistryLayer implements Layer {
@@ -29,13 +30,26 @@ export class RegistryLayer implements Layer {
   }
 }
 
-/** Reads an image from a registry; manifest lists and OCI indexes resolve to linux/amd64. */
-export async function readRegistryImage(reference: string, client: RegistryClient = new RegistryClient()): Promise<Image> {
+const isIndex = (mediaType: string): boolean => mediaType === MEDIA_TYPES.ociIndex || mediaType === MEDIA_TYPES.dockerManifestList;
+
+/** The platforms a registry image is for when it is an index (OCI index or Docker manifest list); null for one image. */
+export async function readRegistryPlatforms(reference: string, client: RegistryClient = new RegistryClient()): Promise<Platform[] | null> {
+  const ref = parseReference(reference);
+  const m = await client.getManifest(ref, ref.digest ?? ref.tag!);
+  if (!isIndex(m.mediaType)) return null;
+  return indexPlatforms((JSON.parse(m.bytes.toString('utf8')) as { manifests: Descriptor[] }).manifests);
+}
+
+/**
+ * Reads an image from a registry; manifest lists and OCI indexes resolve to `platform` (default linux/amd64),
+ * whether their children are OCI or Docker v2 manifests.
+ */
+export async function readRegistryImage(reference: string, client: RegistryClient = new RegistryClient(), options: { platform?: Platform } = {}): Promise<Image> {
   const ref = parseReference(reference);
   let m = await client.getManifest(ref, ref.digest ?? ref.tag!);
-  if (m.mediaType === MEDIA_TYPES.ociIndex || m.mediaType === MEDIA_TYPES.dockerManifestList) {
+  if (isIndex(m.mediaType)) {
     const index = JSON.parse(m.bytes.toString('utf8')) as { manifests: Descriptor[] };
-    const chosen = choosePlatform(index.manifests, formatReference(ref));
+    const chosen = choosePlatform(index.manifests, formatReference(ref), options.platform);
     m = await client.getManifest(ref, chosen.digest);
   }
   const manifest = JSON.parse(m.bytes.toString('utf8')) as Manifest;
