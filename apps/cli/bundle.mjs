@@ -2,13 +2,14 @@
 // packages), so a process loads a few files instead of a tree of modules. Measured against tsc's per-file
 // output with dynamic imports alone: `--version` and a warm `build` start faster bundled (docs/benchmarks.md).
 // The packages kept out are loaded only by the commands that use them (and dockerode has native addons).
+// `node bundle.mjs [OUTDIR]` (default dist/): `image self` bundles into a temp folder when run from the sources.
 import { build } from 'esbuild';
 
 const external = ['dockerode', 'pino', 'pino-pretty', 'fastify', '@fastify/*'];
 
 await build({
   entryPoints: { main: 'src/main.ts' },
-  outdir: 'dist',
+  outdir: process.argv[2] ?? 'dist',
   bundle: true,
   splitting: true,
   format: 'esm',

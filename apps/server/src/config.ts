@@ -3,7 +3,8 @@
  * environment. Keys are snake_case in files. Unknown keys are errors, so a typo never silently
  * opens or closes the server.
  *
- *   host = "127.0.0.1"          port = 8080            wheelhouse = "./wheelhouse"
+ *   host = "127.0.0.1"          port = 8080            wheelhouse = "./wheelhouse"   (or "registry:HOST/REPO")
+ *   index_cache_seconds = 5     insecure_registries = ["registry.lan:5000"]
  *   public_read = true          max_upload_bytes = 2147483648
  *   headers_timeout_seconds = 30   body_idle_timeout_seconds = 60
  *   [[tokens]]  name = "ci"  token_env = "CI_UPLOAD_TOKEN"  scopes = ["read", "upload"]
@@ -63,7 +64,15 @@ export interface BuildsConfig {
 export interface ServerConfig {
   host: string;
   port: number;
+  /** The store: a folder, or `registry:HOST/REPO` (an OCI registry; `serve --store`). */
   wheelhouse: string;
+  /**
+   * How long the index of a store without a folder (a registry) is served before it is listed again: an
+   * upload through another replica shows within this time.
+   */
+  indexCacheSeconds: number;
+  /** Registries reached over plain HTTP besides loopback ones ("host:port"). */
+  insecureRegistries: string[];
   /** Reads (index, files, page) without a token. */
   publicRead: boolean;
   tokens: TokenConfig[];
@@ -85,6 +94,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   host: '127.0.0.1',
   port: 8080,
   wheelhouse: './wheelhouse',
+  indexCacheSeconds: 5,
+  insecureRegistries: [],
   publicRead: true,
   tokens: [],
   maxUploadBytes: 2 * 1024 ** 3,
@@ -160,6 +171,8 @@ export function configFromObject(
       'host',
       'port',
       'wheelhouse',
+      'index_cache_seconds',
+      'insecure_registries',
       'public_read',
       'tokens',
       'max_upload_bytes',
@@ -179,6 +192,10 @@ export function configFromObject(
     config.port = port;
   }
   config.wheelhouse = take(raw, 'wheelhouse', file, isString, 'a path') ?? config.wheelhouse;
+  config.indexCacheSeconds =
+    take(raw, 'index_cache_seconds', file, (v): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0, 'a number of seconds (0 or more)') ??
+    config.indexCacheSeconds;
+  config.insecureRegistries = take(raw, 'insecure_registries', file, isStringArray, 'a list of host:port') ?? config.insecureRegistries;
   config.publicRead = take(raw, 'public_read', file, isBool, 'true or false') ?? config.publicRead;
   config.allowBuildTags =
     take(raw, 'allow_build_tags', file, isBool, 'true or false') ?? config.allowBuildTags;

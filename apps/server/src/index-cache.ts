@@ -4,7 +4,8 @@
  * web server. A snapshot stays valid while the wheelhouse folder's mtime and inode are unchanged (every
  * add, rename or removal of a wheel changes them, from this process or another, e.g. the CLI) and for at
  * most `maxAgeMs`; the server also drops it after its own uploads and builds. A store without a folder
- * is listed on every request.
+ * (a registry) is listed again once its snapshot is older than `storeMaxAgeMs` (the server's
+ * `index_cache_seconds`): replicas over one registry agree within that time.
  */
 import { statSync } from 'node:fs';
 import {
@@ -32,7 +33,7 @@ export class IndexCache {
 
   constructor(
     private readonly store: WheelStore,
-    private readonly options: { fileUrl: (e: WheelEntry) => string; maxAgeMs?: number },
+    private readonly options: { fileUrl: (e: WheelEntry) => string; maxAgeMs?: number; storeMaxAgeMs?: number },
   ) {
     const dir = (store as WheelStore & { dir?: unknown }).dir;
     this.#dir = typeof dir === 'string' ? dir : null;
@@ -45,7 +46,7 @@ export class IndexCache {
   }
 
   #key(): string | null {
-    if (this.#dir === null) return null;
+    if (this.#dir === null) return this.options.storeMaxAgeMs ? 'store' : null;
     try {
       // Synchronous on purpose: a stat of a cached local directory takes about a microsecond, an async
       // one a round trip through libuv's thread pool on every index request.
@@ -59,6 +60,11 @@ export class IndexCache {
   async snapshot(): Promise<Snapshot> {
     const key = this.#key();
     const current = this.#snapshot;
+    if (key === 'store' && this.#dir === null) {
+      // No folder to watch: the snapshot holds for storeMaxAgeMs, then the store is listed again (awaited).
+      if (current !== null && Date.now() - current.at < this.options.storeMaxAgeMs!) return current.value;
+      return this.#pending ?? this.#refresh(key);
+    }
     if (key !== null && current !== null && current.key === key) {
       // Unchanged folder: serve it; past its age, refresh in the background (records may have changed).
       if (Date.now() - current.at >= (this.options.maxAgeMs ?? 30_000) && this.#pending === null) {

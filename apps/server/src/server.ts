@@ -123,7 +123,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     auth,
     metrics,
     builds: options.builds ?? null,
-    index: new IndexCache(options.store, { fileUrl: (e) => fileUrl(e.filename) }),
+    index: new IndexCache(options.store, { fileUrl: (e) => fileUrl(e.filename), storeMaxAgeMs: config.indexCacheSeconds * 1000 }),
     logger,
     recipeVars: options.recipeVars ?? {},
     authorize: (request: FastifyRequest, scope: Scope) =>

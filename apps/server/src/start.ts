@@ -4,7 +4,7 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { FsWheelStore } from '@dstack/wheelhouse';
+import { FsWheelStore, type WheelStore } from '@dstack/wheelhouse';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { recipeVariables } from './build-env.js';
@@ -32,7 +32,8 @@ export interface StartedServer {
   app: FastifyInstance;
   url: string;
   config: ServerConfig;
-  store: FsWheelStore;
+  /** FsWheelStore for a folder, RegistryWheelStore for `registry:HOST/REPO`. */
+  store: WheelStore;
   close(): Promise<void>;
 }
 
@@ -78,12 +79,29 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
   if (options.host !== undefined) config.host = options.host;
   if (options.port !== undefined) config.port = options.port;
   if (options.wheelhouse !== undefined) config.wheelhouse = options.wheelhouse;
-  config.wheelhouse = isAbsolute(config.wheelhouse) ? config.wheelhouse : resolve(cwd, config.wheelhouse);
-
-  await sweepDeadWriters(config.wheelhouse, logger);
-  const store = new FsWheelStore(config.wheelhouse, { logger: logger.child({ component: 'wheelhouse' }) });
+  const inRegistry = config.wheelhouse.startsWith('registry:');
+  let store: WheelStore;
+  if (inRegistry) {
+    // A stateless replica: the wheels live in the registry; this process keeps a cache of its listing.
+    const [{ RegistryWheelStore }, { RegistryClient, dockerConfigAuths }] = await Promise.all([
+      import('@dstack/wheelhouse-registry'),
+      import('@dstack/oci'),
+    ]);
+    const storeLogger = logger.child({ component: 'wheelhouse' });
+    const client = new RegistryClient({ credentials: dockerConfigAuths(env), insecure: config.insecureRegistries, logger: storeLogger });
+    store = new RegistryWheelStore(config.wheelhouse, { client, cacheMs: config.indexCacheSeconds * 1000, logger: storeLogger });
+  } else {
+    config.wheelhouse = isAbsolute(config.wheelhouse) ? config.wheelhouse : resolve(cwd, config.wheelhouse);
+    await sweepDeadWriters(config.wheelhouse, logger);
+    store = new FsWheelStore(config.wheelhouse, { logger: logger.child({ component: 'wheelhouse' }) });
+  }
   const metrics = serverMetrics();
   let runner = options.runner;
+  if (runner === undefined && inRegistry) {
+    // Builds need a wheelhouse folder (pip's --find-links): builders build into one and `wheelhouse push`.
+    logger.info({ store: config.wheelhouse }, 'builds are off: the store is a registry');
+    runner = null;
+  }
   if (runner === undefined) {
     const engineLogger = logger.child({ component: 'engine' });
     const defaultKind = await defaultExecutorKind(config, engineLogger);

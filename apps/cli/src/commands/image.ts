@@ -16,6 +16,7 @@ import { LiveLine } from '../progress.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
 import { buildEnvironment } from '../dotenv.js';
 import { enforce } from '../libcheck.js';
+import { registerImageSelfCommand } from './image-self.js';
 
 const exec = promisify(execFile);
 
@@ -606,6 +607,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
         return 0;
       }),
     );
+
+  registerImageSelfCommand(image, run, { cacheDir, dockerFrom });
 
   image
     .command('rebase')

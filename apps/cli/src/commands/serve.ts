@@ -7,6 +7,7 @@ export interface ServeOptions {
   host?: string;
   port?: string;
   wheelhouse?: string;
+  store?: string;
   config?: string;
 }
 
@@ -20,11 +21,14 @@ function parsePort(value: string): number {
 
 /** Starts the server for `serve` and resolves once it listens (the tests call this directly). */
 export async function startServe(ctx: CliContext, options: ServeOptions): Promise<StartedServer> {
+  if (options.store !== undefined && options.wheelhouse !== undefined) {
+    throw new UsageError('give --store or --wheelhouse, not both (--store takes a folder too)');
+  }
   const { startServer } = await import('@dstack/server');
   return startServer({
     ...(options.host !== undefined ? { host: options.host } : {}),
     ...(options.port !== undefined ? { port: parsePort(options.port) } : {}),
-    ...(options.wheelhouse !== undefined ? { wheelhouse: options.wheelhouse } : {}),
+    ...(options.store !== undefined || options.wheelhouse !== undefined ? { wheelhouse: options.store ?? options.wheelhouse! } : {}),
     configFile: options.config ?? null,
     env: ctx.env,
     cwd: ctx.cwd,
@@ -56,6 +60,10 @@ export function registerServeCommand(program: Command, run: Runner): void {
     .option('--host <host>', "address to listen on (default 127.0.0.1, or the config file's)")
     .option('--port <port>', "port to listen on (default 8080, or the config file's; 0 picks a free one)")
     .option('--wheelhouse <dir>', "the wheelhouse to serve (default ./wheelhouse, or the config file's)")
+    .option(
+      '--store <dir|registry:HOST/REPO>',
+      'the store to serve: a wheelhouse folder, or an OCI registry repository (stateless replicas over one registry; builds off)',
+    )
     .option('--config <file>', 'server config, TOML or JSON (tokens, public reads, limits, builds)')
     .addHelpText(
       'after',

@@ -1,29 +1,44 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { FsWheelStore, WheelEntry } from '@dstack/wheelhouse';
+import type { WheelEntry, WheelStore } from '@dstack/wheelhouse';
 import type { CliContext, Runner } from '../context.js';
 import { UsageError } from '../errors.js';
 
 interface StoreOptions {
   wheelhouse?: string;
+  insecureRegistry?: string[];
 }
 
-/** `--wheelhouse DIR`, else $WHEELHOUSE, else ./wheelhouse (relative to the current folder). */
-export function wheelhouseDir(ctx: Pick<CliContext, 'env' | 'cwd'>, opts: StoreOptions): string {
-  return path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
-}
-
-/** The store, with @dstack/wheelhouse loaded on first use (not at start-up). */
-async function openStore(ctx: CliContext, opts: StoreOptions): Promise<FsWheelStore> {
+/**
+ * The store, with its packages loaded on first use (not at start-up): the folder, or `registry:HOST/REPO` (an
+ * OCI registry, with the credentials `docker login` stored).
+ */
+export async function openStore(ctx: CliContext, opts: StoreOptions, location?: string): Promise<WheelStore> {
+  const where = location ?? opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse';
+  const logger = ctx.logger.child({ component: 'wheelhouse' });
+  if (where.startsWith('registry:')) {
+    const [{ RegistryWheelStore }, { RegistryClient, dockerConfigAuths }] = await Promise.all([
+      import('@dstack/wheelhouse-registry'),
+      import('@dstack/oci'),
+    ]);
+    const client = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
+    return new RegistryWheelStore(where, { client, logger });
+  }
   const { FsWheelStore } = await import('@dstack/wheelhouse');
-  return new FsWheelStore(wheelhouseDir(ctx, opts), {
-    logger: ctx.logger.child({ component: 'wheelhouse' }),
-  });
+  return new FsWheelStore(path.resolve(ctx.cwd, where), { logger });
+}
+
+/** How messages name a store: the folder, or registry:HOST/REPO. */
+function locationOf(store: WheelStore): string {
+  const s = store as WheelStore & { dir?: string; location?: string };
+  return s.location ?? s.dir ?? 'the store';
 }
 
 const withStore = (cmd: Command): Command =>
-  cmd.option('--wheelhouse <dir>', 'the wheelhouse folder (default: $WHEELHOUSE or ./wheelhouse)');
+  cmd
+    .option('--wheelhouse <dir|registry:HOST/REPO>', 'the wheelhouse: a folder (default: $WHEELHOUSE or ./wheelhouse), or a registry repository')
+    .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)');
 
 function builtByText(b: Record<string, string> | null): string {
   return b
@@ -186,7 +201,7 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       if (wanted.length === 0) {
         throw new WheelError(
           'WHEEL_NOT_FOUND',
-          `no wheel of ${canonicalizeName(m[1]!)} ${m[2]} in ${store.dir}`,
+          `no wheel of ${canonicalizeName(m[1]!)} ${m[2]} in ${locationOf(store)}`,
         );
       }
       for (const e of wanted) {
@@ -254,6 +269,45 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
       return removed === go.length ? 0 : 1;
     }),
   );
+
+  for (const direction of ['push', 'pull'] as const) {
+    withStore(
+      wheelhouse
+        .command(direction)
+        .description(
+          direction === 'push'
+            ? 'copy the wheels the registry lacks from the wheelhouse folder to registry:HOST/REPO (in parallel; run again to resume)'
+            : 'copy the wheels the wheelhouse folder lacks from registry:HOST/REPO (in parallel; run again to resume)',
+        )
+        .argument('<ref>', 'the registry repository: registry:HOST/REPO (or HOST/REPO)')
+        .option('--jobs <n>', 'wheels copied at once', '8'),
+    ).action(
+      run(async (ctx, ref: string, opts: StoreOptions & { jobs: string }) => {
+        const jobs = Number(opts.jobs);
+        if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`--jobs takes a whole number from 1, not "${opts.jobs}"`);
+        const { copyWheels } = await import('@dstack/wheelhouse-registry');
+        const registry = await openStore(ctx, opts, ref.startsWith('registry:') ? ref : `registry:${ref}`);
+        const folder = await openStore(ctx, opts);
+        const [from, to] = direction === 'push' ? [folder, registry] : [registry, folder];
+        const started = Date.now();
+        const result = await copyWheels(from, to, {
+          concurrency: jobs,
+          onWheel: (e) => {
+            if (e.status === 'copied') ctx.stdout.write(`${direction === 'push' ? 'pushed' : 'pulled'} ${e.filename}\n`);
+            else if (e.status === 'failed') {
+              const code = (e.error as { code?: string }).code ?? 'ERROR';
+              ctx.stdout.write(`failed ${e.filename}  ${code}: ${e.error.message}\n`);
+            }
+          },
+        });
+        const mb = (result.bytes / 1e6).toFixed(1);
+        ctx.stdout.write(
+          `${result.copied.length} ${direction === 'push' ? 'pushed' : 'pulled'} (${mb} MB, ${((Date.now() - started) / 1000).toFixed(1)} s), ${result.present.length} already there, ${result.failed.length} failed: ${locationOf(from)} -> ${locationOf(to)}\n`,
+        );
+        return result.failed.length > 0 ? 1 : 0;
+      }),
+    );
+  }
 
   withStore(
     wheelhouse
