@@ -1,0 +1,88 @@
+// The wheelhouse commands on a registry store (issue 21): push, pull (only what is missing), list, and prune
+// deleting the manifests no lock names once the archive holds their wheels.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RegistryClient, parseReference } from '@dstack/oci';
+import { sharedRegistry, writeWheel, type SharedRegistry } from '@dstack/testing';
+import { runCli } from '../run-cli.test-support.js';
+
+let root: string;
+let registry: SharedRegistry;
+const id = randomBytes(4).toString('hex');
+const sha = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
+
+beforeAll(async () => {
+  registry = await sharedRegistry();
+  root = await mkdtemp(path.join(tmpdir(), 'dstack-wheelhouse-registry-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['--quiet', ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, cwd: root });
+
+describe('dstack-factory wheelhouse on registry:HOST/REPO', () => {
+  it('pushes and pulls only what is missing, with identical sha256s; lists; prunes with manifest deletes', async () => {
+    const store = `registry:${registry.host}/dstack-test/cli-wheels-${id}`;
+    await mkdir(path.join(root, 'in'));
+    for (const name of ['kept', 'gone', 'other']) await writeWheel(path.join(root, 'in'), { name, version: '1.0' });
+    expect((await cli(['wheelhouse', 'add', 'in', '--wheelhouse', 'a'])).code).toBe(0);
+
+    const first = await cli(['wheelhouse', 'push', store, '--wheelhouse', 'a', '--jobs', '2']);
+    expect(first.stdout.split('\n').filter((l) => l.startsWith('pushed')).sort()).toEqual([
+      'pushed gone-1.0-py3-none-any.whl',
+      'pushed kept-1.0-py3-none-any.whl',
+      'pushed other-1.0-py3-none-any.whl',
+    ]);
+    expect(first.code).toBe(0);
+    const again = await cli(['wheelhouse', 'push', store, '--wheelhouse', 'a']);
+    expect(again.stdout).toMatch(/^0 pushed \(0\.0 MB, [\d.]+ s\), 3 already there, 0 failed: /m);
+
+    // Another machine pulls into an empty folder, then only what it lacks.
+    const pulled = await cli(['wheelhouse', 'pull', store.slice('registry:'.length), '--wheelhouse', 'b']);
+    expect(pulled.code).toBe(0);
+    for (const f of ['gone', 'kept', 'other']) {
+      const file = `${f}-1.0-py3-none-any.whl`;
+      expect(await sha(path.join(root, 'b', file))).toBe(await sha(path.join(root, 'a', file)));
+    }
+    await rm(path.join(root, 'b', 'other-1.0-py3-none-any.whl'));
+    const resumed = await cli(['wheelhouse', 'pull', store, '--wheelhouse', 'b']);
+    expect(resumed.stdout).toMatch(/^pulled other-1\.0-py3-none-any\.whl\n1 pulled \([\d.]+ MB, [\d.]+ s\), 2 already there, 0 failed: registry:/);
+
+    const listed = await cli(['wheelhouse', 'list', '--json', '--wheelhouse', store]);
+    expect((JSON.parse(listed.stdout) as { filename: string }[]).map((e) => e.filename)).toEqual([
+      'gone-1.0-py3-none-any.whl',
+      'kept-1.0-py3-none-any.whl',
+      'other-1.0-py3-none-any.whl',
+    ]);
+
+    await mkdir(path.join(root, 'recipes', 'locks', 'app'), { recursive: true });
+    await writeFile(
+      path.join(root, 'recipes', 'locks', 'app', 'pylock.cp311-linux_x86_64.toml'),
+      'lock-version = "1.0"\ncreated-by = "test"\n\n[[packages]]\nname = "kept"\nversion = "1.0"\n\n[[packages.wheels]]\nname = "kept-1.0-py3-none-any.whl"\npath = "kept-1.0-py3-none-any.whl"\nhashes = { sha256 = "00" }\n',
+    );
+    const pruned = await cli(['wheelhouse', 'prune', '--wheelhouse', store, '--archive', 'archive']);
+    expect(pruned.stdout).toBe(
+      `removed gone-1.0-py3-none-any.whl\nremoved other-1.0-py3-none-any.whl\n2 removed (2 archived now, into ${path.join(root, 'archive')}), 1 named by locks kept\n`,
+    );
+    expect(pruned.code).toBe(0);
+    expect((await readdir(path.join(root, 'archive'))).sort()).toEqual(['gone-1.0-py3-none-any.whl', 'other-1.0-py3-none-any.whl']);
+    expect(await sha(path.join(root, 'archive', 'gone-1.0-py3-none-any.whl'))).toBe(await sha(path.join(root, 'a', 'gone-1.0-py3-none-any.whl')));
+    // The manifests are gone (tags with them); only kept's tag is left.
+    const tags = await new RegistryClient().listTags(parseReference(`${store.slice('registry:'.length)}:x`));
+    expect(tags.map((t) => t.replace(/--.*$/, ''))).toEqual(['kept-1.0-py3-none-any']);
+    const verified = await cli(['wheelhouse', 'verify', '--wheelhouse', store]);
+    expect([verified.code, verified.stdout]).toEqual([0, '1 wheel ok, 0 corrupt\n']);
+  });
+
+  it('refuses a bad registry store location', async () => {
+    const r = await cli(['wheelhouse', 'list', '--wheelhouse', `registry:${registry.host}/wheels:v1`]);
+    expect(r.stderr).toBe(
+      `error[IMAGE_REFERENCE_INVALID]: registry:${registry.host}/wheels:v1 is not a registry store: write registry:HOST/REPOSITORY, without a tag or digest\nhint: e.g. registry:ghcr.io/team/wheels or registry:127.0.0.1:5000/wheels\n`,
+    );
+    expect(r.code).toBe(1);
+  });
+});
