@@ -48,6 +48,8 @@ describe('config', () => {
       host: '0.0.0.0',
       port: 9000,
       wheelhouse: './wheelhouse',
+      indexCacheSeconds: 5,
+      insecureRegistries: [],
       publicRead: false,
       maxUploadBytes: 1000,
       headersTimeoutSeconds: 30,
@@ -93,7 +95,7 @@ describe('config', () => {
   it.each([
     [
       { prot: 1 },
-      'config: unknown key "prot" (known: host, port, wheelhouse, public_read, tokens, max_upload_bytes, headers_timeout_seconds, body_idle_timeout_seconds, allow_build_tags, builds)',
+      'config: unknown key "prot" (known: host, port, wheelhouse, index_cache_seconds, insecure_registries, public_read, tokens, max_upload_bytes, headers_timeout_seconds, body_idle_timeout_seconds, allow_build_tags, builds)',
     ],
     [{ port: 70000 }, 'config: "port" must be a port number, got 70000'],
     [{ public_read: 'yes' }, 'config: "public_read" must be true or false, got "yes"'],
@@ -104,6 +106,7 @@ describe('config', () => {
     ],
     [{ tokens: [{ token_env: 'NOPE' }] }, 'config: tokens[0] ("token1") reads $NOPE, which is not set'],
     [{ builds: { concurrency: 0 } }, 'config: "concurrency" must be at least 1'],
+    [{ index_cache_seconds: -1 }, 'config: "index_cache_seconds" must be a number of seconds (0 or more), got -1'],
     [{ builds: { executor: 'k8s' } }, 'config: "executor" must be "auto", "local" or "docker", got "k8s"'],
   ])('refuses %j', (raw, message) => {
     expect(() => configFromObject(raw as Record<string, unknown>)).toThrow(message);
