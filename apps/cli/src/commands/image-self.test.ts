@@ -5,7 +5,17 @@ import { bundleImports, moduleClosure } from './image-self.js';
 
 describe('image self: what the bundle needs besides itself', () => {
   it('reads the bare imports of a bundle, Node built-ins left out', () => {
-    const code = 'import a from "pino";\nimport { x } from "./chunk-1.js";\nconst d = await import("dockerode");\nimport "node:fs";\nrequire("events");\nimport m from "@fastify/multipart/lib/x.js";\nrequire("tar-stream")';
+    const code = [
+      'import a from "pino";',
+      'import { x } from "./chunk-1.js";',
+      'const d = await import("dockerode");',
+      'import "node:fs";',
+      'require("events");',
+      'import m from "@fastify/multipart/lib/x.js";',
+      'require("tar-stream")',
+      'throw new Error(`copied from "x y" and from ");\n const z = f(a,`);',
+      '  console.log("import x from \\"nope\\"");',
+    ].join('\n');
     expect(bundleImports(code)).toEqual(['@fastify/multipart', 'dockerode', 'pino', 'tar-stream']);
   });
 

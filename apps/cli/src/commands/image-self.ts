@@ -53,14 +53,26 @@ async function filesUnder(dir: string, skip: (rel: string, isDir: boolean) => bo
   return out.sort();
 }
 
-/** The bare module names a bundle imports (`from "x"`, `import("x")`), Node's own left out. */
+/**
+ * The bare module names a bundle imports: its `import … from "x"` statements (esbuild writes them at the start of
+ * a line), `import("x")` and `require("x")` with a literal package name; Node's own are left out.
+ */
 export function bundleImports(code: string): string[] {
+  const SPEC = '((?:@[a-z0-9][\\w.-]*\\/)?[a-z0-9][\\w.-]*(?:\\/[\\w.-]+)*)';
+  const patterns = [
+    new RegExp(`^import\\s[^;]*?\\bfrom\\s*"${SPEC}";`, 'gm'),
+    new RegExp(`^import\\s*"${SPEC}";`, 'gm'),
+    new RegExp(`\\bimport\\(\\s*"${SPEC}"\\s*\\)`, 'g'),
+    new RegExp(`\\brequire\\(\\s*"${SPEC}"\\s*\\)`, 'g'),
+  ];
   const names = new Set<string>();
-  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*)"([^"./][^"]*)"/g)) {
-    const spec = m[1]!;
-    if (isBuiltin(spec)) continue;
-    const parts = spec.split('/');
-    names.add(spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!);
+  for (const re of patterns) {
+    for (const m of code.matchAll(re)) {
+      const spec = m[1]!;
+      if (isBuiltin(spec)) continue;
+      const parts = spec.split('/');
+      names.add(spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!);
+    }
   }
   return [...names].sort();
 }
