@@ -85,3 +85,31 @@ export { readImageFiles, cachedImageFiles, type ImageFiles } from './check/image
 export { checkImageLibraries, imageVenv } from './check/check-image.js';
 export { validateImage } from './validate/validate-image.js';
 export { rebaseAppImage, rebaseTarget, type RebaseOptions, type RebaseResult, type RebaseTarget } from './app/rebase-app-image.js';
+
+// Provenance (provenance/): an app image's CycloneDX SBOM, OCI 1.1 referrers (with the tag fallback), `image verify`.
+export {
+  CYCLONEDX_MEDIA_TYPE,
+  cycloneDxSbom,
+  pypiPurl,
+  sbomBytes,
+  type InstalledDistribution,
+  type SbomOptions,
+} from './provenance/sbom.js';
+export { installedDistributions } from './provenance/distributions.js';
+export {
+  artifactManifest,
+  attachReferrer,
+  findReferrers,
+  readArtifact,
+  referrersTag,
+  type AttachResult,
+  type FoundReferrer,
+  type ReferrerDescriptor,
+} from './provenance/referrers.js';
+export {
+  LOCK_DIGEST_LABEL,
+  verifyAppImage,
+  type VerifiedDistribution,
+  type VerifyProblem,
+  type VerifyReport,
+} from './provenance/verify.js';

@@ -1,14 +1,17 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir, machine } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type Docker from 'dockerode';
-import type { AppInput, BaseInfo, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
+import type { AppImageResult, AppInput, AttachResult, BaseInfo, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
+import type { RegistryClient } from '@dstack/oci';
+import type { Lock } from '@dstack/recipe';
 import type { DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
-import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials } from '@dstack/oci';
+import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials, parseReference } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
@@ -267,6 +270,8 @@ interface AppOptions {
   cacheFrom?: string;
   cacheTo?: string;
   cacheKeep?: string;
+  /** --sbom FILE, or false for --no-sbom. */
+  sbom?: string | boolean;
 }
 
 /** `registry:REF` of --cache-from / --cache-to: the reference, or a usage error. */
@@ -328,6 +333,65 @@ function parseLocks(values: string[], platforms: Platform[] | null): { platform:
   return out;
 }
 
+/**
+ * The app image's CycloneDX SBOM (issue 23): written beside an oci: or archive: output as `<output>.cdx.json`
+ * (outside the layout's index.json, which keeps one image), attached to a registry output as an OCI 1.1 referrer
+ * (the `sha256-<hex>` tag when the registry has no referrers API), and to `--sbom FILE`. A docker: output gets
+ * only the last. Returns where it went.
+ */
+async function writeSbom(
+  ctx: CliContext,
+  o: {
+    result: AppImageResult;
+    output: ImageSpec;
+    written: SinkResult;
+    lockFile: string;
+    lock: Lock;
+    wheelhouse: string;
+    registry: RegistryClient;
+    file: string | null;
+  },
+): Promise<{ files: string[]; referrer?: AttachResult } | null> {
+  const { CYCLONEDX_MEDIA_TYPE, LOCK_DIGEST_LABEL, attachReferrer, cycloneDxSbom, installedDistributions, sbomBytes } = await imageLib();
+  const { FsWheelStore } = await import('@dstack/wheelhouse');
+  const store = new FsWheelStore(o.wheelhouse);
+  const distributions = await installedDistributions({ result: o.result, lock: { lock: o.lock, file: o.lockFile }, record: (f) => store.get(f) });
+  const labels = o.result.image.config.config.Labels ?? {};
+  const name = o.output.kind === 'registry' ? o.output.ref : o.output.kind === 'docker' ? o.output.name : o.output.kind === 'oci' ? `oci:${o.output.dir}${o.output.ref ? `:${o.output.ref}` : ''}` : `archive:${o.output.file}`;
+  const bytes = sbomBytes(
+    cycloneDxSbom({
+      digest: o.written.digest as `sha256:${string}`,
+      name,
+      ...(o.result.image.config.created ? { created: o.result.image.config.created } : {}),
+      distributions,
+      properties: {
+        ...(labels[LOCK_DIGEST_LABEL] ? { [`dstack-factory:${LOCK_DIGEST_LABEL}`]: labels[LOCK_DIGEST_LABEL] } : {}),
+        ...Object.fromEntries(o.result.layers.map((l) => [`dstack-factory:layer.${l.role}`, l.digest])),
+      },
+      toolVersion: (JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version,
+    }),
+  );
+  const files: string[] = [];
+  const beside = o.output.kind === 'oci' ? `${o.output.dir}.cdx.json` : o.output.kind === 'archive' ? `${o.output.file}.cdx.json` : null;
+  for (const f of [beside, o.file]) {
+    if (!f || files.includes(f)) continue;
+    const tmp = `${f}.${process.pid}.tmp`;
+    await writeFile(tmp, bytes);
+    await rename(tmp, f);
+    files.push(f);
+  }
+  if (o.output.kind !== 'registry') return { files };
+  const m = o.result.image.manifest('docker');
+  const referrer = await attachReferrer(o.registry, parseReference(o.output.ref), {
+    subject: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length },
+    artifactType: CYCLONEDX_MEDIA_TYPE,
+    content: bytes,
+    ...(o.result.image.config.created ? { annotations: { 'org.opencontainers.image.created': o.result.image.config.created } } : {}),
+  });
+  ctx.logger.info({ digest: referrer.digest, via: referrer.via }, 'sbom attached');
+  return { files, referrer };
+}
+
 function printImage(ctx: CliContext, b: { image: Image; layers: LayerReport[] }, out: SinkResult): void {
   for (const l of b.layers) ctx.stdout.write(`${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
   ctx.stdout.write(`image ${b.image.digest()} -> ${out.where}  ${out.digest}\n`);
@@ -366,6 +430,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--cache-from <ref>', 'a layer cache in a registry to build from (registry:REF): its layers are mounted or downloaded, not rebuilt')
     .option('--cache-to <ref>', 'write the layer cache to a registry after the build (registry:REF; its own tag, never an image\'s)')
     .option('--cache-keep <n>', 'with --cache-to: records kept per family (dependency layers, each project\'s segments, bases)', '3')
+    .option('--sbom <file>', 'also write the CycloneDX SBOM here (by default it goes beside oci: and archive: outputs as <output>.cdx.json, and to a registry as a referrer of the image; one image, not a --platform index)')
+    .option('--no-sbom', 'write no SBOM')
     .action(
       run(async (ctx, opts: AppOptions) => {
         const {
@@ -392,6 +458,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           writeImageIndex,
         } = await imageLib();
         if (!opts.requirements === !opts.lock?.length) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
+        if (typeof opts.sbom === 'string' && opts.engine) throw new UsageError('--sbom is for daemonless builds; --engine writes none');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
         if (opts.python && !opts.requirements) throw new UsageError('--python locks --requirements; a --lock is used as it is');
         if (opts.allowIndex && !opts.requirements) throw new UsageError('--allow-index is for locking --requirements; a --lock is used as it is');
@@ -486,7 +553,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           }
           // The order of the labels as before --platform (the config's bytes, hence the digest, stay the same).
           const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...labels };
-          if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, prefetch };
+          if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, prefetch, lockFile, lock: locked.lock };
           const result = await buildAppImage({
             base,
             baseInfo: info,
@@ -503,7 +570,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
             pip: opts.pip !== false,
             ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
           });
-          return { base, info, wheels, labels: platformLabels, result, prefetch };
+          return { base, info, wheels, labels: platformLabels, result, prefetch, lockFile, lock: locked.lock };
         };
 
         if (opts.engine) {
@@ -528,16 +595,16 @@ export function registerImageCommands(program: Command, run: Runner): void {
           return 0;
         }
         // The platforms one after the other: their wheels differ, their layers are cached apart by content.
-        const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[] }[] = [];
+        const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[]; result: AppImageResult; lockFile: string; lock: Lock }[] = [];
         for (const platform of platforms ?? [null]) {
-          const { result, prefetch, wheels } = await assemble(platform);
+          const { result, prefetch, wheels, lockFile, lock } = await assemble(platform);
           let image = result!.image;
           if (prefetch) {
             await prefetch;
             image = await fetchRegistryLayers(image, cache); // what is left (nothing, unless a layer came from the registry)
           } else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
           // `image` has the same digest as result.image: only where its layers are read from differs.
-          built.push({ platform: platform ? platformOf(image) : null, image, layers: result!.layers, wheels });
+          built.push({ platform: platform ? platformOf(image) : null, image, layers: result!.layers, wheels, result: result!, lockFile, lock });
         }
         // A push to a registry: one live line on a terminal (blobs done of layers + config), events in the log.
         const live = new LiveLine(ctx.stderr, ctx.interactive);
@@ -576,6 +643,15 @@ export function registerImageCommands(program: Command, run: Runner): void {
           });
           logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
         }
+        // The SBOM of one image (a --platform index gets none yet).
+        const sbom =
+          index || opts.sbom === false
+            ? null
+            : await writeSbom(ctx, { result: built[0]!.result, output, written: out, lockFile: built[0]!.lockFile, lock: built[0]!.lock, wheelhouse, registry, file: typeof opts.sbom === 'string' ? resolve(opts.sbom) : null });
+        const printSbom = (): void => {
+          for (const f of sbom?.files ?? []) ctx.stdout.write(`sbom ${f}\n`);
+          if (sbom?.referrer) ctx.stdout.write(`sbom ${sbom.referrer.digest} -> ${output.kind === 'registry' ? output.ref : ''} (referrer of ${out.digest}${sbom.referrer.tag ? `, tag ${sbom.referrer.tag}` : ''})\n`);
+        };
         const cacheJson = exported ? { cacheTo: { ref: cacheTo, ...exported } } : {};
         const printCache = (): void => {
           if (!exported) return;
@@ -601,8 +677,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
             ctx.stdout.write(`index ${digest} -> ${out.where}  ${out.digest}\n`);
           }
         } else if (opts.json) {
-          ctx.stdout.write(`${JSON.stringify({ digest: built[0]!.image.digest(), output: out, layers: built[0]!.layers, ...cacheJson }, null, 2)}\n`);
-        } else printImage(ctx, built[0]!, out);
+          ctx.stdout.write(`${JSON.stringify({ digest: built[0]!.image.digest(), output: out, layers: built[0]!.layers, ...cacheJson, ...(sbom ? { sbom } : {}) }, null, 2)}\n`);
+        } else {
+          printImage(ctx, built[0]!, out);
+          printSbom();
+        }
         if (!opts.json) printCache();
         return 0;
       }),
@@ -687,6 +766,53 @@ export function registerImageCommands(program: Command, run: Runner): void {
         await enforce(ctx, report, image, ref, { factoryImage: opts.factoryImage, pythonVersion: info?.pythonVersion ?? '3.11', cache, docker: async () => engine ?? (await dockerFrom(ctx.env)), registry, logger });
         if (opts.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         else ctx.stdout.write(`${ref}: ${report.checked} ELF ${report.checked === 1 ? 'file' : 'files'} checked, every library found\n`);
+        return 0;
+      }),
+    );
+
+  image
+    .command('verify')
+    .description("the chain from an app image back to its lock: the lock digest label, each locked wheel's sha256 (lock and wheelhouse records), every file each wheel installed (its RECORD) in the dependencies layer, and nothing else there; exit 0 only when unbroken")
+    .argument('<ref>', 'the app image (built by image app): docker:NAME | oci:DIR[:REF] | archive:FILE | registry:REF (or a bare REF)')
+    .requiredOption('--lock <file>', 'the PEP 751 lock the image was made from')
+    .option('--wheelhouse <dir>', 'where the locked wheels are (default: $WHEELHOUSE or ./wheelhouse)')
+    .option('--cache <dir>', 'the image cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
+    .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
+    .option('--json', 'print the report as JSON')
+    .action(
+      run(async (ctx, ref: string, opts: { lock: string; wheelhouse?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
+        const { BlobCache, RegistryClient, openImage, parseImageSpec, verifyAppImage } = await imageLib();
+        const { FsWheelStore } = await import('@dstack/wheelhouse');
+        const logger = ctx.logger.child({ component: 'image' });
+        const cache = new BlobCache(cacheDir(ctx, opts.cache));
+        const spec = specAt(ctx, ref, parseImageSpec);
+        const engine = spec.kind === 'docker' ? await dockerFrom(ctx.env) : null;
+        const docker = (): Docker => {
+          if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
+          return engine;
+        };
+        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
+        const store = new FsWheelStore(wheelhouse);
+        const report = await verifyAppImage({
+          image: await openImage(spec, { cache, docker, registry }),
+          lockFile: path.resolve(ctx.cwd, opts.lock),
+          wheelhouse,
+          cache,
+          record: (f) => store.get(f),
+        });
+        if (opts.json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else {
+          for (const d of report.distributions) ctx.stdout.write(`${d.name} ${d.version}  ${d.wheel}  sha256:${d.sha256}  ${d.files} files${d.from === 'pip' ? '  (the venv\'s pip)' : ''}\n`);
+          for (const p of report.problems) ctx.stdout.write(`BROKEN ${p.file}: ${p.message}\n`);
+        }
+        if (!report.ok) {
+          const first = report.problems[0]!;
+          throw new CliError('IMAGE_VERIFY_FAILED', `${ref}: ${first.file}: ${first.message}${report.problems.length > 1 ? ` (and ${report.problems.length - 1} more)` : ''}`, {
+            hint: 'rebuild the image from the lock (image app --lock), or find out who changed the file named',
+          });
+        }
+        if (!opts.json) ctx.stdout.write(`${ref}: unbroken — ${report.distributions.length} distributions, ${report.files} files in ${report.layer}, lock ${path.basename(opts.lock)}\n`);
         return 0;
       }),
     );

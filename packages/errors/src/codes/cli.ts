@@ -22,6 +22,10 @@ export const CLI_CODES = {
     summary: 'The runtime image an onbuild flavour stands on is not in the Docker daemon (the classic builder would try Docker Hub).',
     hint: 'Build it first (dstack-factory image runtime, or docker-compose build runtime), or name another with --base-image.',
   },
+  IMAGE_VERIFY_FAILED: {
+    summary: '`image verify`: the chain from the image back to its lock is broken; each break names the file at fault (an installed file, a wheel, the lock).',
+    hint: 'Rebuild the image from the lock (image app --lock), or find out who changed the file named.',
+  },
   IMAGE_PUSH_FAILED: {
     summary: "`image factory|runtime --push`: the engine could not push the built tag to its registry.",
     hint: 'Name the registry in the tag (--tag REGISTRY/NAME:TAG), and log the engine in to it when it needs credentials.',

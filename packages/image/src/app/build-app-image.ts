@@ -74,6 +74,8 @@ export interface AppImageResult {
   image: Image;
   base: BaseInfo;
   layers: LayerReport[];
+  /** Every wheel installed, in which layer: the lock's and the venv's pip (dependencies), the app wheel (app). */
+  wheels: (WheelInput & { role: 'dependencies' | 'app' })[];
 }
 
 async function fileSha256(file: string): Promise<string> {
@@ -182,5 +184,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
     },
     { created, history: { created, created_by: 'dstack-factory: config (env, user, workdir, cmd, labels)' } },
   );
-  return { image, base, layers: reports };
+  const installed: AppImageResult['wheels'] = wheels.map((w) => ({ ...w, role: 'dependencies' as const }));
+  if (options.app?.kind === 'wheel') installed.push({ path: options.app.path, role: 'app' });
+  return { image, base, layers: reports, wheels: installed };
 }
