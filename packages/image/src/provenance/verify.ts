@@ -2,7 +2,7 @@
 // wheel (found in the wheelhouse) has the lock's sha256 (and the wheelhouse record's); installing it gives exactly
 // the files (RECORD included) the dependencies layer holds; and the layer holds nothing else.
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -84,6 +84,13 @@ function dependenciesLayer(image: Image): number | null {
 
 const sha256Hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
 
+/** A file's sha256, streamed (wheels can be large). */
+async function fileSha256(file: string): Promise<string> {
+  const h = new HashingStream();
+  await pipeline(createReadStream(file), h, new Writable({ write: (_c, _e, cb) => cb() }));
+  return h.digest().slice('sha256:'.length);
+}
+
 /**
  * Checks an app image against its lock (see the module comment). Never throws for a broken chain: every break is a
  * problem naming the file at fault; `ok` only when there is none. Throws for what stops the check itself
@@ -104,8 +111,7 @@ export async function verifyAppImage(options: {
   let actual: Map<string, LayerFile> | null = null;
   let layerDigest: string | null = null;
 
-  const lockBytes = await fs.readFile(lockFile);
-  const lockDigest = `sha256:${sha256Hex(lockBytes)}`;
+  const lockDigest = `sha256:${sha256Hex(await fs.readFile(lockFile))}`;
   const label = image.config.config.Labels?.[LOCK_DIGEST_LABEL];
   if (label === undefined) problems.push({ file: lockFile, message: `the image has no ${LOCK_DIGEST_LABEL} label: it was not made from a lock` });
   else if (label !== lockDigest) problems.push({ file: lockFile, message: `its sha256 is ${lockDigest}, the image was made from the lock ${label}` });
@@ -162,7 +168,7 @@ export async function verifyAppImage(options: {
 
   for (const w of locked.wheels) {
     const wheel = path.basename(w.path);
-    const got = sha256Hex(await fs.readFile(w.path));
+    const got = await fileSha256(w.path);
     if (got !== w.sha256) {
       problems.push({ file: w.path, message: `sha256 ${got}, the lock says ${w.sha256}` });
       continue;
@@ -182,7 +188,7 @@ export async function verifyAppImage(options: {
     ].filter((c): c is string => c !== null);
     const pipWheel = candidates[0];
     if (!pipWheel) problems.push({ file: `/env/lib/python${info.pythonVersion}/site-packages/pip-${pipDistInfo}.dist-info`, message: `no pip ${pipDistInfo} wheel in the wheelhouse or the base accounts for it` });
-    else await expect(pipWheel, false, 'pip', sha256Hex(await fs.readFile(pipWheel)));
+    else await expect(pipWheel, false, 'pip', await fileSha256(pipWheel));
   }
 
   for (const [p, e] of [...expected].sort(([a], [b]) => (a < b ? -1 : 1))) {
