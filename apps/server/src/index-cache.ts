@@ -63,7 +63,17 @@ export class IndexCache {
     if (key === 'store' && this.#dir === null) {
       // No folder to watch: the snapshot holds for storeMaxAgeMs, then the store is listed again (awaited).
       if (current !== null && Date.now() - current.at < this.options.storeMaxAgeMs!) return current.value;
-      return this.#pending ?? this.#refresh(key);
+      try {
+        return await (this.#pending ?? this.#refresh(key));
+      } catch (err) {
+        // The registry is down or slow past its retries: the last listing is better than no index (kept for
+        // another storeMaxAgeMs, so that requests do not each wait for the retries).
+        if (current !== null) {
+          this.#snapshot = { ...current, at: Date.now() };
+          return current.value;
+        }
+        throw err;
+      }
     }
     if (key !== null && current !== null && current.key === key) {
       // Unchanged folder: serve it; past its age, refresh in the background (records may have changed).

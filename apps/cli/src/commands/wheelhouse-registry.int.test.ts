@@ -86,3 +86,28 @@ describe('dstack-factory wheelhouse on registry:HOST/REPO', () => {
     expect(r.code).toBe(1);
   });
 });
+
+describe('dstack-factory wheelhouse push to a registry that wants a token', () => {
+  it('answers the bearer challenge with the credentials docker login stored', async () => {
+    const { startFaultProxy } = await import('@dstack/testing');
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port }, { bearer: { user: 'ci', password: 's3cret' } });
+    try {
+      await mkdir(path.join(root, 'auth-in'));
+      await writeWheel(path.join(root, 'auth-in'), { name: 'authed', version: '1.0' });
+      expect((await cli(['wheelhouse', 'add', 'auth-in', '--wheelhouse', 'auth-wh'])).code).toBe(0);
+      const store = `registry:${proxy.host}/dstack-test/cli-auth-${id}`;
+      const denied = await cli(['wheelhouse', 'push', store, '--wheelhouse', 'auth-wh'], { DOCKER_CONFIG: path.join(root, 'no-docker-config') });
+      expect(denied.stderr).toBe(`error[REGISTRY_UNAUTHORIZED]: token service http://${proxy.host}/token answered 401 for dstack-test/cli-auth-${id}\n`);
+      expect(denied.code).toBe(1);
+      const config = path.join(root, 'docker-config');
+      await mkdir(config);
+      await writeFile(path.join(config, 'config.json'), JSON.stringify({ auths: { [proxy.host]: { auth: Buffer.from('ci:s3cret').toString('base64') } } }));
+      const pushed = await cli(['wheelhouse', 'push', store, '--wheelhouse', 'auth-wh'], { DOCKER_CONFIG: config });
+      expect(pushed.stdout).toMatch(/^pushed authed-1\.0-py3-none-any\.whl\n1 pushed/);
+      expect(pushed.code).toBe(0);
+      expect(proxy.tokenRequests).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
