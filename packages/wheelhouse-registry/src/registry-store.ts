@@ -309,10 +309,12 @@ export class RegistryWheelStore implements WheelStore {
   private async ensureBlob(digest: Digest, size: number, open: () => Promise<Readable>): Promise<void> {
     if (await this.client.blobExists(this.ref, digest, { push: true })) {
       this.options.onBlob?.({ digest, size, how: 'exists' });
+      this.options.logger?.debug({ digest, size, how: 'exists' }, 'blob');
       return;
     }
     const how = await this.client.uploadBlob(this.ref, digest, size, open, { mountFrom: this.options.mountFrom ?? null });
     this.options.onBlob?.({ digest, size, how });
+    this.options.logger?.debug({ digest, size, how }, 'blob');
   }
 
   /**

@@ -52,6 +52,14 @@ describe('dstack-factory wheelhouse on registry:HOST/REPO', () => {
     const resumed = await cli(['wheelhouse', 'pull', store, '--wheelhouse', 'b']);
     expect(resumed.stdout).toMatch(/^pulled other-1\.0-py3-none-any\.whl\n1 pulled \([\d.]+ MB, [\d.]+ s\), 2 already there, 0 failed: registry:/);
 
+    // A second repository of the same registry: the blobs are mounted from the first, not uploaded.
+    const mirror = `${store}-mirror`;
+    const mounted = await runCli(['--verbose', '--log-format', 'json', 'wheelhouse', 'push', mirror, '--wheelhouse', 'a', '--mount-from', `dstack-test/cli-wheels-${id}`], { env: { ...process.env, NO_COLOR: '1' }, cwd: root });
+    expect(mounted.code).toBe(0);
+    expect(mounted.stdout).toMatch(/^3 pushed/m);
+    const blobs = mounted.stderr.split('\n').filter((l) => l.includes('"msg":"blob"')).map((l) => (JSON.parse(l) as { how: string }).how);
+    expect(blobs.sort()).toEqual(['mounted', 'mounted', 'mounted', 'mounted', 'mounted', 'mounted', 'mounted']); // 3 wheels, 3 METADATA, the empty config
+
     const listed = await cli(['wheelhouse', 'list', '--json', '--wheelhouse', store]);
     expect((JSON.parse(listed.stdout) as { filename: string }[]).map((e) => e.filename)).toEqual([
       'gone-1.0-py3-none-any.whl',

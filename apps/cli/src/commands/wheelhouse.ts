@@ -8,6 +8,8 @@ import { UsageError } from '../errors.js';
 interface StoreOptions {
   wheelhouse?: string;
   insecureRegistry?: string[];
+  /** Another repository of the same registry whose blobs are mounted instead of uploaded. */
+  mountFrom?: string;
 }
 
 /**
@@ -23,7 +25,7 @@ export async function openStore(ctx: CliContext, opts: StoreOptions, location?: 
       import('@dstack/oci'),
     ]);
     const client = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
-    return new RegistryWheelStore(where, { client, logger });
+    return new RegistryWheelStore(where, { client, logger, ...(opts.mountFrom ? { mountFrom: opts.mountFrom } : {}) });
   }
   const { FsWheelStore } = await import('@dstack/wheelhouse');
   return new FsWheelStore(path.resolve(ctx.cwd, where), { logger });
@@ -280,7 +282,8 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
             : 'copy the wheels the wheelhouse folder lacks from registry:HOST/REPO (in parallel; run again to resume)',
         )
         .argument('<ref>', 'the registry repository: registry:HOST/REPO (or HOST/REPO)')
-        .option('--jobs <n>', 'wheels copied at once', '8'),
+        .option('--jobs <n>', 'wheels copied at once', '8')
+        .option('--mount-from <repo>', 'push: another repository of the same registry (e.g. team/wheels) whose blobs are mounted, not uploaded'),
     ).action(
       run(async (ctx, ref: string, opts: StoreOptions & { jobs: string }) => {
         const jobs = Number(opts.jobs);
