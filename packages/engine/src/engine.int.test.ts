@@ -269,6 +269,20 @@ describe('locks, --refresh and --rebuild', () => {
     const after = await store.get('purepkg-1.2-py3-none-any.whl');
     expect(after!.addedAt >= before!.addedAt).toBe(true);
   });
+
+  it('locks a wheel under the name the store gave it (pip made Mixed.Case-1.0-…, the store keeps mixed_case-1.0-…)', async () => {
+    // As pip wheel names Pillow 9.4.0's wheel from its sdist: the project's own spelling.
+    const dir = await writePurePackage(src, { name: 'Mixed.Case', version: '1.0', module: 'mixed_case' });
+    const recipe = join(recipes, 'mixed.txt');
+    await writeFile(recipe, `--no-index\n${dir}\n`);
+    const s = await build({ recipe });
+    expect(s.targets[0]!.failures).toEqual([]);
+    expect(s.targets[0]!.ingested.map((i) => i.filename)).toEqual(['mixed_case-1.0-py3-none-any.whl']);
+    const lock = parseLock(await readFile(s.targets[0]!.lockFile!, 'utf8'), s.targets[0]!.lockFile!);
+    expect(lock.packages.map((p) => [p.name, p.wheels?.map((w) => w.name)])).toEqual([
+      ['mixed-case', ['mixed_case-1.0-py3-none-any.whl']],
+    ]);
+  });
 });
 
 describe('BUILD_REQ=False: the dependencies of an app wheel', () => {

@@ -428,6 +428,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
       if (result.ok && summary.failures.length === 0 && lockFile) {
         await writeLockFile(lockFile, {
           result,
+          ingested: summary.ingested,
           key,
           target,
           store,
@@ -451,6 +452,8 @@ async function writeLockFile(
   file: string,
   ctx: {
     result: BuildResult;
+    /** What the store took, under the names it stored them (`Pillow-9.4.0-….whl` is kept as `pillow-9.4.0-….whl`). */
+    ingested: IngestedWheel[];
     key: string;
     target: Target;
     store: WheelStore;
@@ -462,6 +465,7 @@ async function writeLockFile(
   for (const p of ctx.result.packages) if (p.filename) fileOf.set(p.name, p.filename);
   for (const c of ctx.result.cached) fileOf.set(c.package, c.filename);
   for (const b of ctx.result.built) fileOf.set(b.package, b.filename);
+  for (const i of ctx.ingested) fileOf.set(i.package, i.filename);
   const packages: LockPackage[] = [];
   for (const p of ctx.result.packages as PlannedPackage[]) {
     const filename = fileOf.get(p.name);
