@@ -27,6 +27,11 @@ const runDir = process.env.DSTACK_RUN_DIR ?? '/tmp/dstack';
 export const engineSocketPath = path.join(runDir, 'engine/docker.sock');
 /** The registry's port (tools/system/lib.sh: $DSTACK_REGISTRY_PORT, default 5077). */
 export const registryPort = Number(process.env.DSTACK_REGISTRY_PORT ?? 5077);
+/**
+ * The machine's cache of what the components are made from (tools/system/lib.sh: $DSTACK_CACHE_DIR, default
+ * /var/cache/dstack-factory): the base's rootfs tarball, Debian's source packages, wheels built from them.
+ */
+export const machineCacheDir = process.env.DSTACK_CACHE_DIR ?? '/var/cache/dstack-factory';
 /** The debootstrapped Debian bookworm base (python3 3.11, python3-venv, ca-certificates). */
 export const baseImageName = process.env.DSTACK_BASE_IMAGE ?? 'dstack-factory/base:bookworm';
 /** Label on images built by `sharedImage()`: the hash of everything that went into them. */

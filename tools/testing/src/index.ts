@@ -22,6 +22,7 @@ export {
   engineSocketPath,
   followBuild,
   imagesDir,
+  machineCacheDir,
   packContext,
   registryPort,
   runInContainer,
@@ -56,5 +57,6 @@ export {
 export { describeWheelStoreContract } from './wheel-store-contract.js';
 export { compileElf, compilePythonExtension, type CompileOptions } from './elf.js';
 export { expectValidImage } from './valid-image.js';
+export { debianSources, sdistsFromDebianSources, type DebianSource } from './debian-sources.js';
 export { umociUnpack, type UnpackedBundle } from './umoci.js';
 export { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.js';
