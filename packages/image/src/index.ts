@@ -59,13 +59,16 @@ export type { VenvScheme } from './layers/wheels/install.js';
 // App images (app/): daemonless, or with the images/app Dockerfiles on a Docker daemon.
 export {
   buildAppImage,
+  writeDependenciesLayer,
+  type DependenciesLayerOptions,
   type AppImageOptions,
   type AppImageResult,
   type AppInput,
   type LayerReport,
   type WheelInput,
 } from './app/build-app-image.js';
-export { wheelsFromLock, type LockedWheels } from './app/lock.js';
+export { lockedWheelsBeforeBase, wheelsFromLock, type LockedWheels } from './app/lock.js';
+export { readBase, type BaseRead, type ReadBaseOptions } from './app/read-base.js';
 export { buildDockerfile, type DockerfileBuildOptions } from './app/dockerfile-build.js';
 export { buildAppImageOnDaemon, type DaemonAppOptions, type DaemonAppResult } from './app/build-on-daemon.js';
 

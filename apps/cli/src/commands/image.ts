@@ -445,15 +445,17 @@ export function registerImageCommands(program: Command, run: Runner): void {
           exportLayerCache,
           fetchRegistryLayers,
           formatPlatform,
-          inspectBase,
+          lockedWheelsBeforeBase,
           mountFromCache,
           openImage,
           parseImageSpec,
           platformMatches,
           platformOf,
+          readBase,
           recordUse,
           sourceDateEpoch,
           wheelsFromLock,
+          writeDependenciesLayer,
           writeImage,
           writeImageIndex,
         } = await imageLib();
@@ -527,16 +529,44 @@ export function registerImageCommands(program: Command, run: Runner): void {
         } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
         Object.assign(labels, parsePairs(opts.label, '--label'));
 
+        // One live line on a terminal while bases are read and layers written, and while pushing; events in the log.
+        const live = new LiveLine(ctx.stderr, ctx.interactive);
+        const onWheel = (wheel: string, done: number, total: number): void => live.update({ label: 'installing', done, total, item: wheel });
+        const epoch = sourceDateEpoch(ctx.env);
+        /**
+         * The dependencies layer of a --lock, written with the Python the lock names while the base is read (its
+         * layers inflate on libuv's pool; this thread mostly waits): buildAppImage finds it when the base agrees.
+         * Its digest when it was written here, else null (nothing to guess, a cache hit, or a failure the build
+         * itself will report).
+         */
+        const dependenciesBeforeBase = async (lock: string): Promise<string | null> => {
+          try {
+            const guess = await lockedWheelsBeforeBase(lock, wheelhouse);
+            if (!guess) return null;
+            const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', onWheel });
+            return written.cached ? null : written.layer.digest;
+          } catch (err) {
+            logger.debug({ err: (err as Error).message }, 'dependencies layer not started before the base (the build says why if it matters)');
+            return null;
+          }
+        };
         /** One platform's image (or the base's only one without --platform): its base, lock, check and layers. */
         const assemble = async (platform: Platform | null) => {
           const where = platform ? ` (${formatPlatform(platform)})` : '';
-          const base = await openImage(baseSpec, { cache, docker, registry, ...(platform ? { platform } : {}) });
-          // oci: and archive: write every layer from disk: the base's registry layers download meanwhile, in parallel.
-          const prefetch = output.kind === 'oci' || output.kind === 'archive' ? fetchRegistryLayers(base, cache) : null;
-          prefetch?.catch(() => undefined); // awaited below
-          const info = await inspectBase(base, { cache });
-          logger.info({ platform: platform ? formatPlatform(platform) : undefined, python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
           const given = locks.find((l) => l.platform === null || (platform !== null && platformMatches(platform, l.platform)));
+          const opened = await openImage(baseSpec, { cache, docker, registry, ...(platform ? { platform } : {}) });
+          const early = given && !opts.engine ? dependenciesBeforeBase(resolve(given.file)) : null;
+          // One read of the base for its facts and (for the library check) its files; a registry's layers are stored
+          // in the cache as they are read (one download), for oci: and archive: to write from disk.
+          const [read] = await Promise.allSettled([
+            // (The line shows the wheels when they are being installed meanwhile, else the base's layers.)
+            readBase(opened, { cache, files: opts.checkLibs !== false, ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
+            early,
+          ]).finally(() => live.finish());
+          if (read.status === 'rejected') throw read.reason;
+          const { image: base, info, files: baseFiles } = read.value;
+          const builtEarly = await early;
+          logger.info({ platform: platform ? formatPlatform(platform) : undefined, python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
           if (!given && !opts.requirements) {
             throw new UsageError(`no lock for ${formatPlatform(platform!)}: give --lock ${formatPlatform(platform!)}=FILE, or --requirements to lock for each platform`);
           }
@@ -546,14 +576,14 @@ export function registerImageCommands(program: Command, run: Runner): void {
           const locked = await wheelsFromLock(lockFile, wheelhouse, info);
           const wheels: WheelInput[] = locked.wheels;
           if (opts.checkLibs !== false) {
-            // Before anything is built or written: every ELF file the wheels install must load on this base.
+            // Before the image is written: every ELF file the wheels install must load on this base.
             const checked = [...wheels, ...(app?.kind === 'wheel' ? [{ path: app.path }] : [])];
-            const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache });
+            const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache, ...(baseFiles ? { baseFiles } : {}) });
             await enforce(ctx, report, base, `${opts.base}${where}`, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
           }
           // The order of the labels as before --platform (the config's bytes, hence the digest, stay the same).
           const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...labels };
-          if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, prefetch, lockFile, lock: locked.lock };
+          if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, lockFile, lock: locked.lock };
           const result = await buildAppImage({
             base,
             baseInfo: info,
@@ -564,13 +594,17 @@ export function registerImageCommands(program: Command, run: Runner): void {
             ...(opts.cmd ? { cmd: opts.cmd } : {}),
             ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
             labels: platformLabels,
-            sourceDateEpoch: sourceDateEpoch(ctx.env),
+            sourceDateEpoch: epoch,
             compression,
             logger,
+            onWheel,
             pip: opts.pip !== false,
             ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
           });
-          return { base, info, wheels, labels: platformLabels, result, prefetch, lockFile, lock: locked.lock };
+          live.finish();
+          // Written in this run before the base was read, then found by buildAppImage: not a cache hit to the user.
+          for (const l of result.layers) if (l.role === 'dependencies' && l.digest === builtEarly) l.cached = false;
+          return { base, info, wheels, labels: platformLabels, result, lockFile, lock: locked.lock };
         };
 
         if (opts.engine) {
@@ -597,17 +631,16 @@ export function registerImageCommands(program: Command, run: Runner): void {
         // The platforms one after the other: their wheels differ, their layers are cached apart by content.
         const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[]; result: AppImageResult; lockFile: string; lock: Lock }[] = [];
         for (const platform of platforms ?? [null]) {
-          const { result, prefetch, wheels, lockFile, lock } = await assemble(platform);
+          const { result, wheels, lockFile, lock } = await assemble(platform);
           let image = result!.image;
-          if (prefetch) {
-            await prefetch;
-            image = await fetchRegistryLayers(image, cache); // what is left (nothing, unless a layer came from the registry)
-          } else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
+          // oci: and archive: write every layer from disk: what is left in the registry (nothing, unless readBase
+          // found the base's facts cached and read no layer, or a layer came from the registry cache) is downloaded.
+          if (output.kind === 'oci' || output.kind === 'archive') image = await fetchRegistryLayers(image, cache);
+          else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
           // `image` has the same digest as result.image: only where its layers are read from differs.
           built.push({ platform: platform ? platformOf(image) : null, image, layers: result!.layers, wheels, result: result!, lockFile, lock });
         }
-        // A push to a registry: one live line on a terminal (blobs done of layers + config), events in the log.
-        const live = new LiveLine(ctx.stderr, ctx.interactive);
+        // A push to a registry: the live line says blobs done of layers + config.
         let blobs = 0;
         const total = built.reduce((n, b) => n + b.layers.length + 1, 0);
         const sinkOptions = {

@@ -15,7 +15,7 @@ import { writeOciLayout } from '../sinks/oci-layout.js';
 import { parseDockerignore } from '../layers/dockerignore.js';
 import { umociUnpack } from '@dstack/testing';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
-import { buildAppImage, openImage, parseImageSpec, writeImage } from '../index.js';
+import { buildAppImage, openImage, parseImageSpec, writeDependenciesLayer, writeImage } from '../index.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -146,6 +146,22 @@ describe('daemonless app image', () => {
     } finally {
       await fs.writeFile(path.join(src, 'app.py'), 'print("app v1")\n');
     }
+  });
+
+  it('uses a dependencies layer written before the base was read (writeDependenciesLayer, as the CLI starts it from a lock)', async () => {
+    const dir = path.join(tmp, 'c-early');
+    const seen: string[] = [];
+    const early = await writeDependenciesLayer(
+      wheels.map((p) => ({ path: p })),
+      { cache: new BlobCache(dir), scheme: { prefix: '/env', pythonVersion: '3.11' }, onWheel: (w, done, total) => seen.push(`${done}/${total} ${w}`) },
+    );
+    expect(early).toMatchObject({ cached: false, segments: { built: wheels.length, reused: 0 } });
+    // In the layer's order (file names, code-unit order), one call after each wheel.
+    expect(seen).toEqual(['1/2 Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl', '2/2 alpha-1.0-py3-none-any.whl']);
+    const later = await buildValidated(options(dir));
+    expect(later.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: early.layer.digest, cached: true });
+    // The same image as one built without it.
+    expect(later.image.digest()).toBe((await buildValidated(options(path.join(tmp, 'c-early-none')))).image.digest());
   });
 
   it('does not take a cut-short dependencies blob for a cache hit: the layer is written again, to the same digest', async () => {

@@ -14,6 +14,7 @@ import { runtimeEntries } from '../layers/runtime-venv.js';
 import { sourceEntries } from '../layers/app-source.js';
 import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
 import { writeWheelsLayer } from '../layers/wheels/wheels-layer.js';
+import type { VenvScheme } from '../layers/wheels/install.js';
 
 export interface WheelInput {
   path: string;
@@ -59,6 +60,8 @@ export interface AppImageOptions {
   pipWheel?: string;
   /** `pipWheel`'s sha256 (hex) when known (the wheelhouse index has it): else it is read once to key it. */
   pipWheelSha256?: string;
+  /** Told as the dependencies layer is written: after each wheel (a progress line; silent without one). */
+  onWheel?: (wheel: string, done: number, total: number) => void;
 }
 
 export interface LayerReport {
@@ -90,6 +93,51 @@ async function wheelKey(w: WheelInput): Promise<object> {
   if (w.sha256) return { name: path.basename(w.path), sha256: w.sha256, requested: w.requested ?? true };
   const st = await fs.stat(w.path);
   return { name: path.basename(w.path), size: st.size, mtime: st.mtimeMs, requested: w.requested ?? true };
+}
+
+export interface DependenciesLayerOptions {
+  cache: BlobCache;
+  scheme: VenvScheme;
+  /** SOURCE_DATE_EPOCH (default 0). */
+  epoch?: number;
+  level?: number;
+  compression?: Compression;
+  /** Told after each wheel is installed into the layer (or copied from the cache). */
+  onWheel?: (wheel: string, done: number, total: number) => void;
+}
+
+/**
+ * The dependencies layer: exactly these wheels installed into the venv, keyed by what goes in (so an app-only
+ * change reads no wheel at all), else rebuilt from per-wheel segments (after one dependency changes, only that
+ * wheel is installed again). What `buildAppImage` uses; callable before it with the same inputs (the CLI starts
+ * it from a lock while the base is still being read), and then found by it.
+ */
+export async function writeDependenciesLayer(
+  wheels: WheelInput[],
+  options: DependenciesLayerOptions,
+): Promise<{ layer: Layer; cached: boolean; segments?: { built: number; reused: number } }> {
+  const { cache, scheme } = options;
+  const epoch = options.epoch ?? 0;
+  const level = options.level ?? 6;
+  const compression = options.compression ?? 'gzip';
+  const keyInput = {
+    v: 1,
+    scheme,
+    epoch,
+    level,
+    compression,
+    wheels: await Promise.all([...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
+  };
+  const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
+  const hit = await cache.readKey<LayerDescriptor>('layers', key);
+  if (hit && (await cache.has(hit.digest, hit.size))) return { layer: new CachedLayer(cache, hit), cached: true };
+  // Recorded, but the blob is elsewhere (the registry layer cache): mounted or downloaded, else rebuilt.
+  const remote = hit && cache.remote ? await cache.remote.layer(hit, cache) : null;
+  if (remote) return { layer: remote, cached: true };
+  // Per-wheel segments: after one dependency changes, only that wheel is installed again.
+  const seg = await writeSegmentedWheelsLayer(wheels, { cache, mtime: epoch, level, compression, scheme, verifySha256: true, ...(options.onWheel ? { onWheel: options.onWheel } : {}) });
+  await cache.writeKey('layers', key, seg.layer.descriptor());
+  return { layer: seg.layer, cached: false, segments: { built: seg.built.length, reused: seg.reused.length } };
 }
 
 /**
@@ -127,30 +175,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   });
   reports.push({ role: 'runtime', digest: runtime.digest, size: runtime.size, cached: false });
 
-  // Dependencies: keyed by what goes in, so an app-only change reads no wheel at all.
-  const keyInput = {
-    v: 1,
-    scheme,
-    epoch,
-    level,
-    compression,
-    wheels: await Promise.all([...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1)).map(wheelKey)),
-  };
-  const key = sha256Digest(JSON.stringify(keyInput)).slice(7);
-  let deps: Layer | null = null;
-  const hit = await cache.readKey<LayerDescriptor>('layers', key);
-  if (hit && (await cache.has(hit.digest, hit.size))) deps = new CachedLayer(cache, hit);
-  // Recorded, but the blob is elsewhere (the registry layer cache): mounted or downloaded, else rebuilt.
-  else if (hit && cache.remote) deps = await cache.remote.layer(hit, cache);
-  const depsCached = deps !== null;
-  let segments: { built: number; reused: number } | undefined;
-  if (!deps) {
-    // Per-wheel segments: after one dependency changes, only that wheel is installed again.
-    const seg = await writeSegmentedWheelsLayer(wheels, { ...layerOptions, scheme, verifySha256: true });
-    deps = seg.layer;
-    segments = { built: seg.built.length, reused: seg.reused.length };
-    await cache.writeKey('layers', key, seg.layer.descriptor());
-  }
+  const { layer: deps, cached: depsCached, segments } = await writeDependenciesLayer(wheels, { cache, scheme, epoch, level, compression, ...(options.onWheel ? { onWheel: options.onWheel } : {}) });
   logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: wheels.length }, 'dependencies layer');
   additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${wheels.length} wheels into ${prefix}` } });
   reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached, ...(segments ? { segments } : {}) });

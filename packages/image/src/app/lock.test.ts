@@ -3,11 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringifyLock, type Lock } from '@dstack/recipe';
+import { parseLock, stringifyLock, type Lock } from '@dstack/recipe';
 import type { BaseInfo } from '../layers/base-info.js';
 import { describeTarget } from '@dstack/wheelhouse';
-import { wheelsFromLock } from './lock.js';
+import { lockedWheelsBeforeBase, wheelsFromLock } from './lock.js';
 import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
+
+const parseLockFile = (text: string): Lock => parseLock(text, 'pylock.toml');
 
 let tmp: string;
 let lockFile: string;
@@ -105,4 +107,27 @@ describe('locks', () => {
     const r = await wheelsFromLock(file, wh, base);
     expect(r.wheels.map((w) => path.basename(w.path))).toEqual(['x-1.0-cp311-cp311-manylinux_2_17_x86_64.whl']);
   });
+
+  it('says before any base is read what a lock installs, when the lock alone can tell (one Python, one wheel a package, no marker)', async () => {
+    const wh = path.join(tmp, 'wheelhouse');
+    const early = async (edit: (l: Lock) => Lock): Promise<Awaited<ReturnType<typeof lockedWheelsBeforeBase>>> => {
+      const lock = parseLockFile(await fs.readFile(lockFile, 'utf8'));
+      const file = path.join(tmp, 'locks', `pylock.early-${Math.random().toString(16).slice(2)}.toml`);
+      await fs.writeFile(file, stringifyLock(edit(lock)));
+      return lockedWheelsBeforeBase(file, wh);
+    };
+    const noMarker = (l: Lock): Lock => ({ ...l, packages: l.packages.filter((p) => !p.marker) });
+    // What wheelsFromLock gives for the base the lock names.
+    const r = await early(noMarker);
+    expect(r?.pythonVersion).toBe('3.11');
+    expect(r?.wheels).toEqual((await wheelsFromLock(lockFile, wh, base)).wheels);
+    // Only the base can tell: a marker, two wheels to choose from, no or two Pythons named.
+    expect(await early((l) => l)).toBeNull();
+    const twoWheels = (l: Lock): Lock => ({ ...noMarker(l), packages: noMarker(l).packages.map((p) => ({ ...p, wheels: [...p.wheels, p.wheels[0]!] })) });
+    expect(await early(twoWheels)).toBeNull();
+    expect(await early((l) => ({ ...noMarker(l), environments: undefined }))).toBeNull();
+    expect(await early((l) => ({ ...noMarker(l), environments: ['python_full_version == "3.11.2"', 'python_full_version == "3.12.1"'] }))).toBeNull();
+    expect((await early((l) => ({ ...noMarker(l), environments: ['python_full_version == "3.12.1" and sys_platform == "linux"'] })))?.pythonVersion).toBe('3.12');
+  });
 });
+

@@ -47,25 +47,7 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
       );
     }
     const w = fit[0]!.w;
-    const sha256 = w.hashes.sha256;
-    if (!sha256) throw new ImageError('LOCK_NO_HASH', `${lockFile}: ${w.name} has no sha256`);
-    const candidates = [path.join(wheelhouse, w.name)];
-    if (w.path) candidates.push(path.resolve(path.dirname(lockFile), w.path));
-    let found: string | null = null;
-    for (const c of candidates) {
-      try {
-        await fs.access(c);
-        found = c;
-        break;
-      } catch {
-        // try the next
-      }
-    }
-    if (!found) {
-      throw new ImageError('LOCK_WHEEL_MISSING', `${w.name} (locked in ${lockFile}) is not in the wheelhouse ${wheelhouse}`, {
-        hint: 'run `dstack-factory build` for this recipe, or point --wheelhouse at the right folder',
-      });
-    }
+    const { path: found, sha256 } = await lockedWheelFile(w, lockFile, wheelhouse);
     wheels.push({
       path: found,
       sha256,
@@ -73,4 +55,46 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
     });
   }
   return { lock, digest: sha256Digest(text), wheels };
+}
+
+type LockedWheel = Lock['packages'][number]['wheels'][number];
+
+/** Where a locked wheel is (the wheelhouse, else its path relative to the lock), with its sha256. */
+async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string): Promise<{ path: string; sha256: string }> {
+  const sha256 = w.hashes.sha256;
+  if (!sha256) throw new ImageError('LOCK_NO_HASH', `${lockFile}: ${w.name} has no sha256`);
+  const candidates = [path.join(wheelhouse, w.name)];
+  if (w.path) candidates.push(path.resolve(path.dirname(lockFile), w.path));
+  for (const c of candidates) {
+    try {
+      await fs.access(c);
+      return { path: c, sha256 };
+    } catch {
+      // try the next
+    }
+  }
+  throw new ImageError('LOCK_WHEEL_MISSING', `${w.name} (locked in ${lockFile}) is not in the wheelhouse ${wheelhouse}`, {
+    hint: 'run `dstack-factory build` for this recipe, or point --wheelhouse at the right folder',
+  });
+}
+
+/**
+ * What a lock alone says its image will install, before any base is read: the Python of its environments
+ * (`python_full_version == "3.11.2"` in every one of them) and its wheels, when no package has a marker or more
+ * than one wheel to choose from. Else null: only the base can tell. A guess the base then confirms lets the
+ * dependencies layer be written while the base is still being read (`wheelsFromLock` decides what is installed).
+ */
+export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: string): Promise<{ pythonVersion: string; wheels: WheelInput[] } | null> {
+  const lock = parseLock(await fs.readFile(lockFile, 'utf8'), lockFile);
+  const versions = new Set((lock.environments ?? []).map((m) => /python_full_version\s*==\s*["'](\d+\.\d+)\.\d+["']/.exec(m)?.[1] ?? null));
+  if (versions.size !== 1 || versions.has(null)) return null;
+  if (lock.packages.some((p) => p.marker || p.wheels.length !== 1)) return null;
+  const depended = new Set(lock.packages.flatMap((p) => (p.dependencies ?? []).map((d) => canonicalizeName(d.name) as string)));
+  const haveDependencies = lock.packages.some((p) => p.dependencies !== undefined);
+  const wheels: WheelInput[] = [];
+  for (const pkg of lock.packages) {
+    const { path: found, sha256 } = await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse);
+    wheels.push({ path: found, sha256, requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
+  }
+  return { pythonVersion: [...versions][0]!, wheels };
 }

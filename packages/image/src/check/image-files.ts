@@ -2,10 +2,10 @@
 // path (files, directories, symbolic links with their targets), whiteouts applied; the machine of each shared
 // object; the text of /etc/ld.so.conf and /etc/ld.so.conf.d/*; and which Debian package ships each library
 // (/var/lib/dpkg/info/*.list). Built once per image (cached by its layers' diffIDs).
-import tar from 'tar-stream';
 import type { BlobCache } from '../cache/blob-cache.js';
 import { sha256Digest } from '../core/digest.js';
 import type { Image } from '../core/image.js';
+import { walkLayers, type LayerVisitor } from '../core/walk-layers.js';
 
 /** A path in the image: a file (with its ELF machine/class when it is a shared object), a directory, a link. */
 export type FileNode = { t: 'f'; elf?: string } | { t: 'd' } | { t: 'l'; to: string };
@@ -178,96 +178,104 @@ interface LayerEntry {
  * Cached in `cache` by the layers' diffIDs.
  */
 export async function readImageFiles(image: Image, options: { cache?: BlobCache } = {}): Promise<ImageFiles> {
-  const key = filesKey(image.config.rootfs.diff_ids);
   const cached = options.cache ? await cachedImageFiles(image.config.rootfs.diff_ids, options.cache) : null;
   if (cached) return cached;
+  const reader = imageFilesReader();
+  await walkLayers(image.layers, [reader.visitor]);
+  const files = reader.result();
+  if (options.cache) await saveImageFiles(image.config.rootfs.diff_ids, options.cache, files);
+  return files;
+}
+
+export async function saveImageFiles(diffIds: string[], cache: BlobCache, files: ImageFiles): Promise<void> {
+  await cache.writeKey('image-files', filesKey(diffIds), files.toJSON());
+}
+
+/** The visitor behind `readImageFiles`, for a walk shared with other readers; `result()` once the walk is done. */
+export function imageFilesReader(): { visitor: LayerVisitor; result: () => ImageFiles } {
   const files = new ImageFiles();
   const lists = new Map<string, string>();
-  for (const layer of image.layers) {
-    const entries: LayerEntry[] = [];
-    const whiteouts: string[] = [];
-    const opaque: string[] = [];
-    const extract = tar.extract();
-    const src = await layer.uncompressed();
-    src.on('error', (e) => extract.destroy(e));
-    src.pipe(extract as unknown as NodeJS.WritableStream);
-    for await (const entry of extract) {
-      const h = entry.header;
-      const name = normalise(h.name);
+  let entries: LayerEntry[] = [];
+  let whiteouts: string[] = [];
+  let opaque: string[] = [];
+  const visitor: LayerVisitor = {
+    entry({ name, header: h }) {
       const base = name.slice(name.lastIndexOf('/') + 1);
       const dir = name.slice(0, name.length - base.length);
       if (base === '.wh..wh..opq') {
         opaque.push(dir.replace(/\/$/, ''));
-        entry.resume();
-        continue;
+        return null;
       }
       if (base.startsWith('.wh.')) {
         whiteouts.push(dir + base.slice(4));
-        entry.resume();
-        continue;
+        return null;
       }
       if (h.type === 'directory') entries.push({ path: name, node: { t: 'd' } });
       else if (h.type === 'symlink') entries.push({ path: name, node: { t: 'l', to: h.linkname ?? '' } });
       else if (h.type === 'link') entries.push({ path: name, node: null, link: normalise(h.linkname ?? '') });
       else if (h.type === 'file' || h.type === 'contiguous-file') {
-        const wantText = LDCONF_RE.test(name) || DPKG_LIST_RE.test(name);
+        const wantText = (LDCONF_RE.test(name) || DPKG_LIST_RE.test(name)) && (h.size ?? 0) <= MAX_TEXT_BYTES;
         const wantElf = SHARED_OBJECT_RE.test(base);
         const node: FileNode = { t: 'f' };
-        if ((wantText && (h.size ?? 0) <= MAX_TEXT_BYTES) || wantElf) {
-          const chunks: Buffer[] = [];
-          let got = 0;
-          for await (const chunk of entry as AsyncIterable<Buffer>) {
-            if (wantText || got < 20) chunks.push(chunk);
-            got += chunk.length;
-          }
-          const bytes = Buffer.concat(chunks);
-          if (wantElf && bytes.length >= 20 && bytes.readUInt32BE(0) === 0x7f454c46) {
-            const le = bytes[5] === 1;
-            node.elf = elfKey(le ? bytes.readUInt16LE(18) : bytes.readUInt16BE(18), bytes[4] === 2 ? 64 : 32, le ? 'little' : 'big');
-          }
-          entries.push({ path: name, node, ...(wantText ? { text: bytes.toString('utf8') } : {}) });
-        } else {
-          entry.resume();
-          entries.push({ path: name, node });
-        }
-        continue;
+        const entry: LayerEntry = { path: name, node };
+        entries.push(entry);
+        if (!wantText && !wantElf) return null;
+        return {
+          bytes: wantText ? Infinity : 20,
+          use: (bytes) => {
+            if (wantElf && bytes.length >= 20 && bytes.readUInt32BE(0) === 0x7f454c46) {
+              const le = bytes[5] === 1;
+              node.elf = elfKey(le ? bytes.readUInt16LE(18) : bytes.readUInt16BE(18), bytes[4] === 2 ? 64 : 32, le ? 'little' : 'big');
+            }
+            if (wantText) entry.text = bytes.toString('utf8');
+          },
+        };
       } else entries.push({ path: name, node: { t: 'f' } }); // devices, fifos: present, never loadable
-      entry.resume();
-    }
-    // What this layer hides from the layers below, then what it adds.
-    const hide = (prefix: string, self: boolean): void => {
-      for (const k of [...files.nodes.keys()]) {
-        if ((self && k === prefix) || k.startsWith(prefix === '' ? '' : prefix + '/')) {
-          files.nodes.delete(k);
-          files.ldconf.delete(k);
-          lists.delete(k);
+      return null;
+    },
+    endLayer() {
+      // What this layer hides from the layers below, then what it adds.
+      const hide = (prefix: string, self: boolean): void => {
+        for (const k of [...files.nodes.keys()]) {
+          if ((self && k === prefix) || k.startsWith(prefix === '' ? '' : prefix + '/')) {
+            files.nodes.delete(k);
+            files.ldconf.delete(k);
+            lists.delete(k);
+          }
+        }
+      };
+      for (const w of whiteouts) hide(w, true);
+      for (const o of opaque) hide(o, false);
+      const byPath = new Map(entries.map((e) => [e.path, e]));
+      for (const e of entries) {
+        if (e.link !== undefined) {
+          const target = files.nodes.get(e.link) ?? byPath.get(e.link)?.node ?? { t: 'f' };
+          files.nodes.set(e.path, target);
+          continue;
+        }
+        files.nodes.set(e.path, e.node!);
+        if (e.text !== undefined) {
+          if (LDCONF_RE.test(e.path)) files.ldconf.set(e.path, e.text);
+          else lists.set(e.path, e.text);
         }
       }
-    };
-    for (const w of whiteouts) hide(w, true);
-    for (const o of opaque) hide(o, false);
-    for (const e of entries) {
-      if (e.link !== undefined) {
-        const target = files.nodes.get(e.link) ?? entries.find((x) => x.path === e.link)?.node ?? { t: 'f' };
-        files.nodes.set(e.path, target);
-        continue;
-      }
-      files.nodes.set(e.path, e.node!);
-      if (e.text !== undefined) {
-        if (LDCONF_RE.test(e.path)) files.ldconf.set(e.path, e.text);
-        else lists.set(e.path, e.text);
+      entries = [];
+      whiteouts = [];
+      opaque = [];
+    },
+  };
+  const result = (): ImageFiles => {
+    for (const [path, text] of lists) {
+      const pkg = DPKG_LIST_RE.exec(path)![1]!.replace(/:[^:]+$/, '');
+      for (const line of text.split('\n')) {
+        const base = line.slice(line.lastIndexOf('/') + 1);
+        if (!SHARED_OBJECT_RE.test(base)) continue;
+        const known = files.dpkg.get(base) ?? [];
+        if (!known.includes(pkg)) files.dpkg.set(base, [...known, pkg].sort());
       }
     }
-  }
-  for (const [path, text] of lists) {
-    const pkg = DPKG_LIST_RE.exec(path)![1]!.replace(/:[^:]+$/, '');
-    for (const line of text.split('\n')) {
-      const base = line.slice(line.lastIndexOf('/') + 1);
-      if (!SHARED_OBJECT_RE.test(base)) continue;
-      const known = files.dpkg.get(base) ?? [];
-      if (!known.includes(pkg)) files.dpkg.set(base, [...known, pkg].sort());
-    }
-  }
-  if (options.cache) await options.cache.writeKey('image-files', key, files.toJSON());
-  return files;
+    lists.clear();
+    return files;
+  };
+  return { visitor, result };
 }

@@ -8,7 +8,7 @@ import type { BlobCache } from '../cache/blob-cache.js';
 import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
 import type { Image } from '../core/image.js';
-import { readAll } from '../core/streams.js';
+import { walkLayers, type LayerVisitor } from '../core/walk-layers.js';
 import { compareVersions } from '@dstack/recipe';
 import {
   describeTarget,
@@ -85,27 +85,43 @@ const ENV_PIP_RE = /^env\/lib\/python3\.\d+\/site-packages\/pip\/__init__\.py$/;
 const pipVersionOf = (p: string): string => /pip-([^/-]+)-/.exec(p)![1]!;
 const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/dpkg/status', 'lib/apk/db/installed']);
 
+const baseKey = (image: Image): string => {
+  const platform = { architecture: image.config.architecture, os: image.config.os, variant: image.config.variant ?? null };
+  return sha256Digest(JSON.stringify({ v: 3, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
+};
+
+/** What `inspectBase` found for an image with these layers, config and platform, when it is cached; else null. */
+export async function cachedBaseInfo(image: Image, cache: BlobCache): Promise<BaseInfo | null> {
+  return cache.readKey<BaseInfo>('base', baseKey(image));
+}
+
+export async function saveBaseInfo(image: Image, cache: BlobCache, info: BaseInfo): Promise<void> {
+  await cache.writeKey('base', baseKey(image), info);
+}
+
 /**
  * Reads the base's layers in order (whiteouts honoured for the files it tracks) for its Python interpreters,
  * /etc/passwd, /etc/group, /env/pyvenv.cfg and dpkg's status; the result is cached by the layers' diffIDs.
  */
 export async function inspectBase(image: Image, options: { cache?: BlobCache } = {}): Promise<BaseInfo> {
-  const platform = { architecture: image.config.architecture, os: image.config.os, variant: image.config.variant ?? null };
-  const key = sha256Digest(JSON.stringify({ v: 3, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
-  const cached = options.cache ? await options.cache.readKey<BaseInfo>('base', key) : null;
+  const cached = options.cache ? await cachedBaseInfo(image, options.cache) : null;
   if (cached) return cached;
+  const reader = baseInfoReader(image);
+  await walkLayers(image.layers, [reader.visitor]);
+  const info = reader.result();
+  if (options.cache) await saveBaseInfo(image, options.cache, info);
+  return info;
+}
+
+/** The visitor behind `inspectBase`, for a walk shared with other readers; `result()` once the walk is done. */
+export function baseInfoReader(image: Image): { visitor: LayerVisitor; result: () => BaseInfo } {
   const files = new Map<string, Buffer>();
   const interpreters = new Set<string>();
   const libcs = new Map<string, LibcFile>();
   const pipWheels = new Set<string>();
   const envPips = new Set<string>();
-  for (const layer of image.layers) {
-    const extract = tar.extract();
-    const src = await layer.uncompressed();
-    src.on('error', (e) => extract.destroy(e));
-    src.pipe(extract as unknown as NodeJS.WritableStream);
-    for await (const entry of extract) {
-      const name = entry.header.name.replace(/^\.?\//, '').replace(/\/$/, '');
+  const visitor: LayerVisitor = {
+    entry({ name, header }) {
       const base = name.slice(name.lastIndexOf('/') + 1);
       if (base.startsWith('.wh.')) {
         const dir = name.slice(0, name.length - base.length);
@@ -122,27 +138,32 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
           pipWheels.delete(target);
           envPips.delete(target);
         }
-        entry.resume();
-        continue;
+        return null;
       }
-      if (INTERPRETER_RE.test(name) && (entry.header.type === 'file' || entry.header.type === 'symlink' || entry.header.type === 'link')) {
-        interpreters.add(name);
-      }
-      if (PIP_WHEEL_RE.test(name) && entry.header.type === 'file') pipWheels.add(name);
+      const linkish = header.type === 'file' || header.type === 'symlink' || header.type === 'link';
+      if (linkish && INTERPRETER_RE.test(name)) interpreters.add(name);
+      if (header.type === 'file' && PIP_WHEEL_RE.test(name)) pipWheels.add(name);
       if (ENV_PIP_RE.test(name)) envPips.add(name);
-      const libc = entry.header.type === 'file' || entry.header.type === 'symlink' || entry.header.type === 'link' ? libcFileKind(name) : null;
+      const libc = linkish ? libcFileKind(name) : null;
       if (libc) {
-        let version = libc.version;
-        if (!version && entry.header.type === 'file' && (entry.header.size ?? 0) <= MAX_LIBC_BYTES) {
-          version = libcVersionIn(libc.kind, await readAll(entry as unknown as Readable));
-        } else entry.resume();
-        libcs.set(name, { ...libc, path: name, version });
-        continue;
+        if (!libc.version && header.type === 'file' && (header.size ?? 0) <= MAX_LIBC_BYTES) {
+          return { bytes: Infinity, use: (bytes) => libcs.set(name, { ...libc, path: name, version: libcVersionIn(libc.kind, bytes) }) };
+        }
+        libcs.set(name, { ...libc, path: name });
+        return null;
       }
-      if (TRACKED.has(name) && entry.header.type === 'file') files.set(name, await readAll(entry as unknown as Readable));
-      else entry.resume();
-    }
-  }
+      if (header.type === 'file' && TRACKED.has(name)) return { bytes: Infinity, use: (bytes) => files.set(name, bytes) };
+      return null;
+    },
+  };
+  return { visitor, result: () => baseInfoOf(image, { files, interpreters, libcs, pipWheels, envPips }) };
+}
+
+function baseInfoOf(
+  image: Image,
+  found: { files: Map<string, Buffer>; interpreters: Set<string>; libcs: Map<string, LibcFile>; pipWheels: Set<string>; envPips: Set<string> },
+): BaseInfo {
+  const { files, interpreters, libcs, pipWheels, envPips } = found;
   const env = new Map((image.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   const text = (k: string): string | null => files.get(k)?.toString('utf8') ?? null;
   let venv: BaseInfo['venv'] = null;
@@ -197,7 +218,6 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
     pipWheel: pipWheel ? '/' + pipWheel : null,
     venvHasPip: venv !== null && envPips.size > 0,
   };
-  if (options.cache) await options.cache.writeKey('base', key, info);
   return info;
 }
 

@@ -78,6 +78,34 @@ describe('writeLayer', () => {
     expect(`sha256:${stdout.split(' ')[0]}`).toBe(layer.diffId);
   });
 
+  it('gives the same bytes whatever number of blocks are compressed at once, and whatever the size of the pool', async () => {
+    // ~7 MiB of compressible text in files of many sizes: several 1 MiB blocks, cut inside files.
+    const files: LayerEntry[] = Array.from({ length: 60 }, (_, i) => ({
+      path: `lib/m${i}.py`,
+      type: 'file',
+      data: Buffer.from(Array.from({ length: 3000 + i * 60 }, (_, j) => `value_${i}_${j} = ${(i * 7919 + j * 104729) % 1000003}\n`).join('')),
+    }));
+    const layers = await Promise.all([1, 2, 4, 8].map((threads) => writeLayer(files, { cache: new BlobCache(path.join(tmp, `threads-${threads}`)), threads })));
+    expect(files.reduce((n, f) => n + f.data!.length, 0)).toBeGreaterThan(4 << 20);
+    expect(new Set(layers.map((l) => `${l.digest} ${l.diffId}`)).size).toBe(1);
+    // Another process with a pool of one thread (UV_THREADPOOL_SIZE=1), writing the same entries.
+    const script = path.join(tmp, 'one-thread.mts');
+    await fs.writeFile(
+      script,
+      `import { BlobCache } from ${JSON.stringify(path.resolve('packages/image/src/cache/blob-cache.ts'))};\n` +
+        `import { writeLayer } from ${JSON.stringify(path.resolve('packages/image/src/layers/write-layer.ts'))};\n` +
+        `const files = JSON.parse(await (await import('node:fs/promises')).readFile(process.argv[2], 'utf8')).map((f) => ({ ...f, data: Buffer.from(f.data, 'base64') }));\n` +
+        `const l = await writeLayer(files, { cache: new BlobCache(process.argv[3]) });\nconsole.log(l.digest, l.diffId);\n`,
+    );
+    const arg = path.join(tmp, 'entries.json');
+    await fs.writeFile(arg, JSON.stringify(files.map((f) => ({ path: f.path, type: f.type, data: f.data!.toString('base64') }))));
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', script, arg, path.join(tmp, 'pool-1')], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: '1' },
+      maxBuffer: 1 << 24,
+    });
+    expect(stdout.trim()).toBe(`${layers[0]!.digest} ${layers[0]!.diffId}`);
+  });
+
   it('fails on a stream shorter than announced, leaving no blob', async () => {
     const before = await fs.readdir(path.join(cache.dir, 'blobs', 'sha256'));
     await expect(

@@ -41,6 +41,11 @@ export interface WriteLayerOptions {
    * is as reproducible as a single member; false writes one member (as `gzip` does).
    */
   parallel?: boolean;
+  /**
+   * Blocks compressed at once on libuv's pool (default 4). The bytes do not depend on it (nor on the pool's
+   * size): blocks are cut at fixed offsets and joined in order.
+   */
+  threads?: number;
   /** Add parent directories that are not listed (mode 0755, owner 0:0). Default true. */
   impliedDirectories?: boolean;
   /**
@@ -123,7 +128,7 @@ export async function packEntries(entries: LayerEntry[], options: Omit<WriteLaye
     stages.push(
       options.parallel === false
         ? createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
-        : new ParallelGzip(level, 1 << 20, 4),
+        : new ParallelGzip(level, 1 << 20, Math.max(1, options.threads ?? 4)),
     );
   }
   const out = new Writable({
@@ -238,7 +243,10 @@ class ParallelGzip extends Transform {
   }
   private compress(data: Buffer): void {
     this.queue.push(
-      new Promise((resolve, reject) => gzipCallback(data, { level: this.level }, (err, out) => (err ? reject(err) : resolve(out)))),
+      new Promise((resolve, reject) =>
+        // One output chunk larger than any compressed block: one trip to the pool and back per block, not one per 16 KiB.
+        gzipCallback(data, { level: this.level, chunkSize: data.length + (data.length >> 6) + 1024 }, (err, out) => (err ? reject(err) : resolve(out))),
+      ),
     );
   }
   private async drain(keep: number): Promise<void> {

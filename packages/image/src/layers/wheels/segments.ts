@@ -27,6 +27,8 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   compression?: Compression;
   /** Check a wheel's sha256 (when given) before installing it. */
   verifySha256?: boolean;
+  /** Told after each wheel's segment is written or copied (for a progress line). */
+  onWheel?: (wheel: string, done: number, total: number) => void;
 }
 
 export async function checkSha256(w: SegmentedWheel): Promise<void> {
@@ -148,6 +150,7 @@ export async function writeSegmentedWheelsLayer(
           s.plan = undefined;
         }
         ranges.push({ slot: s, offset, length: writer.bytes - offset });
+        options.onWheel?.(s.wheel, ranges.length, slots.length);
       }
       // The end-of-archive (its own gzip member when compressed).
       const end = Buffer.alloc(1024);

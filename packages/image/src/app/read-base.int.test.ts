@@ -1,0 +1,117 @@
+// readBase: a base read once — its facts and its file index from one pass over each layer, a registry's layers
+// downloaded once into the blob cache (their digests checked) for the sinks to link.
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
+import { BlobCache } from '../cache/blob-cache.js';
+import { blobFileOf } from '../core/file-layer.js';
+import { Image } from '../core/image.js';
+import type { Layer } from '../core/layer.js';
+import { appendLayers } from '../core/mutate.js';
+import { RegistryClient } from '@dstack/oci';
+import { fakeBase } from '../fixtures/wheel.test-support.js';
+import { inspectBase } from '../layers/base-info.js';
+import { writeLayer } from '../layers/write-layer.js';
+import { readImageFiles } from '../check/image-files.js';
+import { pushImage } from '../sinks/registry.js';
+import { readRegistryImage } from '../sources/registry.js';
+import { validateImage } from '../validate/validate-image.js';
+import { readBase } from './read-base.js';
+
+let tmp: string;
+let registry: SharedRegistry;
+let base: Image;
+
+/** A layer that is no file on disk (as a registry's), counting how often its blob is opened. */
+class StreamLayer implements Layer {
+  opened = 0;
+  constructor(
+    private readonly from: Layer,
+    readonly digest = from.digest,
+  ) {}
+  get diffId(): Layer['diffId'] {
+    return this.from.diffId;
+  }
+  get size(): number {
+    return this.from.size;
+  }
+  get mediaType(): string {
+    return this.from.mediaType;
+  }
+  async compressed(): Promise<Readable> {
+    this.opened += 1;
+    return this.from.compressed();
+  }
+  async uncompressed(): Promise<Readable> {
+    return this.from.uncompressed();
+  }
+}
+
+beforeAll(async () => {
+  registry = await sharedRegistry();
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-read-base-'));
+  const cache = new BlobCache(path.join(tmp, 'made'));
+  // Two layers: the second adds a C library, a shared object, ld.so.conf and hides /etc/group.
+  const libs = await writeLayer(
+    [
+      { path: 'usr/lib/x86_64-linux-gnu/libc.so.6', type: 'file', data: readFileSync('/lib/x86_64-linux-gnu/libc.so.6'), mode: 0o755 },
+      { path: 'usr/lib/x86_64-linux-gnu/libz.so.1', type: 'file', data: readFileSync('/lib/x86_64-linux-gnu/libz.so.1') },
+      { path: 'etc/ld.so.conf', type: 'file', data: Buffer.from('/usr/local/lib\n') },
+      { path: 'etc/.wh.group', type: 'file', data: Buffer.alloc(0) },
+      { path: 'var/lib/dpkg/info/zlib1g:amd64.list', type: 'file', data: Buffer.from('/usr/lib/x86_64-linux-gnu/libz.so.1\n') },
+    ],
+    { cache },
+  );
+  base = appendLayers(await fakeBase(cache), [{ layer: libs }]);
+  await validateImage(base);
+});
+afterAll(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const sha256 = async (file: string): Promise<string> => `sha256:${createHash('sha256').update(await fs.readFile(file)).digest('hex')}`;
+
+describe('readBase', () => {
+  it("says what inspectBase and readImageFiles say, reading each layer once, and keeps a registry's blobs", async () => {
+    const ref = `${registry.host}/dstack-test/read-base-${randomBytes(4).toString('hex')}:v1`;
+    await pushImage(base, ref, { client: new RegistryClient() });
+    const pulled = await readRegistryImage(ref, new RegistryClient());
+    expect(pulled.layers.map(blobFileOf)).toEqual([null, null]);
+    const opened = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
+    const cache = new BlobCache(path.join(tmp, 'cache-1'));
+
+    const read = await readBase(opened, { cache, files: true });
+    expect(read.info).toEqual(await inspectBase(base));
+    expect(read.files!.toJSON()).toEqual((await readImageFiles(base)).toJSON());
+    expect(read.files!.dpkg.get('libz.so.1')).toEqual(['zlib1g']);
+    expect(read.files!.nodes.has('etc/group')).toBe(false);
+    expect(opened.layers.map((l) => (l as StreamLayer).opened)).toEqual([1, 1]);
+    // The layers now come from the cache, under their digests; the image is the same image.
+    for (const l of read.image.layers) expect(await sha256(blobFileOf(l)!)).toBe(l.digest);
+    expect(read.image.digest()).toBe(base.digest());
+    await validateImage(read.image);
+
+    // Asked again: nothing is read (facts and files cached, blobs on disk).
+    const again = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
+    const second = await readBase(again, { cache, files: true });
+    expect(again.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0]);
+    expect(second.info).toEqual(read.info);
+    expect(second.image.layers.map((l) => blobFileOf(l))).toEqual(read.image.layers.map((l) => blobFileOf(l)));
+  });
+
+  it('refuses a layer whose bytes are not its digest, and keeps nothing of it', async () => {
+    const wrong = `sha256:${'0'.repeat(64)}` as const;
+    const layers = [new StreamLayer(base.layers[0]!), new StreamLayer(base.layers[1]!, wrong)];
+    const cache = new BlobCache(path.join(tmp, 'cache-2'));
+    await expect(readBase(new Image(base.config, layers), { cache })).rejects.toThrow(
+      `blob expected to be ${wrong} has digest ${base.layers[1]!.digest}`,
+    );
+    expect(await cache.has(base.layers[0]!.digest)).toBe(true);
+    expect(await cache.has(base.layers[1]!.digest)).toBe(false);
+    expect(await fs.readdir(path.join(cache.dir, 'tmp'))).toEqual([]);
+  });
+});
