@@ -13,7 +13,7 @@ const bin = fileURLToPath(new URL('../../bin/dstack-factory.js', import.meta.url
 const bundle = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 useImageFixture();
 
-const args = (out: string): string[] => ['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--no-pip', '--output', `oci:${out}:app`];
+const args = (out: string): string[] => ['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--no-pip', '--no-sbom', '--output', `oci:${out}:app`];
 
 describe('image app progress', () => {
   it('on a terminal: a live line (installing done/total, elapsed, the wheel), then only the result', async () => {

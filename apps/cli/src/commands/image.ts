@@ -368,7 +368,7 @@ async function writeSbom(
         ...(labels[LOCK_DIGEST_LABEL] ? { [`dstack-factory:${LOCK_DIGEST_LABEL}`]: labels[LOCK_DIGEST_LABEL] } : {}),
         ...Object.fromEntries(o.result.layers.map((l) => [`dstack-factory:layer.${l.role}`, l.digest])),
       },
-      toolVersion: (JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version,
+      toolVersion: await cliVersion(),
     }),
   );
   const files: string[] = [];
@@ -945,4 +945,13 @@ export function registerImageCommands(program: Command, run: Runner): void {
         }),
       );
   }
+}
+
+/** The CLI's version from its package.json: one folder up from the bundle (dist/), two from src/commands/. */
+async function cliVersion(): Promise<string> {
+  for (const rel of ['../package.json', '../../package.json']) {
+    const pkg = (await readFile(new URL(rel, import.meta.url), 'utf8').then(JSON.parse, () => null)) as { name?: string; version?: string } | null;
+    if (pkg?.name === 'dstack-factory' && pkg.version) return pkg.version;
+  }
+  throw new Error(`no package.json of dstack-factory above ${import.meta.url}`);
 }
