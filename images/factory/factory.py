@@ -404,6 +404,17 @@ def parse_args(argv):
     p.add_argument("--ack", action="store_true", help="wait for `ack N` on stdin after each built wheel")
     p.add_argument("--no-index", action="store_true", help="no index: the wheelhouse and the recipe's --find-links only")
     p.add_argument(
+        "--plan-only",
+        action="store_true",
+        help="resolve and report the plan (the `planned` event), then stop: nothing prebuilt, fetched or built",
+    )
+    p.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        help="NAME==VERSION kept as it is while resolving (a constraint; build --upgrade keeps the rest of a lock)",
+    )
+    p.add_argument(
         "--host-locks",
         action="store_true",
         help="take each requirement's build lock through the host: a `lock` event, then `granted N` on stdin",
@@ -446,8 +457,9 @@ def parse_args(argv):
 def main(argv):
     a = parse_args(argv)
     wheelhouse = os.path.realpath(a.wheelhouse)
-    os.makedirs(wheelhouse, exist_ok=True)
-    os.makedirs(a.output, exist_ok=True)
+    if not a.plan_only:  # a plan writes nothing (pip reads a missing find-links folder as empty)
+        os.makedirs(wheelhouse, exist_ok=True)
+        os.makedirs(a.output, exist_ok=True)
     work = a.work_dir or tempfile.mkdtemp(prefix="dstack-factory-")
     os.makedirs(work, exist_ok=True)
     acks = Acks(a.ack or a.host_locks)
@@ -551,6 +563,13 @@ def write_options(b):
     with open(opts_file, "w", encoding="utf-8") as f:
         f.write("\n".join(recipe_options(b.a.recipe) if b.a.recipe else []) + "\n")
     b.common = ["--find-links", b.wheelhouse] + b.no_index + ["-r", opts_file]
+    # Pins (build --upgrade: every locked project but the upgraded ones) constrain the plan only.
+    b.pins = []
+    if b.a.pin:
+        pins_file = os.path.join(b.work, "pins.txt")
+        with open(pins_file, "w", encoding="utf-8") as f:
+            f.write("\n".join(b.a.pin) + "\n")
+        b.pins = ["-c", pins_file]
 
 
 def set_up_interpreter(b):
@@ -609,7 +628,7 @@ def plan_report(b):
     source = ["-r", a.recipe] if a.recipe else [a.from_wheel]
     no_binary = ["--no-binary", ",".join(a.rebuild)] if a.rebuild else []
     plan = [b.python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--report", report_file]
-    plan += ["--find-links", b.wheelhouse] + b.no_index + b.pep517 + no_binary + source
+    plan += ["--find-links", b.wheelhouse] + b.no_index + b.pep517 + no_binary + b.pins + source
     # Metadata without build isolation first (fast; it works for setuptools projects), then isolated
     # (a source needing another backend, or build requirements the venv lacks).
     fast = a.prebuild or b.build_tools
@@ -774,13 +793,17 @@ def run(a, wheelhouse, work, acks):
     write_options(b)
     if not set_up_interpreter(b):
         return 1
-    if a.prebuild and not prebuild_cext(b):
+    # A plan only (build --dry-run) prebuilds nothing: the CEXT packages are planned with the rest.
+    if a.prebuild and not a.plan_only and not prebuild_cext(b):
         return 1
     report = plan_report(b)
     if report is None:
         return 1
     items = plan_items(b, report)
     report_plan(items)
+    if a.plan_only:
+        emit("done", ok=True)
+        return 0
     b.files.update({i["name"]: i["filename"] for i in items if i["filename"]})
     failures = fetch_wheels(b, [i for i in items if i["action"] == "download"])
     failures += build_sources(b, [i for i in items if i["action"] == "build"])

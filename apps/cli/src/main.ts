@@ -7,6 +7,7 @@ import { registerImageCommands } from './commands/image.js';
 import { registerRecipeCommands } from './commands/recipe.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerInitCommand } from './commands/init.js';
+import { registerLockCommands } from './commands/lock.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerWheelhouseCommands } from './commands/wheelhouse.js';
 
@@ -47,6 +48,7 @@ export function buildProgram(io: Io, onExit: (code: number) => void): Command {
   registerRecipeCommands(program, run);
   registerWheelhouseCommands(program, run);
   registerImageCommands(program, run);
+  registerLockCommands(program, run);
   registerServeCommand(program, run);
   registerDoctorCommand(program, run);
   registerInitCommand(program, run);

@@ -37,7 +37,7 @@ for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execF
 syncBuiltinESMExports();
 `;
 
-async function cli(args: string[]): Promise<{ code: number; stderr: string; spawned: string[] }> {
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string; spawned: string[] }> {
   const log = path.join(dir, `spawn-${Date.now()}.log`);
   await writeFile(log, '');
   const env = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), SPAWN_LOG: log, NO_COLOR: '1' });
@@ -46,8 +46,8 @@ async function cli(args: string[]): Promise<{ code: number; stderr: string; spaw
     ['--import', path.join(dir, 'preload.mjs'), bin, '--log-format', 'json', ...args],
     { cwd: dir, env },
   ).then(
-    (r) => ({ code: 0, stderr: r.stderr }),
-    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
   const spawned = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
   return { ...run, spawned };
@@ -78,6 +78,15 @@ describe('dstack-factory as a process', () => {
     expect(r.stderr).toContain('[cp311-linux_x86_64] up to date (lock): 2 distributions, 2 cached, 0 added');
     expect(r.code).toBe(0);
     expect(r.spawned).toEqual([]);
+  });
+
+  it('a dry run of the warm recipe starts no child process (no Python, no pip) and plans every wheel reused', async () => {
+    const r = await cli(['build', './app.txt', '--python', python, '--no-cext', '--dry-run', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.spawned).toEqual([]);
+    const plan = JSON.parse(r.stdout) as { targets: { lock: string; steps: { action: string; name: string }[] }[] };
+    expect(plan.targets[0]!.lock).toBe('current');
+    expect(plan.targets[0]!.steps.map((s) => `${s.action} ${s.name}`)).toEqual(['reuse alpha', 'reuse beta']);
   });
 
   it('on a terminal (a pseudo-tty): one live line, lasting lines only for the plan, added wheels and the result', async () => {

@@ -53,6 +53,11 @@ export interface BuildOptions {
   rebuild?: string[];
   /** Ignore an existing lock (build --refresh). */
   refresh?: boolean;
+  /**
+   * Re-resolve these projects and keep the rest of the existing lock (build --upgrade NAME): every other locked
+   * project is pinned to its locked version (a constraint on pip's plan). The lock must exist and name them.
+   */
+  upgrade?: string[];
   /** Where the PEP 751 locks go: <pylockDir>/<recipe>/pylock.<target>.toml (default: recipes/locks beside the recipe). */
   pylockDir?: string | null;
   /**
@@ -141,13 +146,13 @@ const targetCache = new Map<string, Promise<Target>>();
  */
 export function cachedTarget(
   python: string,
-  options: { cacheDir?: string | null; memory?: boolean } = {},
+  options: { cacheDir?: string | null; memory?: boolean; readOnly?: boolean } = {},
 ): Promise<Target> {
   const path = resolvePython(python);
   const memory = options.memory ?? true;
   let t = memory ? targetCache.get(path) : undefined;
   if (!t) {
-    t = diskCachedTarget(path, options.cacheDir ?? null);
+    t = diskCachedTarget(path, options.cacheDir ?? null, options.readOnly === true);
     if (memory) {
       targetCache.set(path, t);
       t.catch(() => targetCache.delete(path));
@@ -156,7 +161,7 @@ export function cachedTarget(
   return t;
 }
 
-async function diskCachedTarget(python: string, cacheDir: string | null): Promise<Target> {
+async function diskCachedTarget(python: string, cacheDir: string | null, readOnly: boolean): Promise<Target> {
   if (!cacheDir) return detectTarget(python);
   const real = await realpath(python);
   const st = await stat(real);
@@ -172,6 +177,7 @@ async function diskCachedTarget(python: string, cacheDir: string | null): Promis
     known = {};
   }
   const target = await detectTarget(python);
+  if (readOnly) return target;
   known[key] = target;
   await mkdir(cacheDir, { recursive: true });
   const temp = `${file}.${process.pid}.${Date.now()}.tmp`;
@@ -253,7 +259,7 @@ export function lockFileFor(
   return null;
 }
 
-async function readLock(file: string): Promise<Lock | null> {
+export async function readLock(file: string): Promise<Lock | null> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -276,53 +282,153 @@ async function warmLock(file: string, key: string, store: WheelStore): Promise<L
   return entries.every(({ w, entry }) => entry !== null && entry.sha256 === w.hashes.sha256) ? lock : null;
 }
 
+/** The executor's environment: the build's, with the archive as extra find-links. */
+export function executorEnv(env: Record<string, string | undefined>, archive: string | null): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(archive ? { ...env, PIP_FIND_LINKS: withArchiveFindLinks(env.PIP_FIND_LINKS, archive) } : env).filter(
+      (e): e is [string, string] => e[1] !== undefined,
+    ),
+  );
+}
+
 async function fileSha256(path: string): Promise<string> {
   return createHash('sha256')
     .update(await readFile(path))
     .digest('hex');
 }
 
-/** Fills the wheelhouse with a wheel for every distribution of the recipe's closure, for each target. */
-export async function buildWheelhouse(options: BuildOptions): Promise<BuildSummary> {
+/** What every target of a build (or of its plan) shares: the options, resolved once. */
+export interface PreparedBuild {
+  recipePath: string | null;
+  fromWheel: string | null;
+  env: Record<string, string | undefined>;
+  wheelhouse: string;
+  store: WheelStore;
+  executor: Executor;
+  recipe: Recipe | null;
+  fromWheelSha256: string | null;
+  prebuild: string[];
+  rebuild: string[];
+  upgrade: string[];
+  cacheDir: string | null;
+  targetOf: (python: string) => Promise<Target>;
+  noIndex: boolean;
+  archive: string | null;
+  logRoot: string;
+}
+
+/** Reads the options (the recipe, the store, the defaults) once; `readOnly` (a plan) creates no folder or cache file. */
+export async function prepareBuild(options: BuildOptions, readOnly = false): Promise<PreparedBuild> {
   const recipePath = options.recipe ? resolve(options.recipe) : null;
   const fromWheel = options.fromWheel ? resolve(options.fromWheel) : null;
   if (!recipePath && !fromWheel)
     throw new EngineError('USAGE', 'a build needs a recipe or a wheel (--from-wheel)');
   const env = options.env ?? process.env;
   const wheelhouse = resolve(options.wheelhouse);
-  await mkdir(wheelhouse, { recursive: true });
+  if (!readOnly) await mkdir(wheelhouse, { recursive: true });
   const store = options.store ?? new FsWheelStore(wheelhouse);
   const executor = options.executor ?? new LocalExecutor();
   const recipe = recipePath ? await readRecipeFile(recipePath, { env }) : null;
   const fromWheelSha256 = fromWheel ? await fileSha256(fromWheel) : null;
-  const prebuild = options.prebuild ?? [];
-  const rebuild = (options.rebuild ?? []).map((n) => canonicalizeName(n) as string);
-  const logger = options.logger;
   const cacheDir: string | null =
     options.cacheDir === undefined
       ? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'dstack-factory')
       : options.cacheDir;
-  const targetOf = options.targetOf ?? ((python: string) => cachedTarget(python, { cacheDir }));
   // Decision 19: from the wheelhouse only, unless the recipe names an index itself.
   const recipeIndex = recipe !== null && (recipe.options.indexUrl !== null || recipe.options.extraIndexUrls.length > 0);
-  const noIndex = options.wheelhouseOnly === true && !recipeIndex;
-  const logRoot = options.logDir ?? join(cacheDir ?? tmpdir(), 'logs');
-  const archive = options.archive ? resolve(options.archive) : null;
+  return {
+    recipePath,
+    fromWheel,
+    env,
+    wheelhouse,
+    store,
+    executor,
+    recipe,
+    fromWheelSha256,
+    prebuild: options.prebuild ?? [],
+    rebuild: (options.rebuild ?? []).map((n) => canonicalizeName(n) as string),
+    upgrade: (options.upgrade ?? []).map((n) => canonicalizeName(n) as string),
+    cacheDir,
+    targetOf: options.targetOf ?? ((python: string) => cachedTarget(python, { cacheDir, readOnly })),
+    noIndex: options.wheelhouseOnly === true && !recipeIndex,
+    archive: options.archive ? resolve(options.archive) : null,
+    logRoot: options.logDir ?? join(cacheDir ?? tmpdir(), 'logs'),
+  };
+}
+
+/** A target's lock: where it is, whether it is current (then nothing runs), and for --upgrade the pins it gives. */
+export interface TargetLock {
+  key: string;
+  lockFile: string | null;
+  /** The lock when it is current (key matches, every wheel in the store with its sha256), else null. */
+  current: Lock | null;
+  /** `current`; `stale` (a lock whose key or wheels differ); `missing`; `ignored` (--refresh, --rebuild, --upgrade). */
+  state: 'current' | 'stale' | 'missing' | 'ignored';
+  /** --upgrade: NAME==VERSION of every locked project that is not upgraded. */
+  pins: string[];
+}
+
+export async function targetLock(p: PreparedBuild, options: BuildOptions, target: Target): Promise<TargetLock> {
+  const key = cacheKey({
+    recipe: p.recipe,
+    fromWheelSha256: p.fromWheelSha256,
+    target,
+    env: p.env,
+    prebuild: p.prebuild,
+    noIndex: p.noIndex,
+  });
+  // Lock files are named by everything that decides the closure (full version, platform with its libc level);
+  // a lock under the old name (pylock.cp311-linux_x86_64.toml) is still read when its key matches.
+  const where = { recipe: p.recipePath, fromWheel: p.fromWheel, pylockDir: options.pylockDir ?? null };
+  let lockFile = lockFileFor(where, target.name);
+  const oldLockFile = lockFileFor(where, target.id);
+  const fallback = lockFile && !existsSync(lockFile) && oldLockFile && existsSync(oldLockFile) ? oldLockFile : null;
+  let pins: string[] = [];
+  if (p.upgrade.length > 0) {
+    const from = fallback ?? lockFile;
+    const previous = from ? await readLock(from) : null;
+    if (!previous) {
+      throw new EngineError('LOCK_UPGRADE_INVALID', `--upgrade ${p.upgrade.join(', ')}: no lock ${lockFile ?? `for ${target.name}`} to upgrade`, {
+        hint: 'build the recipe once (its lock is written), then upgrade single projects in it',
+      });
+    }
+    const locked = new Set(previous.packages.map((q) => canonicalizeName(q.name) as string));
+    const unknown = p.upgrade.filter((n) => !locked.has(n));
+    if (unknown.length > 0) {
+      throw new EngineError('LOCK_UPGRADE_INVALID', `--upgrade ${unknown.join(', ')}: not in the lock ${from}`, {
+        hint: `the lock has ${[...locked].sort().join(', ')}; a new requirement goes into the recipe (then build --refresh)`,
+      });
+    }
+    pins = previous.packages
+      .filter((q) => !p.upgrade.includes(canonicalizeName(q.name) as string))
+      .map((q) => `${q.name}==${q.version}`);
+  }
+  const reuse = !options.refresh && p.rebuild.length === 0 && p.upgrade.length === 0;
+  let current = reuse && lockFile ? await warmLock(lockFile, key, p.store) : null;
+  if (!current && reuse && fallback) {
+    current = await warmLock(fallback, key, p.store);
+    if (current) lockFile = fallback;
+  }
+  const exists = (lockFile !== null && existsSync(lockFile)) || fallback !== null;
+  const state = current ? 'current' : !reuse ? 'ignored' : exists ? 'stale' : 'missing';
+  return { key, lockFile, current, state, pins };
+}
+
+/** Fills the wheelhouse with a wheel for every distribution of the recipe's closure, for each target. */
+export async function buildWheelhouse(options: BuildOptions): Promise<BuildSummary> {
+  const p = await prepareBuild(options);
+  const { recipePath, fromWheel, env, wheelhouse, store, executor, prebuild, rebuild, cacheDir, noIndex, archive } = p;
+  const logger = options.logger;
 
   const targets: TargetSummary[] = [];
   for (const python of options.pythons) {
-    const target = await targetOf(python);
+    const target = await p.targetOf(python);
     const emit = (event: BuildEvent): void => {
       options.onEvent?.(event, target.id);
       if (event.type === 'log') logger?.debug({ target: target.id, package: event.package }, event.line);
       else logger?.info({ target: target.id, ...event }, event.type);
     };
-    const key = cacheKey({ recipe, fromWheelSha256, target, env, prebuild, noIndex });
-    // Lock files are named by everything that decides the closure (full version, platform with its libc level);
-    // a lock under the old name (pylock.cp311-linux_x86_64.toml) is still read when its key matches.
-    const where = { recipe: recipePath, fromWheel, pylockDir: options.pylockDir ?? null };
-    let lockFile = lockFileFor(where, target.name);
-    const oldLockFile = lockFileFor(where, target.id);
+    const { key, lockFile, current: lock, pins } = await targetLock(p, options, target);
     const summary: TargetSummary = {
       target: target.id,
       python,
@@ -337,12 +443,6 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
     };
     targets.push(summary);
 
-    const reuse = !options.refresh && rebuild.length === 0;
-    let lock = reuse && lockFile ? await warmLock(lockFile, key, store) : null;
-    if (!lock && reuse && oldLockFile && !existsSync(lockFile!)) {
-      lock = await warmLock(oldLockFile, key, store);
-      if (lock) summary.lockFile = lockFile = oldLockFile;
-    }
     if (lock) {
       summary.warm = true;
       summary.packages = lock.packages.length;
@@ -356,7 +456,7 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
 
     const outputDir = await mkdtemp(join(tmpdir(), 'dstack-build-'));
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const logs = new BuildLogs(join(logRoot, `${stamp}-${target.id}-${process.pid}`));
+    const logs = new BuildLogs(join(p.logRoot, `${stamp}-${target.id}-${process.pid}`));
     const ingestFailures: BuildFailure[] = [];
     let builtBy: Record<string, string> = { executor: executor.kind, target: target.id };
     try {
@@ -373,12 +473,9 @@ export async function buildWheelhouse(options: BuildOptions): Promise<BuildSumma
           rebuild,
           buildLockDir: join(wheelhouse, '.dstack', 'locks'),
           cacheDir,
-          env: Object.fromEntries(
-            Object.entries(
-              archive ? { ...env, PIP_FIND_LINKS: withArchiveFindLinks(env.PIP_FIND_LINKS, archive) } : env,
-            ).filter((e): e is [string, string] => e[1] !== undefined),
-          ),
+          env: executorEnv(env, archive),
           noIndex,
+          ...(pins.length > 0 ? { pins } : {}),
         },
         async (event) => {
           if (event.type === 'log') logs.line(event.package, event.line);

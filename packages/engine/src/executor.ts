@@ -111,6 +111,10 @@ export interface BuildJob {
   cacheDir?: string | null;
   /** pip's --no-index: the wheelhouse (and the recipe's own --find-links) are the only sources. */
   noIndex?: boolean;
+  /** Resolve and report the plan (the `planned` event), then stop: nothing prebuilt, downloaded or built. */
+  planOnly?: boolean;
+  /** NAME==VERSION constraints on the plan: what `build --upgrade` keeps of the lock. */
+  pins?: string[];
   /** The whole environment of the build (pip reads its PIP_* variables); default: the process's. */
   env?: Record<string, string | undefined>;
 }

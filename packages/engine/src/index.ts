@@ -28,6 +28,7 @@ export {
   type IngestedWheel,
   type TargetSummary,
 } from './engine.js';
+export { planWheelhouse, type BuildPlan, type PlanStep, type TargetPlan } from './plan.js';
 export {
   CONTAINER_LABEL,
   CONTAINER_SCRIPT,

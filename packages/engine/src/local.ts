@@ -81,6 +81,8 @@ export class LocalExecutor implements Executor {
         cacheDir: job.cacheDir ?? null,
         ack: true,
         noIndex: job.noIndex === true,
+        planOnly: job.planOnly === true,
+        pins: job.pins ?? [],
       }),
     ];
     this.runs += 1;

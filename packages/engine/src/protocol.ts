@@ -43,6 +43,10 @@ export interface FactoryArgs {
   hostLocks?: boolean;
   /** Resolve and download from the wheelhouse (and the recipe's own --find-links) only: pip's --no-index. */
   noIndex?: boolean;
+  /** Resolve and report the plan, then stop (build --dry-run): nothing prebuilt, fetched or built. */
+  planOnly?: boolean;
+  /** NAME==VERSION constraints on the plan (build --upgrade: the rest of the lock stays as it is). */
+  pins?: string[];
 }
 
 /** The script's command-line arguments (after the script path). */
@@ -59,6 +63,8 @@ export function factoryArgs(a: FactoryArgs): string[] {
   if (a.ack) args.push('--ack');
   if (a.hostLocks) args.push('--host-locks');
   if (a.noIndex) args.push('--no-index');
+  if (a.planOnly) args.push('--plan-only');
+  for (const p of a.pins ?? []) args.push('--pin', p);
   return args;
 }
 

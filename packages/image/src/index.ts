@@ -25,13 +25,14 @@ export { formatPlatform, parsePlatform, platformMatches, platformOf, type Platfo
 // Where images come from and go (sources/, sinks/): docker:NAME, oci:DIR[:REF], archive:FILE, registry:REF.
 export { parseImageSpec, type ImageSpec } from './core/image-spec.js';
 export { imagePlatforms, openImage, type SourceOptions } from './sources/open-image.js';
-export { writeImage, writeImageIndex, type SinkOptions, type SinkResult } from './sinks/write-image.js';
+export { destinationDigest, writeImage, writeImageIndex, type SinkOptions, type SinkResult } from './sinks/write-image.js';
 // The registry client is @dstack/oci's (re-exported under the names this package always had).
 export { RegistryClient, type RegistryClientOptions, type RegistryCredentials } from '@dstack/oci';
 export type { PushEvent } from './sinks/registry.js';
 
 // The cache every layer is written into (cache/).
 export { BlobCache, type BlobWriter, type CachedLayer } from './cache/blob-cache.js';
+export { DryRunCache } from './cache/dry-run-cache.js';
 export { pruneCache, type PruneResult } from './cache/prune.js';
 // The layer cache in a registry (--cache-from / --cache-to): read as the blob cache's remote, written like a sink.
 export type { BlobRemote } from './cache/blob-cache.js';

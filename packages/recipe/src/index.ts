@@ -24,3 +24,10 @@ export {
   resolveRecipePath,
 } from './io.js';
 export { lockPath, parseLock, stringifyLock, type Lock, type LockPackage, type LockWheel } from './lock.js';
+export {
+  diffDistributions,
+  diffLocks,
+  lockedDistributions,
+  type LockDiff,
+  type LockedDistribution,
+} from './lock-diff.js';

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { BuildEvent, BuildSummary, Executor } from '@dstack/engine';
+import type { BuildEvent, BuildOptions, BuildPlan, BuildSummary, Executor } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import { logs, type CliContext, type Runner } from '../context.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
@@ -29,7 +29,10 @@ export interface BuildCommandOptions {
   archive?: string;
   refresh?: boolean;
   rebuild?: string[];
+  upgrade?: string[];
   envFile?: string;
+  dryRun?: boolean;
+  json?: boolean;
 }
 
 export { buildEnvironment, parseDotEnv } from '../dotenv.js';
@@ -143,6 +146,55 @@ function report(ctx: CliContext, summary: BuildSummary): void {
   }
 }
 
+/** Who built (or would build) a wheel, in one line: "local, /usr/bin/python3.11 (cp 3.11.2)". */
+export function describeBuilder(builder: Record<string, string> | null): string {
+  if (!builder) return 'not recorded';
+  const { executor, image, interpreter } = builder;
+  const parts = [executor, image, interpreter].filter((v): v is string => Boolean(v));
+  return parts.length > 0 ? parts.join(', ') : Object.entries(builder).map(([k, v]) => `${k}=${v}`).join(', ');
+}
+
+/** The plan of --dry-run, as text: per target, the lock's state and one line per distribution. */
+export function printPlan(ctx: CliContext, plan: BuildPlan): void {
+  for (const t of plan.targets) {
+    const lock = t.lockFile ? relativeTo(ctx, t.lockFile) : '(no lock)';
+    const state = {
+      current: 'current: nothing to resolve, download or build',
+      stale: 'out of date: pip resolves again',
+      missing: 'not written yet: pip resolves',
+      ignored: 'not used (--refresh/--rebuild/--upgrade): pip resolves',
+    }[t.lock];
+    ctx.stdout.write(`[${t.target}] lock ${lock}: ${state}\n`);
+    if (t.pins.length > 0) ctx.stdout.write(`  kept from the lock: ${t.pins.join(' ')}\n`);
+    if (t.prebuild.length > 0) ctx.stdout.write(`  CEXT: ${t.prebuild.join(', ')} prebuilt first, unless their wheels are present\n`);
+    const width = Math.max(0, ...t.steps.map((s) => `${s.name} ${s.version}`.length));
+    for (const s of t.steps) {
+      const what = `${s.name} ${s.version}`.padEnd(width);
+      const verb = { reuse: 'reuse', download: 'download', build: 'build' }[s.action].padEnd(8);
+      const detail =
+        s.action === 'reuse'
+          ? `${s.filename}${s.sha256 ? ` sha256:${s.sha256.slice(0, 12)}` : ''} (built by ${describeBuilder(s.builder)})`
+          : s.action === 'download'
+            ? `${s.filename} from ${s.from}`
+            : `from ${s.from} by ${describeBuilder(s.builder)}`;
+      ctx.stdout.write(`  ${verb} ${what}  ${detail}\n`);
+    }
+    for (const f of t.failures) {
+      ctx.stdout.write(`  FAILED ${f.package}${f.version ? ` ${f.version}` : ''}${f.exitCode !== null ? ` (exit ${f.exitCode})` : ''}\n`);
+      for (const line of f.summary.length > 0 ? f.summary : f.logTail.slice(-10)) ctx.stdout.write(`    ${line}\n`);
+    }
+    const n = (a: string): number => t.steps.filter((s) => s.action === a).length;
+    ctx.stdout.write(
+      `[${t.target}] ${t.steps.length} distributions: ${n('reuse')} reused, ${n('download')} downloaded, ${n('build')} built${t.failures.length > 0 ? `, plan failed` : ''}\n`,
+    );
+  }
+}
+
+function relativeTo(ctx: CliContext, file: string): string {
+  const rel = relative(ctx.cwd, file);
+  return rel.startsWith('..') ? file : rel;
+}
+
 export async function runBuild(
   ctx: CliContext,
   recipeArg: string | undefined,
@@ -169,6 +221,9 @@ export async function runBuild(
     throw new UsageError(`--jobs must be a positive integer, not ${opts.jobs}`);
   if (opts.prebuild !== undefined && opts.cext === false)
     throw new UsageError('--prebuild and --no-cext exclude each other');
+  if (opts.json && !opts.dryRun) throw new UsageError('--json prints the plan of --dry-run');
+  const upgrade = (opts.upgrade ?? []).flatMap(list);
+  if (upgrade.length > 0 && opts.refresh) throw new UsageError('--upgrade keeps the rest of the lock, --refresh ignores it: give one');
 
   // Loaded here, not at start-up: `--help` or another command never pays for them (and a local build never
   // loads dockerode).
@@ -216,27 +271,42 @@ export async function runBuild(
     lockDir ??= join(recipesDir, 'locks');
   }
 
+  const options: BuildOptions = {
+    recipe,
+    fromWheel,
+    wheelhouse,
+    store,
+    pythons,
+    executor,
+    ...(targetOf ? { targetOf } : {}),
+    jobs,
+    prebuild,
+    rebuild: (opts.rebuild ?? []).flatMap(list),
+    upgrade,
+    refresh: opts.refresh === true,
+    pylockDir: lockDir,
+    // BUILD_REQ=False: the recipe naming the chosen wheels is a temp file; the lock does not point at it.
+    lockNamesRecipe: buildReq,
+    archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
+    env,
+    // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
+    ...(logs(ctx, 'info') ? { logger: ctx.logger.child({ component: 'engine' }) } : {}),
+  };
+  if (opts.dryRun) {
+    try {
+      const { planWheelhouse } = await import('@dstack/engine');
+      const plan = await planWheelhouse(options);
+      if (opts.json) ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+      else printPlan(ctx, plan);
+      return plan.ok ? EXIT_OK : EXIT_FAILURE;
+    } finally {
+      if (selectDir) await rm(selectDir, { recursive: true, force: true });
+    }
+  }
   const progress = new Progress(ctx);
   try {
     const summary = await buildWheelhouse({
-      recipe,
-      fromWheel,
-      wheelhouse,
-      store,
-      pythons,
-      executor,
-      ...(targetOf ? { targetOf } : {}),
-      jobs,
-      prebuild,
-      rebuild: (opts.rebuild ?? []).flatMap(list),
-      refresh: opts.refresh === true,
-      pylockDir: lockDir,
-      // BUILD_REQ=False: the recipe naming the chosen wheels is a temp file; the lock does not point at it.
-      lockNamesRecipe: buildReq,
-      archive: (opts.archive ?? env.ARCHIVE) ? resolve(ctx.cwd, (opts.archive ?? env.ARCHIVE)!) : null,
-      env,
-      // The engine logs its events at info and pip's lines at debug: no logger (pino not even loaded) when neither shows.
-      ...(logs(ctx, 'info') ? { logger: ctx.logger.child({ component: 'engine' }) } : {}),
+      ...options,
       onEvent: (e, target) => progress.event(e, target),
     });
     progress.finish();
@@ -341,6 +411,16 @@ export function registerBuildCommands(program: Command, run: Runner): void {
     .option('--from-wheel', 'build the dependencies of the wheel named by RECIPE (BUILD_REQ=False)')
     .option('--lock-dir <dir>', 'where locks go (default recipes/locks)')
     .option('--refresh', 'ignore an existing lock: plan again')
+    .option(
+      '--upgrade <name>',
+      're-resolve this project (repeatable, or comma-separated) and keep every other version of the lock',
+      (v: string, acc: string[] = []) => [...acc, v],
+    )
+    .option(
+      '--dry-run',
+      'print the plan and write nothing: each distribution reused, downloaded (from where) or built (from which source, by which builder); a current lock runs nothing, else pip resolves read-only',
+    )
+    .option('--json', 'with --dry-run: the plan as JSON')
     .option(
       '--rebuild <name>',
       'rebuild this project from source (repeatable)',

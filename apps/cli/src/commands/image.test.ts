@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -110,6 +111,84 @@ describe('image app', () => {
     expect((await cli(['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'x.toml', '--allow-index', '--output', 'oci:o:a'])).stderr).toBe(
       'error[USAGE]: --allow-index is for locking --requirements; a --lock is used as it is\n',
     );
+  });
+});
+
+describe('image app --dry-run', () => {
+  /** Every file under `root` with its size and mtime: what a dry run must leave as it was. */
+  async function snapshot(root: string): Promise<string[]> {
+    if (!existsSync(root)) return [];
+    const out: string[] = [];
+    for (const f of await readdir(root, { recursive: true })) {
+      const st = await stat(path.join(root, f));
+      out.push(`${f} ${st.size} ${st.mtimeMs}`);
+    }
+    return out.sort();
+  }
+
+  it('predicts the digest the real build then has, writing nothing: no output, no cache, no layer', async () => {
+    const env = { DSTACK_IMAGE_CACHE: path.join(dir, 'dry-cache') };
+    const plan = await cli([...appArgs, '--dry-run', '--json'], env);
+    expect(plan.stderr).toBe('');
+    expect(plan.code).toBe(0);
+    const p = JSON.parse(plan.stdout);
+    // --output left out: an OCI layout with gzip.
+    expect(p.output).toEqual({ spec: 'oci:app', kind: 'oci', digest: p.digest });
+    expect(p.layers.map((l: { role: string; cached: boolean }) => [l.role, l.cached])).toEqual([['runtime', false], ['dependencies', false], ['app', false]]);
+    expect(p.lock).toEqual({ file: path.join(dir, 'pylock.cp311-linux_x86_64.toml'), digest: `sha256:${await sha256(path.join(dir, 'pylock.cp311-linux_x86_64.toml'))}` });
+    expect(existsSync(path.join(dir, 'dry-cache'))).toBe(false);
+    expect(existsSync(path.join(dir, 'app'))).toBe(false);
+
+    const real = await cli([...appArgs, '--output', 'oci:out-dry:app', '--json'], env);
+    expect(real.code).toBe(0);
+    const r = JSON.parse(real.stdout);
+    expect(r.digest).toBe(p.digest);
+    expect(r.output.digest).toBe(p.digest);
+    expect(r.layers).toEqual(p.layers);
+    await validated(`oci:${dir}/out-dry:app`);
+
+    // Warm: the dependencies layer is a cache hit, the digest the same, and the cache is left as it was.
+    const before = await snapshot(path.join(dir, 'dry-cache'));
+    const again = await cli([...appArgs, '--dry-run'], env);
+    expect(again.code).toBe(0);
+    expect(again.stdout.split('\n')).toEqual([
+      expect.stringMatching(/^runtime +sha256:[0-9a-f]{64} {2}\d+ B {2}built$/),
+      `dependencies ${r.layers[1].digest}  ${r.layers[1].size} B  reused (cache hit)`,
+      expect.stringMatching(/^app +sha256:[0-9a-f]{64} {2}\d+ B {2}built$/),
+      `image ${p.digest} -> oci:app would be ${p.digest} (dry run: nothing written)`,
+      '',
+    ]);
+    expect(await snapshot(path.join(dir, 'dry-cache'))).toEqual(before);
+  });
+
+  it('predicts the digest of each kind of output: a docker archive (the Docker manifest)', async () => {
+    const env = { DSTACK_IMAGE_CACHE: path.join(dir, 'dry-cache-2') };
+    const plan = JSON.parse((await cli([...appArgs, '--output', 'archive:dry.tar', '--dry-run', '--json'], env)).stdout);
+    expect(existsSync(path.join(dir, 'dry.tar'))).toBe(false);
+    const real = JSON.parse((await cli([...appArgs, '--output', 'archive:dry.tar', '--json'], env)).stdout);
+    expect(plan.output.digest).toBe(real.output.digest);
+    expect(plan.output.digest).not.toBe(plan.digest); // the Docker manifest, not the OCI one
+  });
+
+  it('with --requirements and no lock yet: the build\'s plan, no digest, no lock written', async () => {
+    await writeFile(path.join(dir, 'dry-reqs.txt'), `--no-index\n--find-links ${path.join(dir, 'wheelhouse')}\ntool\n`);
+    const env = isolatedPipEnv({ NO_COLOR: '1', DSTACK_IMAGE_CACHE: path.join(dir, 'dry-cache-3'), XDG_CACHE_HOME: path.join(dir, 'xdg-dry') });
+    const r = await cli(['image', 'app', '--base', 'oci:base:bookworm', '--requirements', 'dry-reqs.txt', '--dry-run'], env);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('[cp311-linux_x86_64] lock locks/dry-reqs/pylock.cp3_11_2-manylinux_2_36_x86_64.toml: not written yet: pip resolves\n');
+    expect(r.stdout).toContain(`  reuse    tool 1.0  tool-1.0-py3-none-any.whl`);
+    expect(r.stdout).toContain('image: its digest is known once these wheels are built and locked');
+    expect(existsSync(path.join(dir, 'locks', 'dry-reqs'))).toBe(false);
+    expect(existsSync(path.join(dir, 'xdg-dry'))).toBe(false);
+  });
+
+  it('refuses --engine and a missing --output without --dry-run', async () => {
+    const engine = await cli(['image', 'app', '--base', 'docker:b', '--lock', 'l', '--output', 'docker:x', '--engine', '--dry-run']);
+    expect(engine.stderr).toBe("error[USAGE]: --dry-run plans the daemonless assembly; an --engine build is the engine's\n");
+    const output = await cli(['image', 'app', '--base', 'oci:base', '--lock', 'l']);
+    expect(output.stderr).toBe('error[USAGE]: --output is required (docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF)\n');
+    expect(output.code).toBe(EXIT_USAGE);
   });
 });
 

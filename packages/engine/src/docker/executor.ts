@@ -223,6 +223,8 @@ export class DockerExecutor implements Executor {
       ack: true,
       hostLocks: job.buildLockDir !== null,
       noIndex: job.noIndex === true,
+      planOnly: job.planOnly === true,
+      pins: job.pins ?? [],
     });
     const command = ['docker', 'run', this.options.image, ...args];
     await fs.mkdir(job.outputDir, { recursive: true });

@@ -18,6 +18,10 @@ export const CLI_CODES = {
     summary: "Locking --requirements for the base, pip found no distribution that fits it; each of the wheelhouse's wheels is named with why it does not.",
     hint: 'Build the wheel for the base (a factory image made from it), or choose a base the wheels fit.',
   },
+  LOCK_UNREADABLE: {
+    summary: '`lock diff`: a lock file named on the command line cannot be read.',
+    hint: 'Give the paths of two PEP 751 locks (pylock.<target>.toml).',
+  },
   IMAGE_BASE_MISSING: {
     summary: 'The runtime image an onbuild flavour stands on is not in the Docker daemon (the classic builder would try Docker Hub).',
     hint: 'Build it first (dstack-factory image runtime, or docker-compose build runtime), or name another with --base-image.',

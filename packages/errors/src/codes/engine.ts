@@ -26,6 +26,10 @@ export const ENGINE_CODES = {
     summary: 'The factory image has another Python than the build asks for.',
     hint: 'Build a factory image of that Python (dstack-factory image factory --py-version X.Y, on a base that has it).',
   },
+  LOCK_UPGRADE_INVALID: {
+    summary: 'build --upgrade NAME has no lock to keep, or the lock does not name the project.',
+    hint: 'Build the recipe once so its lock exists; a project the lock lacks goes into the recipe (then build --refresh).',
+  },
   LOCK_INCOMPLETE: {
     summary: 'A lock names a wheel the wheelhouse does not hold.',
     hint: 'Run the build with --refresh to lock and fill the wheelhouse again.',

@@ -160,7 +160,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const scheme = { prefix, pythonVersion: base.pythonVersion };
   const wheels = [...options.wheels];
   if (options.pip !== false && !base.venvHasPip && !wheels.some((w) => /^pip-[^-]+-/.test(path.basename(w.path)))) {
-    const pip = options.pipWheel ?? (base.pipWheel ? await extractBaseFile(options.base, base.pipWheel, path.join(cache.dir, 'base-files')) : null);
+    const pip = options.pipWheel ?? (base.pipWheel ? await extractBaseFile(options.base, base.pipWheel, cache.filesDir('base-files')) : null);
     // Keyed by its sha256 like a locked wheel (a size and mtime would differ on another machine's cache).
     if (pip) wheels.push({ path: pip, requested: false, sha256: options.pipWheelSha256 ?? (await fileSha256(pip)) });
     else logger?.warn({ base: base.python }, 'no pip wheel in the wheelhouse, the base or the lock: the venv has no pip');

@@ -81,7 +81,12 @@ export class BlobCache {
 
   /** A blob written piece by piece (hashed as written), visible under its digest only once committed. */
   async writer(): Promise<BlobWriter> {
-    return new BlobWriter(this, await this.tempPath());
+    return new FileBlobWriter(this, await this.tempPath());
+  }
+
+  /** A folder of files kept beside the blobs (files copied out of base images), by name. */
+  filesDir(name: string): string {
+    return path.join(this.dir, name);
   }
 
   async putBytes(data: Buffer): Promise<Digest> {
@@ -125,8 +130,18 @@ export interface BlobRemote {
   fetch(digest: Digest, cache: BlobCache): Promise<boolean>;
 }
 
+/** A blob being written: chunks in, then its digest and size (`commit`), or nothing at all (`abort`). */
+export interface BlobWriter {
+  /** Bytes written so far. */
+  readonly bytes: number;
+  /** Resolves when the writer can take more (backpressure). */
+  write(chunk: Buffer): Promise<void>;
+  commit(): Promise<{ digest: Digest; size: number }>;
+  abort(): Promise<void>;
+}
+
 /** Appends chunks to a temp file of a blob cache, hashing them on the way; `commit` names it by its digest. */
-export class BlobWriter {
+class FileBlobWriter implements BlobWriter {
   private readonly hash = createHash('sha256');
   private readonly out: ReturnType<typeof createWriteStream>;
   private failure: Error | null = null;

@@ -18,6 +18,9 @@ export interface PushOptions {
   onEvent?: (e: PushEvent) => void;
 }
 
+/** The manifest format a push uses unless told otherwise (Docker's v2 schema 2: every registry takes it). */
+export const DEFAULT_PUSH_FORMAT: ManifestFormat = 'docker';
+
 /**
  * Pushes an image: each blob is checked with HEAD first, mounted from another repository of the same registry
  * when the layer came from there, or uploaded (monolithic, or chunked above the chunk size); temporary failures
@@ -26,7 +29,7 @@ export interface PushOptions {
 export async function pushImage(image: Image, reference: string, options: PushOptions = {}): Promise<Digest> {
   const client = options.client ?? new RegistryClient();
   const ref = parseReference(reference);
-  const format = options.format ?? 'docker';
+  const format = options.format ?? DEFAULT_PUSH_FORMAT;
   for (const layer of image.layers) {
     if (await client.blobExists(ref, layer.digest, { push: true })) {
       options.onEvent?.({ type: 'blob-exists', digest: layer.digest, size: layer.size });

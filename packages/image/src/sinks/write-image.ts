@@ -10,7 +10,7 @@ import { ImageError } from '../errors.js';
 import { loadIntoDaemon } from './daemon.js';
 import { writeDockerArchive } from './docker-archive.js';
 import { writeOciLayout, writeOciLayoutIndex } from './oci-layout.js';
-import { pushImage, pushImageIndex, type PushEvent } from './registry.js';
+import { DEFAULT_PUSH_FORMAT, pushImage, pushImageIndex, type PushEvent } from './registry.js';
 
 export interface SinkOptions {
   docker?: () => Docker;
@@ -28,6 +28,23 @@ export interface SinkResult {
   where: string;
 }
 
+/**
+ * The digest `writeImage(image, spec)` will return, without writing: the image id (its config's digest) for a
+ * Docker engine, the OCI manifest's for a layout, the Docker manifest's for an archive and a registry push.
+ */
+export function destinationDigest(image: Image, spec: ImageSpec): Digest {
+  switch (spec.kind) {
+    case 'docker':
+      return image.configDigest();
+    case 'oci':
+      return image.manifest('oci').digest;
+    case 'archive':
+      return image.manifest('docker').digest;
+    case 'registry':
+      return image.manifest(DEFAULT_PUSH_FORMAT).digest;
+  }
+}
+
 /** Writes an image to any sink. */
 export async function writeImage(image: Image, spec: ImageSpec, options: SinkOptions = {}): Promise<SinkResult> {
   switch (spec.kind) {
@@ -42,7 +59,7 @@ export async function writeImage(image: Image, spec: ImageSpec, options: SinkOpt
     }
     case 'archive':
       await writeDockerArchive(image, spec.file, options.tag ? { tags: [options.tag] } : {});
-      return { digest: image.manifest('docker').digest, where: `docker archive ${spec.file}` };
+      return { digest: destinationDigest(image, spec), where: `docker archive ${spec.file}` };
     case 'registry': {
       const digest = await pushImage(image, spec.ref, { client: options.registry ?? new RegistryClient(), ...(options.onPush ? { onEvent: options.onPush } : {}) });
       return { digest, where: spec.ref };
