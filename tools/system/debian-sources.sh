@@ -16,9 +16,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 [ $# -gt 0 ] || die "usage: $0 PACKAGE... (Debian source package names, e.g. lxml pillow)"
 command -v apt-get >/dev/null 2>&1 || die "apt-get is missing: Debian's source packages are fetched with apt (a Debian or Ubuntu machine)"
 SOURCES_DIR=$CACHE_DIR/debian-sources
-mkdir -p "$SOURCES_DIR" 2>/dev/null && [ -w "$SOURCES_DIR" ] ||
-  die "cannot write $SOURCES_DIR: run it as root once (sudo bash $0 $*) or set DSTACK_CACHE_DIR"
-lock_on "$SOURCES_DIR/.lock"
 
 # The one line a fetched package prints; nothing when it is not here yet.
 describe() {
@@ -34,6 +31,16 @@ for pkg in "$@"; do
   case $pkg in *[!a-z0-9.+-]*) die "not a Debian source package name: $pkg" ;; esac
   describe "$pkg" >/dev/null || missing+=("$pkg")
 done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  # A package is published as a whole folder (.complete inside) by one rename: readers need no lock, writers take one.
+  mkdir -p "$SOURCES_DIR" 2>/dev/null && [ -w "$SOURCES_DIR" ] ||
+    die "cannot write $SOURCES_DIR: run it as root once (sudo bash $0 $*) or set DSTACK_CACHE_DIR"
+  lock_on "$SOURCES_DIR/.lock"
+  fetch=()
+  for pkg in "${missing[@]}"; do describe "$pkg" >/dev/null || fetch+=("$pkg"); done
+  missing=("${fetch[@]}")
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   work=$(mktemp -d "$SOURCES_DIR/.work.XXXXXX")
