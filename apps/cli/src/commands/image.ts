@@ -9,7 +9,7 @@ import type Docker from 'dockerode';
 import type { AppImageResult, AppInput, AttachResult, BaseInfo, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
 import type { RegistryClient } from '@dstack/oci';
 import type { Lock } from '@dstack/recipe';
-import type { DockerExecutor, TargetSummary } from '@dstack/engine';
+import type { BuildOptions, BuildPlan, DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
 import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials, parseReference } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
@@ -119,9 +119,9 @@ async function lockForBase(
   ctx: CliContext,
   recipe: string,
   info: BaseInfo,
-  options: { wheelhouse: string; python?: string; factoryImage?: string; allowIndex?: boolean; logger: CliContext['logger']; platform?: Platform | null },
-): Promise<string> {
-  const { buildWheelhouse } = await import('@dstack/engine');
+  options: { wheelhouse: string; python?: string; factoryImage?: string; allowIndex?: boolean; logger: CliContext['logger']; platform?: Platform | null; dryRun?: boolean },
+): Promise<{ lockFile: string } | { plan: BuildPlan }> {
+  const { buildWheelhouse, planWheelhouse } = await import('@dstack/engine');
   const wanted = info.pythonFullVersion ?? info.pythonVersion;
   // A local interpreter locks for its own machine only: a base of another architecture is locked in its factory image.
   const foreign = info.target.architecture !== machine();
@@ -166,7 +166,7 @@ async function lockForBase(
     engine = { executor, target };
     python = `docker:${image}`;
   }
-  const summary = await buildWheelhouse({
+  const buildOptions: BuildOptions = {
     recipe,
     wheelhouse: options.wheelhouse,
     pythons: [python],
@@ -175,7 +175,14 @@ async function lockForBase(
     env: ctx.env,
     // Decision 19: the image installs what the wheelhouse holds, so the lock is made from it alone.
     wheelhouseOnly: options.allowIndex !== true,
-  });
+  };
+  if (options.dryRun) {
+    // The same lock the build would use: when it is current, the image is planned from it; else the build's plan.
+    const plan = await planWheelhouse(buildOptions);
+    const planned = plan.targets[0];
+    return planned?.lock === 'current' && planned.lockFile ? { lockFile: planned.lockFile } : { plan };
+  }
+  const summary = await buildWheelhouse(buildOptions);
   const t = summary.targets[0];
   if (!summary.ok || !t?.lockFile) {
     // pip found nothing for a requirement the wheelhouse has wheels of: say why each does not fit the base.
@@ -183,7 +190,7 @@ async function lockForBase(
     const unfit = missing ? await wheelsThatDoNotFit(options.wheelhouse, missing.requirement, info, recipe) : null;
     throw unfit ?? lockFailure(recipe, python, t);
   }
-  return t.lockFile;
+  return { lockFile: t.lockFile };
 }
 
 /** Why locking for the base failed, in the words a user acts on: what is missing and who needs it, or pip's verdict. */
@@ -267,6 +274,7 @@ interface AppOptions {
   checkLibs?: boolean;
   /** commander's --no-pip: false when given. */
   pip?: boolean;
+  dryRun?: boolean;
   cacheFrom?: string;
   cacheTo?: string;
   cacheKeep?: string;
@@ -397,6 +405,53 @@ function printImage(ctx: CliContext, b: { image: Image; layers: LayerReport[] },
   ctx.stdout.write(`image ${b.image.digest()} -> ${out.where}  ${out.digest}\n`);
 }
 
+/** A layer as a dry run reports it: reused from the cache, or built (the dependencies: wheels installed and reused). */
+function plannedLayer(l: LayerReport): string {
+  const how = l.cached ? 'reused (cache hit)' : l.segments ? `built (${l.segments.built} wheels installed, ${l.segments.reused} reused)` : 'built';
+  return `${l.role.padEnd(12)} ${l.digest}  ${l.size} B  ${how}`;
+}
+
+/**
+ * `image app --dry-run`: what the assembly made (nothing of it kept) and the digest the output will have — the
+ * one image's, as `writeImage` would return it, or the index's over several platforms (one platform only for
+ * docker: and archive:, as the real run writes).
+ */
+function dryRunReport(
+  ctx: CliContext,
+  o: {
+    built: { platform: Platform | null; image: Image; layers: LayerReport[] }[];
+    output: ImageSpec;
+    spec: string;
+    indexFormat: 'oci' | 'docker';
+    locks: { file: string; digest: string }[];
+    ImageIndex: typeof import('@dstack/image').ImageIndex;
+    destinationDigest: typeof import('@dstack/image').destinationDigest;
+    formatPlatform: (p: Platform) => string;
+    json: boolean;
+  },
+): number {
+  const several = o.built.some((b) => b.platform !== null);
+  const asIndex = several && o.output.kind !== 'docker' && o.output.kind !== 'archive';
+  const digest = asIndex ? new o.ImageIndex(o.built.map((b) => b.image)).index(o.indexFormat).digest : o.destinationDigest(o.built[0]!.image, o.output);
+  const out = { spec: o.spec, kind: o.output.kind, digest };
+  if (o.json) {
+    const one = o.built[0]!;
+    const body = several
+      ? { dryRun: true, digest, output: out, images: o.built.map((b) => ({ platform: o.formatPlatform(b.platform!), digest: b.image.manifest(o.indexFormat).digest, layers: b.layers })), locks: o.locks }
+      : { dryRun: true, digest: one.image.digest(), output: out, lock: o.locks[0], layers: one.layers };
+    ctx.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    return 0;
+  }
+  for (const b of o.built) {
+    if (several) ctx.stdout.write(`${o.formatPlatform(b.platform!)}\n`);
+    for (const l of b.layers) ctx.stdout.write(`${several ? '  ' : ''}${plannedLayer(l)}\n`);
+    if (several) ctx.stdout.write(`  image ${b.image.manifest(o.indexFormat).digest}\n`);
+  }
+  const what = asIndex ? 'index' : `image ${o.built[0]!.image.digest()}`;
+  ctx.stdout.write(`${what} -> ${o.spec} would be ${digest} (dry run: nothing written)\n`);
+  return 0;
+}
+
 export function registerImageCommands(program: Command, run: Runner): void {
   const image = program.command('image').description('build images: the factory and runtime on a Docker engine, app images daemonless');
 
@@ -418,7 +473,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--cmd <args...>', 'the image Cmd')
     .option('--entrypoint <args...>', 'the image Entrypoint')
     .option('--label <key=value...>', 'extra labels')
-    .requiredOption('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF')
+    .option('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF (required, but with --dry-run: then oci: is assumed)')
     .option('--tag <name>', 'the tag recorded in an archive: output')
     .option('--compression <gzip|none>', 'how new layers are stored (default: none for docker:, which keeps layers uncompressed; gzip otherwise)')
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
@@ -427,6 +482,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--json', 'print the result as JSON')
     .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
     .option('--no-check-libs', 'skip the shared-library check (every ELF file the wheels install must load on the base)')
+    .option('--dry-run', "the plan, writing nothing: each layer reused or built and the digest the output will have (with --requirements and no current lock: the build's plan)")
     .option('--cache-from <ref>', 'a layer cache in a registry to build from (registry:REF): its layers are mounted or downloaded, not rebuilt')
     .option('--cache-to <ref>', 'write the layer cache to a registry after the build (registry:REF; its own tag, never an image\'s)')
     .option('--cache-keep <n>', 'with --cache-to: records kept per family (dependency layers, each project\'s segments, bases)', '3')
@@ -436,12 +492,14 @@ export function registerImageCommands(program: Command, run: Runner): void {
       run(async (ctx, opts: AppOptions) => {
         const {
           BlobCache,
+          DryRunCache,
           ImageIndex,
           RegistryClient,
           RegistryLayerCache,
           buildAppImage,
           buildAppImageOnDaemon,
           checkWheelLibraries,
+          destinationDigest,
           exportLayerCache,
           fetchRegistryLayers,
           formatPlatform,
@@ -459,6 +517,13 @@ export function registerImageCommands(program: Command, run: Runner): void {
           writeImage,
           writeImageIndex,
         } = await imageLib();
+        if (opts.output === undefined) {
+          if (!opts.dryRun) throw new UsageError('--output is required (docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF)');
+          // The plan of an OCI layout with gzip: no destination is needed to know the image.
+          opts.output = 'oci:app';
+        }
+        if (opts.dryRun && opts.engine) throw new UsageError('--dry-run plans the daemonless assembly; an --engine build is the engine\'s');
+        if (opts.dryRun && opts.cacheTo) throw new UsageError('--dry-run writes nothing, --cache-to writes the layer cache: give one');
         if (!opts.requirements === !opts.lock?.length) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (typeof opts.sbom === 'string' && opts.engine) throw new UsageError('--sbom is for daemonless builds; --engine writes none');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
@@ -482,241 +547,266 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (!Number.isInteger(keep) || keep < 1) throw new UsageError(`--cache-keep must be a whole number above 0, not "${opts.cacheKeep}"`);
         if ((cacheFrom || cacheTo) && opts.engine) throw new UsageError('--cache-from and --cache-to are for daemonless builds; --engine uses the engine\'s own cache');
         const logger = ctx.logger.child({ component: 'image' });
-        const cache = new BlobCache(cacheDir(ctx, opts.cache));
-        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
-        // The registry layer cache: its records imported before anything is inspected or built. A layer it names is
-        // mounted when the image goes to the same registry, else downloaded (beside the base's layers).
-        const [remote, target] = await Promise.all([
-          cacheFrom
-            ? RegistryLayerCache.open(cacheFrom, { client: registry, logger }).catch((err: { code?: string; message: string }) => {
-                if (err.code === 'IMAGE_LAYER_CACHE_INVALID') throw err;
-                logger.warn({ cache: cacheFrom, err: err.message }, 'layer cache not readable: building without it');
-                return null;
-              })
-            : null,
-          cacheTo && cacheTo !== cacheFrom ? RegistryLayerCache.open(cacheTo, { client: registry, logger }) : null,
-        ]);
-        if (remote) {
-          const mode = output.kind === 'registry' && remote.sameRegistry(output.ref) ? 'mount' : 'download';
-          remote.mode = mode;
-          const imported = await remote.importInto(cache);
-          logger.info({ cache: cacheFrom, records: remote.records.length, imported, blobs: remote.blobs.size, mode }, 'layer cache');
-        }
-        const used = cacheTo ? recordUse(cache) : null;
-        const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
-        const resolve = (p: string): string => path.resolve(ctx.cwd, p);
+        const realCache = new BlobCache(cacheDir(ctx, opts.cache));
+        // A dry run assembles through the same code with a cache that keeps nothing (bases are read through the real one).
+        const dryCache = opts.dryRun ? new DryRunCache(realCache) : null;
+        const cache = dryCache ?? realCache;
+        try {
+          const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+          // The registry layer cache: its records imported before anything is inspected or built. A layer it names is
+          // mounted when the image goes to the same registry, else downloaded (beside the base's layers).
+          if (cacheFrom && opts.dryRun) logger.warn({ cache: cacheFrom }, 'a dry run plans without --cache-from: a layer only the registry has counts as built');
+          const [remote, target] = await Promise.all([
+            cacheFrom && !opts.dryRun
+              ? RegistryLayerCache.open(cacheFrom, { client: registry, logger }).catch((err: { code?: string; message: string }) => {
+                  if (err.code === 'IMAGE_LAYER_CACHE_INVALID') throw err;
+                  logger.warn({ cache: cacheFrom, err: err.message }, 'layer cache not readable: building without it');
+                  return null;
+                })
+              : null,
+            cacheTo && cacheTo !== cacheFrom ? RegistryLayerCache.open(cacheTo, { client: registry, logger }) : null,
+          ]);
+          if (remote) {
+            const mode = output.kind === 'registry' && remote.sameRegistry(output.ref) ? 'mount' : 'download';
+            remote.mode = mode;
+            const imported = await remote.importInto(cache);
+            logger.info({ cache: cacheFrom, records: remote.records.length, imported, blobs: remote.blobs.size, mode }, 'layer cache');
+          }
+          const used = cacheTo ? recordUse(cache) : null;
+          const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
+          const resolve = (p: string): string => path.resolve(ctx.cwd, p);
 
-        const baseSpec = specAt(ctx, opts.base, parseImageSpec);
-        // dockerode is loaded only when a docker: image is read or written (it costs ~0.1 s of start-up).
-        const engineClient = baseSpec.kind === 'docker' || output.kind === 'docker' ? await dockerFrom(ctx.env) : null;
-        const docker = (): Docker => {
-          if (!engineClient) throw new Error('no docker: image in this build, yet the engine was asked for');
-          return engineClient;
-        };
-        const platforms = opts.platform ? await platformsOf(opts.platform, baseSpec, { cache, docker, registry }) : null;
-        if (platforms && platforms.length > 1 && opts.engine) throw new UsageError('--engine builds one platform on the engine: give one --platform, or leave --engine out');
-        const locks = parseLocks(opts.lock ?? [], platforms);
-        const labels: Record<string, string> = { 'org.opencontainers.image.base.name': opts.base };
-        let app: AppInput | undefined;
-        if (opts.source) {
-          app = { kind: 'source', dir: resolve(opts.source) };
-          try {
-            const { stdout } = await exec('git', ['-C', app.dir, 'rev-parse', 'HEAD']);
-            labels['org.opencontainers.image.revision'] = stdout.trim();
-          } catch {
-            // not a git checkout
-          }
-        } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
-        Object.assign(labels, parsePairs(opts.label, '--label'));
-
-        // One live line on a terminal while bases are read and layers written, and while pushing; events in the log.
-        const live = new LiveLine(ctx.stderr, ctx.interactive);
-        const onWheel = (wheel: string, done: number, total: number): void => live.update({ label: 'installing', done, total, item: wheel });
-        const epoch = sourceDateEpoch(ctx.env);
-        /**
-         * The dependencies layer of a --lock, written with the Python the lock names while the base is read (its
-         * layers inflate on libuv's pool; this thread mostly waits): buildAppImage finds it when the base agrees.
-         * Its digest when it was written here, else null (nothing to guess, a cache hit, or a failure the build
-         * itself will report).
-         */
-        const dependenciesBeforeBase = async (lock: string): Promise<string | null> => {
-          try {
-            const guess = await lockedWheelsBeforeBase(lock, wheelhouse);
-            if (!guess) return null;
-            const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', onWheel });
-            return written.cached ? null : written.layer.digest;
-          } catch (err) {
-            logger.debug({ err: (err as Error).message }, 'dependencies layer not started before the base (the build says why if it matters)');
-            return null;
-          }
-        };
-        /** One platform's image (or the base's only one without --platform): its base, lock, check and layers. */
-        const assemble = async (platform: Platform | null) => {
-          const where = platform ? ` (${formatPlatform(platform)})` : '';
-          const given = locks.find((l) => l.platform === null || (platform !== null && platformMatches(platform, l.platform)));
-          const opened = await openImage(baseSpec, { cache, docker, registry, ...(platform ? { platform } : {}) });
-          const early = given && !opts.engine ? dependenciesBeforeBase(resolve(given.file)) : null;
-          // One read of the base for its facts and (for the library check) its files; a registry's layers are stored
-          // in the cache as they are read (one download), for oci: and archive: to write from disk.
-          const [read] = await Promise.allSettled([
-            // (The line shows the wheels when they are being installed meanwhile, else the base's layers.)
-            readBase(opened, { cache, files: opts.checkLibs !== false, ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
-            early,
-          ]).finally(() => live.finish());
-          if (read.status === 'rejected') throw read.reason;
-          const { image: base, info, files: baseFiles } = read.value;
-          const builtEarly = await early;
-          logger.info({ platform: platform ? formatPlatform(platform) : undefined, python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
-          if (!given && !opts.requirements) {
-            throw new UsageError(`no lock for ${formatPlatform(platform!)}: give --lock ${formatPlatform(platform!)}=FILE, or --requirements to lock for each platform`);
-          }
-          const lockFile = given
-            ? resolve(given.file)
-            : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger, platform });
-          const locked = await wheelsFromLock(lockFile, wheelhouse, info);
-          const wheels: WheelInput[] = locked.wheels;
-          if (opts.checkLibs !== false) {
-            // Before the image is written: every ELF file the wheels install must load on this base.
-            const checked = [...wheels, ...(app?.kind === 'wheel' ? [{ path: app.path }] : [])];
-            const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache, ...(baseFiles ? { baseFiles } : {}) });
-            await enforce(ctx, report, base, `${opts.base}${where}`, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
-          }
-          // The order of the labels as before --platform (the config's bytes, hence the digest, stay the same).
-          const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...labels };
-          if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, lockFile, lock: locked.lock };
-          const result = await buildAppImage({
-            base,
-            baseInfo: info,
-            cache,
-            wheels,
-            ...(app ? { app } : {}),
-            uid,
-            ...(opts.cmd ? { cmd: opts.cmd } : {}),
-            ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
-            labels: platformLabels,
-            sourceDateEpoch: epoch,
-            compression,
-            logger,
-            onWheel,
-            pip: opts.pip !== false,
-            ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
-          });
-          live.finish();
-          // Written in this run before the base was read, then found by buildAppImage: not a cache hit to the user.
-          for (const l of result.layers) if (l.role === 'dependencies' && l.digest === builtEarly) l.cached = false;
-          return { base, info, wheels, labels: platformLabels, result, lockFile, lock: locked.lock };
-        };
-
-        if (opts.engine) {
-          const one = await assemble(platforms?.[0] ?? null);
-          const baseName = (baseSpec as { name: string }).name;
-          const tag = (parseImageSpec(opts.output) as { name: string }).name;
-          const built = await buildAppImageOnDaemon(await dockerFrom(ctx.env), {
-            dockerfiles: path.join(IMAGES_DIR, 'app'),
-            base: baseName,
-            wheels: one.wheels.map((w) => w.path),
-            ...(app ? { app } : {}),
-            uid,
-            tag,
-            labels: one.labels,
-            onProgress: (line) => {
-              if (ctx.interactive) ctx.stderr.write(`${line}\n`);
-              else logger.info(line);
-            },
-          });
-          if (opts.json) ctx.stdout.write(`${JSON.stringify({ id: built.id, tags: built.tags }, null, 2)}\n`);
-          else ctx.stdout.write(`${built.tags.join(' ')} ${built.id}\n`);
-          return 0;
-        }
-        // The platforms one after the other: their wheels differ, their layers are cached apart by content.
-        const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[]; result: AppImageResult; lockFile: string; lock: Lock }[] = [];
-        for (const platform of platforms ?? [null]) {
-          const { result, wheels, lockFile, lock } = await assemble(platform);
-          let image = result!.image;
-          // oci: and archive: write every layer from disk: what is left in the registry (nothing, unless readBase
-          // found the base's facts cached and read no layer, or a layer came from the registry cache) is downloaded.
-          if (output.kind === 'oci' || output.kind === 'archive') image = await fetchRegistryLayers(image, cache);
-          else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
-          // `image` has the same digest as result.image: only where its layers are read from differs.
-          built.push({ platform: platform ? platformOf(image) : null, image, layers: result!.layers, wheels, result: result!, lockFile, lock });
-        }
-        // A push to a registry: the live line says blobs done of layers + config.
-        let blobs = 0;
-        const total = built.reduce((n, b) => n + b.layers.length + 1, 0);
-        const sinkOptions = {
-          docker,
-          registry,
-          ...(opts.tag ? { tag: opts.tag } : {}),
-          ...(baseSpec.kind === 'docker' ? { reuseFrom: [baseSpec.name] } : {}),
-          onPush: (e: PushEvent) => {
-            logger.info({ digest: e.digest, size: e.size }, e.type);
-            if (e.type !== 'manifest') blobs += 1;
-            live.update({ label: 'pushing', done: blobs, total, item: `${e.type} ${e.digest.slice(7, 19)} ${e.size} B` });
-          },
-        };
-        const indexFormat = opts.indexFormat ?? 'oci';
-        if (indexFormat !== 'oci' && indexFormat !== 'docker') throw new UsageError(`--index-format is oci or docker, not "${indexFormat}"`);
-        const index = platforms ? new ImageIndex(built.map((b) => b.image)) : null;
-        // Reported in the index's order (by platform), whatever order --platform named them in.
-        if (index) built.sort((a, b) => index.entries.findIndex((e) => e.image === a.image) - index.entries.findIndex((e) => e.image === b.image));
-        const out = await (index ? writeImageIndex(index, output, { ...sinkOptions, format: indexFormat }) : writeImage(built[0]!.image, output, sinkOptions)).finally(() => live.finish());
-        let exported: Awaited<ReturnType<typeof exportLayerCache>> | null = null;
-        if (cacheTo && used) {
-          const runtimes = new Set(built.flatMap((b) => b.layers.filter((l) => l.role === 'runtime').map((l) => l.digest)));
-          exported = await exportLayerCache(cacheTo, {
-            client: registry,
-            cache,
-            used,
-            previous: cacheTo === cacheFrom ? remote : target,
-            keep,
-            wheelNames: new Map(built.flatMap((b) => b.wheels).filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
-            layers: built.flatMap((b) => b.image.layers.filter((l) => runtimes.has(l.digest))),
-            ...(output.kind === 'registry' ? { pushedTo: output.ref } : {}),
-            logger,
-          });
-          logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
-        }
-        // The SBOM of one image (a --platform index gets none yet).
-        const sbom =
-          index || opts.sbom === false
-            ? null
-            : await writeSbom(ctx, { result: built[0]!.result, output, written: out, lockFile: built[0]!.lockFile, lock: built[0]!.lock, wheelhouse, registry, file: typeof opts.sbom === 'string' ? resolve(opts.sbom) : null });
-        const printSbom = (): void => {
-          for (const f of sbom?.files ?? []) ctx.stdout.write(`sbom ${f}\n`);
-          if (sbom?.referrer) ctx.stdout.write(`sbom ${sbom.referrer.digest} -> ${output.kind === 'registry' ? output.ref : ''} (referrer of ${out.digest}${sbom.referrer.tag ? `, tag ${sbom.referrer.tag}` : ''})\n`);
-        };
-        const cacheJson = exported ? { cacheTo: { ref: cacheTo, ...exported } } : {};
-        const printCache = (): void => {
-          if (!exported) return;
-          const b = exported.blobs;
-          ctx.stdout.write(`cache ${cacheTo}  ${exported.records} records${exported.dropped ? ` (${exported.dropped} dropped)` : ''}, blobs ${b.present} present, ${b.mounted} mounted, ${b.uploaded} uploaded\n`);
-        };
-        if (index && (output.kind === 'docker' || output.kind === 'archive')) {
-          // One platform went there as a plain image: say it as one.
-          const only = built[0]!;
-          if (opts.json) ctx.stdout.write(`${JSON.stringify({ digest: only.image.digest(), platform: formatPlatform(only.platform!), output: out, layers: only.layers, ...cacheJson }, null, 2)}\n`);
-          else printImage(ctx, only, out);
-        } else if (index) {
-          const digest = index.index(indexFormat).digest;
-          if (opts.json) {
-            const images = built.map((b) => ({ platform: formatPlatform(b.platform!), digest: b.image.manifest(indexFormat).digest, layers: b.layers }));
-            ctx.stdout.write(`${JSON.stringify({ digest, output: out, images, ...cacheJson }, null, 2)}\n`);
-          } else {
-            for (const b of built) {
-              ctx.stdout.write(`${formatPlatform(b.platform!)}\n`);
-              for (const l of b.layers) ctx.stdout.write(`  ${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
-              ctx.stdout.write(`  image ${b.image.manifest(indexFormat).digest}\n`);
+          const baseSpec = specAt(ctx, opts.base, parseImageSpec);
+          // dockerode is loaded only when a docker: image is read or written (it costs ~0.1 s of start-up).
+          const engineClient = baseSpec.kind === 'docker' || output.kind === 'docker' ? await dockerFrom(ctx.env) : null;
+          const docker = (): Docker => {
+            if (!engineClient) throw new Error('no docker: image in this build, yet the engine was asked for');
+            return engineClient;
+          };
+          const platforms = opts.platform ? await platformsOf(opts.platform, baseSpec, { cache: realCache, docker, registry }) : null;
+          if (platforms && platforms.length > 1 && opts.engine) throw new UsageError('--engine builds one platform on the engine: give one --platform, or leave --engine out');
+          const locks = parseLocks(opts.lock ?? [], platforms);
+          const labels: Record<string, string> = { 'org.opencontainers.image.base.name': opts.base };
+          let app: AppInput | undefined;
+          if (opts.source) {
+            app = { kind: 'source', dir: resolve(opts.source) };
+            try {
+              const { stdout } = await exec('git', ['-C', app.dir, 'rev-parse', 'HEAD']);
+              labels['org.opencontainers.image.revision'] = stdout.trim();
+            } catch {
+              // not a git checkout
             }
-            ctx.stdout.write(`index ${digest} -> ${out.where}  ${out.digest}\n`);
+          } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
+          Object.assign(labels, parsePairs(opts.label, '--label'));
+
+          // One live line on a terminal while bases are read and layers written, and while pushing; events in the log.
+          const live = new LiveLine(ctx.stderr, ctx.interactive);
+          const onWheel = (wheel: string, done: number, total: number): void => live.update({ label: 'installing', done, total, item: wheel });
+          const epoch = sourceDateEpoch(ctx.env);
+          /**
+           * The dependencies layer of a --lock, written with the Python the lock names while the base is read (its
+           * layers inflate on libuv's pool; this thread mostly waits): buildAppImage finds it when the base agrees.
+           * Its digest when it was written here, else null (nothing to guess, a cache hit, or a failure the build
+           * itself will report).
+           */
+          const dependenciesBeforeBase = async (lock: string): Promise<string | null> => {
+            try {
+              const guess = await lockedWheelsBeforeBase(lock, wheelhouse);
+              if (!guess) return null;
+              const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', onWheel });
+              return written.cached ? null : written.layer.digest;
+            } catch (err) {
+              logger.debug({ err: (err as Error).message }, 'dependencies layer not started before the base (the build says why if it matters)');
+              return null;
+            }
+          };
+          /** One platform's image (or the base's only one without --platform): its base, lock, check and layers. */
+          const assemble = async (platform: Platform | null) => {
+            const where = platform ? ` (${formatPlatform(platform)})` : '';
+            const given = locks.find((l) => l.platform === null || (platform !== null && platformMatches(platform, l.platform)));
+            const opened = await openImage(baseSpec, { cache: realCache, docker, registry, ...(platform ? { platform } : {}) });
+            const early = given && !opts.engine && !opts.dryRun ? dependenciesBeforeBase(resolve(given.file)) : null;
+            // One read of the base for its facts and (for the library check) its files; a registry's layers are stored
+            // in the cache as they are read (one download), for oci: and archive: to write from disk.
+            const [read] = await Promise.allSettled([
+              // (The line shows the wheels when they are being installed meanwhile, else the base's layers.)
+              readBase(opened, { cache, files: opts.checkLibs !== false && !opts.dryRun, ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
+              early,
+            ]).finally(() => live.finish());
+            if (read.status === 'rejected') throw read.reason;
+            const { image: base, info, files: baseFiles } = read.value;
+            const builtEarly = await early;
+            logger.info({ platform: platform ? formatPlatform(platform) : undefined, python: info.python, version: info.pythonFullVersion ?? info.pythonVersion, venv: Boolean(info.venv) }, 'base');
+            if (!given && !opts.requirements) {
+              throw new UsageError(`no lock for ${formatPlatform(platform!)}: give --lock ${formatPlatform(platform!)}=FILE, or --requirements to lock for each platform`);
+            }
+            const lockOrPlan = given
+              ? { lockFile: resolve(given.file) }
+              : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger, platform, dryRun: opts.dryRun === true });
+            // A dry run without a current lock: which wheels go in is not known before the build, nor then the digest.
+            if ('plan' in lockOrPlan) return { plan: lockOrPlan.plan };
+            const lockFile = lockOrPlan.lockFile;
+            const locked = await wheelsFromLock(lockFile, wheelhouse, info);
+            const wheels: WheelInput[] = locked.wheels;
+            if (opts.checkLibs !== false && !opts.dryRun) {
+              // Before the image is written: every ELF file the wheels install must load on this base.
+              const checked = [...wheels, ...(app?.kind === 'wheel' ? [{ path: app.path }] : [])];
+              const report = await checkWheelLibraries({ base, wheels: checked, scheme: { prefix: '/env', pythonVersion: info.pythonVersion }, cache, ...(baseFiles ? { baseFiles } : {}) });
+              await enforce(ctx, report, base, `${opts.base}${where}`, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
+            }
+            // The order of the labels as before --platform (the config's bytes, hence the digest, stay the same).
+            const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...labels };
+            if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, lockFile, lock: locked.lock };
+            const result = await buildAppImage({
+              base,
+              baseInfo: info,
+              cache,
+              wheels,
+              ...(app ? { app } : {}),
+              uid,
+              ...(opts.cmd ? { cmd: opts.cmd } : {}),
+              ...(opts.entrypoint ? { entrypoint: opts.entrypoint } : {}),
+              labels: platformLabels,
+              sourceDateEpoch: epoch,
+              compression,
+              logger,
+              onWheel,
+              pip: opts.pip !== false,
+              ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
+            });
+            live.finish();
+            // Written in this run before the base was read, then found by buildAppImage: not a cache hit to the user.
+            for (const l of result.layers) if (l.role === 'dependencies' && l.digest === builtEarly) l.cached = false;
+            return { base, info, wheels, labels: platformLabels, result, lockFile, lock: locked.lock };
+          };
+
+          if (opts.engine) {
+            const one = await assemble(platforms?.[0] ?? null);
+            if (one.plan) throw new Error('unreachable: an --engine build is not a dry run');
+            const baseName = (baseSpec as { name: string }).name;
+            const tag = (parseImageSpec(opts.output) as { name: string }).name;
+            const built = await buildAppImageOnDaemon(await dockerFrom(ctx.env), {
+              dockerfiles: path.join(IMAGES_DIR, 'app'),
+              base: baseName,
+              wheels: one.wheels.map((w) => w.path),
+              ...(app ? { app } : {}),
+              uid,
+              tag,
+              labels: one.labels,
+              onProgress: (line) => {
+                if (ctx.interactive) ctx.stderr.write(`${line}\n`);
+                else logger.info(line);
+              },
+            });
+            if (opts.json) ctx.stdout.write(`${JSON.stringify({ id: built.id, tags: built.tags }, null, 2)}\n`);
+            else ctx.stdout.write(`${built.tags.join(' ')} ${built.id}\n`);
+            return 0;
           }
-        } else if (opts.json) {
-          ctx.stdout.write(`${JSON.stringify({ digest: built[0]!.image.digest(), output: out, layers: built[0]!.layers, ...cacheJson, ...(sbom ? { sbom } : {}) }, null, 2)}\n`);
-        } else {
-          printImage(ctx, built[0]!, out);
-          printSbom();
+          // The platforms one after the other: their wheels differ, their layers are cached apart by content.
+          const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[]; result: AppImageResult; lockFile: string; lock: Lock }[] = [];
+          const locksUsed: { file: string; digest: string }[] = [];
+          for (const platform of platforms ?? [null]) {
+            const assembled = await assemble(platform);
+            if (assembled.plan) {
+              if (opts.json) ctx.stdout.write(`${JSON.stringify({ dryRun: true, digest: null, plan: assembled.plan }, null, 2)}\n`);
+              else {
+                const { printPlan } = await import('./build.js');
+                printPlan(ctx, assembled.plan);
+                ctx.stdout.write('image: its digest is known once these wheels are built and locked (dstack-factory build, or image app without --dry-run)\n');
+              }
+              return assembled.plan.ok ? 0 : 1;
+            }
+            const { result, wheels, lockFile, lock } = assembled;
+            locksUsed.push({ file: lockFile, digest: assembled.labels['org.dstack-factory.lock.digest']! });
+            let image = result!.image;
+            // oci: and archive: write every layer from disk: what is left in the registry (nothing, unless readBase
+            // found the base's facts cached and read no layer, or a layer came from the registry cache) is downloaded.
+            if (!opts.dryRun && (output.kind === 'oci' || output.kind === 'archive')) image = await fetchRegistryLayers(image, cache);
+            else if (remote && output.kind === 'registry') image = mountFromCache(image, remote, output.ref);
+            // `image` has the same digest as result.image: only where its layers are read from differs.
+            built.push({ platform: platform ? platformOf(image) : null, image, layers: result!.layers, wheels, result: result!, lockFile, lock });
+          }
+          const indexFormat = opts.indexFormat ?? 'oci';
+          if (indexFormat !== 'oci' && indexFormat !== 'docker') throw new UsageError(`--index-format is oci or docker, not "${indexFormat}"`);
+          if (opts.dryRun) return dryRunReport(ctx, { built, output, spec: opts.output, indexFormat, locks: locksUsed, ImageIndex, destinationDigest, formatPlatform, json: opts.json === true });
+          // A push to a registry: the live line says blobs done of layers + config.
+          let blobs = 0;
+          const total = built.reduce((n, b) => n + b.layers.length + 1, 0);
+          const sinkOptions = {
+            docker,
+            registry,
+            ...(opts.tag ? { tag: opts.tag } : {}),
+            ...(baseSpec.kind === 'docker' ? { reuseFrom: [baseSpec.name] } : {}),
+            onPush: (e: PushEvent) => {
+              logger.info({ digest: e.digest, size: e.size }, e.type);
+              if (e.type !== 'manifest') blobs += 1;
+              live.update({ label: 'pushing', done: blobs, total, item: `${e.type} ${e.digest.slice(7, 19)} ${e.size} B` });
+            },
+          };
+          const index = platforms ? new ImageIndex(built.map((b) => b.image)) : null;
+          // Reported in the index's order (by platform), whatever order --platform named them in.
+          if (index) built.sort((a, b) => index.entries.findIndex((e) => e.image === a.image) - index.entries.findIndex((e) => e.image === b.image));
+          const out = await (index ? writeImageIndex(index, output, { ...sinkOptions, format: indexFormat }) : writeImage(built[0]!.image, output, sinkOptions)).finally(() => live.finish());
+          let exported: Awaited<ReturnType<typeof exportLayerCache>> | null = null;
+          if (cacheTo && used) {
+            const runtimes = new Set(built.flatMap((b) => b.layers.filter((l) => l.role === 'runtime').map((l) => l.digest)));
+            exported = await exportLayerCache(cacheTo, {
+              client: registry,
+              cache,
+              used,
+              previous: cacheTo === cacheFrom ? remote : target,
+              keep,
+              wheelNames: new Map(built.flatMap((b) => b.wheels).filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
+              layers: built.flatMap((b) => b.image.layers.filter((l) => runtimes.has(l.digest))),
+              ...(output.kind === 'registry' ? { pushedTo: output.ref } : {}),
+              logger,
+            });
+            logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
+          }
+          // The SBOM of one image (a --platform index gets none yet).
+          const sbom =
+            index || opts.sbom === false
+              ? null
+              : await writeSbom(ctx, { result: built[0]!.result, output, written: out, lockFile: built[0]!.lockFile, lock: built[0]!.lock, wheelhouse, registry, file: typeof opts.sbom === 'string' ? resolve(opts.sbom) : null });
+          const printSbom = (): void => {
+            for (const f of sbom?.files ?? []) ctx.stdout.write(`sbom ${f}\n`);
+            if (sbom?.referrer) ctx.stdout.write(`sbom ${sbom.referrer.digest} -> ${output.kind === 'registry' ? output.ref : ''} (referrer of ${out.digest}${sbom.referrer.tag ? `, tag ${sbom.referrer.tag}` : ''})\n`);
+          };
+          const cacheJson = exported ? { cacheTo: { ref: cacheTo, ...exported } } : {};
+          const printCache = (): void => {
+            if (!exported) return;
+            const b = exported.blobs;
+            ctx.stdout.write(`cache ${cacheTo}  ${exported.records} records${exported.dropped ? ` (${exported.dropped} dropped)` : ''}, blobs ${b.present} present, ${b.mounted} mounted, ${b.uploaded} uploaded\n`);
+          };
+          if (index && (output.kind === 'docker' || output.kind === 'archive')) {
+            // One platform went there as a plain image: say it as one.
+            const only = built[0]!;
+            if (opts.json) ctx.stdout.write(`${JSON.stringify({ digest: only.image.digest(), platform: formatPlatform(only.platform!), output: out, layers: only.layers, ...cacheJson }, null, 2)}\n`);
+            else printImage(ctx, only, out);
+          } else if (index) {
+            const digest = index.index(indexFormat).digest;
+            if (opts.json) {
+              const images = built.map((b) => ({ platform: formatPlatform(b.platform!), digest: b.image.manifest(indexFormat).digest, layers: b.layers }));
+              ctx.stdout.write(`${JSON.stringify({ digest, output: out, images, ...cacheJson }, null, 2)}\n`);
+            } else {
+              for (const b of built) {
+                ctx.stdout.write(`${formatPlatform(b.platform!)}\n`);
+                for (const l of b.layers) ctx.stdout.write(`  ${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
+                ctx.stdout.write(`  image ${b.image.manifest(indexFormat).digest}\n`);
+              }
+              ctx.stdout.write(`index ${digest} -> ${out.where}  ${out.digest}\n`);
+            }
+          } else if (opts.json) {
+            ctx.stdout.write(`${JSON.stringify({ digest: built[0]!.image.digest(), output: out, layers: built[0]!.layers, ...cacheJson, ...(sbom ? { sbom } : {}) }, null, 2)}\n`);
+          } else {
+            printImage(ctx, built[0]!, out);
+            printSbom();
+          }
+          if (!opts.json) printCache();
+          return 0;
+        } finally {
+          await dryCache?.dispose();
         }
-        if (!opts.json) printCache();
-        return 0;
       }),
     );
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../core/digest.js';
+import { ImageError } from '../errors.js';
 import { BlobCache, type BlobWriter } from './blob-cache.js';
 
 /** Hashes what it is given and keeps none of it. */
@@ -74,10 +75,19 @@ export class DryRunCache extends BlobCache {
     return path.join(this.scratch, name);
   }
 
-  // What a source or sink would store: a dry run reads its inputs through the real cache, so these are bugs.
-  override put(_stream: Readable): Promise<{ digest: Digest; size: number }> {
-    return Promise.reject(new Error('a dry run stores no blob (put)'));
+  /**
+   * A blob read while the base is read (a registry's layer, stored as it streams by in a real run): hashed and
+   * dropped; it counts as present for the rest of the run, so the image's digest comes out the same.
+   */
+  override async put(stream: Readable, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const w = new DiscardingWriter();
+    for await (const chunk of stream as AsyncIterable<Buffer>) await w.write(chunk);
+    const done = await w.commit();
+    if (expected && done.digest !== expected) throw new ImageError('IMAGE_DIGEST_MISMATCH', `blob expected to be ${expected} has digest ${done.digest}`);
+    this.written.set(done.digest, done.size);
+    return done;
   }
+  // What a source would store as a file: a dry run reads those through the real cache, so these are bugs.
   override tempPath(): Promise<string> {
     return Promise.reject(new Error('a dry run stores no blob (tempPath)'));
   }
