@@ -27,7 +27,8 @@ FOREIGN_MODE=${DSTACK_FOREIGN_BASE:-unpacked}
 case $FOREIGN_MODE in unpacked | emulated) ;; *) die "DSTACK_FOREIGN_BASE must be unpacked or emulated, not $FOREIGN_MODE" ;; esac
 if [ -n "$ARCH" ] && [ "$ARCH" != "$(dpkg --print-architecture 2>/dev/null || echo amd64)" ]; then
   BASE_IMAGE=$BASE_IMAGE-$ARCH
-  BASE_TARBALL=$CACHE_DIR/base-$BASE_SUITE-$ARCH-$FOREIGN_MODE.tar
+  # "-pyc": the unpacked one carries the bytecode Debian's postinst would have compiled (see build_tarball).
+  BASE_TARBALL=$CACHE_DIR/base-$BASE_SUITE-$ARCH-$FOREIGN_MODE$([ "$FOREIGN_MODE" = unpacked ] && echo -pyc).tar
 else
   ARCH=
 fi
@@ -78,6 +79,16 @@ build_tarball() {
       echo >>"$status"
     done
     rm -rf "$rootfs/debootstrap"
+    # No postinst ran, so no .pyc exists and every Python start under qemu compiles what it imports (pip: ~50 s).
+    # Bytecode depends only on the Python minor version (its magic number is fixed within one): compile with this
+    # machine's python3.X (py3compile does the same at install time; -s/-p record the image's own paths).
+    local pyver hostpy
+    pyver=$(ls "$rootfs"/var/cache/apt/archives/ 2>/dev/null | sed -n 's/^python\(3\.[0-9]*\)-minimal_.*/\1/p' | head -1)
+    hostpy=
+    [ -n "$pyver" ] && { [ -x "/usr/bin/python$pyver" ] && hostpy=/usr/bin/python$pyver || hostpy=$(command -v "python$pyver" || true); }
+    if [ -n "$hostpy" ] && [ "$("$hostpy" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$pyver" ]; then
+      "$hostpy" -m compileall -q -j 0 -s "$rootfs" -p / "$rootfs/usr/lib/python$pyver" "$rootfs/usr/lib/python3/dist-packages" >/dev/null || true
+    fi
   fi
   cat >"$rootfs/etc/apt/sources.list" <<SOURCES
 deb $DEBIAN_MIRROR $BASE_SUITE main

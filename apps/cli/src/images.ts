@@ -49,6 +49,15 @@ export async function imageForPlatform(docker: Docker, tag: string, platform: st
 }
 
 /**
+ * The base to build a platform's image FROM: `platformTag(base, platform)` when the engine has it (a base kept per
+ * platform, as tools/system/base-image.sh's bookworm-arm64), else `base` itself (an index the engine resolves).
+ */
+export async function baseForPlatform(docker: Docker, base: string, platform: string): Promise<string> {
+  const tagged = platformTag(base, platform);
+  return (await docker.getImage(tagged).inspect().then(() => true, () => false)) ? tagged : base;
+}
+
+/**
  * The docker executor on the factory image (`explicit`, else $FACTORY_IMAGE, else the default name), on the
  * engine at $DOCKER_HOST: its interpreter, not a host one, is the target (Decision 3). @dstack/engine's docker
  * side (dockerode) is loaded only here.

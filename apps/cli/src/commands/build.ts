@@ -33,6 +33,7 @@ export interface BuildCommandOptions {
   envFile?: string;
   dryRun?: boolean;
   json?: boolean;
+  platform?: string;
 }
 
 export { buildEnvironment, parseDotEnv } from '../dotenv.js';
@@ -151,7 +152,11 @@ export function describeBuilder(builder: Record<string, string> | null): string 
   if (!builder) return 'not recorded';
   const { executor, image, interpreter } = builder;
   const parts = [executor, image, interpreter].filter((v): v is string => Boolean(v));
-  return parts.length > 0 ? parts.join(', ') : Object.entries(builder).map(([k, v]) => `${k}=${v}`).join(', ');
+  return parts.length > 0
+    ? parts.join(', ')
+    : Object.entries(builder)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
 }
 
 /** The plan of --dry-run, as text: per target, the lock's state and one line per distribution. */
@@ -166,7 +171,8 @@ export function printPlan(ctx: CliContext, plan: BuildPlan): void {
     }[t.lock];
     ctx.stdout.write(`[${t.target}] lock ${lock}: ${state}\n`);
     if (t.pins.length > 0) ctx.stdout.write(`  kept from the lock: ${t.pins.join(' ')}\n`);
-    if (t.prebuild.length > 0) ctx.stdout.write(`  CEXT: ${t.prebuild.join(', ')} prebuilt first, unless their wheels are present\n`);
+    if (t.prebuild.length > 0)
+      ctx.stdout.write(`  CEXT: ${t.prebuild.join(', ')} prebuilt first, unless their wheels are present\n`);
     const width = Math.max(0, ...t.steps.map((s) => `${s.name} ${s.version}`.length));
     for (const s of t.steps) {
       const what = `${s.name} ${s.version}`.padEnd(width);
@@ -180,8 +186,11 @@ export function printPlan(ctx: CliContext, plan: BuildPlan): void {
       ctx.stdout.write(`  ${verb} ${what}  ${detail}\n`);
     }
     for (const f of t.failures) {
-      ctx.stdout.write(`  FAILED ${f.package}${f.version ? ` ${f.version}` : ''}${f.exitCode !== null ? ` (exit ${f.exitCode})` : ''}\n`);
-      for (const line of f.summary.length > 0 ? f.summary : f.logTail.slice(-10)) ctx.stdout.write(`    ${line}\n`);
+      ctx.stdout.write(
+        `  FAILED ${f.package}${f.version ? ` ${f.version}` : ''}${f.exitCode !== null ? ` (exit ${f.exitCode})` : ''}\n`,
+      );
+      for (const line of f.summary.length > 0 ? f.summary : f.logTail.slice(-10))
+        ctx.stdout.write(`    ${line}\n`);
     }
     const n = (a: string): number => t.steps.filter((s) => s.action === a).length;
     ctx.stdout.write(
@@ -223,25 +232,48 @@ export async function runBuild(
     throw new UsageError('--prebuild and --no-cext exclude each other');
   if (opts.json && !opts.dryRun) throw new UsageError('--json prints the plan of --dry-run');
   const upgrade = (opts.upgrade ?? []).flatMap(list);
-  if (upgrade.length > 0 && opts.refresh) throw new UsageError('--upgrade keeps the rest of the lock, --refresh ignores it: give one');
+  if (upgrade.length > 0 && opts.refresh)
+    throw new UsageError('--upgrade keeps the rest of the lock, --refresh ignores it: give one');
 
   // Loaded here, not at start-up: `--help` or another command never pays for them (and a local build never
   // loads dockerode).
-  const [
-    { LocalExecutor, buildWheelhouse, cachedTarget },
-    { resolveRecipePath },
-    { FsWheelStore },
-  ] = await Promise.all([import('@dstack/engine'), import('@dstack/recipe'), import('@dstack/wheelhouse')]);
+  const [{ LocalExecutor, buildWheelhouse, cachedTarget }, { resolveRecipePath }, { FsWheelStore }] =
+    await Promise.all([import('@dstack/engine'), import('@dstack/recipe'), import('@dstack/wheelhouse')]);
+  const platforms = opts.platform === undefined ? null : list(opts.platform);
+  if (platforms) {
+    if ((opts.executor ?? 'local') !== 'docker')
+      throw new UsageError("--platform builds in each platform's factory image: add --executor docker");
+    if (opts.python !== undefined)
+      throw new UsageError(
+        "--platform builds with each platform's factory image interpreter: leave --python out",
+      );
+    if (opts.fromWheel || !buildReq)
+      throw new UsageError(
+        '--platform builds a recipe (BUILD_REQ=True); --from-wheel picks wheels for one target',
+      );
+    if (platforms.length === 0) throw new UsageError('--platform names no platform');
+  }
   let executor: Executor;
   let targetOf: ((python: string) => Promise<Target>) | undefined;
+  // One build per platform (its factory image, <tag>-<architecture>, where the engine runs it): each writes its own lock.
+  const runs: { executor: Executor; targetOf?: (python: string) => Promise<Target>; pythons: string[] }[] =
+    [];
   if ((opts.executor ?? 'local') === 'local') executor = new LocalExecutor();
   else {
     const { factoryExecutor } = await import('../images.js');
-    const { image, executor: docker } = await factoryExecutor(env, opts.factoryImage, ctx.logger);
-    executor = docker;
-    targetOf = () => docker.target();
-    if (opts.python === undefined) pythons.splice(0, pythons.length, `docker:${image}`);
+    for (const platform of platforms ?? [undefined]) {
+      const { image, executor: docker } = await factoryExecutor(env, opts.factoryImage, ctx.logger, platform);
+      runs.push({
+        executor: docker,
+        targetOf: () => docker.target(),
+        pythons: opts.python === undefined ? [`docker:${image}`] : pythons,
+      });
+    }
+    executor = runs[0]!.executor;
+    targetOf = runs[0]!.targetOf;
+    if (opts.python === undefined) pythons.splice(0, pythons.length, ...runs[0]!.pythons);
   }
+  if (runs.length === 0) runs.push({ executor, pythons });
 
   const store = new FsWheelStore(wheelhouse);
   let recipe: string | null = null;
@@ -295,28 +327,45 @@ export async function runBuild(
   if (opts.dryRun) {
     try {
       const { planWheelhouse } = await import('@dstack/engine');
-      const plan = await planWheelhouse(options);
-      if (opts.json) ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
-      else printPlan(ctx, plan);
-      return plan.ok ? EXIT_OK : EXIT_FAILURE;
+      // One plan per platform (each its own factory image's interpreter).
+      let ok = true;
+      for (const one of runs) {
+        const plan = await planWheelhouse({
+          ...options,
+          pythons: one.pythons,
+          executor: one.executor,
+          ...(one.targetOf ? { targetOf: one.targetOf } : {}),
+        });
+        if (opts.json) ctx.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+        else printPlan(ctx, plan);
+        ok &&= plan.ok;
+      }
+      return ok ? EXIT_OK : EXIT_FAILURE;
     } finally {
       if (selectDir) await rm(selectDir, { recursive: true, force: true });
     }
   }
   const progress = new Progress(ctx);
   try {
-    const summary = await buildWheelhouse({
-      ...options,
-      onEvent: (e, target) => progress.event(e, target),
-    });
-    progress.finish();
-    report(ctx, summary);
-    if (summary.archived) {
-      ctx.stderr.write(
-        `archive: ${summary.archived.copied.length} copied, ${summary.archived.present.length} present\n`,
-      );
+    let ok = true;
+    for (const one of runs) {
+      const summary = await buildWheelhouse({
+        ...options,
+        pythons: one.pythons,
+        executor: one.executor,
+        ...(one.targetOf ? { targetOf: one.targetOf } : {}),
+        onEvent: (e, target) => progress.event(e, target),
+      });
+      progress.finish();
+      report(ctx, summary);
+      if (summary.archived) {
+        ctx.stderr.write(
+          `archive: ${summary.archived.copied.length} copied, ${summary.archived.present.length} present\n`,
+        );
+      }
+      ok &&= summary.ok;
     }
-    return summary.ok ? EXIT_OK : EXIT_FAILURE;
+    return ok ? EXIT_OK : EXIT_FAILURE;
   } finally {
     if (selectDir) await rm(selectDir, { recursive: true, force: true });
   }
@@ -431,5 +480,9 @@ export function registerBuildCommands(program: Command, run: Runner): void {
       'the archive (default $ARCHIVE): extra find-links for the plan; every wheel it lacks is copied there after a successful build',
     )
     .option('--env-file <file>', 'read this file instead of ./.env')
+    .option(
+      '--platform <list>',
+      "with --executor docker: build for each platform (linux/amd64,linux/arm64) in its factory image (--factory-image or the default, tagged <tag>-<architecture>: dstack-factory image factory --platform makes them), natively or under the engine's emulation; one lock per platform target",
+    )
     .action(run((ctx, recipe: string | undefined, opts: BuildCommandOptions) => runBuild(ctx, recipe, opts)));
 }

@@ -14,7 +14,7 @@ import type { Target } from '@dstack/wheelhouse';
 import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials, parseReference } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
-import { IMAGES_DIR, defaultImage, factoryExecutor } from '../images.js';
+import { IMAGES_DIR, baseForPlatform, defaultImage, factoryExecutor, platformTag } from '../images.js';
 import { LiveLine } from '../progress.js';
 import { missingRuntime, onbuildBuild } from '../onbuild.js';
 import { buildEnvironment } from '../dotenv.js';
@@ -315,6 +315,18 @@ async function platformsOf(text: string, baseSpec: ImageSpec, options: SourceOpt
   }
   if (out.length === 0) throw new UsageError('--platform names no platform');
   return out;
+}
+
+/** `--platform` of the engine commands: platforms by name (no `all`: there is no index to take them from). */
+async function platformList(text: string): Promise<string[]> {
+  const { parsePlatform, formatPlatform } = await imageLib();
+  return text.split(',').map((x) => x.trim()).filter(Boolean).map((item) => {
+    try {
+      return formatPlatform(parsePlatform(item));
+    } catch {
+      throw new UsageError(`--platform takes os/architecture[/variant] items separated by commas (linux/amd64,linux/arm64), not "${item}"`);
+    }
+  });
 }
 
 /** `--lock FILE` (any platform; one only) and `--lock PLATFORM=FILE` (one per platform). */
@@ -977,12 +989,13 @@ export function registerImageCommands(program: Command, run: Runner): void {
     if (which === 'runtime') command.option('--uid <n>', 'UID build argument: the user webapp (default $UID)');
     command
       .option('--build-arg <key=value...>', 'more build arguments')
+      .option('--platform <list>', `build for these platforms (linux/amd64,linux/arm64), one image each tagged <tag>-<architecture> (Docker 20.10 keeps one platform per tag); a foreign one runs its RUN steps under the engine's emulation. BASE_IMAGE per platform: <base>-<architecture> when the engine has it, else the base itself`)
       .option('--context <dir>', `the build context (default: images/${which} of dstack-factory)`)
       .option('--no-cache', 'do not use the engine\'s build cache')
       .option('--push', 'push the built tag to its registry through the engine (as the original\'s docker push)')
       .option('--env-file <file>', 'read this file instead of ./.env')
       .action(
-        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; extraPackages?: string; uid?: string; buildArg?: string[]; context?: string; cache: boolean; push?: boolean; envFile?: string; onbuild?: string | true }) => {
+        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; extraPackages?: string; uid?: string; buildArg?: string[]; platform?: string; context?: string; cache: boolean; push?: boolean; envFile?: string; onbuild?: string | true }) => {
           // What docker-compose.yml passes (`${PY_VERSION:-3.11}`, …): empty values count as unset.
           const env = buildEnvironment(ctx, opts.envFile);
           const from = (flag: string | undefined, name: string): string | undefined => flag ?? (env[name] || undefined);
@@ -1013,24 +1026,28 @@ export function registerImageCommands(program: Command, run: Runner): void {
             });
           }
           const tag = opts.tag ?? onbuild?.tag ?? runtimeTag;
-          const id = await buildDockerfile(docker, {
-            context,
-            tag,
-            ...(onbuild ? { dockerfile: onbuild.dockerfile } : {}),
-            buildArgs,
-            noCache: !opts.cache,
-            onProgress: (line) => {
-              if (ctx.interactive) ctx.stderr.write(`${line}\n`);
-              else logger.info(line);
-            },
-          });
-          if (opts.push) {
-            await pushTag(docker, tag, ctx.env, (line) => {
-              if (ctx.interactive) ctx.stderr.write(`${line}\n`);
-              else logger.info(line);
+          const onProgress = (line: string): void => {
+            if (ctx.interactive) ctx.stderr.write(`${line}\n`);
+            else logger.info(line);
+          };
+          // One build per platform, one after the other (each is its own tag: Docker 20.10 keeps one platform per tag).
+          const platforms = opts.platform === undefined ? [null] : await platformList(opts.platform);
+          for (const platform of platforms) {
+            const platformTagged = platform ? platformTag(tag, platform) : tag;
+            const args = { ...buildArgs };
+            if (platform && args.BASE_IMAGE) args.BASE_IMAGE = await baseForPlatform(docker, args.BASE_IMAGE, platform);
+            const id = await buildDockerfile(docker, {
+              context,
+              tag: platformTagged,
+              ...(onbuild ? { dockerfile: onbuild.dockerfile } : {}),
+              buildArgs: args,
+              noCache: !opts.cache,
+              ...(platform ? { platform } : {}),
+              onProgress,
             });
+            if (opts.push) await pushTag(docker, platformTagged, ctx.env, onProgress);
+            ctx.stdout.write(`${platformTagged} ${id}${platform ? ` ${platform}` : ''}\n`);
           }
-          ctx.stdout.write(`${tag} ${id}\n`);
           return 0;
         }),
       );

@@ -21,6 +21,11 @@ export interface DockerfileBuildOptions {
   onProgress?: (line: string) => void;
   noCache?: boolean;
   pull?: boolean;
+  /**
+   * The platform to build for (`linux/arm64`), as `docker build --platform`: the classic builder of Docker 20.10
+   * takes it, and runs the RUN steps of a foreign platform under the engine machine's emulation.
+   */
+  platform?: string;
 }
 
 /** The context as a tar stream (tar-stream): .dockerignore honoured, sorted, fixed times and owners. */
@@ -85,6 +90,7 @@ export async function buildDockerfile(docker: Docker, options: DockerfileBuildOp
       forcerm: true,
       nocache: options.noCache ?? false,
       pull: options.pull ?? false,
+      ...(options.platform ? { platform: options.platform } : {}),
     });
   } catch (err) {
     throw new ImageError('IMAGE_BUILD_FAILED', `docker build of ${options.tag} could not start: ${(err as Error).message}`, { cause: err });
