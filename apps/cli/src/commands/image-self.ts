@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type { LayerEntry } from '@dstack/image';
+import { dockerConfigAuths } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { UsageError } from '../errors.js';
 
@@ -208,7 +209,7 @@ export function registerImageSelfCommand(image: Command, run: Runner, helpers: {
             s.kind === 'oci' ? { ...s, dir: path.resolve(ctx.cwd, (s as unknown as { dir: string }).dir) } : s.kind === 'archive' ? { ...s, file: path.resolve(ctx.cwd, (s as unknown as { file: string }).file) } : s;
           const logger = ctx.logger.child({ component: 'image' });
           const cache = new BlobCache(helpers.cacheDir(ctx, opts.cache));
-          const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+          const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
           const engine = baseSpec.kind === 'docker' || output.kind === 'docker' ? await helpers.dockerFrom(ctx.env) : null;
           const docker = () => {
             if (!engine) throw new Error('no docker: image here, yet the engine was asked for');

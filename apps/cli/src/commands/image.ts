@@ -11,7 +11,7 @@ import type { RegistryClient } from '@dstack/oci';
 import type { Lock } from '@dstack/recipe';
 import type { BuildOptions, BuildPlan, DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target } from '@dstack/wheelhouse';
-import { DOCKER_HUB_AUTH_KEY, dockerConfigCredentials, parseReference } from '@dstack/oci';
+import { DOCKER_HUB_AUTH_KEY, dockerConfigAuths, dockerConfigCredentials, parseReference } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { IMAGES_DIR, baseForPlatform, defaultImage, factoryExecutor, platformTag } from '../images.js';
@@ -564,7 +564,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const dryCache = opts.dryRun ? new DryRunCache(realCache) : null;
         const cache = dryCache ?? realCache;
         try {
-          const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+          const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
           // The registry layer cache: its records imported before anything is inspected or built. A layer it names is
           // mounted when the image goes to the same registry, else downloaded (beside the base's layers).
           if (cacheFrom && opts.dryRun) logger.warn({ cache: cacheFrom }, 'a dry run plans without --cache-from: a layer only the registry has counts as built');
@@ -842,7 +842,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const { BlobCache, RegistryClient, openImage, parseImageSpec, rebaseAppImage, sourceDateEpoch, writeImage } = await imageLib();
         const logger = ctx.logger.child({ component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
-        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
         const output = specAt(ctx, opts.output, parseImageSpec);
         const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
         if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
@@ -894,7 +894,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
           return engine;
         };
-        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
         const image = await openImage(spec, { cache, docker, registry });
         const report = await checkImageLibraries(image, { cache, ...(opts.prefix ? { prefix: opts.prefix } : {}) });
         const info = await inspectBase(image, { cache }).catch(() => null);
@@ -926,7 +926,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
           return engine;
         };
-        const registry = new RegistryClient({ insecure: opts.insecureRegistry ?? [], logger });
+        const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
         const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
         const store = new FsWheelStore(wheelhouse);
         const report = await verifyAppImage({

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartedServer } from '@dstack/server';
-import { buildWheel, isolatedPipEnv, sharedBaseImage, sharedEngine, sharedRegistry, testLabel, testPython, wheelFilenameOf, type SharedEngine, type SharedRegistry, type WheelSpec } from '@dstack/testing';
+import { buildWheel, isolatedPipEnv, sharedBaseImage, sharedEngine, sharedRegistry, startFaultProxy, testLabel, testPython, wheelFilenameOf, type SharedEngine, type SharedRegistry, type WheelSpec } from '@dstack/testing';
 import { createContext } from '../context.js';
 import { runCli } from '../run-cli.test-support.js';
 import { startServe } from './serve.js';
@@ -181,6 +181,27 @@ describe('index replicas over one registry', () => {
       expect(seen!).toBeLessThan((CACHE_SECONDS + 3) * 1000);
     }
   });
+
+  it('image self pushes to a registry that wants a token, with the credentials docker login stored', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: registry.port }, { bearer: { user: 'ci', password: 's3cret' } });
+    try {
+      const config = path.join(tmp, 'docker-config');
+      await mkdir(config, { recursive: true });
+      await writeFile(path.join(config, 'config.json'), JSON.stringify({ auths: { [proxy.host]: { auth: Buffer.from('ci:s3cret').toString('base64') } } }));
+      const ref = `${proxy.host}/dstack-test/self-${id}:v1`;
+      const pushed = await runCli(['image', 'self', '--base', `docker:${await sharedBaseImage()}`, '--output', `registry:${ref}`, '--cache', path.join(tmp, 'cache'), '--json'], {
+        env: { ...engine.env, NO_COLOR: '1', DOCKER_CONFIG: config },
+      });
+      expect(pushed.stderr).toBe('');
+      expect(pushed.code).toBe(0);
+      expect(proxy.tokenRequests).toBeGreaterThan(0);
+      const digest = (JSON.parse(pushed.stdout) as { output: { digest: string } }).output.digest;
+      const res = await fetch(`${registry.url}/v2/dstack-test/self-${id}/manifests/v1`, { method: 'HEAD', headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' } });
+      expect(res.headers.get('docker-content-digest')).toBe(digest);
+    } finally {
+      await proxy.close();
+    }
+  }, 300_000);
 
   it('refuse what the folder store refuses (issue 8): not a wheel, other bytes under a name (409 naming both sha256s)', async () => {
     const junk = await uploadBytes(remoteUrl, 'junk-1.0-py3-none-any.whl', Buffer.from('not a zip'));
