@@ -9,7 +9,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BlobCache, ImageIndex, openImage, writeImageIndex } from '@dstack/image';
+import { BlobCache, CYCLONEDX_MEDIA_TYPE, ImageIndex, findReferrers, openImage, readArtifact, writeImageIndex } from '@dstack/image';
+import { RegistryClient, parseReference } from '@dstack/oci';
 import { stringifyLock } from '@dstack/recipe';
 import { compilePythonExtension, sharedBaseImage, sharedEngine, sharedRegistry, writeWheel } from '@dstack/testing';
 import { runCli } from '../run-cli.test-support.js';
@@ -75,6 +76,15 @@ describe('image app --platform linux/amd64,linux/arm64 (no emulation to assemble
       ['application/vnd.oci.image.manifest.v1+json', result.images[0]!.digest, { os: 'linux', architecture: 'amd64' }],
       ['application/vnd.oci.image.manifest.v1+json', result.images[1]!.digest, { os: 'linux', architecture: 'arm64', variant: 'v8' }],
     ]);
+
+    // Each platform's image has its SBOM as a referrer, found through the sha256-<hex> tag (distribution 2.8).
+    const client = new RegistryClient();
+    for (const image of result.images) {
+      const found = await findReferrers(client, parseReference(out), image.digest as `sha256:${string}`, CYCLONEDX_MEDIA_TYPE);
+      expect(found.map((f) => f.via)).toEqual(['tag']);
+      const sbom = JSON.parse((await readArtifact(client, parseReference(out), found[0]!.descriptor.digest)).content.toString('utf8')) as { metadata: { component: { version: string } } };
+      expect([image.platform, sbom.metadata.component.version]).toEqual([image.platform, image.digest]);
+    }
 
     // Reproducible: the same inputs, written to an OCI layout, give the same index digest.
     const again = await cli([...args, '--output', 'oci:multi-out:app', '--json'], engineEnv);

@@ -37,6 +37,11 @@ describe('image app --platform', () => {
     expect(first.code).toBe(0);
     const r = JSON.parse(first.stdout) as { digest: string; images: { platform: string; digest: string }[] };
     expect(r.images.map((i) => i.platform)).toEqual(['linux/amd64', 'linux/arm64/v8']);
+    // An SBOM per platform's image, beside the layout (its index.json keeps the images only), each naming its image.
+    for (const [i, name] of ['linux-amd64', 'linux-arm64-v8'].entries()) {
+      const bom = JSON.parse(await readFile(path.join(dir, `out-multi.${name}.cdx.json`), 'utf8')) as { metadata: { component: { version: string } }; components: { name: string }[] };
+      expect([name, bom.metadata.component.version, bom.components.map((c) => c.name)]).toEqual([name, r.images[i]!.digest, ['tool']]);
+    }
     const raw = JSON.parse((await exec('skopeo', ['inspect', '--raw', `oci:${dir}/out-multi:app`])).stdout) as { mediaType: string; manifests: { digest: string; platform: object }[] };
     expect(raw.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(raw.manifests.map((m) => [m.digest, m.platform])).toEqual([
@@ -74,6 +79,7 @@ describe('image app --platform', () => {
     [['--lock', `linux/arm64=${ARM_LOCK}`, '--output', 'oci:x'], `error[USAGE]: --lock linux/arm64=${ARM_LOCK} names a platform: give --platform too (or --lock FILE for the base's only one)`],
     [['--platform', 'arm64', '--lock', ARM_LOCK, '--output', 'oci:x'], 'error[USAGE]: --platform takes os/architecture[/variant] items separated by commas (linux/amd64,linux/arm64) or all, not "arm64"'],
     [['--platform', 'linux/s390x', '--lock', ARM_LOCK, '--output', 'oci:x'], 'error[IMAGE_PLATFORM]: {dir}/multi index sha256:'],
+    [[...both, '--sbom', 'x.cdx.json', '--output', 'oci:x'], 'error[USAGE]: --sbom FILE is for one image; with --platform the SBOMs go beside the output, one per platform (<output>.linux-arm64.cdx.json) or to the registry'],
   ])('refuses %j', async (args, message) => {
     const r = await cli([...app(), ...args]);
     const want = message.replaceAll('{dir}', dir);

@@ -364,7 +364,11 @@ async function writeSbom(
   o: {
     result: AppImageResult;
     output: ImageSpec;
-    written: SinkResult;
+    /** The digest the image is known by where it went, and (registry) the manifest a referrer points at. */
+    digest: string;
+    subject: { mediaType: string; digest: string; size: number };
+    /** One image of a --platform index: its platform names its file (`<output>.linux-arm64.cdx.json`). */
+    platform: string | null;
     lockFile: string;
     lock: Lock;
     wheelhouse: string;
@@ -380,7 +384,7 @@ async function writeSbom(
   const name = o.output.kind === 'registry' ? o.output.ref : o.output.kind === 'docker' ? o.output.name : o.output.kind === 'oci' ? `oci:${o.output.dir}${o.output.ref ? `:${o.output.ref}` : ''}` : `archive:${o.output.file}`;
   const bytes = sbomBytes(
     cycloneDxSbom({
-      digest: o.written.digest as `sha256:${string}`,
+      digest: o.digest as `sha256:${string}`,
       name,
       ...(o.result.image.config.created ? { created: o.result.image.config.created } : {}),
       distributions,
@@ -392,7 +396,8 @@ async function writeSbom(
     }),
   );
   const files: string[] = [];
-  const beside = o.output.kind === 'oci' ? `${o.output.dir}.cdx.json` : o.output.kind === 'archive' ? `${o.output.file}.cdx.json` : null;
+  const suffix = o.platform ? `.${o.platform.replaceAll('/', '-')}.cdx.json` : '.cdx.json';
+  const beside = o.output.kind === 'oci' ? `${o.output.dir}${suffix}` : o.output.kind === 'archive' ? `${o.output.file}${suffix}` : null;
   for (const f of [beside, o.file]) {
     if (!f || files.includes(f)) continue;
     const tmp = `${f}.${process.pid}.tmp`;
@@ -401,9 +406,8 @@ async function writeSbom(
     files.push(f);
   }
   if (o.output.kind !== 'registry') return { files };
-  const m = o.result.image.manifest('docker');
   const referrer = await attachReferrer(o.registry, parseReference(o.output.ref), {
-    subject: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length },
+    subject: o.subject as { mediaType: string; digest: `sha256:${string}`; size: number },
     artifactType: CYCLONEDX_MEDIA_TYPE,
     content: bytes,
     ...(o.result.image.config.created ? { annotations: { 'org.opencontainers.image.created': o.result.image.config.created } } : {}),
@@ -498,7 +502,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--cache-from <ref>', 'a layer cache in a registry to build from (registry:REF): its layers are mounted or downloaded, not rebuilt')
     .option('--cache-to <ref>', 'write the layer cache to a registry after the build (registry:REF; its own tag, never an image\'s)')
     .option('--cache-keep <n>', 'with --cache-to: records kept per family (dependency layers, each project\'s segments, bases)', '3')
-    .option('--sbom <file>', 'also write the CycloneDX SBOM here (by default it goes beside oci: and archive: outputs as <output>.cdx.json, and to a registry as a referrer of the image; one image, not a --platform index)')
+    .option('--sbom <file>', 'also write the CycloneDX SBOM here (by default it goes beside oci: and archive: outputs as <output>.cdx.json — with --platform one per platform, <output>.linux-arm64.cdx.json — and to a registry as a referrer of each image)')
     .option('--no-sbom', 'write no SBOM')
     .action(
       run(async (ctx, opts: AppOptions) => {
@@ -538,6 +542,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (opts.dryRun && opts.cacheTo) throw new UsageError('--dry-run writes nothing, --cache-to writes the layer cache: give one');
         if (!opts.requirements === !opts.lock?.length) throw new UsageError('give exactly one of --requirements FILE or --lock FILE');
         if (typeof opts.sbom === 'string' && opts.engine) throw new UsageError('--sbom is for daemonless builds; --engine writes none');
+        if (typeof opts.sbom === 'string' && opts.platform) throw new UsageError('--sbom FILE is for one image; with --platform the SBOMs go beside the output, one per platform (<output>.linux-arm64.cdx.json) or to the registry');
         if (opts.source && opts.wheel) throw new UsageError('give at most one of --source DIR or --wheel FILE');
         if (opts.python && !opts.requirements) throw new UsageError('--python locks --requirements; a --lock is used as it is');
         if (opts.allowIndex && !opts.requirements) throw new UsageError('--allow-index is for locking --requirements; a --lock is used as it is');
@@ -775,14 +780,22 @@ export function registerImageCommands(program: Command, run: Runner): void {
             });
             logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
           }
-          // The SBOM of one image (a --platform index gets none yet).
-          const sbom =
-            index || opts.sbom === false
-              ? null
-              : await writeSbom(ctx, { result: built[0]!.result, output, written: out, lockFile: built[0]!.lockFile, lock: built[0]!.lock, wheelhouse, registry, file: typeof opts.sbom === 'string' ? resolve(opts.sbom) : null });
-          const printSbom = (): void => {
-            for (const f of sbom?.files ?? []) ctx.stdout.write(`sbom ${f}\n`);
-            if (sbom?.referrer) ctx.stdout.write(`sbom ${sbom.referrer.digest} -> ${output.kind === 'registry' ? output.ref : ''} (referrer of ${out.digest}${sbom.referrer.tag ? `, tag ${sbom.referrer.tag}` : ''})\n`);
+          // An SBOM per image: the one image, or each platform's of an index (in the index's manifest format).
+          const inIndex = index !== null && output.kind !== 'docker' && output.kind !== 'archive';
+          const sboms: ({ platform: string | null; digest: string; files: string[]; referrer?: AttachResult } | null)[] = [];
+          for (const b of opts.sbom === false ? [] : inIndex ? built : built.slice(0, 1)) {
+            const format = inIndex ? indexFormat : output.kind === 'oci' ? 'oci' : 'docker';
+            const m = b.image.manifest(format);
+            const digest = inIndex || output.kind !== 'docker' ? m.digest : out.digest;
+            const platform = inIndex ? formatPlatform(b.platform!) : null;
+            const file = typeof opts.sbom === 'string' ? resolve(opts.sbom) : null;
+            const written = await writeSbom(ctx, { result: b.result, output, digest, subject: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length }, platform, lockFile: b.lockFile, lock: b.lock, wheelhouse, registry, file });
+            sboms.push(written ? { platform, digest, ...written } : null);
+          }
+          const sbom = inIndex ? null : (sboms[0] ?? null);
+          const printSbom = (x: (typeof sboms)[number]): void => {
+            for (const f of x?.files ?? []) ctx.stdout.write(`sbom ${f}\n`);
+            if (x?.referrer) ctx.stdout.write(`sbom ${x.referrer.digest} -> ${output.kind === 'registry' ? output.ref : ''} (referrer of ${x.digest}${x.referrer.tag ? `, tag ${x.referrer.tag}` : ''})\n`);
           };
           const cacheJson = exported ? { cacheTo: { ref: cacheTo, ...exported } } : {};
           const printCache = (): void => {
@@ -793,12 +806,15 @@ export function registerImageCommands(program: Command, run: Runner): void {
           if (index && (output.kind === 'docker' || output.kind === 'archive')) {
             // One platform went there as a plain image: say it as one.
             const only = built[0]!;
-            if (opts.json) ctx.stdout.write(`${JSON.stringify({ digest: only.image.digest(), platform: formatPlatform(only.platform!), output: out, layers: only.layers, ...cacheJson }, null, 2)}\n`);
-            else printImage(ctx, only, out);
+            if (opts.json) ctx.stdout.write(`${JSON.stringify({ digest: only.image.digest(), platform: formatPlatform(only.platform!), output: out, layers: only.layers, ...cacheJson, ...(sbom ? { sbom } : {}) }, null, 2)}\n`);
+            else {
+              printImage(ctx, only, out);
+              printSbom(sbom);
+            }
           } else if (index) {
             const digest = index.index(indexFormat).digest;
             if (opts.json) {
-              const images = built.map((b) => ({ platform: formatPlatform(b.platform!), digest: b.image.manifest(indexFormat).digest, layers: b.layers }));
+              const images = built.map((b, i) => ({ platform: formatPlatform(b.platform!), digest: b.image.manifest(indexFormat).digest, layers: b.layers, ...(sboms[i] ? { sbom: { files: sboms[i]!.files, ...(sboms[i]!.referrer ? { referrer: sboms[i]!.referrer } : {}) } } : {}) }));
               ctx.stdout.write(`${JSON.stringify({ digest, output: out, images, ...cacheJson }, null, 2)}\n`);
             } else {
               for (const b of built) {
@@ -806,13 +822,14 @@ export function registerImageCommands(program: Command, run: Runner): void {
                 for (const l of b.layers) ctx.stdout.write(`  ${l.role.padEnd(12)} ${l.digest}  ${l.size} B${l.cached ? '  (cached)' : ''}\n`);
                 ctx.stdout.write(`  image ${b.image.manifest(indexFormat).digest}\n`);
               }
+              for (const x of sboms) printSbom(x);
               ctx.stdout.write(`index ${digest} -> ${out.where}  ${out.digest}\n`);
             }
           } else if (opts.json) {
             ctx.stdout.write(`${JSON.stringify({ digest: built[0]!.image.digest(), output: out, layers: built[0]!.layers, ...cacheJson, ...(sbom ? { sbom } : {}) }, null, 2)}\n`);
           } else {
             printImage(ctx, built[0]!, out);
-            printSbom();
+            printSbom(sbom);
           }
           if (!opts.json) printCache();
           return 0;
