@@ -247,6 +247,7 @@ describe('the app entry points (images/app)', () => {
     expect(run).toMatchObject({ exitCode: 0, stdout: '0\ndsnative==1.0\n' });
     const history = (await engine.docker.getImage(tag).history()) as { CreatedBy: string }[];
     expect(history.filter((h) => /wheelhouse|\.whl/.test(h.CreatedBy))).toEqual([]);
+    await expectValidImage(tag);
   });
 
   it('Dockerfile-source copies SRC_DIR to /app owned by UID', async () => {
@@ -262,9 +263,6 @@ describe('the app entry points (images/app)', () => {
       { user: 'webapp' },
     );
     expect(run).toMatchObject({ exitCode: 0, stdout: '1234\n1234 webapp\n1234 webapp\napp 2771214488\n' });
-    // The child, read back from the engine and checked by validateImage: one export (~20-40 s) covers the images/app
-    // Dockerfiles' output on the runtime (its deps image and the runtime are its lower layers); the other children
-    // here and in build-on-daemon.int.test.ts are not exported again, nor the factory image (1.4 GB, three times as long).
     await expectValidImage(tag);
   });
 
@@ -280,6 +278,7 @@ describe('the app entry points (images/app)', () => {
         'python -c "import dsnative; print(dsnative.crc())"; find /app /tmp /wheelhouse -name "*.whl" 2>/dev/null | wc -l',
       ]);
       expect(run).toMatchObject({ exitCode: 0, stdout: '2771214488\n0\n' });
+      await expectValidImage(tag);
     }
   });
 });

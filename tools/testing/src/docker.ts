@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
 import { Writable } from 'node:stream';
 import { extract as tarExtract, pack as tarPack } from 'tar-stream';
+import { validateImageAt } from './validate-daemon-image.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** tools/system: the scripts that install and start the components. */
@@ -159,6 +160,8 @@ export async function sharedBaseImage(options: { arch?: 'arm64' } = {}): Promise
   } catch (error) {
     throw missing(`The base image ${name} could not be made`, fix, error);
   }
+  // Made here, once per machine: read back and checked by validateImage (every image a test makes, issue 18).
+  await validateImageAt(`docker:${name}`, docker);
   return name;
 }
 
@@ -382,6 +385,8 @@ async function buildShared(spec: SharedImageSpec): Promise<string> {
     forcerm: true,
   });
   await followBuild(docker, stream, spec.onLine);
+  // Built here, once per content: read back and checked by validateImage (every image a test makes, issue 18).
+  await validateImageAt(`docker:${tag}`, docker);
   return tag;
 }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
-import { runInContainer, sharedEngine, sharedRuntimeImage } from '@dstack/testing';
+import { expectValidImage, runInContainer, sharedEngine, sharedRuntimeImage } from '@dstack/testing';
 import { buildAppImageOnDaemon, pinFromWheel } from './build-on-daemon.js';
 import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
 
@@ -62,6 +62,7 @@ describe('app images through the images/app Dockerfiles on a real engine', () =>
     const run = await runInContainer(tag, ['sh', '-c', 'id -u webapp; stat -c %u /app /app/app.py; test -e /app/secret.txt || echo ignored; python -c "import alpha, beta_pkg; print(alpha.VALUE, beta_pkg.EXTRA)"; alpha-cli; python app.py']);
     expect(run.stderr).toBe('');
     expect(run.stdout.split('\n')).toEqual(['4321', '4321', '4321', 'ignored', '42 extra', 'alpha says 42', 'app ok 42', '']);
+    await expectValidImage(tag);
   }, 600_000);
 
   it('builds requirements + an app wheel (Dockerfile, Dockerfile-wheel): the wheel installed, its file removed', async () => {
@@ -79,8 +80,7 @@ describe('app images through the images/app Dockerfiles on a real engine', () =>
     const run = await runInContainer(tag, ['sh', '-c', 'myapp; ls /tmp/app-wheel /wheelhouse 2>&1 | wc -l']);
     expect(run.stderr).toBe('');
     expect(run.stdout.split('\n')).toEqual(['myapp 42', '2', '']);
-    // Not read back with expectValidImage: exporting an image on the runtime costs ~20-40 s, and the same Dockerfiles'
-    // output on the same runtime is read back and checked in tools/system/images.int.test.ts (Dockerfile-source).
+    await expectValidImage(tag);
   }, 600_000);
 
   it('fails with the build output when pip cannot satisfy a requirement', async () => {

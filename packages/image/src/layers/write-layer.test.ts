@@ -13,6 +13,7 @@ import { appendLayers, emptyImage, mutateConfig } from '../core/mutate.js';
 import { validateImage } from '../validate/validate-image.js';
 import { planEntries, writeLayer, type LayerEntry } from './write-layer.js';
 import { readAll } from '../core/streams.js';
+import { MEDIA_TYPES } from '../core/layer.js';
 import { readOciLayout } from '../sources/oci-layout.js';
 import { writeOciLayout } from '../sinks/oci-layout.js';
 
@@ -144,5 +145,19 @@ describe('OCI layout and docker archive', () => {
     await validateImage(fromArchive);
     const viaSkopeo = await run('skopeo', ['inspect', '--config', `docker-archive:${archive}`]);
     expect(JSON.parse(viaSkopeo.stdout).rootfs.diff_ids).toEqual([layer.diffId]);
+
+    // Plain tar layers (what `docker save` gives): gzip-compressed when read by default; with compression 'none'
+    // kept as they come (digest = diffID), the same image, valid, nothing compressed.
+    const plainLayer = await writeLayer(entries(), { cache, compression: 'none' });
+    const plainImage = appendLayers(emptyImage(), [{ layer: plainLayer }]);
+    const plainArchive = path.join(tmp, 'plain.tar');
+    await writeDockerArchive(plainImage, plainArchive, { tags: ['dstack/test:plain'] });
+    const kept = await readDockerArchive(plainArchive, { cache: new BlobCache(path.join(tmp, 'cache-plain')), compression: 'none' });
+    expect(kept.layers.map((l) => [l.digest, l.diffId, l.size, l.mediaType])).toEqual([[plainLayer.diffId, plainLayer.diffId, plainLayer.size, MEDIA_TYPES.ociLayer]]);
+    expect(kept.digest()).toBe(plainImage.digest());
+    await validateImage(kept);
+    const gzipped = await readDockerArchive(plainArchive, { cache: new BlobCache(path.join(tmp, 'cache-gzip')) });
+    expect(gzipped.layers.map((l) => [l.diffId, l.mediaType])).toEqual([[plainLayer.diffId, MEDIA_TYPES.ociLayerGzip]]);
+    await validateImage(gzipped);
   });
 });

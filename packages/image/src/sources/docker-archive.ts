@@ -7,7 +7,7 @@ import tar from 'tar-stream';
 import { CachedLayer, type BlobCache } from '../cache/blob-cache.js';
 import { hexOf, HashingStream, type Digest } from '../core/digest.js';
 import { Image, type ImageConfigFile } from '../core/image.js';
-import { MEDIA_TYPES } from '../core/layer.js';
+import { MEDIA_TYPES, type Compression } from '../core/layer.js';
 import { devNull, readAll } from '../core/streams.js';
 import { ImageError } from '../errors.js';
 
@@ -27,8 +27,11 @@ interface SpooledLayer {
 const isGzip = (b: Buffer): boolean => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 const isTar = (b: Buffer): boolean => b.length >= 262 && b.subarray(257, 262).toString('latin1') === 'ustar';
 
-/** Stores one layer of an archive as a gzip blob in the cache: compresses a plain tar, keeps a gzip one. */
-async function spoolLayer(first: Buffer, rest: AsyncIterable<Buffer>, cache: BlobCache): Promise<SpooledLayer> {
+/**
+ * Stores one layer of an archive in the cache: a gzip one as it is; a plain tar compressed (gzip), or with
+ * `none` as it is (its digest is then its diffID: one hash, nothing compressed).
+ */
+async function spoolLayer(first: Buffer, rest: AsyncIterable<Buffer>, cache: BlobCache, compression: Compression): Promise<SpooledLayer & { gzip: boolean }> {
   const source = Readable.from(
     (async function* () {
       yield first;
@@ -43,7 +46,13 @@ async function spoolLayer(first: Buffer, rest: AsyncIterable<Buffer>, cache: Blo
     const u = new HashingStream();
     await pipeline(createReadStream(tmp), createGunzip(), u, devNull());
     await cache.commit(tmp, digest);
-    return { digest, diffId: u.digest(), size: c.bytes };
+    return { digest, diffId: u.digest(), size: c.bytes, gzip: true };
+  }
+  if (compression === 'none') {
+    const u = new HashingStream();
+    await pipeline(source, u, createWriteStream(tmp));
+    await cache.commit(tmp, u.digest());
+    return { digest: u.digest(), diffId: u.digest(), size: u.bytes, gzip: false };
   }
   const u = new HashingStream();
   const c = new HashingStream();
@@ -51,22 +60,23 @@ async function spoolLayer(first: Buffer, rest: AsyncIterable<Buffer>, cache: Blo
   const digest = c.digest();
   await cache.commit(tmp, digest);
   await cache.writeKey('diffid', hexOf(u.digest()), { digest, size: c.bytes });
-  return { digest, diffId: u.digest(), size: c.bytes };
+  return { digest, diffId: u.digest(), size: c.bytes, gzip: true };
 }
 
 /**
  * Reads an image from a docker-archive tar stream (`docker save` of Docker 20.10 or 25, or what
- * dockerArchiveStream writes), in one pass: layers are stored gzip-compressed in the blob cache.
- * `tag` picks one image when the archive holds several.
+ * dockerArchiveStream writes), in one pass: layers are stored gzip-compressed in the blob cache (with
+ * `compression: 'none'`, plain tar layers as they come: what a check of the image needs, without a compression
+ * that costs ~1 s of CPU per 100 MB). `tag` picks one image when the archive holds several.
  */
 export async function readDockerArchiveStream(
   stream: NodeJS.ReadableStream,
-  options: { cache: BlobCache; tag?: string; where?: string },
+  options: { cache: BlobCache; tag?: string; where?: string; compression?: Compression },
 ): Promise<Image> {
   const where = options.where ?? 'docker archive';
   const extract = tar.extract();
   const small = new Map<string, Buffer>();
-  const layers = new Map<string, SpooledLayer>();
+  const layers = new Map<string, SpooledLayer & { gzip: boolean }>();
   const feeding = pipeline(stream as Readable, extract).catch((err: unknown) => {
     extract.destroy(err as Error);
   });
@@ -80,7 +90,7 @@ export async function readDockerArchiveStream(
     const head = await readHead(it, 512);
     const rest: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
     if (isGzip(head) || isTar(head)) {
-      layers.set(name, await spoolLayer(head, rest, options.cache));
+      layers.set(name, await spoolLayer(head, rest, options.cache, options.compression ?? 'gzip'));
     } else {
       small.set(name, Buffer.concat([head, await readAll(Readable.from(rest))]));
     }
@@ -102,7 +112,7 @@ export async function readDockerArchiveStream(
     if (config.rootfs.diff_ids[i] !== l.diffId) {
       throw new ImageError('IMAGE_INVALID', `${where}: layer ${p} has diffID ${l.diffId}, config says ${config.rootfs.diff_ids[i]}`);
     }
-    return new CachedLayer(options.cache, { ...l, mediaType: MEDIA_TYPES.ociLayerGzip });
+    return new CachedLayer(options.cache, { digest: l.digest, diffId: l.diffId, size: l.size, mediaType: l.gzip ? MEDIA_TYPES.ociLayerGzip : MEDIA_TYPES.ociLayer });
   });
   return new Image(config, result);
 }
@@ -119,7 +129,7 @@ async function readHead(it: AsyncIterator<Buffer>, n: number): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-export async function readDockerArchive(file: string, options: { cache: BlobCache; tag?: string }): Promise<Image> {
+export async function readDockerArchive(file: string, options: { cache: BlobCache; tag?: string; compression?: Compression }): Promise<Image> {
   return readDockerArchiveStream(createReadStream(file), { ...options, where: file });
 }
 

@@ -2,6 +2,7 @@
 import type Docker from 'dockerode';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Image } from '../core/image.js';
+import type { Compression } from '../core/layer.js';
 import type { ImageSpec } from '../core/image-spec.js';
 import { formatPlatform, platformMatches, platformOf, type Platform } from '../core/platform.js';
 import { ImageError } from '../errors.js';
@@ -20,6 +21,11 @@ export interface SourceOptions {
    * (docker:, archive:, or a registry/layout image that is not an index) must be for it.
    */
   platform?: Platform;
+  /**
+   * How layers that come as plain tars (docker:, archive:) are kept: gzip (default; what registries and OCI
+   * layouts usually carry), or none (as they come: nothing compressed, their digests are their diffIDs).
+   */
+  compression?: Compression;
 }
 
 function describe(spec: ImageSpec): string {
@@ -42,13 +48,13 @@ export async function openImage(spec: ImageSpec, options: SourceOptions): Promis
   switch (spec.kind) {
     case 'docker':
       if (!options.docker) throw new ImageError('IMAGE_NO_ENGINE', `no Docker engine to read ${spec.name} from`);
-      image = await readDaemonImage(options.docker(), spec.name, { cache: options.cache });
+      image = await readDaemonImage(options.docker(), spec.name, { cache: options.cache, ...(options.compression ? { compression: options.compression } : {}) });
       break;
     case 'oci':
       image = await readOciLayout(spec.dir, { ...(spec.ref === null ? {} : { ref: spec.ref }), ...platform });
       break;
     case 'archive':
-      image = await readDockerArchive(spec.file, { cache: options.cache });
+      image = await readDockerArchive(spec.file, { cache: options.cache, ...(options.compression ? { compression: options.compression } : {}) });
       break;
     case 'registry':
       image = await readRegistryImage(spec.ref, options.registry ?? new RegistryClient(), platform);
