@@ -104,10 +104,20 @@ describe('web page', () => {
   });
 
   it("shows a project's versions and files with tags, size, sha256 and upload time", async () => {
+    const violations: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') violations.push(m.text());
+    });
     await page.fill('#search', '');
     await page.click('a[href="/project/alpha-lib"]');
     await page.waitForURL(`${s.url}/project/alpha-lib`);
     expect(await page.locator('.version h3').allTextContents()).toEqual(['1.1', '1.0']);
+    // What PyPI shows, from the latest version's METADATA, rendered within the page's CSP.
+    expect(await page.textContent('.summary')).toBe('test package alpha-lib');
+    expect(await page.textContent('.description')).toBe('A test package made by @dstack/testing.\n');
+    expect(await page.locator('#dependencies li').allTextContents()).toEqual(['beta-util']);
+    expect(await page.getAttribute('#dependencies a', 'href')).toBe('/project/beta-util');
+    expect(violations).toEqual([]);
     const row = page.locator('tr[data-file="alpha_lib-1.1-py3-none-any.whl"]');
     expect(await row.locator('.tag').allTextContents()).toEqual(['py3', 'none', 'any']);
     const entry = (await s.store.get('alpha_lib-1.1-py3-none-any.whl'))!;

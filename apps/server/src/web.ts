@@ -1,24 +1,26 @@
 /**
  * The web page: server-rendered HTML with a little script. `/` lists projects (search box, filtered
  * as you type and by `?q=`), recent builds, and a form to start a build with a token that has the build
- * scope; `/project/<name>` shows versions and files (tags, size, sha256, upload time, builder);
+ * scope; `/project/<name>` shows what PyPI does (summary, the description as Markdown with its HTML escaped or as
+ * plain text, Requires-Python, dependencies) and the versions' files (tags, size, sha256, upload time, source,
+ * builder — an anonymous reader sees an interpreter as its version, no server path);
  * `/builds/<id>` shows a build with its log following live (EventSource).
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { compareVersions } from '@dstack/recipe';
+import { parseMetadata } from '@dstack/wheelhouse';
 import type { BuildRecord } from './builds.js';
 import type { ServerContext } from './context.js';
 import { ServerError } from './errors.js';
 import { checkProjectName, normalizeProjectName } from './paths.js';
 import { redactRecord } from './redact.js';
 import { fileUrl } from './simple.js';
-import type { ServerWheelEntry } from './store.js';
+import { esc } from './html.js';
+import { describeBuilder, describeSource, renderDescription, splitRequirement } from './project-meta.js';
+import { metadataBytes, type ServerWheelEntry } from './store.js';
 
-export const esc = (s: unknown): string =>
-  String(s).replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
+export { esc };
 
 export function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -74,6 +76,7 @@ pre.log{background:#0c111d;color:#d0d5dd;border-radius:8px;padding:14px;max-heig
 .snippet{background:#f2f4f7;border-radius:8px;padding:8px 12px;display:inline-block}.empty{padding:24px;text-align:center;color:var(--muted)}
 .msg{margin-top:8px;font-size:13px}.msg.err{color:var(--bad)}
 .token-label{margin:0;color:inherit}aside.side{display:grid;gap:24px;align-content:start}.spaced{margin-top:16px}.wrap{white-space:pre-wrap}
+.summary{font-size:16px;margin:4px 0 12px}.description{overflow-wrap:anywhere}.description img{max-width:100%}.description pre{background:#f2f4f7;border-radius:8px;padding:10px;overflow:auto}#dependencies{margin:0;padding-left:18px}
 `;
 
 const SCRIPT = `
@@ -182,6 +185,15 @@ function buildRows(builds: BuildRecord[]): string {
     .join('')}</tbody></table>`;
 }
 
+/** Sorts newest version first: PEP 440 order, text order for a version that is not PEP 440. */
+function newestVersion(a: string, b: string): number {
+  try {
+    return compareVersions(b, a);
+  } catch {
+    return b.localeCompare(a);
+  }
+}
+
 export function registerWebRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/api/whoami', async (request) => {
     const principal = ctx.authorize(request, 'read');
@@ -238,42 +250,52 @@ ${
   });
 
   app.get('/project/:name', async (request, reply) => {
-    ctx.authorize(request, 'read');
+    const anonymous = ctx.authorize(request, 'read') === null;
     const raw = checkProjectName((request.params as { name: string }).name);
     const name = normalizeProjectName(raw);
     if (name !== raw) return reply.redirect(`/project/${name}`, 301);
-    const entries = (await ctx.index.snapshot()).byProject.get(name) ?? [];
+    const snapshot = await ctx.index.snapshot();
+    const entries = snapshot.byProject.get(name) ?? [];
     if (entries.length === 0)
       throw new ServerError('NOT_FOUND', `no project named "${name}" in this wheelhouse`);
+    // Newest version first (PEP 440 order, as PyPI lists releases); a version's files newest upload first.
     const byVersion = new Map<string, ServerWheelEntry[]>();
-    for (const e of [...entries].sort((a, b) => b.addedAt.localeCompare(a.addedAt))) {
-      byVersion.set(e.version, [...(byVersion.get(e.version) ?? []), e]);
-    }
+    const ordered = [...entries].sort((a, b) => newestVersion(a.version, b.version) || b.addedAt.localeCompare(a.addedAt));
+    for (const e of ordered) byVersion.set(e.version, [...(byVersion.get(e.version) ?? []), e]);
     const sections = [...byVersion.entries()]
       .map(
         ([version, files]) => `<div class="version" data-version="${esc(version)}"><h3>${esc(version)}</h3>
-<table><thead><tr><th>File</th><th>Tags</th><th>Size</th><th>sha256</th><th>Uploaded</th><th>Built by</th></tr></thead><tbody>${files
+<table><thead><tr><th>File</th><th>Tags</th><th>Size</th><th>sha256</th><th>Uploaded</th><th>Source</th><th>Built by</th></tr></thead><tbody>${files
           .map((f) => {
             const tags = wheelTags(f.filename)
               .split('-')
               .map((t) => `<span class="tag">${esc(t)}</span>`)
               .join('');
-            const by = f.builtBy
-              ? Object.entries(f.builtBy)
-                  .map(([k, v]) => `${k}: ${v}`)
-                  .join(', ')
-              : '';
-            return `<tr data-file="${esc(f.filename)}"><td><a href="${esc(fileUrl(f.filename))}" class="mono">${esc(f.filename)}</a></td><td>${tags}</td><td>${formatSize(f.size)}</td><td><span class="mono" title="${esc(f.sha256)}">${esc(f.sha256.slice(0, 12))}…</span> <button class="copy" data-copy="${esc(f.sha256)}">copy</button></td><td>${when(f.addedAt)}</td><td class="muted">${esc(by)}</td></tr>`;
+            return `<tr data-file="${esc(f.filename)}"><td><a href="${esc(fileUrl(f.filename))}" class="mono">${esc(f.filename)}</a></td><td>${tags}</td><td>${formatSize(f.size)}</td><td><span class="mono" title="${esc(f.sha256)}">${esc(f.sha256.slice(0, 12))}…</span> <button class="copy" data-copy="${esc(f.sha256)}">copy</button></td><td>${when(f.addedAt)}</td><td class="muted source">${esc(describeSource(f, anonymous))}</td><td class="muted builder">${esc(describeBuilder(f, anonymous))}</td></tr>`;
           })
           .join('')}</tbody></table></div>`,
       )
       .join('');
     const latest = [...byVersion.keys()][0]!;
+    const shown = byVersion.get(latest)![0]!;
+    // What PyPI shows, from the latest version's METADATA (PEP 658's copy in the wheelhouse's records).
+    const meta = parseMetadata((await metadataBytes(ctx.store, shown.filename)).toString('utf8'), shown.filename);
+    const dependencies = meta.requiresDist
+      .map((line) => {
+        const { name: dep, rest } = splitRequirement(line);
+        const normal = normalizeProjectName(dep);
+        const link = snapshot.byProject.has(normal) ? `<a href="/project/${esc(normal)}">${esc(dep)}</a>` : esc(dep);
+        return `<li data-dependency="${esc(normal)}">${link}${rest ? ` <code>${esc(rest)}</code>` : ''}</li>`;
+      })
+      .join('');
     const origin = `${request.protocol}://${request.host}`;
-    const body = `<div class="card"><div class="muted"><a href="/">Projects</a> /</div><h1>${esc(name)}</h1>
+    const body = `<div class="card"><div class="muted"><a href="/">Projects</a> /</div><h1>${esc(name)} <span class="muted">${esc(latest)}</span></h1>
+${meta.summary ? `<p class="summary">${esc(meta.summary)}</p>` : ''}
 <div class="snippet mono">pip install --index-url ${esc(origin)}/simple/ ${esc(name)}==${esc(latest)}</div>
-<div class="stats"><div><b>${byVersion.size}</b><span class="muted">versions</span></div><div><b>${entries.length}</b><span class="muted">wheels</span></div></div>
-${sections}</div>`;
+<div class="stats"><div><b>${byVersion.size}</b><span class="muted">versions</span></div><div><b>${entries.length}</b><span class="muted">wheels</span></div><div><b id="requires-python">${esc(meta.requiresPython ?? 'any')}</b><span class="muted">Requires-Python</span></div></div></div>
+<div class="grid"><section class="card"><h2>Description</h2>${meta.description ? renderDescription(meta.description, meta.descriptionContentType) : '<div class="empty">No description.</div>'}</section>
+<aside class="card"><h2>Dependencies</h2>${dependencies ? `<ul id="dependencies">${dependencies}</ul>` : '<div class="empty" id="dependencies">None.</div>'}</aside></div>
+<div class="card"><h2>Files</h2>${sections}</div>`;
     return reply
       .type('text/html; charset=utf-8')
       .header('content-security-policy', PAGE_CSP)

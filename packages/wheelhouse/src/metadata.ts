@@ -10,6 +10,10 @@ export interface WheelMetadata {
   requiresPython: string | null;
   providesExtra: string[];
   summary: string | null;
+  /** The long description: the body after the headers (Metadata 2.1+), else the `Description` header. */
+  description: string | null;
+  /** Description-Content-Type, e.g. `text/markdown; charset=UTF-8` (null: plain text, as PyPI reads it). */
+  descriptionContentType: string | null;
   /** METADATA as is: what PEP 658 serves. */
   text: string;
 }
@@ -63,6 +67,16 @@ export function parseMetadata(text: string, where: string): WheelMetadata {
     requiresPython: one('requires-python'),
     providesExtra: h.get('provides-extra') ?? [],
     summary: one('summary'),
+    description: descriptionOf(text) ?? one('description'),
+    descriptionContentType: one('description-content-type'),
     text,
   };
+}
+
+/** The body of METADATA (after the first blank line), or null when there is none. */
+function descriptionOf(text: string): string | null {
+  const m = /\r?\n\r?\n/.exec(text);
+  if (!m) return null;
+  const body = text.slice(m.index + m[0].length);
+  return body.trim() === '' ? null : body;
 }

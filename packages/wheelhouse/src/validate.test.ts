@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootstrapWheels, hostileWheels, writeWheel } from '@dstack/testing';
-import { FsWheelStore, readWheelMetadata, validateWheel, WheelError } from './index.js';
+import { FsWheelStore, parseMetadata, readWheelMetadata, validateWheel, WheelError } from './index.js';
 
 let tmp: string;
 beforeAll(async () => {
@@ -35,10 +35,20 @@ describe('validateWheel', () => {
       requiresPython: '>=3.8,<4',
       providesExtra: ['socks'],
       summary: 'test package Foo.Bar',
+      description: 'A test package made by @dstack/testing.\n',
+      descriptionContentType: null,
       text: undefined,
     });
     expect(v.metadata.text.startsWith('Metadata-Version: 2.4\nName: Foo.Bar\n')).toBe(true);
     expect(await readWheelMetadata(path)).toEqual(v.metadata);
+  });
+
+  it('reads the long description (the body, else the Description header) and its content type', async () => {
+    const md = await writeWheel(tmp, { name: 'mdpkg', version: '1.0', description: '# Title\n\nSome *text*.\n', descriptionContentType: 'text/markdown; charset=UTF-8' });
+    const m = (await validateWheel(md)).metadata;
+    expect([m.description, m.descriptionContentType]).toEqual(['# Title\n\nSome *text*.\n', 'text/markdown; charset=UTF-8']);
+    expect(parseMetadata('Metadata-Version: 1.2\nName: old\nVersion: 1\nDescription: one line\n', 'old').description).toBe('one line');
+    expect(parseMetadata('Metadata-Version: 2.1\nName: bare\nVersion: 1\n\n\n', 'bare').description).toBe(null);
   });
 
   it('accepts every real bootstrap wheel on this machine and reads its metadata', async () => {

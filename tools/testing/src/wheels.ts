@@ -83,6 +83,9 @@ export interface WheelSpec {
   /** Default 2.1 (what Debian's twine reads). */
   metadataVersion?: string;
   summary?: string;
+  /** The long description (METADATA's body; default one line of plain text) and its content type. */
+  description?: string;
+  descriptionContentType?: string;
   /** Package files; default `<module>/__init__.py` with `TAG = "<tag>"`, `VERSION = "<version>"`. */
   files?: Record<string, string | Buffer>;
   /** Hostile knobs. */
@@ -127,9 +130,9 @@ export function wheelMembers(spec: WheelSpec): ZipMemberSpec[] {
     ...(spec.requiresPython ? [`Requires-Python: ${spec.requiresPython}`] : []),
     ...(spec.providesExtra ?? []).map((e) => `Provides-Extra: ${e}`),
     ...(spec.requires ?? []).map((r) => `Requires-Dist: ${r}`),
+    ...(spec.descriptionContentType ? [`Description-Content-Type: ${spec.descriptionContentType}`] : []),
     '',
-    `A test package made by @dstack/testing.`,
-    '',
+    spec.description ?? `A test package made by @dstack/testing.\n`,
   ].join('\n');
   const [py, abi, plat] = tag.split('-') as [string, string, string];
   const tagLines = py

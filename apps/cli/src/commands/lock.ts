@@ -23,19 +23,52 @@ export function renderLockDiff(diff: LockDiff): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The Python distributions of a CycloneDX SBOM (an image's `<output>.cdx.json`): every component whose PURL is
+ * `pkg:pypi/…`, with its SHA-256 hashes (the installed wheel's). Anything else in the SBOM (the image, the base's
+ * files) is not a distribution and is left out.
+ */
+export function sbomDistributions(bom: unknown, where: string): LockedDistribution[] {
+  const b = bom as { bomFormat?: unknown; components?: unknown };
+  if (b.bomFormat !== 'CycloneDX' || !Array.isArray(b.components)) {
+    throw new CliError('LOCK_UNREADABLE', `${where} is JSON but not a CycloneDX SBOM (no bomFormat "CycloneDX" with components)`, {
+      hint: 'give PEP 751 locks (pylock.<target>.toml) or the SBOMs image app writes (<output>.cdx.json)',
+    });
+  }
+  const out: LockedDistribution[] = [];
+  for (const c of b.components as { name?: string; version?: string; purl?: string; hashes?: { alg?: string; content?: string }[] }[]) {
+    if (typeof c.purl !== 'string' || !c.purl.startsWith('pkg:pypi/') || !c.name || !c.version) continue;
+    out.push({
+      name: c.name.toLowerCase().replace(/[-_.]+/g, '-'),
+      version: c.version,
+      sha256: (c.hashes ?? []).filter((h) => h.alg === 'SHA-256' && typeof h.content === 'string').map((h) => h.content!.toLowerCase()).sort(),
+    });
+  }
+  return out;
+}
+
+/** The distributions of a lock (TOML) or of an image's SBOM (CycloneDX JSON), told apart by their content. */
 async function readDistributions(ctx: CliContext, file: string): Promise<LockedDistribution[]> {
-  const { lockedDistributions, parseLock } = await import('@dstack/recipe');
   const where = path.resolve(ctx.cwd, file);
   let text: string;
   try {
     text = await readFile(where, 'utf8');
   } catch (err) {
     throw new CliError('LOCK_UNREADABLE', `cannot read ${where}: ${(err as Error).message}`, {
-      hint: 'give two PEP 751 lock files (pylock.<target>.toml)',
+      hint: 'give two PEP 751 locks (pylock.<target>.toml) or two SBOMs of images (<output>.cdx.json)',
       cause: err,
     });
   }
-  // The seam for an image's SBOM (issue 23, points 2-4): its distributions map to the same shape.
+  if (text.trimStart().startsWith('{')) {
+    let bom: unknown;
+    try {
+      bom = JSON.parse(text);
+    } catch (err) {
+      throw new CliError('LOCK_UNREADABLE', `${where} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+    return sbomDistributions(bom, where);
+  }
+  const { lockedDistributions, parseLock } = await import('@dstack/recipe');
   return lockedDistributions(parseLock(text, where));
 }
 
@@ -43,9 +76,11 @@ export function registerLockCommands(program: Command, run: Runner): void {
   const lock = program.command('lock').description('read PEP 751 locks (pylock.<target>.toml)');
   lock
     .command('diff')
-    .description('what changed from lock A to lock B: distributions added, removed, and changed (version or wheel sha256)')
-    .argument('<a>', 'the older lock')
-    .argument('<b>', 'the newer lock')
+    .description(
+      'what changed from A to B — two locks, two images\' SBOMs (CycloneDX, <output>.cdx.json), or one of each: distributions added, removed, and changed (version or wheel sha256)',
+    )
+    .argument('<a>', 'the older lock or SBOM')
+    .argument('<b>', 'the newer lock or SBOM')
     .option('--json', 'print the diff as JSON')
     .action(
       run(async (ctx, a: string, b: string, opts: { json?: boolean }) => {
