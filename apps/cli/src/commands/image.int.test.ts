@@ -18,9 +18,14 @@ describe('image app with a Docker engine', () => {
     const tags = { daemonless: `dstack-test/cli-app:d-${id}`, engine: `dstack-test/cli-app:e-${id}` };
     const common = ['image', 'app', '--base', `docker:${runtime}`, '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--uid', '1234'];
     try {
-      const daemonless = await cli([...common, '--output', `docker:${tags.daemonless}`, '--json'], { DOCKER_HOST: env.DOCKER_HOST });
+      const daemonless = await cli([...common, '--output', `docker:${tags.daemonless}`, '--sbom', 'docker-app.cdx.json', '--json'], { DOCKER_HOST: env.DOCKER_HOST });
       expect(daemonless.stderr).toBe('');
       expect(daemonless.code).toBe(0);
+      // A docker: output keeps no SBOM itself: --sbom FILE does, naming the image by the engine's id.
+      const result = JSON.parse(daemonless.stdout) as { output: { digest: string }; sbom: { files: string[] } };
+      expect(result.sbom.files).toEqual([path.join(dir, 'docker-app.cdx.json')]);
+      const sbom = JSON.parse(await readFile(path.join(dir, 'docker-app.cdx.json'), 'utf8')) as { metadata: { component: { version: string } }; components: { name: string }[] };
+      expect([sbom.metadata.component.version, sbom.components.map((c) => c.name)]).toEqual([result.output.digest, ['tool']]);
       const digests = (JSON.parse(daemonless.stdout).layers as { digest: string }[]).map((l) => l.digest);
       const inspected = await docker.getImage(tags.daemonless).inspect();
       expect(inspected.RootFS.Layers?.slice(-digests.length)).toEqual(digests);

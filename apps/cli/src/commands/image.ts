@@ -783,7 +783,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
           // An SBOM per image: the one image, or each platform's of an index (in the index's manifest format).
           const inIndex = index !== null && output.kind !== 'docker' && output.kind !== 'archive';
           const sboms: ({ platform: string | null; digest: string; files: string[]; referrer?: AttachResult } | null)[] = [];
-          for (const b of opts.sbom === false ? [] : inIndex ? built : built.slice(0, 1)) {
+          // A docker: output has nowhere to keep one unless --sbom FILE names a place.
+          const wanted = opts.sbom !== false && (output.kind !== 'docker' || typeof opts.sbom === 'string');
+          for (const b of !wanted ? [] : inIndex ? built : built.slice(0, 1)) {
             const format = inIndex ? indexFormat : output.kind === 'oci' ? 'oci' : 'docker';
             const m = b.image.manifest(format);
             const digest = inIndex || output.kind !== 'docker' ? m.digest : out.digest;
