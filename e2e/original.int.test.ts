@@ -22,6 +22,7 @@ import {
   baseImageName,
   bootstrapWheelhouse,
   buildSourceWheel,
+  expectValidImage,
   isolatedPipEnv,
   makeSdist,
   sharedBaseImage,
@@ -336,6 +337,8 @@ describe.sequential("the original's README and test/ folder, names changed as do
       project,
     );
     expect(crc.stdout).toBe(`${EXPECTED_CRC}\n`);
+    // The ONBUILD child, read back from the engine and checked by validateImage.
+    await expectValidImage(`${app}:1.10.5`);
   }, 900_000);
 
   it('test/: the -source image, startproject demo, its one-line child with SRC_DIR and UID, docker-compose up -d, HTTP', async () => {
@@ -455,6 +458,9 @@ services:
       python: '3.11.2',
       app_file: '/env/lib/python3.11/site-packages/demo/__init__.py',
     });
+    // The two one-line children compose built, read back and checked by validateImage.
+    await expectValidImage(`${app}:source-app`);
+    await expectValidImage(`${app}:wheel-app`);
   }, 900_000);
 
   it("this project's flavours as the original's children meet them: -onbuild-source (SRC_DIR, UID), -onbuild-wheel (WHEEL_FILE; neither: a clear error)", async () => {
