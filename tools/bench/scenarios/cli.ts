@@ -24,19 +24,19 @@ const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', imp
 const MIRROR = 'file:///opt/pypi/simple';
 // With their dependencies: 57 distributions from the local mirror here.
 const WARM_RECIPE = ['django', 'flask', 'requests', 'sqlalchemy', 'sphinx', 'httpx', 'pydantic', 'fastapi', 'jinja2', 'boto3', 'pytest', 'rich', 'pyyaml'];
-const APP_REQUIREMENTS = [
+export const APP_REQUIREMENTS = [
   'django', 'flask', 'requests', 'pyyaml', 'sqlalchemy', 'pygments', 'docutils', 'babel', 'python-dateutil',
   'pytz', 'attrs', 'click', 'packaging', 'rich', 'jsonschema', 'gunicorn',
 ];
 
-interface Figure {
+export interface Figure {
   command: string;
   median: number;
   mean: number;
 }
 
 /** hyperfine over whole processes: the medians, in seconds. */
-async function hyperfine(
+export async function hyperfine(
   commands: string[],
   opts: { runs: number; warmup?: number; prepare?: string; env?: NodeJS.ProcessEnv; cwd?: string; shell?: boolean },
 ): Promise<Figure[]> {
@@ -101,7 +101,7 @@ async function warmBuild(root: string): Promise<string[]> {
 }
 
 /** Real wheels for the runtime's Python (Debian 3.11) from this machine's pip configuration, shared with `bench image`. */
-async function appWheels(): Promise<string> {
+export async function appWheels(): Promise<string> {
   const dir = join(tmpdir(), 'dstack-bench-image', 'wheels');
   if (!existsSync(dir) || (await readdir(dir)).filter((f) => f.endsWith('.whl')).length < 25) {
     await mkdir(dir, { recursive: true });

@@ -136,8 +136,9 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     const runtime = a.json.layers.find((l) => l.role === 'runtime')!;
     const app = a.json.layers.find((l) => l.role === 'app')!;
     expect(deps.cached).toBe(false);
-    // The records: the dependency layer, five segments, five wheels' ELF lists, the base's facts and library index, the runtime layer.
-    expect(a.json.cacheTo).toEqual({ ref: cacheRef, digest: expect.stringMatching(/^sha256:/), records: 14, dropped: 0, blobs: { present: 0, mounted: 2, uploaded: 0 } });
+    // The records: the dependency layer, five segments, five wheels' ELF lists, the check's report, the base's facts
+    // and library index, the runtime layer.
+    expect(a.json.cacheTo).toEqual({ ref: cacheRef, digest: expect.stringMatching(/^sha256:/), records: 15, dropped: 0, blobs: { present: 0, mounted: 2, uploaded: 0 } });
 
     const b = await machine('b', [...common(), '--wheelhouse', 'empty-wheelhouse', '--output', `registry:${repo('app-b')}:b`, '--cache-from', `registry:${cacheRef}`]);
     expect(b.stderr).not.toContain('"level":50');

@@ -570,10 +570,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const cache = dryCache ?? realCache;
         try {
           const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
-          // The registry layer cache: its records imported before anything is inspected or built. A layer it names is
-          // mounted when the image goes to the same registry, else downloaded (beside the base's layers).
+          // The registry layer cache, read while the base is: it answers the records the disk lacks from the first
+          // inspection on; a layer it names is mounted when the image goes to the same registry, else downloaded
+          // (beside the base's layers). An unreadable cache is a warning: the build goes on without it.
           if (cacheFrom && opts.dryRun) logger.warn({ cache: cacheFrom }, 'a dry run plans without --cache-from: a layer only the registry has counts as built');
-          const [remote, target] = await Promise.all([
+          const cacheReading = Promise.all([
             cacheFrom && !opts.dryRun
               ? RegistryLayerCache.open(cacheFrom, { client: registry, logger }).catch((err: { code?: string; message: string }) => {
                   if (err.code === 'IMAGE_LAYER_CACHE_INVALID') throw err;
@@ -582,13 +583,14 @@ export function registerImageCommands(program: Command, run: Runner): void {
                 })
               : null,
             cacheTo && cacheTo !== cacheFrom ? RegistryLayerCache.open(cacheTo, { client: registry, logger }) : null,
-          ]);
-          if (remote) {
-            const mode = output.kind === 'registry' && remote.sameRegistry(output.ref) ? 'mount' : 'download';
-            remote.mode = mode;
-            const imported = await remote.importInto(cache);
-            logger.info({ cache: cacheFrom, records: remote.records.length, imported, blobs: remote.blobs.size, mode }, 'layer cache');
-          }
+          ]).then(([remote, target]) => {
+            if (remote) {
+              remote.mode = output.kind === 'registry' && remote.sameRegistry(output.ref) ? 'mount' : 'download';
+              logger.info({ cache: cacheFrom, records: remote.attachTo(cache), blobs: remote.blobs.size, mode: remote.mode }, 'layer cache');
+            }
+            return { remote, target };
+          });
+          cacheReading.catch(() => undefined); // awaited with the base
           const used = cacheTo ? recordUse(cache) : null;
           const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
           const resolve = (p: string): string => path.resolve(ctx.cwd, p);
@@ -641,7 +643,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
           const assemble = async (platform: Platform | null) => {
             const where = platform ? ` (${formatPlatform(platform)})` : '';
             const given = locks.find((l) => l.platform === null || (platform !== null && platformMatches(platform, l.platform)));
-            const opened = await openImage(baseSpec, { cache: realCache, docker, registry, ...(platform ? { platform } : {}) });
+            // The base is opened while the registry layer cache is read (whose records answer the base's facts).
+            const [opened] = await Promise.all([openImage(baseSpec, { cache: realCache, docker, registry, ...(platform ? { platform } : {}) }), cacheReading]);
             const early = given && !opts.engine && !opts.dryRun ? dependenciesBeforeBase(resolve(given.file)) : null;
             // One read of the base for its facts and (for the library check) its files; a registry's layers are stored
             // in the cache as they are read (one download), for oci: and archive: to write from disk.
@@ -722,6 +725,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           // The platforms one after the other: their wheels differ, their layers are cached apart by content.
           const built: { platform: Platform | null; image: Image; layers: LayerReport[]; wheels: WheelInput[]; result: AppImageResult; lockFile: string; lock: Lock }[] = [];
           const locksUsed: { file: string; digest: string }[] = [];
+          const { remote, target } = await cacheReading;
           for (const platform of platforms ?? [null]) {
             const assembled = await assemble(platform);
             if (assembled.plan) {
@@ -763,23 +767,28 @@ export function registerImageCommands(program: Command, run: Runner): void {
           const index = platforms ? new ImageIndex(built.map((b) => b.image)) : null;
           // Reported in the index's order (by platform), whatever order --platform named them in.
           if (index) built.sort((a, b) => index.entries.findIndex((e) => e.image === a.image) - index.entries.findIndex((e) => e.image === b.image));
-          const out = await (index ? writeImageIndex(index, output, { ...sinkOptions, format: indexFormat }) : writeImage(built[0]!.image, output, sinkOptions)).finally(() => live.finish());
-          let exported: Awaited<ReturnType<typeof exportLayerCache>> | null = null;
-          if (cacheTo && used) {
-            const runtimes = new Set(built.flatMap((b) => b.layers.filter((l) => l.role === 'runtime').map((l) => l.digest)));
-            exported = await exportLayerCache(cacheTo, {
-              client: registry,
-              cache,
-              used,
-              previous: cacheTo === cacheFrom ? remote : target,
-              keep,
-              wheelNames: new Map(built.flatMap((b) => b.wheels).filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
-              layers: built.flatMap((b) => b.image.layers.filter((l) => runtimes.has(l.digest))),
-              ...(output.kind === 'registry' ? { pushedTo: output.ref } : {}),
-              logger,
-            });
-            logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
-          }
+          // The image and the layer cache are written together (a blob the cache lacks waits for the push, then is
+          // mounted from the image's repository).
+          const pushing = (index ? writeImageIndex(index, output, { ...sinkOptions, format: indexFormat }) : writeImage(built[0]!.image, output, sinkOptions)).finally(() => live.finish());
+          const runtimes = new Set(built.flatMap((b) => b.layers.filter((l) => l.role === 'runtime').map((l) => l.digest)));
+          const exporting =
+            cacheTo && used
+              ? exportLayerCache(cacheTo, {
+                  client: registry,
+                  cache,
+                  used,
+                  previous: cacheTo === cacheFrom ? remote : target,
+                  keep,
+                  wheelNames: new Map(built.flatMap((b) => b.wheels).filter((w) => w.sha256).map((w) => [w.sha256!, path.basename(w.path)])),
+                  layers: built.flatMap((b) => b.image.layers.filter((l) => runtimes.has(l.digest))),
+                  mountFrom: [...(cacheFrom ? [cacheFrom] : []), ...(output.kind === 'registry' ? [output.ref] : [])],
+                  pushing,
+                  logger,
+                })
+              : null;
+          exporting?.catch(() => undefined); // a failed push is the error reported; the export waits on it
+          const [out, exported] = await Promise.all([pushing, exporting]);
+          if (exported) logger.info({ cache: cacheTo, ...exported }, 'layer cache written');
           // An SBOM per image: the one image, or each platform's of an index (in the index's manifest format).
           const inIndex = index !== null && output.kind !== 'docker' && output.kind !== 'archive';
           const sboms: ({ platform: string | null; digest: string; files: string[]; referrer?: AttachResult } | null)[] = [];

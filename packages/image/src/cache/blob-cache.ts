@@ -101,7 +101,11 @@ export class BlobCache {
     try {
       value = JSON.parse(await fs.readFile(file, 'utf8')) as T;
     } catch {
-      return null;
+      // Not on disk: the remote's record, when it has one (kept in memory, not written here).
+      const remote = await this.remote?.record(namespace, key);
+      if (remote === undefined || remote === null) return null;
+      this.onRecord?.(namespace, key, remote);
+      return remote as T;
     }
     const now = new Date();
     await fs.utimes(file, now, now).catch(() => undefined); // a read-only cache still answers
@@ -124,6 +128,8 @@ export class BlobCache {
  * miss: the caller then rebuilds what the blob held, never uses something else.
  */
 export interface BlobRemote {
+  /** A record the remote holds (`readKey` asks when the disk has none), or null. */
+  record(namespace: string, key: string): Promise<unknown>;
   /** A layer for a recorded layer blob (pushed by mounting, or downloaded into `cache` first), or null. */
   layer(desc: LayerDescriptor, cache: BlobCache): Promise<Layer | null>;
   /** Downloads a blob into `cache` (digest verified); false when the remote does not have it (intact). */

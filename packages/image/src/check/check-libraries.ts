@@ -218,6 +218,21 @@ export interface WheelLibraryCheckOptions {
  * at their install paths, each loaded as ld.so would. Returns the report; see {@link libraryCheckError}.
  */
 export async function checkWheelLibraries(options: WheelLibraryCheckOptions): Promise<LibraryReport> {
+  // The report, for these wheels (by sha256) on this base (by its layers): a warm rebuild or a cold runner with
+  // the registry layer cache then reads neither the base's files nor the wheels' ELF lists. Package names are
+  // added after (withPackages), so a report without them is what is kept.
+  const keyed = options.cache && !options.baseFiles && options.packages == null && options.wheels.every((w) => w.sha256);
+  const key = keyed
+    ? sha256Digest(JSON.stringify({ v: 1, layers: options.base.config.rootfs.diff_ids, arch: options.base.config.architecture, scheme: options.scheme, wheels: options.wheels.map((w) => [path.basename(w.path), w.sha256]).sort() })).slice(7)
+    : null;
+  const hit = key ? await options.cache!.readKey<LibraryReport>('wheel-check', key) : null;
+  if (hit) return hit;
+  const report = await checkWheelLibrariesUncached(options);
+  if (key) await options.cache!.writeKey('wheel-check', key, report);
+  return report;
+}
+
+async function checkWheelLibrariesUncached(options: WheelLibraryCheckOptions): Promise<LibraryReport> {
   const baseFiles = options.baseFiles ?? (await readImageFiles(options.base, options.cache ? { cache: options.cache } : {}));
   const objects: CheckedObject[] = [];
   const added: [string, FileNode][] = [];

@@ -21,10 +21,13 @@ let base: Image;
 const id = randomBytes(4).toString('hex');
 const fast = { attempts: 3, backoffMs: 10 };
 
-async function wheel(name: string, version: string): Promise<WheelInput> {
+/** A wheel; `modules` more files make its segment's path list long (its record then goes to the values blob). */
+async function wheel(name: string, version: string, modules = 0): Promise<WheelInput> {
   const dir = path.join(tmp, 'wheels');
   await fs.mkdir(dir, { recursive: true });
-  const file = await makeWheel(dir, { name, version, files: { [`${name}/__init__.py`]: `V = "${version}"\n`, [`${name}/data.txt`]: randomBytes(3000).toString('hex') } });
+  const files: Record<string, string> = { [`${name}/__init__.py`]: `V = "${version}"\n`, [`${name}/data.txt`]: randomBytes(3000).toString('hex') };
+  for (let i = 0; i < modules; i++) files[`${name}/module_with_a_long_name_${i}.py`] = `I = ${i}\n`;
+  const file = await makeWheel(dir, { name, version, files });
   const { createHash } = await import('node:crypto');
   return { path: file, sha256: createHash('sha256').update(await fs.readFile(file)).digest('hex') };
 }
@@ -32,7 +35,7 @@ async function wheel(name: string, version: string): Promise<WheelInput> {
 /** One machine's build: its own cache folder, the registry cache imported first when given. */
 async function build(name: string, wheels: WheelInput[], remote: RegistryLayerCache | null = null) {
   const cache = new BlobCache(path.join(tmp, name));
-  if (remote) await remote.importInto(cache);
+  if (remote) remote.attachTo(cache);
   const used = recordUse(cache);
   const result = await buildValidated({ base, cache, wheels, pip: false });
   return { cache, used, result, deps: result.layers.find((l) => l.role === 'dependencies')! };
@@ -46,7 +49,7 @@ beforeAll(async () => {
   host = (await sharedRegistry()).host;
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'dstack-regcache-lib-'));
   base = await fakeBase(new BlobCache(path.join(tmp, 'base')));
-  wheels = [await wheel('alpha', '1.0'), await wheel('beta', '1.0'), await wheel('gamma', '1.0')];
+  wheels = [await wheel('alpha', '1.0'), await wheel('beta', '1.0'), await wheel('gamma', '1.0', 60)];
   cacheRef = `${host}/dstack-test/regcache-lib-${id}:cache`;
   first = await build('a', wheels);
   await exportLayerCache(cacheRef, { client: new RegistryClient(), cache: first.cache, used: first.used, previous: null });
@@ -62,9 +65,21 @@ describe('the registry layer cache', () => {
     expect(res.headers.get('content-type')).toBe('application/vnd.oci.image.manifest.v1+json');
     const m = (await res.json()) as { mediaType: string; config: { mediaType: string }; layers: { digest: string; mediaType: string }[] };
     expect(m.config.mediaType).toBe('application/vnd.dstack-factory.layer-cache.v1+json');
-    expect(m.layers).toEqual([{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: first.deps.digest, size: first.deps.size }]);
+    // The dependency layer, and the values blob: gamma's segment lists 62 paths, too long for the config.
+    expect(m.layers).toEqual([
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: first.deps.digest, size: first.deps.size },
+      { mediaType: 'application/vnd.dstack-factory.layer-cache.values.v1+json+gzip', digest: expect.stringMatching(/^sha256:/), size: expect.any(Number) },
+    ]);
     const cache = await RegistryLayerCache.open(cacheRef, { client: new RegistryClient() });
-    expect(cache.records.map((r) => `${r.namespace} ${r.family}`).sort()).toEqual(['base base', 'layers layers', 'segments segments:alpha', 'segments segments:beta', 'segments segments:gamma']);
+    expect(cache.records.map((r) => `${r.namespace} ${r.family} ${r.value === undefined ? 'in the values blob' : 'inline'}`).sort()).toEqual([
+      'base base inline',
+      'layers layers inline',
+      'segments segments:alpha inline',
+      'segments segments:beta inline',
+      'segments segments:gamma in the values blob',
+    ]);
+    const gamma = cache.records.find((r) => r.family === 'segments:gamma')!;
+    expect(await cache.record('segments', gamma.key)).toMatchObject({ blob: first.deps.digest, paths: expect.arrayContaining(['env/lib/python3.11/site-packages/gamma/module_with_a_long_name_59.py']) });
   });
 
   it('through faults (a manifest GET failing, a dropped connection, a body cut short) B still gets A\'s layer and digest', async () => {
@@ -125,6 +140,13 @@ describe('the registry layer cache', () => {
     const after = await RegistryLayerCache.open(ref, { client });
     expect([...after.blobs.keys()]).toEqual([two.deps.digest]);
     expect(after.records.filter((r) => r.namespace === 'layers').map((r) => (r.value as { digest: string }).digest)).toEqual([two.deps.digest]);
+    // A build that used none of them: every record stays, gamma's long one read back from the old values blob.
+    const idle = await exportLayerCache(ref, { client, cache: two.cache, used: new Map(), previous: after, keep: 1 });
+    expect(idle).toMatchObject({ records: 5, dropped: 0, blobs: { present: 1, mounted: 0, uploaded: 0 } });
+    const again = await RegistryLayerCache.open(ref, { client });
+    const gamma = again.records.find((r) => r.family === 'segments:gamma')!;
+    expect(gamma.value).toBeUndefined();
+    expect(await again.record('segments', gamma.key)).toMatchObject({ blob: two.deps.digest });
   });
 
   it('refuses to read or overwrite a tag that holds an image', async () => {

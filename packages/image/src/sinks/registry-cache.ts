@@ -1,10 +1,12 @@
 // The layer cache in a registry (`image app --cache-from/--cache-to registry:REF`): the blob cache's records —
-// dependency layers, per-wheel segments, the base's inspected facts, the wheels' ELF files — in the config of one
-// OCI image manifest whose layers are the blobs those records name. An image manifest, not an index: ECR and GCR
-// refuse an index of plain blobs; a manifest keeps its blobs from the registry's garbage collector too.
+// dependency layers, per-wheel segments, the base's inspected facts, the wheels' ELF files — listed in the config
+// of one OCI image manifest whose layers are the blobs those records name. An image manifest, not an index: ECR
+// and GCR refuse an index of plain blobs; a manifest keeps its blobs from the registry's garbage collector too.
+// The config stays small (what a cold runner reads first): large values (a base's file index, segments' path
+// lists) sit in one gzipped values blob, read only when a record in it is asked for.
 import { Readable } from 'node:stream';
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Logger } from 'pino';
 import { sha256Digest, type Digest } from '../core/digest.js';
 import { Image, type Descriptor } from '../core/image.js';
@@ -16,14 +18,19 @@ import { type BlobCache, type BlobRemote, CachedLayer } from '../cache/blob-cach
 
 /** The config media type of a layer cache manifest: what tells it from an image. */
 export const LAYER_CACHE_CONFIG = 'application/vnd.dstack-factory.layer-cache.v1+json';
+/** The values blob: a gzipped JSON object of the large record values, by `namespace\0key`. */
+const VALUES_MEDIA_TYPE = 'application/vnd.dstack-factory.layer-cache.values.v1+json+gzip';
+/** Values whose JSON is longer go into the values blob. */
+const INLINE_MAX = 2048;
 
 /**
  * The record namespaces a registry cache carries, keyed as on disk: `layers` (dependency layers by their inputs),
  * `segments` (per-wheel byte ranges of those layers), `base` (a base's Target, Python, users: by its layers),
  * `image-files` (the library index of the runtime check: by the base's layers), `wheel-elf` (by wheel sha256),
- * and `blobs` (further layers kept for mounting: the runtime layer).
+ * `wheel-check` (the runtime check's report for a lock's wheels on a base), and `blobs` (further layers kept for
+ * mounting: the runtime layer).
  */
-export const CACHE_NAMESPACES = ['layers', 'segments', 'base', 'image-files', 'wheel-elf', 'blobs'] as const;
+export const CACHE_NAMESPACES = ['layers', 'segments', 'base', 'image-files', 'wheel-elf', 'wheel-check', 'blobs'] as const;
 const EXPORTED = new Set<string>(CACHE_NAMESPACES);
 
 export interface CacheRecord {
@@ -36,12 +43,17 @@ export interface CacheRecord {
   family: string;
   /** When a build last used it (ISO 8601). */
   used: string;
-  value: unknown;
+  /** The layer blob the record names (a layer's, a segment's), which the manifest then lists. */
+  blob?: Digest;
+  /** The value, unless it sits in the values blob. */
+  value?: unknown;
 }
 
 interface CacheConfigFile {
   schemaVersion: 1;
   records: CacheRecord[];
+  /** The values blob, when there is one. */
+  values?: Descriptor;
 }
 
 /** A record a build read or wrote, as `recordUse` collects them. */
@@ -72,6 +84,13 @@ function segmentProject(value: unknown): string | null {
   return null;
 }
 
+/** The layer blob a record's value names: a dependency or runtime layer's digest, a segment's blob. */
+function blobOf(namespace: string, value: unknown): Digest | undefined {
+  if (namespace === 'layers' || namespace === 'blobs') return (value as LayerDescriptor).digest;
+  if (namespace === 'segments') return (value as { blob: Digest }).blob;
+  return undefined;
+}
+
 function familyOf(namespace: string, key: string, value: unknown, wheelNames: Map<string, string>): string {
   if (namespace === 'segments') {
     const project = segmentProject(value);
@@ -98,16 +117,18 @@ export interface RegistryCacheOptions {
 }
 
 /**
- * A layer cache read from a registry. `importInto` writes its records into a local blob cache (keeping any
- * the cache has already) and becomes that cache's remote: a recorded layer whose blob is not on disk is then
- * mounted or downloaded, a recorded segment downloaded. A blob the registry lacks, or sends wrong, is a miss:
+ * A layer cache read from a registry. `attachTo` makes it a local blob cache's remote: a record the disk lacks is
+ * answered from it, a recorded layer whose blob is not on disk is mounted or downloaded, a recorded segment
+ * downloaded. A blob the registry lacks, or sends wrong, is a miss:
  * the build rebuilds what it held.
  */
 export class RegistryLayerCache implements BlobRemote {
   readonly ref: ImageReference;
   mode: 'mount' | 'download';
   private readonly heads = new Map<Digest, Promise<boolean>>();
+  private readonly byKey: Map<string, CacheRecord>;
   private readonly fetches = new Map<Digest, Promise<boolean>>();
+  private valuesRead: Promise<Map<string, unknown>> | null = null;
 
   private constructor(
     readonly reference: string,
@@ -115,6 +136,8 @@ export class RegistryLayerCache implements BlobRemote {
     /** The records, and the blobs (the manifest's layers) by digest. */
     readonly records: CacheRecord[],
     readonly blobs: Map<Digest, Descriptor>,
+    /** The values blob (null: every value is in the config). */
+    readonly values: Descriptor | null,
     /** The manifest's digest (null: nothing under that tag yet). */
     readonly digest: Digest | null,
     private readonly logger: Logger | undefined,
@@ -122,6 +145,7 @@ export class RegistryLayerCache implements BlobRemote {
   ) {
     this.ref = parseReference(reference);
     this.mode = mode;
+    this.byKey = new Map(records.filter((r) => EXPORTED.has(r.namespace)).map((r) => [`${r.namespace}\0${r.key}`, r]));
   }
 
   /**
@@ -142,7 +166,7 @@ export class RegistryLayerCache implements BlobRemote {
       manifest = JSON.parse(m.bytes.toString('utf8')) as typeof manifest;
       digest = m.digest;
     } catch (err) {
-      if (isNotFound(err)) return new RegistryLayerCache(reference, options.client, [], new Map(), null, options.logger, mode);
+      if (isNotFound(err)) return new RegistryLayerCache(reference, options.client, [], new Map(), null, null, options.logger, mode);
       throw err;
     }
     if (manifest.config?.mediaType !== LAYER_CACHE_CONFIG) {
@@ -163,34 +187,39 @@ export class RegistryLayerCache implements BlobRemote {
         hint: 'write the cache again with --cache-to from this version',
       });
     }
-    const blobs = new Map((manifest.layers ?? []).map((d) => [d.digest, d] as const));
-    return new RegistryLayerCache(reference, options.client, config.records, blobs, digest, options.logger, mode);
+    const blobs = new Map((manifest.layers ?? []).filter((d) => d.mediaType !== VALUES_MEDIA_TYPE).map((d) => [d.digest, d] as const));
+    return new RegistryLayerCache(reference, options.client, config.records, blobs, config.values ?? null, digest, options.logger, mode);
   }
 
   /**
-   * Writes the records into `cache` (a record the cache has already stays: it may name a blob on disk) and
-   * makes this the cache's remote. Returns how many were written.
+   * Makes this the remote of `cache`: a record the cache lacks on disk is then answered from this one (in memory,
+   * nothing is written), a layer or segment blob it lacks is mounted or downloaded. Returns how many records.
    */
-  async importInto(cache: BlobCache): Promise<number> {
-    const listener = cache.onRecord;
-    cache.onRecord = null; // imported is not used
-    let written = 0;
-    try {
-      await Promise.all(
-        this.records
-          .filter((r) => EXPORTED.has(r.namespace) && /^[0-9a-zA-Z:_.-]+$/.test(r.key))
-          .map(async (r) => {
-            const file = path.join(cache.dir, 'keys', r.namespace, `${r.key}.json`);
-            if (await fs.access(file).then(() => true, () => false)) return;
-            await cache.writeKey(r.namespace, r.key, r.value);
-            written++;
-          }),
-      );
-    } finally {
-      cache.onRecord = listener;
-    }
+  attachTo(cache: BlobCache): number {
     cache.remote = this;
-    return written;
+    return this.byKey.size;
+  }
+
+  async record(namespace: string, key: string): Promise<unknown> {
+    const r = this.byKey.get(`${namespace}\0${key}`);
+    if (!r) return null;
+    if (r.value !== undefined) return r.value;
+    return (await this.largeValues()).get(`${namespace}\0${key}`) ?? null;
+  }
+
+  /** The values blob's contents (read once); unreadable, it is empty: its records are misses, rebuilt. */
+  largeValues(): Promise<Map<string, unknown>> {
+    this.valuesRead ??= (async () => {
+      if (!this.values) return new Map<string, unknown>();
+      try {
+        const bytes = await this.client.readBlob(this.ref, this.values.digest, 'layer cache values');
+        return new Map(Object.entries(JSON.parse(gunzipSync(bytes).toString('utf8')) as Record<string, unknown>));
+      } catch (err) {
+        this.logger?.warn({ digest: this.values.digest, err: (err as Error).message }, 'layer cache: values blob not usable, its records are misses');
+        return new Map<string, unknown>();
+      }
+    })();
+    return this.valuesRead;
   }
 
   /** Whether `reference` (an image's) is in the cache's registry: its blobs can be mounted there. */
@@ -291,8 +320,16 @@ export interface ExportOptions {
   wheelNames?: Map<string, string>;
   /** More layers to keep (recorded in `blobs`): the runtime layer, which a cold runner then mounts. */
   layers?: Layer[];
-  /** Where the image was just pushed: in the same registry, the blobs it has are mounted from there. */
-  pushedTo?: string;
+  /**
+   * Images or caches that may hold the blobs already (where the image is pushed, the --cache-from cache): those
+   * in the same registry are asked for a mount, in this order, before an upload from disk.
+   */
+  mountFrom?: string[];
+  /**
+   * The push of the image, when it runs meanwhile: a blob the cache lacks waits for it (then it is mounted from
+   * the image's repository rather than uploaded twice); the rest of the export does not.
+   */
+  pushing?: Promise<unknown>;
   now?: Date;
   logger?: Logger;
 }
@@ -311,33 +348,36 @@ export interface ExportResult {
  */
 export async function exportLayerCache(reference: string, options: ExportOptions): Promise<ExportResult> {
   const ref = parseReference(reference);
-  const pushed = options.pushedTo ? parseReference(options.pushedTo) : null;
-  const mountFrom = pushed && pushed.registry === ref.registry && pushed.repository !== ref.repository ? pushed.repository : null;
+  const mountFrom = [
+    ...new Set(
+      (options.mountFrom ?? [])
+        .map((r) => parseReference(r))
+        .filter((r) => r.registry === ref.registry && r.repository !== ref.repository)
+        .map((r) => r.repository),
+    ),
+  ];
   const client = options.client;
   const keep = options.keep ?? 3;
   const now = (options.now ?? new Date()).toISOString();
   const names = options.wheelNames ?? new Map<string, string>();
   const merged = new Map<string, CacheRecord>();
-  for (const r of options.previous?.records ?? []) if (EXPORTED.has(r.namespace)) merged.set(`${r.namespace}\0${r.key}`, r);
-  for (const [id, u] of options.used) merged.set(id, { namespace: u.namespace, key: u.key, family: familyOf(u.namespace, u.key, u.value, names), used: now, value: u.value });
+  const fresh = (namespace: string, key: string, value: unknown, family: string): CacheRecord => {
+    const blob = blobOf(namespace, value);
+    return { namespace, key, family, used: now, ...(blob ? { blob } : {}), value };
+  };
+  for (const r of options.previous?.records ?? []) {
+    if (!EXPORTED.has(r.namespace)) continue;
+    const blob = r.blob ?? (r.value !== undefined ? blobOf(r.namespace, r.value) : undefined);
+    merged.set(`${r.namespace}\0${r.key}`, { ...r, ...(blob ? { blob } : {}) });
+  }
+  for (const [id, u] of options.used) merged.set(id, fresh(u.namespace, u.key, u.value, familyOf(u.namespace, u.key, u.value, names)));
   for (const l of options.layers ?? []) {
     const desc: LayerDescriptor = { digest: l.digest, diffId: l.diffId, size: l.size, mediaType: l.mediaType };
-    merged.set(`blobs\0${hexKey(l.digest)}`, { namespace: 'blobs', key: hexKey(l.digest), family: 'blobs', used: now, value: desc });
+    merged.set(`blobs\0${hexKey(l.digest)}`, fresh('blobs', hexKey(l.digest), desc, 'blobs'));
   }
   // A layer used now keeps its segments (a one-wheel change later copies the others from it).
   const usedLayers = new Set([...options.used.values()].filter((u) => u.namespace === 'layers').map((u) => (u.value as LayerDescriptor).digest));
-  for (const r of merged.values()) if (r.namespace === 'segments' && usedLayers.has((r.value as { blob: Digest }).blob)) r.used = now;
-
-  // Each blob's descriptor: from layer records, the cache's manifest, else the local file.
-  const descriptors = new Map<Digest, Descriptor>(options.previous?.blobs ?? []);
-  for (const r of merged.values()) {
-    if (r.namespace === 'layers' || r.namespace === 'blobs') {
-      const d = r.value as LayerDescriptor;
-      descriptors.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
-    }
-  }
-  const blobOf = (r: CacheRecord): Digest | null =>
-    r.namespace === 'layers' || r.namespace === 'blobs' ? (r.value as LayerDescriptor).digest : r.namespace === 'segments' ? (r.value as { blob: Digest }).blob : null;
+  for (const r of merged.values()) if (r.namespace === 'segments' && r.blob && usedLayers.has(r.blob)) r.used = now;
 
   // Bounded: per family, the newest `keep`.
   const families = new Map<string, CacheRecord[]>();
@@ -349,9 +389,27 @@ export async function exportLayerCache(reference: string, options: ExportOptions
     kept.push(...list.slice(0, keep));
     dropped += Math.max(0, list.length - keep);
   }
+  // Values kept from before that sit in the old values blob are read back from it (once).
+  if (kept.some((r) => r.value === undefined)) {
+    const old = (await options.previous?.largeValues()) ?? new Map<string, unknown>();
+    kept = kept.filter((r) => {
+      if (r.value !== undefined) return true;
+      r.value = old.get(`${r.namespace}\0${r.key}`);
+      if (r.value === undefined) dropped++;
+      return r.value !== undefined;
+    });
+  }
 
+  // Each blob's descriptor: from layer records, the cache's manifest, else the local file.
+  const descriptors = new Map<Digest, Descriptor>(options.previous?.blobs ?? []);
+  for (const r of kept) {
+    if (r.namespace === 'layers' || r.namespace === 'blobs') {
+      const d = r.value as LayerDescriptor;
+      descriptors.set(d.digest, { mediaType: d.mediaType, digest: d.digest, size: d.size });
+    }
+  }
   const counts = { present: 0, mounted: 0, uploaded: 0 };
-  const needed = [...new Set(kept.map(blobOf).filter((d): d is Digest => d !== null))];
+  const needed = [...new Set(kept.map((r) => r.blob).filter((d): d is Digest => d !== undefined))];
   const missing = new Set<Digest>();
   await Promise.all(
     needed.map(async (digest) => {
@@ -366,39 +424,52 @@ export async function exportLayerCache(reference: string, options: ExportOptions
         counts.present++;
         return;
       }
-      if (!local && !mountFrom) {
-        missing.add(digest);
-        return;
+      await options.pushing?.catch(() => undefined);
+      // Mounted from the first repository that has it, else uploaded from disk; neither: its records go.
+      const open = async (): Promise<Readable> => {
+        if (!local) throw new NotOnDisk(); // not retried
+        return options.cache.open(digest);
+      };
+      for (const from of [...mountFrom, null]) {
+        try {
+          counts[await client.uploadBlob(ref, digest, desc.size, open, { mountFrom: from })]++;
+          return;
+        } catch (err) {
+          if (!(err instanceof NotOnDisk)) throw err;
+        }
       }
-      try {
-        const open = async (): Promise<Readable> => {
-          if (!local) throw new Error(`${digest} is not on disk to upload`); // not retried: the record is dropped
-          return options.cache.open(digest);
-        };
-        const how = await client.uploadBlob(ref, digest, desc.size, open, { mountFrom });
-        counts[how]++;
-      } catch (err) {
-        if (local) throw err;
-        missing.add(digest); // not mountable, not on disk
-      }
+      missing.add(digest);
     }),
   );
   if (missing.size > 0) {
     options.logger?.warn({ blobs: [...missing] }, 'layer cache: blobs neither in the registry nor on disk, their records dropped');
     const before = kept.length;
-    kept = kept.filter((r) => {
-      const d = blobOf(r);
-      return d === null || !missing.has(d);
-    });
+    kept = kept.filter((r) => r.blob === undefined || !missing.has(r.blob));
     dropped += before - kept.length;
   }
   kept.sort((a, b) => (a.namespace === b.namespace ? (a.key < b.key ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
-  const config = Buffer.from(JSON.stringify({ schemaVersion: 1, records: kept } satisfies CacheConfigFile));
-  const configDigest = sha256Digest(config);
-  if (!(await client.blobExists(ref, configDigest, { push: true }))) {
-    await client.uploadBlob(ref, configDigest, config.length, async () => Readable.from([config]));
+
+  // Small values in the config, large ones in the values blob.
+  const large: Record<string, unknown> = {};
+  const records = kept.map((r) => {
+    if (JSON.stringify(r.value).length <= INLINE_MAX) return r;
+    large[`${r.namespace}\0${r.key}`] = r.value;
+    const { value: _value, ...rest } = r;
+    return rest;
+  });
+  const upload = async (bytes: Buffer): Promise<Digest> => {
+    const digest = sha256Digest(bytes);
+    if (!(await client.blobExists(ref, digest, { push: true }))) await client.uploadBlob(ref, digest, bytes.length, async () => Readable.from([bytes]));
+    return digest;
+  };
+  let values: Descriptor | null = null;
+  if (Object.keys(large).length > 0) {
+    const bytes = gzipSync(JSON.stringify(large), { level: 6 });
+    values = { mediaType: VALUES_MEDIA_TYPE, digest: await upload(bytes), size: bytes.length };
   }
-  const layers = [...new Set(kept.map(blobOf).filter((d): d is Digest => d !== null))]
+  const config = Buffer.from(JSON.stringify({ schemaVersion: 1, records, ...(values ? { values } : {}) } satisfies CacheConfigFile));
+  const configDigest = await upload(config);
+  const layers = [...new Set(kept.map((r) => r.blob).filter((d): d is Digest => d !== undefined))]
     .sort()
     .map((d) => descriptors.get(d)!);
   const manifest = Buffer.from(
@@ -406,11 +477,14 @@ export async function exportLayerCache(reference: string, options: ExportOptions
       schemaVersion: 2,
       mediaType: MEDIA_TYPES.ociManifest,
       config: { mediaType: LAYER_CACHE_CONFIG, digest: configDigest, size: config.length },
-      layers,
+      layers: [...layers, ...(values ? [values] : [])],
     }),
   );
   const digest = await client.putManifest(ref, ref.tag ?? 'cache', { mediaType: MEDIA_TYPES.ociManifest, bytes: manifest });
   return { digest, records: kept.length, dropped, blobs: counts };
 }
+
+/** An upload that found neither a mount nor the blob on disk. */
+class NotOnDisk extends Error {}
 
 const hexKey = (d: Digest): string => d.slice('sha256:'.length);

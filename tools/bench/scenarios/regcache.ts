@@ -1,0 +1,106 @@
+// `npm run bench regcache` (issue 22): a cold CI runner building the app image of the 25-wheel closure (the same
+// real wheels as `bench cli` and `bench image`) after one source change, and pushing it to the registry — whole
+// processes timed by hyperfine, side by side in one run (Decision 23):
+//  (a) dstack-factory, empty HOME and cache, with the warm registry layer cache (--cache-from and --cache-to);
+//  (b) dstack-factory, empty HOME and cache, no registry cache (every wheel installed, compressed, pushed);
+//  (c) the docker path: `docker pull` of the previous image, `docker build --cache-from` it, `docker push`.
+// Goal: (a) >= 5x faster than (c), and under 2 s. Each run changes one source file first.
+// The CLI is the built one (bin/ + dist/: run `npm run build` first).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { isolatedPipEnv, registryPort, sharedEngine, sharedRuntimeImage } from '@dstack/testing';
+import type { Scenario } from '../lib.js';
+import { APP_REQUIREMENTS, appWheels, hyperfine, type Figure } from './cli.js';
+
+const run = promisify(execFile);
+const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
+const q = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+const cmd = (...a: string[]): string => a.map(q).join(' ');
+const s = (f: Figure): string => `${(f.median * 1000).toFixed(0)} ms`;
+
+const scenario: Scenario = {
+  name: 'regcache',
+  description: 'a cold CI runner: the app image (25 wheels) after a source change, pushed — registry layer cache vs none vs docker pull/build --cache-from/push (issue 22)',
+  async run() {
+    if (!existsSync(BIN.replace(/bin\/dstack-factory\.js$/, 'dist/main.js'))) throw new Error('build the CLI first: npm run build');
+    const root = await mkdtemp(join(tmpdir(), 'bench-regcache-'));
+    const { env: engineEnv } = await sharedEngine();
+    const dockerHost = engineEnv.DOCKER_HOST!;
+    const registry = `127.0.0.1:${registryPort}`;
+    const tag = `${process.pid}`;
+    const repo = (name: string): string => `${registry}/dstack-bench/regcache-${name}`;
+    const dockerEnv = { ...process.env, DOCKER_HOST: dockerHost, DOCKER_BUILDKIT: '0' };
+    try {
+      const runtime = await sharedRuntimeImage();
+      const wheelsDir = await appWheels();
+      const nWheels = (await readdir(wheelsDir)).filter((f) => f.endsWith('.whl')).length;
+      const wheelhouse = join(root, 'wheelhouse');
+      await cp(wheelsDir, wheelhouse, { recursive: true });
+      await writeFile(join(root, 'app.txt'), APP_REQUIREMENTS.join('\n') + '\n');
+      const src = join(root, 'src');
+      await mkdir(join(src, 'app'), { recursive: true });
+      for (let i = 0; i < 20; i++) await writeFile(join(src, 'app', `m${i}.py`), `VALUE = ${i}\n`);
+      // The base in the registry, as a CI runner finds it.
+      const baseRef = `${repo('base')}:${tag}`;
+      await run('skopeo', ['copy', '-q', '--src-daemon-host', dockerHost, '--dest-tls-verify=false', `docker-daemon:${runtime}`, `docker://${baseRef}`]);
+      // The warm machine: locks with the base's interpreter, builds, pushes, writes the registry cache.
+      const cacheRef = `${repo('app')}:cache-${tag}`;
+      const warmEnv = isolatedPipEnv({ HOME: join(root, 'warm-home'), XDG_CACHE_HOME: join(root, 'warm-home', '.cache'), DOCKER_HOST: dockerHost, NO_COLOR: '1' });
+      await run('node', [BIN, 'image', 'app', '--base', `registry:${baseRef}`, '--requirements', 'app.txt', '--wheelhouse', wheelhouse, '--source', src, '--output', `registry:${repo('app')}:prev-${tag}`, '--cache-to', `registry:${cacheRef}`], { env: warmEnv, cwd: root, maxBuffer: 64 << 20 }).catch((e: { stderr: string }) => {
+        throw new Error(`the warm build failed:\n${e.stderr}`);
+      });
+      const lock = join(root, 'locks', 'app', (await readdir(join(root, 'locks', 'app')))[0]!);
+
+      // The cold runner: a fresh HOME and cache each run (the lock and the wheelhouse are in its checkout).
+      const cold = join(root, 'cold');
+      const touch = (dir: string): string => `rm -rf ${q(cold)} && mkdir -p ${q(cold)} && date +%s%N > ${q(join(dir, 'app', 'changed.py'))}`;
+      const coldEnv = isolatedPipEnv({ HOME: cold, XDG_CACHE_HOME: join(cold, '.cache'), NO_COLOR: '1' });
+      const ours = (extra: string[], out: string): string =>
+        cmd('node', BIN, 'image', 'app', '--base', `registry:${baseRef}`, '--lock', lock, '--wheelhouse', wheelhouse, '--source', src, '--output', `registry:${repo(out)}:${tag}`, ...extra);
+      const [withCache, withoutCache] = await hyperfine(
+        [ours(['--cache-from', `registry:${cacheRef}`, '--cache-to', `registry:${cacheRef}`], 'app-cold'), ours([], 'app-nocache')],
+        { runs: 5, warmup: 1, prepare: touch(src), env: coldEnv, cwd: root },
+      );
+
+      // The docker path: the previous image built and pushed once, then per run: its local copy removed (a
+      // fresh runner), pull, build --cache-from, push. The runtime base stays on the shared engine (a head start
+      // for docker: a real runner pulls it too).
+      const ctx = join(root, 'ctx');
+      await mkdir(join(ctx, 'src'), { recursive: true });
+      await cp(wheelsDir, join(ctx, 'wheelhouse'), { recursive: true });
+      await writeFile(join(ctx, 'requirements.txt'), APP_REQUIREMENTS.join('\n') + '\n');
+      await writeFile(
+        join(ctx, 'Dockerfile'),
+        [`FROM ${runtime}`, 'COPY wheelhouse /wheelhouse', 'COPY requirements.txt /requirements.txt',
+          'RUN pip install --no-index --no-cache-dir -f /wheelhouse -r /requirements.txt && rm -rf /wheelhouse',
+          'COPY --chown=4801:4801 src /app', 'USER 4801', ''].join('\n'),
+      );
+      await cp(src, join(ctx, 'src'), { recursive: true });
+      const prev = `${repo('docker')}:prev-${tag}`;
+      const next = `${repo('docker')}:next-${tag}`;
+      await run('docker', ['build', '-q', '-t', prev, ctx], { env: dockerEnv, maxBuffer: 16 << 20 });
+      await run('docker', ['push', '-q', prev], { env: dockerEnv, maxBuffer: 16 << 20 }).catch(() => run('docker', ['push', prev], { env: dockerEnv, maxBuffer: 16 << 20 }));
+      const dockerPrepare = `docker rmi -f ${q(prev)} ${q(next)} >/dev/null 2>&1; ${touch(join(ctx, 'src'))}`;
+      const dockerPath = `docker pull -q ${q(prev)} >/dev/null && docker build -q --cache-from ${q(prev)} -t ${q(next)} ${q(ctx)} >/dev/null && docker push ${q(next)} >/dev/null`;
+      const [docker] = await hyperfine([dockerPath], { runs: 3, warmup: 1, prepare: dockerPrepare, env: dockerEnv, shell: true });
+      await run('docker', ['rmi', '-f', prev, next], { env: dockerEnv }).catch(() => undefined);
+
+      const { stdout: load } = await run('uptime');
+      return [
+        `load: ${load.trim()}`,
+        `app: ${nWheels} real wheels, 21 source files (one changed per run), base ${runtime} from the registry; each run a fresh HOME and cache, output registry:`,
+        `(a) cold runner, warm registry cache (--cache-from + --cache-to): ${s(withCache!)} (goal < 2 s)`,
+        `(b) cold runner, no registry cache: ${s(withoutCache!)} -> (a) is ${(withoutCache!.median / withCache!.median).toFixed(1)}x faster`,
+        `(c) docker pull + docker build --cache-from + docker push: ${s(docker!)} -> (a) is ${(docker!.median / withCache!.median).toFixed(1)}x faster (goal >= 5x)`,
+      ];
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  },
+};
+export default scenario;
