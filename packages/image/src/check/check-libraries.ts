@@ -221,7 +221,7 @@ export async function checkWheelLibraries(options: WheelLibraryCheckOptions): Pr
   // The report, for these wheels (by sha256) on this base (by its layers): a warm rebuild or a cold runner with
   // the registry layer cache then reads neither the base's files nor the wheels' ELF lists. Package names are
   // added after (withPackages), so a report without them is what is kept.
-  const keyed = options.cache && !options.baseFiles && options.packages == null && options.wheels.every((w) => w.sha256);
+  const keyed = options.cache && options.packages == null && options.wheels.every((w) => w.sha256);
   const key = keyed
     ? sha256Digest(JSON.stringify({ v: 1, layers: options.base.config.rootfs.diff_ids, arch: options.base.config.architecture, scheme: options.scheme, wheels: options.wheels.map((w) => [path.basename(w.path), w.sha256]).sort() })).slice(7)
     : null;
