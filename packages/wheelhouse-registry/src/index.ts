@@ -4,4 +4,5 @@ export { RegistryWheelStore, parseRegistryLocation, type RegistryWheelStoreOptio
 export { copyWheels, type CopyEvent, type CopyOptions, type CopyResult } from './copy.js';
 export { isRegistryLocation, openWheelStore, storeLocation } from './open-store.js';
 export { wheelTag } from './tags.js';
-export { ANNOTATIONS, METADATA_MEDIA_TYPE, WHEEL_ARTIFACT_TYPE, WHEEL_MEDIA_TYPE } from './manifest.js';
+export { ANNOTATIONS, METADATA_MEDIA_TYPE, PROJECT_ARTIFACT_TYPE, WHEEL_ARTIFACT_TYPE, WHEEL_MEDIA_TYPE } from './manifest.js';
+export { projectTag } from './tags.js';

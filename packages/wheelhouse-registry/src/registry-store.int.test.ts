@@ -2,9 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EMPTY_DIGEST, RegistryClient } from '@dstack/oci';
+import { EMPTY_DIGEST, RegistryClient, type ImageReference, type ManifestBytes } from '@dstack/oci';
 import { FsWheelStore, WheelError } from '@dstack/wheelhouse';
 import {
   buildWheel,
@@ -15,7 +16,7 @@ import {
   type SharedRegistry,
   type WheelSpec,
 } from '@dstack/testing';
-import { copyWheels, RegistryWheelStore, WHEEL_ARTIFACT_TYPE } from './index.js';
+import { copyWheels, PROJECT_ARTIFACT_TYPE, RegistryWheelStore, WHEEL_ARTIFACT_TYPE } from './index.js';
 
 const runId = randomBytes(4).toString('hex');
 let registry: SharedRegistry;
@@ -42,6 +43,33 @@ async function folderOf(name: string, specs: WheelSpec[]): Promise<FsWheelStore>
   const store = new FsWheelStore(dir);
   for (const spec of specs) await store.add(Readable.from([await buildWheel(spec)]), { filename: wheelFilenameOf(spec), builtBy: { by: name } });
   return store;
+}
+
+/** A client that records the manifests it GETs (by tag or digest). */
+class CountingClient extends RegistryClient {
+  readonly gets: string[] = [];
+  override getManifest(ref: ImageReference, reference: string, accept?: string): Promise<ManifestBytes> {
+    this.gets.push(reference);
+    return super.getManifest(ref, reference, accept);
+  }
+}
+
+/** The project manifest of `project` in the store's repository, as JSON. */
+async function projectManifestOf(store: RegistryWheelStore, project: string): Promise<{ artifactType: string; layers: { digest: string; annotations: Record<string, string> }[]; annotations: Record<string, string> }> {
+  return JSON.parse((await new RegistryClient().getManifest(store.ref, `project.${project}`)).bytes.toString('utf8'));
+}
+const filenamesIn = (m: { layers: { annotations: Record<string, string> }[] }): string[] =>
+  m.layers.map((l) => l.annotations['dev.dstack-factory.wheel.filename']).filter((f): f is string => f !== undefined).sort();
+
+/** A pino logger whose lines (parsed) land in `lines`. */
+function captureLogger(lines: { msg: string; [k: string]: unknown }[]): Logger {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return pino({ level: 'debug' }, sink);
 }
 
 const specs = (prefix: string, n: number): WheelSpec[] =>
@@ -126,6 +154,10 @@ describe('RegistryWheelStore', () => {
     const ones = specs('writer-a', 12);
     const twos = specs('writer-b', 12);
     const both = { name: 'writer-both', version: '3.0' };
+    // Both writers also add wheels of one project, writer-shared: its manifest must end up with every one of them.
+    const shared = (major: number): WheelSpec[] => Array.from({ length: 6 }, (_, i) => ({ name: 'writer-shared', version: `${major}.${i}` }));
+    ones.push(...shared(1));
+    twos.push(...shared(2));
     const bothBytes = await buildWheel(both);
     const write = async (list: WheelSpec[]): Promise<string[]> => {
       const store = new RegistryWheelStore(where, { client: new RegistryClient() });
@@ -133,12 +165,19 @@ describe('RegistryWheelStore', () => {
       return Promise.all(wheels.map(async (w) => (await store.add(Readable.from([w.bytes]), { filename: w.filename })).status));
     };
     const [a, b] = await Promise.all([write(ones), write(twos)]);
-    expect(a.slice(0, 12)).toEqual(Array(12).fill('added'));
-    expect(b.slice(0, 12)).toEqual(Array(12).fill('added'));
-    const listed = await new RegistryWheelStore(where).list();
-    expect(listed.map((e) => e.filename).sort()).toEqual(
-      [...ones, ...twos, both].map((s) => wheelFilenameOf(s).replace(/-/g, (m, i: number) => (i < s.name.length ? '_' : m))).sort(),
-    );
+    expect(a.slice(0, 18)).toEqual(Array(18).fill('added'));
+    expect(b.slice(0, 18)).toEqual(Array(18).fill('added'));
+    const stored = (list: WheelSpec[]): string[] => list.map((s) => wheelFilenameOf(s).replace(/-/g, (m, i: number) => (i < s.name.length ? '_' : m))).sort();
+    const reader = new CountingClient();
+    const listed = await new RegistryWheelStore(where, { client: reader }).list();
+    expect(listed.map((e) => e.filename).sort()).toEqual(stored([...ones, ...twos, both]));
+    // One manifest per project, and it holds every wheel of both writers.
+    const sharedManifest = await projectManifestOf(new RegistryWheelStore(where), 'writer-shared');
+    expect(filenamesIn(sharedManifest)).toEqual(stored([...shared(1), ...shared(2)]));
+    expect(filenamesIn(await projectManifestOf(new RegistryWheelStore(where), 'writer-both'))).toEqual(stored([both]));
+    // So a reader on another machine reads one manifest per project (26), none per wheel (37).
+    expect(reader.gets.length).toBe(26);
+    expect(reader.gets.every((g) => g.startsWith('project.'))).toBe(true);
   });
 
   it('two writers of other bytes for one release at once: a writer told "added" is the one served, the other is refused', async () => {
@@ -154,6 +193,108 @@ describe('RegistryWheelStore', () => {
       expect(added.length).toBeLessThanOrEqual(1);
       expect(listed.map((e) => e.sha256)).toEqual(added);
     }
+  });
+
+  it('keeps one manifest per project, tagged project.<name>, rebuilt from its wheel tags on add and remove', async () => {
+    const store = new RegistryWheelStore(location('project'));
+    const one = await buildWheel({ name: 'Proj.Demo', version: '1.0', requiresPython: '>=3.9' });
+    const two = await buildWheel({ name: 'proj-demo', version: '2.0' });
+    const { entry: e1 } = await store.add(Readable.from([one]), { filename: 'Proj.Demo-1.0-py3-none-any.whl', builtBy: { by: 'test' } });
+    const { entry: e2 } = await store.add(Readable.from([two]), { filename: 'proj_demo-2.0-py3-none-any.whl' });
+    await store.add(Readable.from([await buildWheel({ name: 'other', version: '1.0' })]), { filename: 'other-1.0-py3-none-any.whl' });
+    const client = new RegistryClient();
+    const tags = (await client.listTags(store.ref)).sort();
+    const wheelTags = tags.filter((t) => t.startsWith('proj_demo-'));
+    expect(tags.filter((t) => t.startsWith('project.'))).toEqual(['project.other', 'project.proj-demo']);
+    expect(wheelTags).toHaveLength(2);
+    const m = await projectManifestOf(store, 'proj-demo');
+    expect(m.artifactType).toBe(PROJECT_ARTIFACT_TYPE);
+    expect(m.annotations).toEqual({
+      'org.opencontainers.image.title': 'proj-demo',
+      'dev.dstack-factory.project.name': 'proj-demo',
+      'dev.dstack-factory.project.tags': JSON.stringify(wheelTags),
+    });
+    expect(m.layers.map((l) => l.digest)).toEqual([`sha256:${e1.sha256}`, `sha256:${e1.metadataSha256}`, `sha256:${e2.sha256}`, `sha256:${e2.metadataSha256}`]);
+    expect(m.layers[0]!.annotations).toEqual({
+      'org.opencontainers.image.title': e1.filename,
+      'org.opencontainers.image.created': e1.addedAt,
+      'dev.dstack-factory.wheel.filename': e1.filename,
+      'dev.dstack-factory.wheel.sha256': e1.sha256,
+      'dev.dstack-factory.wheel.metadata.sha256': e1.metadataSha256,
+      'dev.dstack-factory.wheel.requires-python': '>=3.9',
+      'dev.dstack-factory.wheel.built-by': '{"by":"test"}',
+      'dev.dstack-factory.wheel.needs': '[]',
+      'dev.dstack-factory.wheel.tag': wheelTags[0],
+      'dev.dstack-factory.wheel.manifest': await client.resolveManifest(store.ref, wheelTags[0]!),
+    });
+    // Another machine: one GET per project, the same entries as the wheels' own manifests give.
+    const counting = new CountingClient();
+    const reader = new RegistryWheelStore(location('project'), { client: counting });
+    expect(await reader.list()).toEqual(await store.list());
+    expect(await reader.list('proj-demo')).toEqual([e1, e2]);
+    expect(counting.gets.sort()).toEqual(['project.other', 'project.proj-demo']);
+
+    expect(await store.remove(e2.filename)).toBe(true);
+    expect(filenamesIn(await projectManifestOf(store, 'proj-demo'))).toEqual([e1.filename]);
+    expect(await store.remove(e1.filename)).toBe(true);
+    expect((await client.listTags(store.ref)).filter((t) => t.startsWith('project.'))).toEqual(['project.other']);
+  });
+
+  it('falls back to the wheels\' own manifests where a project manifest is missing or disagrees, and the next writer rebuilds it', async () => {
+    const where = location('fallback');
+    const store = new RegistryWheelStore(where);
+    const client = new RegistryClient();
+    const entries = [];
+    for (const v of ['1.0', '1.1', '1.2']) entries.push((await store.add(Readable.from([await buildWheel({ name: 'handdel', version: v })]), { filename: `handdel-${v}-py3-none-any.whl` })).entry);
+    const wheelTags = (await client.listTags(store.ref)).filter((t) => t.startsWith('handdel-')).sort();
+
+    // Deleted by hand: read per wheel, said at debug.
+    await client.deleteManifest(store.ref, (await client.resolveManifest(store.ref, 'project.handdel'))!);
+    const lines: { msg: string; [k: string]: unknown }[] = [];
+    const counting = new CountingClient();
+    expect(await new RegistryWheelStore(where, { client: counting, logger: captureLogger(lines) }).list()).toEqual(entries);
+    expect(counting.gets.sort()).toEqual(wheelTags);
+    expect(lines.filter((l) => l.project === 'handdel').map((l) => l.msg)).toEqual(["no project manifest: reading the wheels' own manifests"]);
+
+    // The next writer of the project rebuilds it from the tags (all four, not only its own).
+    const stale = await new RegistryWheelStore(where).list(); // (a fresh store: nothing cached)
+    expect(stale).toHaveLength(3);
+    entries.push((await new RegistryWheelStore(where).add(Readable.from([await buildWheel({ name: 'handdel', version: '2.0' })]), { filename: 'handdel-2.0-py3-none-any.whl' })).entry);
+    const rebuilt = await projectManifestOf(store, 'handdel');
+    expect(filenamesIn(rebuilt)).toEqual(entries.map((e) => e.filename).sort());
+
+    // Put back an older manifest by hand (it lacks 2.0): its three wheels come from it, 2.0 from its own manifest.
+    const allTags = (await client.listTags(store.ref)).filter((t) => t.startsWith('handdel-')).sort();
+    const newTag = allTags.find((t) => !wheelTags.includes(t))!;
+    const three = entries.slice(0, 3);
+    const older = Buffer.from(JSON.stringify({ ...rebuilt, layers: rebuilt.layers.filter((_, i) => i < 6), annotations: { ...rebuilt.annotations, 'dev.dstack-factory.project.tags': JSON.stringify(wheelTags) } }));
+    expect(three.map((e) => `sha256:${e.sha256}`)).toEqual([rebuilt.layers[0]!.digest, rebuilt.layers[2]!.digest, rebuilt.layers[4]!.digest]);
+    await client.putManifest(store.ref, 'project.handdel', { mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes: older });
+    const lines2: { msg: string; [k: string]: unknown }[] = [];
+    const counting2 = new CountingClient();
+    expect(await new RegistryWheelStore(where, { client: counting2, logger: captureLogger(lines2) }).list()).toEqual(entries);
+    expect(counting2.gets).toEqual(['project.handdel', newTag]);
+    expect(lines2.filter((l) => l.project === 'handdel').map((l) => [l.msg, l.lacking, l.extra])).toEqual([
+      ['project manifest disagrees with the tags: the wheels it lacks are read from their own manifests', 1, 0],
+    ]);
+  });
+
+  it('refuses with WHEEL_PROJECT_UNSETTLED when the tags keep changing through every rebuild; the wheel is stored', async () => {
+    const ghost = 'ghost-9.9-py3-none-any--0000000000000000-0000000000000000';
+    // Lists a wheel tag of the project that has no manifest: every rebuild's second listing differs from what it read.
+    class GhostClient extends RegistryClient {
+      override async listTags(ref: ImageReference, options?: { pageSize?: number }): Promise<string[]> {
+        return [...(await super.listTags(ref, options)), ghost];
+      }
+    }
+    const where = location('unsettled');
+    const store = new RegistryWheelStore(where, { client: new GhostClient() });
+    const err = await store.add(Readable.from([await buildWheel({ name: 'ghost', version: '1.0' })]), { filename: 'ghost-1.0-py3-none-any.whl' }).catch((e: unknown) => e);
+    expect((err as WheelError).code).toBe('WHEEL_PROJECT_UNSETTLED');
+    expect((err as WheelError).message).toBe(
+      `the manifest of project ghost in ${store.location} (tag project.ghost) still disagreed with its wheel tags after 8 rebuilds: 1 listed that it lacks, 0 it holds no longer listed`,
+    );
+    expect((await new RegistryWheelStore(where).list()).map((e) => e.filename)).toEqual(['ghost-1.0-py3-none-any.whl']);
   });
 
   it('moves wheels folder -> registry -> folder with identical sha256s, only what is missing, mounting across repositories', async () => {

@@ -1,5 +1,8 @@
 // The registry store: a WheelStore in an OCI registry. One manifest per wheel, under a tag that names its release
-// and its bytes (tags.ts); the listing is rebuilt from the tag list. See README.md for why this design.
+// and its bytes (tags.ts): the record writers never share; the listing is rebuilt from the tag list. Over them,
+// one manifest per project (Decision 21), rebuilt from the project's wheel tags by every writer that changes them
+// and verified against a second listing: readers read it instead of one manifest per wheel, and fall back to the
+// wheels' own manifests where it is missing or disagrees with the tags. See README.md for why this design.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,8 +25,11 @@ import {
   type WheelStore,
 } from '@dstack/wheelhouse';
 import type { Logger } from 'pino';
-import { readWheelManifest, wheelManifest } from './manifest.js';
-import { parseWheelTag, releaseHash, stemMayBeProject, wheelTag, type WheelTag } from './tags.js';
+import { projectManifest, readProjectManifest, readWheelManifest, wheelManifest, type ProjectWheel } from './manifest.js';
+import { parseWheelTag, projectTag, releaseHash, stemMayBeProject, tagProject, wheelTag, type WheelTag } from './tags.js';
+
+/** How many times a writer rebuilds a project's manifest while other writers keep changing the project's tags. */
+const PROJECT_ATTEMPTS = 8;
 
 export interface RegistryWheelStoreOptions {
   /** The registry client (credentials, insecure hosts, retries, a logger); default an anonymous one. */
@@ -98,6 +104,9 @@ export class RegistryWheelStore implements WheelStore {
   readonly #metadata = new Map<Digest, Buffer>();
   readonly #releaseLocks = new Map<string, Promise<unknown>>();
   #config: Promise<void> | null = null;
+  /** Per project: the rebuild of its manifest running in this process, and the one queued after it. */
+  readonly #settling = new Map<string, Promise<void>>();
+  readonly #settleQueued = new Map<string, Promise<void>>();
 
   constructor(location: string, options: RegistryWheelStoreOptions = {}) {
     this.ref = parseRegistryLocation(location);
@@ -143,9 +152,62 @@ export class RegistryWheelStore implements WheelStore {
     return read;
   }
 
-  /** The wheel manifests among `tags`, read; with `all`, every manifest of a release, else the one that stands. */
-  private async wheels(tags: WheelTag[], all = false): Promise<Wheel[]> {
-    const reads = await pool(tags, this.options.concurrency ?? 16, async (t) => {
+  /**
+   * Reads the manifests of the projects of those `tags` not read yet (one GET per project), and keeps each wheel
+   * it holds that the last listing has, as if its own manifest had been read (a wheel tag never changes what it
+   * points at). A project without one, or a wheel it lacks, is read from the wheels' own manifests (said at debug).
+   */
+  private async viaProjects(tags: WheelTag[]): Promise<void> {
+    const listing = this.#tags?.tags ?? [];
+    const projects = new Set<string>();
+    for (const t of tags) {
+      const p = this.#reads.has(t.tag) ? null : tagProject(t);
+      if (p !== null && projectTag(p) !== null) projects.add(p);
+    }
+    if (projects.size === 0) return;
+    const listed = new Set(listing);
+    const byProject = new Map<string, string[]>();
+    for (const t of listing.map(parseWheelTag)) {
+      const p = t && tagProject(t);
+      if (p && projects.has(p)) byProject.set(p, [...(byProject.get(p) ?? []), t.tag]);
+    }
+    await pool([...projects], this.options.concurrency ?? 16, async (project) => {
+      const ptag = projectTag(project)!;
+      const wheelTags = byProject.get(project) ?? [];
+      const log = this.options.logger;
+      if (!listed.has(ptag)) {
+        log?.debug({ project, tag: ptag, wheels: wheelTags.length }, "no project manifest: reading the wheels' own manifests");
+        return;
+      }
+      let read: ReturnType<typeof readProjectManifest>;
+      try {
+        read = readProjectManifest((await this.client.getManifest(this.ref, ptag, MEDIA_TYPES.ociManifest)).bytes);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== undefined && code !== 'REGISTRY_NOT_FOUND') throw err;
+        log?.debug({ project, tag: ptag, err: (err as Error).message }, "project manifest gone or unreadable: reading the wheels' own manifests");
+        return;
+      }
+      const inListing = new Set(wheelTags);
+      const held = new Set(read.tags);
+      for (const w of read.wheels) {
+        const tag = parseWheelTag(w.tag);
+        if (tag && inListing.has(w.tag) && !this.#reads.has(w.tag)) {
+          this.#reads.set(w.tag, Promise.resolve({ tag, digest: w.digest, entry: w.entry, wheel: w.wheel, metadata: w.metadata, metadataSize: w.metadataSize }));
+        }
+      }
+      const lacking = wheelTags.filter((t) => !held.has(t));
+      const extra = read.tags.filter((t) => !inListing.has(t));
+      if (lacking.length > 0 || extra.length > 0) {
+        log?.debug({ project, tag: ptag, lacking: lacking.length, extra: extra.length }, "project manifest disagrees with the tags: the wheels it lacks are read from their own manifests");
+      }
+    });
+  }
+
+  /** The manifests of `tags`, read (through their projects' manifests first); null for one deleted since the listing. */
+  private async reads(tags: WheelTag[]): Promise<(Read | null)[]> {
+    await this.viaProjects(tags);
+    return pool(tags, this.options.concurrency ?? 16, async (t) => {
       try {
         return await this.read(t);
       } catch (err) {
@@ -154,6 +216,11 @@ export class RegistryWheelStore implements WheelStore {
         throw err;
       }
     });
+  }
+
+  /** The wheel manifests among `tags`, read; with `all`, every manifest of a release, else the one that stands. */
+  private async wheels(tags: WheelTag[], all = false): Promise<Wheel[]> {
+    const reads = await this.reads(tags);
     const wheels = reads.filter((r): r is Wheel => r !== null && isWheel(r));
     if (all) return wheels;
     const byRelease = new Map<string, Wheel>();
@@ -237,7 +304,71 @@ export class RegistryWheelStore implements WheelStore {
       if (await this.client.deleteManifest(this.ref, w.digest)) removed = true;
       this.forget(w.tag.tag);
     }
+    if (mine.length > 0) await this.settleProject(mine[0]!.entry.name);
     return removed;
+  }
+
+  /**
+   * Rebuilds the manifest of `project` after this writer changed its wheel tags: joins a rebuild queued in this
+   * process and not started yet (its listing comes after this writer's change), else queues one after the running one.
+   */
+  private settleProject(project: string): Promise<void> {
+    const queued = this.#settleQueued.get(project);
+    if (queued) return queued;
+    const before = this.#settling.get(project) ?? Promise.resolve();
+    const run: Promise<void> = before
+      .catch(() => {})
+      .then(() => {
+        this.#settleQueued.delete(project);
+        this.#settling.set(project, run);
+        return this.rebuildProject(project);
+      })
+      .finally(() => {
+        if (this.#settling.get(project) === run) this.#settling.delete(project);
+      });
+    this.#settleQueued.set(project, run);
+    return run;
+  }
+
+  /**
+   * The project's manifest made from its wheel tags, freshly listed (never merged into the one there): PUT (or
+   * deleted when the project has no wheel left), then the tags listed again; while they differ from those it was
+   * built from, built again, at most PROJECT_ATTEMPTS times (WHEEL_PROJECT_UNSETTLED). Why this converges: docs/scale.md.
+   */
+  private async rebuildProject(project: string): Promise<void> {
+    const ptag = projectTag(project);
+    if (ptag === null) return;
+    const ofProject = (tags: WheelTag[]): WheelTag[] => tags.filter((t) => tagProject(t) === project);
+    let listed = ofProject(await this.wheelTags(true));
+    for (let attempt = 1; ; attempt++) {
+      const reads = (await this.reads(listed)).filter((r): r is Read => r !== null);
+      const built = reads.map((r) => r.tag.tag);
+      if (built.length === 0) {
+        const digest = await this.client.resolveManifest(this.ref, ptag, MEDIA_TYPES.ociManifest);
+        if (digest) await this.client.deleteManifest(this.ref, digest);
+      } else {
+        const wheels: ProjectWheel[] = reads.filter(isWheel).map((w) => ({ tag: w.tag.tag, digest: w.digest, entry: w.entry, wheel: w.wheel, metadata: w.metadata, metadataSize: w.metadataSize }));
+        await this.client.putManifest(this.ref, ptag, { mediaType: MEDIA_TYPES.ociManifest, bytes: projectManifest(project, built, wheels) });
+      }
+      listed = ofProject(await this.wheelTags(true));
+      const now = new Set(listed.map((t) => t.tag));
+      const was = new Set(built);
+      const added = [...now].filter((t) => !was.has(t));
+      const gone = built.filter((t) => !now.has(t));
+      if (added.length === 0 && gone.length === 0) {
+        this.options.logger?.debug({ project, tag: ptag, wheels: built.length, attempt }, 'project manifest rebuilt');
+        return;
+      }
+      this.options.logger?.debug({ project, tag: ptag, attempt, added, gone }, "the project's wheel tags changed while its manifest was put: rebuilding it");
+      if (attempt >= PROJECT_ATTEMPTS) {
+        throw new WheelError(
+          'WHEEL_PROJECT_UNSETTLED',
+          `the manifest of project ${project} in ${this.location} (tag ${ptag}) still disagreed with its wheel tags after ${PROJECT_ATTEMPTS} rebuilds: ${added.length} listed that it lacks, ${gone.length} it holds no longer listed`,
+          { hint: 'the wheels are stored and readers fall back to their own manifests; push again when the other writers are done' },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt + Math.floor(Math.random() * 50)));
+    }
   }
 
   private forget(tag: string): void {
@@ -324,6 +455,8 @@ export class RegistryWheelStore implements WheelStore {
    * registry has them, mounted from `mountFrom` when it can) and its manifest are pushed, and the release is
    * listed again: when another writer pushed other bytes for it meanwhile, this one withdraws its manifest and
    * fails with WHEEL_CONFLICT (the first one seen stands: no writer is told "added" for a wheel that is not served).
+   * An added wheel's project manifest is then rebuilt (rebuildProject); when other writers keep changing the
+   * project's tags through every rebuild, the add fails with WHEEL_PROJECT_UNSETTLED, the wheel itself stored.
    */
   async add(source: string | NodeJS.ReadableStream, options: AddOptions = {}): Promise<AddResult> {
     const given = options.filename ?? (typeof source === 'string' ? basename(source) : undefined);
@@ -342,9 +475,11 @@ export class RegistryWheelStore implements WheelStore {
         ...(signal ? { signal } : {}),
       });
       const metadata = await staging.metadataBytes(entry.filename);
-      return await this.withReleaseLock(releaseHash(entry.filename), () =>
+      const result = await this.withReleaseLock(releaseHash(entry.filename), () =>
         this.publish(entry, metadata, given, staging.pathOf(entry.filename), options),
       );
+      if (result.status === 'added') await this.settleProject(entry.name);
+      return result;
     } finally {
       await rm(stagingRoot, { recursive: true, force: true });
     }
@@ -380,6 +515,8 @@ export class RegistryWheelStore implements WheelStore {
       await this.client.deleteManifest(this.ref, digest);
       this.forget(tag.tag);
       this.options.logger?.warn({ filename: entry.filename, rival: rival.entry.sha256 }, 'another writer pushed this release meanwhile; withdrawn');
+      // A rebuild may have taken the withdrawn tag in meanwhile.
+      await this.settleProject(entry.name).catch((err: unknown) => this.options.logger?.warn({ project: entry.name, err: (err as Error).message }, 'project manifest not settled'));
       throw this.conflict(given, rival.entry, entry.sha256, true);
     }
     for (const old of before) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseWheelTag, releaseHash, stemMayBeProject, tagStem, wheelTag } from './tags.js';
+import { parseWheelTag, projectTag, releaseHash, stemMayBeProject, tagProject, tagStem, wheelTag } from './tags.js';
 
 const SHA = 'ab'.repeat(32);
 const TAG_RULE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -35,5 +35,21 @@ describe('the tag of a wheel', () => {
   it('is not read from tags of other schemes', () => {
     expect(parseWheelTag('latest')).toBeNull();
     expect(parseWheelTag(`x--${'0'.repeat(16)}`)).toBeNull();
+  });
+});
+
+describe('the tag of a project', () => {
+  it('is project.<canonical name>, never read as a wheel tag, and names the project of its wheel tags', () => {
+    expect(projectTag('zope-interface')).toBe('project.zope-interface');
+    expect(projectTag('zope-interface')).toMatch(TAG_RULE);
+    expect(parseWheelTag(projectTag('zope-interface')!)).toBeNull();
+    expect(tagProject(parseWheelTag(wheelTag('Zope.Interface-6.0-cp311-cp311-linux_x86_64.whl', SHA))!)).toBe('zope-interface');
+    // A name of 89 characters still fits its wheels' readable part; one of 90 is cut there: no project tag.
+    const long89 = 'a'.repeat(89);
+    expect(projectTag(long89)).toBe(`project.${long89}`);
+    expect(tagProject(parseWheelTag(wheelTag(`${long89}-1.0-py3-none-any.whl`, SHA))!)).toBe(long89);
+    expect(projectTag('a'.repeat(90))).toBeNull();
+    expect(tagProject(parseWheelTag(wheelTag(`${'a'.repeat(90)}-1.0-py3-none-any.whl`, SHA))!)).toBeNull();
+    expect(projectTag('Not_Canonical')).toBeNull();
   });
 });

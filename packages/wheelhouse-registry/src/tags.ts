@@ -57,3 +57,21 @@ export function stemMayBeProject(stem: string, escapedName: string): boolean {
   const want = `${escapedName}-`;
   return stem.startsWith(want) || (stem.length === READABLE && want.startsWith(stem));
 }
+
+// A project's manifest (manifest.ts) is tagged `project.<canonical name>` (e.g. `project.django`,
+// `project.zope-interface`). A canonical name is [a-z0-9-] without two dashes in a row, so a project tag never
+// holds `--` and never reads as a wheel's tag (parseWheelTag needs `--<16 hex>-<16 hex>` at its end); a wheel's
+// tag starts with its escaped name, which holds no dot, so never with `project.`.
+// Only projects whose tags name them have one: names shorter than the readable part (90), so at most 97 characters.
+const PROJECT_PREFIX = 'project.';
+
+/** The project a wheel tag names (the escaped name before the first `-`, `_` back to `-`); null when the stem was cut inside the name. */
+export function tagProject(tag: WheelTag): string | null {
+  const dash = tag.stem.indexOf('-');
+  return dash > 0 ? tag.stem.slice(0, dash).replace(/_/g, '-') : null;
+}
+
+/** The tag of a project's manifest, or null for a name too long for its wheel tags to name it (90 or more characters). */
+export function projectTag(name: string): string | null {
+  return name.length < READABLE && /^[a-z0-9]+(-[a-z0-9]+)*$/.test(name) ? `${PROJECT_PREFIX}${name}` : null;
+}

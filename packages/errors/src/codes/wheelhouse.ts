@@ -67,6 +67,11 @@ export const WHEEL_CODES = {
       'Different bytes for a release already in the wheelhouse (same canonical name, equal version, build tag and tags, under any spelling), or two wheels that install the same file.',
     hint: 'One release, one wheel: remove the existing wheel first (or add with overwrite); for two wheels, drop one.',
   },
+  WHEEL_PROJECT_UNSETTLED: {
+    summary:
+      "A registry store's project manifest could not be made to match the project's wheel tags: other writers kept changing them through every rebuild. The wheels themselves are stored; readers fall back to their own manifests.",
+    hint: 'Run the push again when the other writers are done (a push that adds or removes a wheel of the project rebuilds its manifest).',
+  },
   WHEEL_BUILD_TAG: {
     summary: "A wheel's file name has a build tag, and this upload or `wheelhouse add` does not take them.",
     hint: 'Upload the wheel without the build tag, or allow build tags (server: allow_build_tags = true; wheelhouse add --allow-build-tag).',
