@@ -79,9 +79,9 @@ describe('dstack-factory wheelhouse on registry:HOST/REPO', () => {
     expect(pruned.code).toBe(0);
     expect((await readdir(path.join(root, 'archive'))).sort()).toEqual(['gone-1.0-py3-none-any.whl', 'other-1.0-py3-none-any.whl']);
     expect(await sha(path.join(root, 'archive', 'gone-1.0-py3-none-any.whl'))).toBe(await sha(path.join(root, 'a', 'gone-1.0-py3-none-any.whl')));
-    // The manifests are gone (tags with them); only kept's tag is left.
+    // The manifests are gone (tags with them), their projects' manifests too; only kept's tags are left.
     const tags = await new RegistryClient().listTags(parseReference(`${store.slice('registry:'.length)}:x`));
-    expect(tags.map((t) => t.replace(/--.*$/, ''))).toEqual(['kept-1.0-py3-none-any']);
+    expect(tags.map((t) => t.replace(/--.*$/, '')).sort()).toEqual(['kept-1.0-py3-none-any', 'project.kept']);
     const verified = await cli(['wheelhouse', 'verify', '--wheelhouse', store]);
     expect([verified.code, verified.stdout]).toEqual([0, '1 wheel ok, 0 corrupt\n']);
   });
