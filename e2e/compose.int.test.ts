@@ -13,6 +13,7 @@ import type Docker from 'dockerode';
 import {
   baseImageName,
   bootstrapWheelhouse,
+  expectValidImage,
   isolatedPipEnv,
   sharedBaseImage,
   sharedEngine,
@@ -304,6 +305,9 @@ describe.sequential('quick start with docker-compose (Debian docker-compose 1.29
     // Published on the loopback address only.
     const port = await compose(appDir, ['port', 'source', '8000'], appEnv());
     expect(port.stdout.trim()).toBe(`127.0.0.1:${ports.source}`);
+    // The images compose built, read back and checked by validateImage (source's lower layers are deps').
+    await expectValidImage(`${appImage}-source`);
+    await expectValidImage(`${appImage}-wheel`);
   }, 900_000);
 
   it("dstack-factory init: the starter project's wheelhouse (build --executor docker) and docker-compose.yml serve the app", async () => {
