@@ -692,7 +692,8 @@ def plan_items(b, report):
 def report_plan(items):
     """The `planned` event, then a `cached` event for each wheel already there."""
     keys = ("name", "version", "action", "url", "filename", "requested", "dependencies", "requiresPython")
-    emit("planned", packages=[{k: i[k] for k in keys} for i in items])
+    # What each wheel to fetch or build comes from (a plan shows it: build --dry-run).
+    emit("planned", packages=[dict({k: i[k] for k in keys}, **({"source": source_of(i)} if i["action"] != "cached" else {})) for i in items])
     for i in items:
         if i["action"] == "cached":
             emit("cached", package=i["name"], version=i["version"], filename=i["filename"])

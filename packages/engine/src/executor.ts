@@ -25,6 +25,8 @@ export interface PlannedPackage {
   /** Requires-Dist of the distribution (names only), for the lock's dependencies. */
   dependencies: string[];
   requiresPython: string | null;
+  /** `download` and `build`: what the wheel comes from (an sdist and its sha256, a VCS commit, a folder, a wheel URL). */
+  source?: WheelSource;
 }
 
 /** What the target interpreter reported about itself (the lock's environment, builtBy). */

@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WheelEntry } from '@dstack/wheelhouse';
+import type { WheelEntry, WheelSource } from '@dstack/wheelhouse';
 import type { BuildEvent, BuildResult, PlannedPackage } from './executor.js';
 import { executorEnv, prepareBuild, targetLock, type BuildOptions, type TargetLock } from './engine.js';
 import type { ExplainedFailure } from './failure.js';
@@ -20,6 +20,11 @@ export interface PlanStep {
   filename: string | null;
   /** reuse: the wheelhouse file; download: where pip found the wheel; build: the source (sdist URL, VCS URL, path). */
   from: string;
+  /**
+   * What the wheel is (or was) made from: reuse — the wheelhouse's record (null for wheels recorded before sources
+   * were, and for uploads); download and build — what pip's plan found.
+   */
+  source: WheelSource | null;
   /** reuse: the wheel's sha256 (the lock's, checked against the wheelhouse record). */
   sha256: string | null;
   /**
@@ -49,8 +54,8 @@ export interface BuildPlan {
 }
 
 /** Where a wheel in the store came from, for a plan: its file and its builder record. */
-function reused(entry: WheelEntry | null, wheelhouse: string, filename: string): Pick<PlanStep, 'from' | 'builder'> {
-  return { from: join(wheelhouse, filename), builder: entry?.builtBy ?? null };
+function reused(entry: WheelEntry | null, wheelhouse: string, filename: string): Pick<PlanStep, 'from' | 'builder' | 'source'> {
+  return { from: join(wheelhouse, filename), builder: entry?.builtBy ?? null, source: entry?.source ?? null };
 }
 
 /**
@@ -130,7 +135,7 @@ export async function planWheelhouse(options: BuildOptions): Promise<BuildPlan> 
           sha256: entry?.sha256 ?? null,
           ...(pkg.action === 'cached' && pkg.filename
             ? reused(entry, p.wheelhouse, pkg.filename)
-            : { from: pkg.url, builder: pkg.action === 'build' ? { ...result.builtBy, target: target.id } : null }),
+            : { from: pkg.url, source: pkg.source ?? null, builder: pkg.action === 'build' ? { ...result.builtBy, target: target.id } : null }),
         });
       }
     } finally {

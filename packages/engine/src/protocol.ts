@@ -161,7 +161,11 @@ export class FactoryRun {
         return null;
       }
       case 'planned': {
-        const packages = raw.packages as PlannedPackage[];
+        // The source of each package to fetch or build, checked as a built wheel's is.
+        const packages = (raw.packages as (PlannedPackage & { source?: unknown })[]).map(({ source, ...p }) => {
+          const checked = wheelSource(source);
+          return checked ? { ...p, source: checked } : p;
+        });
         this.result.packages = packages;
         await this.sink({ type: 'planned', job, packages });
         return null;

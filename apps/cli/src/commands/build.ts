@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { BuildEvent, BuildOptions, BuildPlan, BuildSummary, Executor } from '@dstack/engine';
-import type { Target } from '@dstack/wheelhouse';
+import type { Target, WheelSource } from '@dstack/wheelhouse';
 import { logs, type CliContext, type Runner } from '../context.js';
 import { CliError, EXIT_FAILURE, EXIT_OK, UsageError } from '../errors.js';
 import { LiveLine } from '../progress.js';
@@ -159,6 +159,20 @@ export function describeBuilder(builder: Record<string, string> | null): string 
         .join(', ');
 }
 
+/** What a wheel is made from, in one line: "sdist URL sha256:…", "git+URL@COMMIT", "local folder PATH", a wheel's URL. */
+export function describeSource(source: WheelSource): string {
+  switch (source.kind) {
+    case 'sdist':
+      return `sdist ${source.url}${source.sha256 ? ` sha256:${source.sha256.slice(0, 12)}` : ''}`;
+    case 'vcs':
+      return `${source.vcs}+${source.url}@${source.commit}${source.subdirectory ? ` (${source.subdirectory})` : ''}`;
+    case 'directory':
+      return `local folder ${source.path}${source.subdirectory ? ` (${source.subdirectory})` : ''}`;
+    case 'wheel':
+      return source.url;
+  }
+}
+
 /** The plan of --dry-run, as text: per target, the lock's state and one line per distribution. */
 export function printPlan(ctx: CliContext, plan: BuildPlan): void {
   for (const t of plan.targets) {
@@ -179,10 +193,10 @@ export function printPlan(ctx: CliContext, plan: BuildPlan): void {
       const verb = { reuse: 'reuse', download: 'download', build: 'build' }[s.action].padEnd(8);
       const detail =
         s.action === 'reuse'
-          ? `${s.filename}${s.sha256 ? ` sha256:${s.sha256.slice(0, 12)}` : ''} (built by ${describeBuilder(s.builder)})`
+          ? `${s.filename}${s.sha256 ? ` sha256:${s.sha256.slice(0, 12)}` : ''} (built by ${describeBuilder(s.builder)}${s.source ? `; from ${describeSource(s.source)}` : ''})`
           : s.action === 'download'
             ? `${s.filename} from ${s.from}`
-            : `from ${s.from} by ${describeBuilder(s.builder)}`;
+            : `from ${s.source ? describeSource(s.source) : s.from} by ${describeBuilder(s.builder)}`;
       ctx.stdout.write(`  ${verb} ${what}  ${detail}\n`);
     }
     for (const f of t.failures) {

@@ -5,7 +5,9 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { isolatedPipEnv, testPython, writeWheel } from '@dstack/testing';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { bootstrapWheelhouse, isolatedPipEnv, makeSdist, testPython, writePurePackage, writeWheel } from '@dstack/testing';
 import { runCli } from '../run-cli.test-support.js';
 
 vi.setConfig({ testTimeout: 300_000 });
@@ -88,6 +90,28 @@ describe('build --dry-run, build --upgrade, lock diff', () => {
     const json = JSON.parse((await cli(['lock', 'diff', 'before.toml', lock, '--json'])).stdout);
     expect(json.changed.map((c: { name: string; from: { version: string }; to: { version: string } }) => [c.name, c.from.version, c.to.version])).toEqual([['alpha', '1.0', '1.1']]);
     expect([json.added, json.removed, json.unchanged]).toEqual([[], [], 2]);
+  });
+
+  it('a source to build is planned with its sdist (URL and sha256) and builder; once built, reused with the same source', async () => {
+    const spec = { name: 'srcpkg', version: '1.0' };
+    const wheelhouse = path.join(dir, 'wh-src');
+    await bootstrapWheelhouse(python, wheelhouse);
+    const sdist = await makeSdist(await writePurePackage(path.join(dir, 'srcpkgs'), spec), path.join(dir, 'sdists'), spec);
+    const sha256 = createHash('sha256').update(await readFile(sdist)).digest('hex');
+    await writeFile(path.join(dir, 'src.txt'), `--no-index\n--find-links ${path.join(dir, 'sdists')}\nsrcpkg==1.0\n`);
+    const args = ['build', './src.txt', '--python', python, '--no-cext', '--wheelhouse', wheelhouse];
+    const cold = await cli([...args, '--dry-run', '--json']);
+    expect(cold.code).toBe(0);
+    const step = JSON.parse(cold.stdout).targets[0].steps[0];
+    expect(step).toMatchObject({ name: 'srcpkg', version: '1.0', action: 'build', filename: null, source: { kind: 'sdist', url: `file://${sdist}`, sha256 } });
+    expect(step.builder).toMatchObject({ executor: 'local', target: 'cp311-linux_x86_64' });
+    const text = await cli([...args, '--dry-run']);
+    expect(text.stdout).toContain(`  build    srcpkg 1.0  from sdist file://${sdist} sha256:${sha256.slice(0, 12)} by local, `);
+
+    expect((await cli(args)).code).toBe(0);
+    const warm = JSON.parse((await cli([...args, '--dry-run', '--json'])).stdout).targets[0];
+    expect(warm.lock).toBe('current');
+    expect(warm.steps[0]).toMatchObject({ action: 'reuse', filename: 'srcpkg-1.0-py3-none-any.whl', source: { kind: 'sdist', url: `file://${sdist}`, sha256 } });
   });
 
   it.each([
