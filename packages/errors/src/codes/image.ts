@@ -40,6 +40,14 @@ export const IMAGE_CODES = {
     summary: 'The base image has no python3.X interpreter in /usr/bin or /usr/local/bin.',
     hint: 'Use a base with Python installed (the runtime image, or a Debian base with python3).',
   },
+  IMAGE_BYTECODE_FAILED: {
+    summary: 'Compiling the installed modules to .pyc failed: the interpreter did not start, died, or has another Python version than the base.',
+    hint: 'Build with --no-compile to leave bytecode out, and report the failure.',
+  },
+  IMAGE_BYTECODE_NO_PYTHON: {
+    summary: "No interpreter of the base's Python minor version to compile .pyc with: none on this machine, and no engine that can run the base.",
+    hint: 'Install that Python (pyenv), give a docker: base on a reachable engine, or build with --no-compile.',
+  },
   IMAGE_BASE_PLATFORM: {
     summary: "The base image's platform has no wheel tags, or its config names another machine than its C library.",
     hint: 'Use a linux base of a machine wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386), with a config that says it.',

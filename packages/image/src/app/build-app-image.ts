@@ -15,6 +15,8 @@ import { sourceEntries } from '../layers/app-source.js';
 import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
 import { writeWheelsLayer } from '../layers/wheels/wheels-layer.js';
 import type { VenvScheme } from '../layers/wheels/install.js';
+import { cacheTagOf, findHostBytecodeCompiler, type BytecodeCompiler, type BytecodeOptions } from '../layers/wheels/bytecode.js';
+import { ImageError } from '../errors.js';
 
 export interface WheelInput {
   path: string;
@@ -62,6 +64,14 @@ export interface AppImageOptions {
   pipWheelSha256?: string;
   /** Told as the dependencies layer is written: after each wheel (a progress line; silent without one). */
   onWheel?: (wheel: string, done: number, total: number) => void;
+  /**
+   * Compile the installed modules to `.pyc` as `pip install` does (default true; false is `--no-compile`): PEP 552
+   * checked hash-based files, so the layers stay reproducible. Cached with each wheel's segment: only wheels not
+   * cached yet are compiled, by `compiler` (asked for then), else by an interpreter of the base's Python minor
+   * version on this machine (its exact full version first).
+   */
+  compile?: boolean;
+  compiler?: () => Promise<BytecodeCompiler>;
 }
 
 export interface LayerReport {
@@ -87,6 +97,15 @@ async function fileSha256(file: string): Promise<string> {
   return hexOf(h.digest());
 }
 
+/** An interpreter of the base's Python on this machine, or a refusal that says what to do. */
+async function hostCompiler(base: BaseInfo): Promise<BytecodeCompiler> {
+  const found = await findHostBytecodeCompiler(base.pythonVersion, base.pythonFullVersion);
+  if (found) return found;
+  throw new ImageError('IMAGE_BYTECODE_NO_PYTHON', `no Python ${base.pythonVersion} on this machine to compile the base's bytecode with (${base.python} in the base)`, {
+    hint: `install Python ${base.pythonVersion} (pyenv install ${base.pythonFullVersion ?? base.pythonVersion}), build on an engine that has the base, or leave bytecode out (--no-compile)`,
+  });
+}
+
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 async function wheelKey(w: WheelInput): Promise<object> {
@@ -104,6 +123,8 @@ export interface DependenciesLayerOptions {
   compression?: Compression;
   /** Told after each wheel is installed into the layer (or copied from the cache). */
   onWheel?: (wheel: string, done: number, total: number) => void;
+  /** Compile the installed modules as `pip install` does (the .pyc live in each wheel's segment); none without. */
+  bytecode?: BytecodeOptions;
 }
 
 /**
@@ -123,6 +144,7 @@ export async function writeDependenciesLayer(
   const keyInput = {
     v: 1,
     scheme,
+    ...(options.bytecode ? { bytecode: { tag: options.bytecode.cacheTag, pyc: 'checked-hash' } } : {}),
     epoch,
     level,
     compression,
@@ -135,7 +157,7 @@ export async function writeDependenciesLayer(
   const remote = hit && cache.remote ? await cache.remote.layer(hit, cache) : null;
   if (remote) return { layer: remote, cached: true };
   // Per-wheel segments: after one dependency changes, only that wheel is installed again.
-  const seg = await writeSegmentedWheelsLayer(wheels, { cache, mtime: epoch, level, compression, scheme, verifySha256: true, ...(options.onWheel ? { onWheel: options.onWheel } : {}) });
+  const seg = await writeSegmentedWheelsLayer(wheels, { cache, mtime: epoch, level, compression, scheme, verifySha256: true, ...(options.onWheel ? { onWheel: options.onWheel } : {}), ...(options.bytecode ? { bytecode: options.bytecode } : {}) });
   await cache.writeKey('layers', key, seg.layer.descriptor());
   return { layer: seg.layer, cached: false, segments: { built: seg.built.length, reused: seg.reused.length } };
 }
@@ -167,6 +189,14 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   }
   const additions: Addendum[] = [];
   const reports: LayerReport[] = [];
+  let compiler: Promise<BytecodeCompiler> | null = null;
+  const bytecode: BytecodeOptions | undefined =
+    options.compile === false
+      ? undefined
+      : {
+          cacheTag: cacheTagOf(base.pythonVersion),
+          compiler: () => (compiler ??= (options.compiler ?? (() => hostCompiler(base)))()),
+        };
 
   const runtime = await writeLayer(runtimeEntries(base, { uid, gid }), layerOptions);
   additions.push({
@@ -175,7 +205,15 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   });
   reports.push({ role: 'runtime', digest: runtime.digest, size: runtime.size, cached: false });
 
-  const { layer: deps, cached: depsCached, segments } = await writeDependenciesLayer(wheels, { cache, scheme, epoch, level, compression, ...(options.onWheel ? { onWheel: options.onWheel } : {}) });
+  const { layer: deps, cached: depsCached, segments } = await writeDependenciesLayer(wheels, {
+    cache,
+    scheme,
+    epoch,
+    level,
+    compression,
+    ...(options.onWheel ? { onWheel: options.onWheel } : {}),
+    ...(bytecode ? { bytecode } : {}),
+  });
   logger?.info({ digest: deps.digest, size: deps.size, cached: depsCached, wheels: wheels.length }, 'dependencies layer');
   additions.push({ layer: deps, history: { created, created_by: `dstack-factory: install ${wheels.length} wheels into ${prefix}` } });
   reports.push({ role: 'dependencies', digest: deps.digest, size: deps.size, cached: depsCached, ...(segments ? { segments } : {}) });
@@ -185,7 +223,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
     additions.push({ layer: app, history: { created, created_by: `dstack-factory: copy ${path.basename(options.app.dir)} to /app (owner ${uid}:${gid})` } });
     reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
   } else if (options.app?.kind === 'wheel') {
-    const app = await writeWheelsLayer([options.app.path], { ...layerOptions, scheme });
+    const app = await writeWheelsLayer([options.app.path], { ...layerOptions, scheme, ...(bytecode ? { bytecode } : {}) });
     additions.push({ layer: app, history: { created, created_by: `dstack-factory: install ${path.basename(options.app.path)}` } });
     reports.push({ role: 'app', digest: app.digest, size: app.size, cached: false });
   }

@@ -9,6 +9,7 @@ import { hostileWheels, isolatedPipEnv } from '@dstack/testing';
 import { BlobCache } from '../../cache/blob-cache.js';
 import { consoleScript, formatCsv, parseCsv, parseEntryPoints, planWheelInstall, recordHash } from './install.js';
 import { writeWheelsLayer } from './wheels-layer.js';
+import { hostBytecodeCompiler } from './bytecode.js';
 import { installerFixtures, makeWheel } from '../../fixtures/wheel.test-support.js';
 
 const run = promisify(execFile);
@@ -41,7 +42,9 @@ async function tree(root: string, skip: Set<string> = new Set()): Promise<Map<st
       else if (d.isDirectory()) await walk(r);
       else {
         const st = await fs.stat(full);
-        out.set(r, `${(st.mode & 0o111) !== 0 ? 'x' : '-'} ${await fs.readFile(full, 'utf8')}`);
+        const body = await fs.readFile(full);
+        const shown = r.endsWith('.pyc') ? `pyc sha256:${createHash('sha256').update(body).digest('hex')}` : body.toString('utf8');
+        out.set(r, `${(st.mode & 0o111) !== 0 ? 'x' : '-'} ${shown}`);
       }
     }
   };
@@ -91,6 +94,60 @@ describe('wheel installer', () => {
     expect(ours.get('env/bin/alpha-tool')).toBe('x #!/env/bin/python\nprint("tool")\n');
     expect(ours.get('env/include/site/python3.11/alpha/alpha.h')).toBe('- #define ALPHA 1\n');
   });
+
+  it('compiles as pip install does: the same .pyc bytes (checked hash-based, as pip writes under SOURCE_DATE_EPOCH), the same RECORD', async () => {
+    // Beside the fixtures: a .py script (compiled, after its #! rewrite), a module that does not compile (skipped,
+    // no .pyc, as pip's compileall skips it), a latin-1 module (PEP 263), set constants (frozensets: hash order).
+    const dir = await fs.mkdtemp(path.join(tmp, 'compile-'));
+    const extra = await makeWheel(dir, {
+      name: 'gamma',
+      version: '1.0',
+      files: {
+        'gamma/__init__.py': 'KINDS = {"alpha", "beta", "gamma", "delta"}\ndef kind(x):\n    return x in {"one", "two", "three"}\n',
+        'gamma/broken.py': 'def broken(:\n',
+        'gamma/latin.py': Buffer.from('# -*- coding: latin-1 -*-\nNAME = "caf\xe9"\n', 'latin1'),
+        'gamma/sub/__init__.py': '',
+        'gamma/sub/deep.py': 'import gamma\nclass Deep:\n    def f(self):\n        return [i for i in range(3)]\n',
+        'gamma/data.txt': 'not python\n',
+        'gamma-1.0.data/scripts/gamma_tool.py': '#!python\nimport gamma\nprint(gamma.KINDS)\n',
+      },
+    });
+    const all = [...wheels, extra];
+    const venv = path.join(tmp, 'venv-compiled');
+    await run(PYTHON, ['-m', 'venv', '--without-pip', venv], { env: isolatedPipEnv() });
+    const before = new Set((await tree(venv)).keys());
+    await run(PYTHON, ['-m', 'pip', '--python', `${venv}/bin/python`, 'install', '--no-index', '--find-links', wheelDir, '--find-links', dir, 'alpha', 'beta-pkg', 'gamma'], {
+      env: { ...isolatedPipEnv(), SOURCE_DATE_EPOCH: '0' },
+    });
+    const pipTree = new Map([...(await tree(venv))].filter(([p]) => !before.has(p)));
+    // Ours into the same prefix (the .pyc name their source by its path), by the same interpreter.
+    const cache = new BlobCache(path.join(dir, 'cache'));
+    const compiler = hostBytecodeCompiler(PYTHON, 'cpython-311', { jobs: 2 });
+    const layer = await writeWheelsLayer(all, { scheme: { prefix: venv, pythonVersion: '3.11' }, cache, installer: 'pip', bytecode: { cacheTag: 'cpython-311', compiler: async () => compiler } });
+    const rootfs = path.join(dir, 'rootfs');
+    await fs.mkdir(rootfs);
+    await run('sh', ['-c', `gzip -dc < ${cache.pathOf(layer.digest)} | tar -x -C ${rootfs}`]);
+    const ours = await tree(path.join(rootfs, venv));
+    expect([...ours.keys()].sort()).toEqual([...pipTree.keys()].sort());
+    expect(Object.fromEntries(ours)).toEqual(Object.fromEntries(pipTree));
+    const lib = 'lib/python3.11/site-packages';
+    expect([...ours.keys()].filter((p) => p.endsWith('.pyc')).sort()).toEqual([
+      'bin/__pycache__/gamma_tool.cpython-311.pyc',
+      `${lib}/__pycache__/beta_extra.cpython-311.pyc`,
+      `${lib}/alpha/__pycache__/__init__.cpython-311.pyc`,
+      `${lib}/alpha/__pycache__/cli.cpython-311.pyc`,
+      `${lib}/beta_pkg/__pycache__/__init__.cpython-311.pyc`,
+      `${lib}/gamma/__pycache__/__init__.cpython-311.pyc`,
+      `${lib}/gamma/__pycache__/latin.cpython-311.pyc`,
+      `${lib}/gamma/sub/__pycache__/__init__.cpython-311.pyc`,
+      `${lib}/gamma/sub/__pycache__/deep.cpython-311.pyc`,
+    ]);
+    // PEP 552: flags 0b11 (hash-based, checked); pip's RECORD lists the .pyc with neither hash nor size.
+    const pyc = await fs.readFile(path.join(rootfs, venv, lib, 'gamma/__pycache__/__init__.cpython-311.pyc'));
+    expect(pyc.readUInt32LE(4)).toBe(0b11);
+    expect(ours.get(`${lib}/gamma-1.0.dist-info/RECORD`)).toContain('\r\ngamma/__pycache__/__init__.cpython-311.pyc,,\r\n');
+    expect(ours.get(`${lib}/gamma-1.0.dist-info/RECORD`)).toContain('- ../../../bin/__pycache__/gamma_tool.cpython-311.pyc,,\r\n../../../bin/gamma_tool.py,');
+  }, 120_000);
 
   it('gives the same layer digest for the same wheels, in any order', async () => {
     const cache = new BlobCache(path.join(tmp, 'cache-order'));

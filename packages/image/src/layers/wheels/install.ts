@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { openZip, SMALL_MEMBER_BYTES, validateWheel, type OpenZip, type WheelLimits, type ZipMember } from '@dstack/wheelhouse';
 import { ImageError } from '../../errors.js';
 import type { LayerEntry } from '../write-layer.js';
@@ -54,6 +55,16 @@ export interface PlannedWheel {
   version: string;
   distInfo: string;
   entries: LayerEntry[];
+  /**
+   * The installed files pip would byte-compile (every one ending in `.py`, launchers aside), sorted by path:
+   * where each lands in the image and how to read its bytes.
+   */
+  pySources: { path: string; compiledAs: string; read: () => Promise<Buffer> }[];
+  /**
+   * Adds the compiled `.pyc` of `pySources[i]` (null: it did not compile, and gets none, as with pip) under
+   * `__pycache__/<name>.<cacheTag>.pyc`, listed in RECORD as pip lists them (no hash, no size).
+   */
+  addBytecode(cacheTag: string, pycs: ({ size: number; open: () => Readable | Promise<Readable> } | null)[]): void;
   /** Closes the zip; call after the layer is written. */
   close(): void;
 }
@@ -376,8 +387,43 @@ async function plan(zip: OpenZip, wheel: string, fileName: string, fileVersion: 
     const c = changed.get(dest)!;
     rows.push([relToLib(dest), c.hash, String(c.size)]);
   }
-  rows.sort((a, b) => cmpTuple(a, b));
-  entries.push({ path: `${distInfoDest}/RECORD`.replace(/^\//, ''), type: 'file', data: Buffer.from(formatCsv(rows)), mode: 0o644, ...owner });
+  const recordEntry = (extra: [string, string, string][]): LayerEntry => ({
+    path: `${distInfoDest}/RECORD`.replace(/^\//, ''),
+    type: 'file',
+    data: Buffer.from(formatCsv([...rows, ...extra].sort(cmpTuple))),
+    mode: 0o644,
+    ...owner,
+  });
+  entries.push(recordEntry([]));
+
+  // What pip's compileall pass reads: the files taken from the wheel (not the launchers it writes after), .py only.
+  const memberOf = new Map([...installed].map(([member, dest]) => [dest, byName.get(member)!]));
+  const entryOf = new Map(entries.map((e) => [e.path, e]));
+  const pySources = [...memberOf.keys()]
+    .filter((dest) => dest.endsWith('.py') && !generatedPaths.has(dest))
+    .sort()
+    .map((dest) => {
+      const data = entryOf.get(dest.replace(/^\//, ''))?.data; // a script, as rewritten
+      // The name compiled into the .pyc is pip's: site-packages joined with the RECORD path, unnormalised
+      // ("…/site-packages/../../../bin/tool.py" for a script).
+      return { path: dest, compiledAs: `${lib}/${relToLib(dest)}`, read: async () => data ?? readMember(zip, memberOf.get(dest)!) };
+    });
+  let compiled = false;
+  const addBytecode: PlannedWheel['addBytecode'] = (cacheTag, pycs) => {
+    if (compiled) throw new Error(`${wheel}: bytecode added twice`);
+    if (pycs.length !== pySources.length) throw new Error(`${wheel}: ${pycs.length} .pyc for ${pySources.length} sources`);
+    compiled = true;
+    const extra: [string, string, string][] = [];
+    entries.pop(); // RECORD, written again below with the .pyc rows
+    pySources.forEach((src, i) => {
+      const pyc = pycs[i];
+      if (!pyc) return;
+      const dest = pycPath(src.path, cacheTag);
+      entries.push({ path: dest.replace(/^\//, ''), type: 'file', size: pyc.size, mode: 0o644, ...owner, open: pyc.open });
+      extra.push([relToLib(dest), '', '']);
+    });
+    entries.push(recordEntry(extra));
+  };
 
   return {
     wheel,
@@ -385,8 +431,16 @@ async function plan(zip: OpenZip, wheel: string, fileName: string, fileVersion: 
     version: metadata.get('version') ?? fileVersion,
     distInfo,
     entries,
+    pySources,
+    addBytecode,
     close: () => zip.close(),
   };
+}
+
+/** importlib.util.cache_from_source: `dir/__pycache__/name.<tag>.pyc` (optimisation level 0, pip's). */
+export function pycPath(source: string, cacheTag: string): string {
+  const dir = path.posix.dirname(source);
+  return `${dir}/__pycache__/${path.posix.basename(source, '.py')}.${cacheTag}.pyc`;
 }
 
 function cmpTuple(a: string[], b: string[]): number {

@@ -8,6 +8,7 @@ import { BlobCache } from '../../cache/blob-cache.js';
 import { validateImage } from '../../validate/validate-image.js';
 import { appendLayers, emptyImage } from '../../core/mutate.js';
 import { writeSegmentedWheelsLayer } from './segments.js';
+import { hostBytecodeCompiler, type BytecodeCompiler } from './bytecode.js';
 import { umociUnpack } from '@dstack/testing';
 import { installerFixtures, makeWheel } from '../../fixtures/wheel.test-support.js';
 import { writeOciLayout } from '../../sinks/oci-layout.js';
@@ -101,6 +102,50 @@ describe('per-wheel segments', () => {
     expect(again.built.length).toBeGreaterThan(0);
     expect(again.layer.digest).toBe(first.layer.digest);
   });
+
+  it('keeps the .pyc in each wheel\'s segment: a warm build starts no interpreter, a changed wheel compiles only itself', async () => {
+    const cache = new BlobCache(path.join(tmp, 'cache-pyc'));
+    const compiled: string[][] = [];
+    const host = hostBytecodeCompiler('/root/.pyenv/versions/3.11.7/bin/python', 'cpython-311');
+    // The real compiler, watched: which sources each build hands it.
+    const watched: BytecodeCompiler = {
+      ...host,
+      compile: async (chunks, onResult) => {
+        const seen: string[] = [];
+        async function* tap() {
+          for await (const c of chunks) {
+            seen.push(...c.map((s) => s.path.replace(/^.*site-packages\//, '')));
+            yield c;
+          }
+        }
+        await host.compile(tap(), onResult);
+        compiled.push(seen);
+      },
+    };
+    let asked = 0;
+    const bytecode = { cacheTag: 'cpython-311', compiler: async () => (asked++, watched) };
+    const first = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache, bytecode });
+    expect(first.built).toHaveLength(3);
+    expect(compiled).toEqual([['beta_extra.py', 'beta_pkg/__init__.py', 'alpha/__init__.py', 'alpha/cli.py', 'gamma/__init__.py']]); // wheels in file-name order
+    expect(await listing(cache.pathOf(first.layer.digest))).toContain('env/lib/python3.11/site-packages/gamma/__pycache__/__init__.cpython-311.pyc');
+
+    const warm = await writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache, bytecode });
+    expect(warm.reused).toHaveLength(3);
+    expect(warm.layer.digest).toBe(first.layer.digest);
+    expect(asked).toBe(1);
+
+    const g4 = await makeWheel(path.join(tmp, 'wheels'), { name: 'gamma', version: '4.0', files: { 'gamma/__init__.py': 'V = 4\n' } });
+    const next = wheels.filter((w) => !w.includes('gamma-1.0')).concat(g4);
+    const changed = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache, bytecode });
+    expect(changed.built).toEqual(['gamma-4.0-py3-none-any.whl']);
+    expect(compiled[1]).toEqual(['gamma/__init__.py']);
+    // The same bytes as a cold build in another cache; and without bytecode, other segments (not these).
+    const cold = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache: new BlobCache(path.join(tmp, 'cache-pyc-cold')), bytecode });
+    expect(cold.layer.digest).toBe(changed.layer.digest);
+    const none = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache });
+    expect(none.built).toHaveLength(3);
+    expect(await listing(cache.pathOf(none.layer.digest))).not.toContain('env/lib/python3.11/site-packages/gamma/__pycache__/__init__.cpython-311.pyc');
+  }, 60_000);
 
   it('refuses two wheels writing one path, cached or not', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'clash-'));

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { type BlobCache, CachedLayer } from '../../cache/blob-cache.js';
@@ -12,6 +13,7 @@ import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
 import { MEDIA_TYPES, type Compression } from '../../core/layer.js';
 import { packEntries, type LayerEntry, type LayerSink } from '../write-layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
+import { compilePlannedWheels, type BytecodeOptions } from './bytecode.js';
 
 export interface SegmentedWheel {
   path: string;
@@ -29,6 +31,8 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   verifySha256?: boolean;
   /** Told after each wheel's segment is written or copied (for a progress line). */
   onWheel?: (wheel: string, done: number, total: number) => void;
+  /** Compile the installed modules as `pip install` does (its segment then holds the .pyc files); none without. */
+  bytecode?: BytecodeOptions;
 }
 
 export async function checkSha256(w: SegmentedWheel): Promise<void> {
@@ -71,6 +75,8 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
       installer: options.installer ?? null,
       uid: options.uid ?? 0,
       gid: options.gid ?? 0,
+      // The .pyc are part of the segment: cached per wheel and Python minor version (checked hash-based, v1).
+      ...(options.bytecode ? { bytecode: { tag: options.bytecode.cacheTag, pyc: 'checked-hash' } } : {}),
     }),
   ).slice(7);
 }
@@ -102,6 +108,7 @@ export async function writeSegmentedWheelsLayer(
   const packOptions = { mtime: options.mtime ?? 0, level: options.level ?? 6, compression: options.compression, segment: true };
   const sorted = [...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1));
   const slots: Slot[] = new Array(sorted.length);
+  let spool: string | null = null;
   try {
     // Cached segments are looked up and the other wheels planned (validated, central directory read) a few at
     // a time: every installed path must be known before the first byte (the directories come first).
@@ -118,9 +125,15 @@ export async function writeSegmentedWheelsLayer(
       }
       if (options.verifySha256) await checkSha256(w);
       const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
-      // Files only: directories go into the first segment.
-      slots[i] = { wheel, key, plan, files: plan.entries.filter((e) => e.type !== 'directory') };
+      slots[i] = { wheel, key, plan };
     });
+    const planned = slots.filter((s) => s.plan);
+    if (options.bytecode && planned.some((s) => s.plan!.pySources.length > 0)) {
+      spool = await fs.mkdtemp(path.join(tmpdir(), 'dstack-pyc-'));
+      await compilePlannedWheels(planned.map((s) => s.plan!), await options.bytecode.compiler(), spool);
+    }
+    // Files only: directories go into the first segment.
+    for (const s of planned) s.files = s.plan!.entries.filter((e) => e.type !== 'directory');
     const pathsOf = (s: Slot): string[] => s.cached?.paths ?? s.files!.map((e) => e.path);
     const owners = new Map<string, string>();
     const dirs = new Set<string>();
@@ -178,6 +191,7 @@ export async function writeSegmentedWheelsLayer(
     };
   } finally {
     for (const s of slots) s?.plan?.close();
+    if (spool) await fs.rm(spool, { recursive: true, force: true });
   }
 }
 

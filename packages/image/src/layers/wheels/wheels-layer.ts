@@ -1,3 +1,5 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BlobCache, CachedLayer } from '../../cache/blob-cache.js';
 import { ImageError } from '../../errors.js';
@@ -5,6 +7,7 @@ import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
 import { writeLayer, type LayerEntry } from '../write-layer.js';
 import type { Compression } from '../../core/layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
+import { compilePlannedWheels, type BytecodeOptions } from './bytecode.js';
 
 export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
   cache: BlobCache;
@@ -13,6 +16,8 @@ export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
   compression?: Compression;
   /** Which wheels get a REQUESTED file (by wheel file name); default: all. */
   requested?: (wheelFile: string) => boolean;
+  /** Compile the installed modules as `pip install` does; none without. */
+  bytecode?: BytecodeOptions;
 }
 
 /**
@@ -22,6 +27,7 @@ export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
  */
 export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOptions): Promise<CachedLayer> {
   const planned: PlannedWheel[] = [];
+  let spool: string | null = null;
   try {
     // Planned (and validated) a few at a time: validation waits on reads and the thread pool's inflating.
     const sorted = [...wheels].sort();
@@ -32,6 +38,10 @@ export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOpt
       });
     } finally {
       for (const s of slots) if (s) planned.push(s);
+    }
+    if (options.bytecode && planned.some((p) => p.pySources.length > 0)) {
+      spool = await mkdtemp(path.join(tmpdir(), 'dstack-pyc-'));
+      await compilePlannedWheels(planned, await options.bytecode.compiler(), spool);
     }
     const owners = new Map<string, string>();
     const entries: LayerEntry[] = [];
@@ -48,5 +58,6 @@ export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOpt
     return await writeLayer(entries, { cache: options.cache, mtime: options.mtime ?? 0, level: options.level, compression: options.compression });
   } finally {
     for (const p of planned) p.close();
+    if (spool) await rm(spool, { recursive: true, force: true });
   }
 }
