@@ -56,6 +56,14 @@ export { runtimeEntries, type RuntimeLayerOptions } from './layers/runtime-venv.
 export { sourceEntries, type SourceLayerOptions } from './layers/app-source.js';
 export { writeWheelsLayer, type WheelsLayerOptions } from './layers/wheels/wheels-layer.js';
 export type { VenvScheme } from './layers/wheels/install.js';
+export {
+  engineBytecodeCompiler,
+  findHostBytecodeCompiler,
+  hostBytecodeCompiler,
+  type BytecodeCompiler,
+  type BytecodeOptions,
+  type PySource,
+} from './layers/wheels/bytecode.js';
 
 // App images (app/): daemonless, or with the images/app Dockerfiles on a Docker daemon.
 export {

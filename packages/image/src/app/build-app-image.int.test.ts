@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type Docker from 'dockerode';
 import {
@@ -22,6 +23,7 @@ import { loadIntoDaemon } from '../sinks/daemon.js';
 import { readDaemonImage } from '../sources/daemon.js';
 import { pushImage } from '../sinks/registry.js';
 import { buildValidated, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
+import { engineBytecodeCompiler, hostBytecodeCompiler } from '../layers/wheels/bytecode.js';
 
 let tmp: string;
 let docker: Docker;
@@ -83,6 +85,58 @@ describe('daemonless images on a real engine', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n')).toEqual(['4321', '4321', '4321', '42 extra 2771214488', 'alpha says 42', 'app ok 42', '']);
   }, 300_000);
+
+  it('compiles bytecode as pip does, by the base itself on the engine or by the same Python here (one digest); run as its user, imports read the .pyc and write nothing', async () => {
+    const baseName = await sharedBaseImage();
+    const base = await readDaemonImage(docker, baseName, { cache });
+    const build = async (label: string, compiler: ReturnType<typeof hostBytecodeCompiler>) =>
+      buildValidated({
+        base,
+        cache: new BlobCache(path.join(tmp, `cache-pyc-${label}`)), // cold: every wheel compiled
+        wheels: wheels.map((p) => ({ path: p })),
+        app: { kind: 'source', dir: src },
+        compiler: async () => compiler,
+      });
+    // The base's own /usr/bin/python3.11 in a container, and Debian's python3.11 of this machine (the same 3.11.2).
+    const onEngine = await build('engine', engineBytecodeCompiler(docker, baseName, '/usr/bin/python3.11', 'cpython-311'));
+    const here = await build('host', hostBytecodeCompiler('/usr/bin/python3.11', 'cpython-311'));
+    expect(here.image.digest()).toBe(onEngine.image.digest());
+    expect(onEngine.base.pythonFullVersion).toBe('3.11.2');
+
+    const tag = `dstack-test/daemonless-pyc:${id}`;
+    tags.push(tag);
+    await loadIntoDaemon(docker, here.image, tag, { reuseFrom: [baseName] });
+    // As the image's user (4801): -v says where each module's code came from; the container's changes are listed after.
+    const container = await docker.createContainer({ Image: tag, Entrypoint: [], Cmd: ['python', '-v', '-c', IMPORTS], Labels: { 'org.dstack-factory.test': 'run' } });
+    try {
+      const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+      let out = '';
+      let err = '';
+      const collect = (f: (s: string) => void): Writable => new Writable({ write: (c: Buffer, _e, cb) => (f(c.toString('utf8')), cb()) });
+      docker.modem.demuxStream(stream, collect((t) => (out += t)), collect((t) => (err += t)));
+      await container.start();
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      expect(StatusCode).toBe(0);
+      expect(out).toBe('42 extra 2771214488\n');
+      const site = '/env/lib/python3.11/site-packages';
+      const loaded = [...err.matchAll(/^# code object from '([^']+)'$/gm)].map((m) => m[1]!).filter((f) => f.startsWith('/env/'));
+      // Every module of /env from its .pyc, checked against its source ("matches"); none compiled, none written.
+      expect(loaded.sort()).toEqual([
+        `${site}/__pycache__/beta_extra.cpython-311.pyc`,
+        `${site}/alpha/__pycache__/__init__.cpython-311.pyc`,
+        `${site}/beta_pkg/__pycache__/__init__.cpython-311.pyc`,
+        `${site}/zcheck/__pycache__/__init__.cpython-311.pyc`,
+      ]);
+      for (const pyc of loaded) expect(err).toContain(`# ${pyc} matches ${pyc.replace('__pycache__/', '').replace('.cpython-311.pyc', '.py')}\n`);
+      expect(err).not.toMatch(/could not create|wrote /);
+      expect((await container.inspect()).Config.User).toBe('4801:4801');
+      // Docker's diff of the container's filesystem against the image: nothing.
+      const changes: unknown = await container.changes();
+      expect(Buffer.isBuffer(changes) ? JSON.parse(changes.toString('utf8')) : changes).toBeNull();
+    } finally {
+      await container.remove({ force: true }).catch(() => undefined);
+    }
+  }, 600_000);
 
   it('builds on the runtime image (its venv reused) with an app wheel, pushes, docker pulls and runs', async () => {
     const runtime = await sharedRuntimeImage();
