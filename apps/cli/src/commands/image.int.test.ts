@@ -268,7 +268,7 @@ describe('image app refuses wheels that do not fit the base, naming both sides (
 });
 
 describe('image app: a venv with pip, as python -m venv makes one', () => {
-  it('on the pip-less debootstrapped base pip comes from the base\'s own wheel and `pip check` passes; --no-pip leaves it out', async () => {
+  it('on the pip-less debootstrapped base pip comes from the base\'s own wheel and `pip check` passes, compiled as pip compiles itself; --no-pip --no-compile leave both out', async () => {
     const { env, docker } = await sharedEngine();
     const base = `docker:${await sharedBaseImage()}`;
     const id = randomBytes(4).toString('hex');
@@ -278,13 +278,13 @@ describe('image app: a venv with pip, as python -m venv makes one', () => {
       const withPip = await cli([...common, '--output', `docker:${tags.pip}`, '--json'], { DOCKER_HOST: env.DOCKER_HOST });
       expect(withPip.stderr).toBe('');
       expect(withPip.code).toBe(0);
-      const r = await runInContainer(tags.pip, ['sh', '-c', 'id -u; /env/bin/python -m pip check; /env/bin/pip --version | cut -d" " -f1,2,4-; /env/bin/pip list --format=freeze | sort']);
-      expect(r.stdout).toMatch(/^1234\nNo broken requirements found\.\npip \d+\.\d+(\.\d+)? \/env\/lib\/python3\.11\/site-packages\/pip \(python 3\.11\)\npip==[\d.]+\ntool==1\.0\n$/);
-      const noPip = await cli([...common, '--no-pip', '--output', `docker:${tags.none}`], { DOCKER_HOST: env.DOCKER_HOST });
+      const r = await runInContainer(tags.pip, ['sh', '-c', 'id -u; /env/bin/python -m pip check; /env/bin/pip --version | cut -d" " -f1,2,4-; /env/bin/pip list --format=freeze | sort; ls /env/lib/python3.11/site-packages/pip/__pycache__']);
+      expect(r.stdout).toMatch(/^1234\nNo broken requirements found\.\npip \d+\.\d+(\.\d+)? \/env\/lib\/python3\.11\/site-packages\/pip \(python 3\.11\)\npip==[\d.]+\ntool==1\.0\n__init__\.cpython-311\.pyc\n__main__\.cpython-311\.pyc\n(__[\w-]+__\.cpython-311\.pyc\n)*$/);
+      const noPip = await cli([...common, '--no-pip', '--no-compile', '--output', `docker:${tags.none}`], { DOCKER_HOST: env.DOCKER_HOST });
       expect(noPip.code).toBe(0);
       await expectValidImage(tags.pip);
       await expectValidImage(tags.none);
-      const n = await runInContainer(tags.none, ['sh', '-c', '/env/bin/python -m pip --version 2>&1; ls /env/bin | sort | tr "\\n" " "']);
+      const n = await runInContainer(tags.none, ['sh', '-c', '/env/bin/python -m pip --version 2>&1; ls /env/bin | sort | tr "\\n" " "; find /env -name "*.pyc"']);
       expect(n.stdout).toBe('/env/bin/python: No module named pip\npython python3 python3.11 tool ');
     } finally {
       for (const tag of Object.values(tags)) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
