@@ -40,6 +40,10 @@ export const IMAGE_CODES = {
     summary: 'The base image has no python3.X interpreter in /usr/bin or /usr/local/bin.',
     hint: 'Use a base with Python installed (the runtime image, or a Debian base with python3).',
   },
+  IMAGE_BASE_PYTHON_VERSION: {
+    summary: "The base image states no full Python version: no PYTHON_VERSION, venv, dpkg record, nor a version string in its interpreter or libpython.",
+    hint: 'Set PYTHON_VERSION=3.X.Y in the base image\'s environment.',
+  },
   IMAGE_BYTECODE_FAILED: {
     summary: 'Compiling the installed modules to .pyc failed: the interpreter did not start, died, or has another Python version than the base.',
     hint: 'Build with --no-compile to leave bytecode out, and report the failure.',

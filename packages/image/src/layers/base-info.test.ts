@@ -111,6 +111,27 @@ describe('the target of a base image, read without running it', () => {
     expect(await extractBaseFile(img, '/usr/share/python-wheels/absent.whl', path.join(tmp, 'files'))).toBeNull();
   });
 
+  it('reads the full Python version from the interpreter\'s binary when nothing else states it (real binaries, not run)', async () => {
+    const libc: LayerEntry[] = [{ path: 'usr/lib/x86_64-linux-gnu/libc.so.6', type: 'file', data: readFileSync(GLIBC_FILE), mode: 0o755 }];
+    // Debian's python3.11 (libpython linked in; PY_VERSION a string of its own), no dpkg record beside it.
+    const debian: LayerEntry[] = [{ path: 'usr/bin/python3.11', type: 'file', data: readFileSync('/usr/bin/python3.11'), mode: 0o755 }];
+    expect((await inspectBase(await image([libc, debian]))).pythonFullVersion).toBe('3.11.2');
+    // A shared build (pyenv's 3.12.1, as python.org's images are built): a small python3.12 and its libpython,
+    // where the linker folded PY_VERSION into the tail of a longer string.
+    const pyenv = path.join(process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv'), 'versions', '3.12.1');
+    const shared: LayerEntry[] = [
+      { path: 'usr/local/bin/python3.12', type: 'file', data: readFileSync(path.join(pyenv, 'bin/python3.12')), mode: 0o755 },
+      { path: 'usr/local/lib/libpython3.12.so.1.0', type: 'file', data: readFileSync(path.join(pyenv, 'lib/libpython3.12.so.1.0')), mode: 0o755 },
+    ];
+    const info = await inspectBase(await image([libc, shared]));
+    expect([info.python, info.pythonFullVersion, info.target.name]).toEqual(['/usr/local/bin/python3.12', '3.12.1', `cp3_12_1-manylinux_${hostGlibc.replace('.', '_')}_x86_64`]);
+    // Nothing states it: refused, never guessed.
+    await expect(inspectBase(await image([libc, [{ path: 'usr/bin/python3.11', type: 'file', data: Buffer.from('ELF'), mode: 0o755 }]]))).rejects.toMatchObject({
+      code: 'IMAGE_BASE_PYTHON_VERSION',
+      message: "the base's /usr/bin/python3.11 states no full Python version (no PYTHON_VERSION, venv, dpkg record, nor a version in its binary)",
+    });
+  }, 60_000);
+
   it('refuses a platform without wheel tags', async () => {
     await expect(inspectBase(await image([python], { architecture: 'mips64le' }))).rejects.toMatchObject({
       code: 'IMAGE_BASE_PLATFORM',

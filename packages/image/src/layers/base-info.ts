@@ -25,8 +25,11 @@ export interface BaseInfo {
   python: string;
   /** "3.11". */
   pythonVersion: string;
-  /** "3.11.2" when the base says so (PYTHON_VERSION env, dpkg status, an existing venv), else null. */
-  pythonFullVersion: string | null;
+  /**
+   * "3.11.2": as the base says it (PYTHON_VERSION env, an existing venv, dpkg status), else as the interpreter's
+   * binary states it (the interpreter or its libpython); a base that states none is refused.
+   */
+  pythonFullVersion: string;
   /** The base already has a venv at /env (its pyvenv.cfg). */
   venv: { home: string; version: string | null } | null;
   passwd: string | null;
@@ -80,6 +83,20 @@ function libcVersionIn(kind: 'glibc' | 'musl', bytes: Buffer): string | null {
 }
 
 const INTERPRETER_RE = /^(usr\/local\/bin|usr\/bin)\/python(3\.\d+)$/;
+/** Where CPython's code lives: the interpreter itself (Debian links it statically), or its shared libpython. */
+const LIBPYTHON_RE = /^(?:usr\/)?(?:local\/)?lib(?:64)?\/(?:[\w.-]+\/)?libpython(3\.\d+)\.so(?:\.[\d.]+)?$/;
+/** Interpreter binaries up to this size are read for their version (Debian's python3.11 ~7 MB, libpython ~30 MB). */
+const MAX_PYTHON_BYTES = 96 << 20;
+
+/**
+ * The full versions an interpreter binary states: CPython keeps PY_VERSION ("3.11.2") as a C string, standing
+ * alone (Debian's build) or as the tail of a longer one the linker merged it into (a pyenv build's
+ * "…/versions/3.11.7", "…/Python-3.11.7").
+ */
+function versionsIn(bytes: Buffer, minor: string): Set<string> {
+  const re = new RegExp(`[\\0/-](${minor.replace('.', '\\.')}\\.\\d+(?:(?:a|b|rc)\\d+)?\\+?)\\0`, 'g');
+  return new Set([...bytes.toString('latin1').matchAll(re)].map((m) => m[1]!));
+}
 const PIP_WHEEL_RE = /^(?:usr\/share\/python-wheels|usr(?:\/local)?\/lib\/python3\.\d+\/ensurepip\/_bundled)\/pip-[^/-]+-py3-none-any\.whl$/;
 const ENV_PIP_RE = /^env\/lib\/python3\.\d+\/site-packages\/pip\/__init__\.py$/;
 const pipVersionOf = (p: string): string => /pip-([^/-]+)-/.exec(p)![1]!;
@@ -87,7 +104,7 @@ const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/d
 
 const baseKey = (image: Image): string => {
   const platform = { architecture: image.config.architecture, os: image.config.os, variant: image.config.variant ?? null };
-  return sha256Digest(JSON.stringify({ v: 3, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
+  return sha256Digest(JSON.stringify({ v: 4, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
 };
 
 /** What `inspectBase` found for an image with these layers, config and platform, when it is cached; else null. */
@@ -120,6 +137,7 @@ export function baseInfoReader(image: Image): { visitor: LayerVisitor; result: (
   const libcs = new Map<string, LibcFile>();
   const pipWheels = new Set<string>();
   const envPips = new Set<string>();
+  const binaryVersions = new Map<string, { minor: string; versions: Set<string> }>();
   const visitor: LayerVisitor = {
     entry({ name, header }) {
       const base = name.slice(name.lastIndexOf('/') + 1);
@@ -130,6 +148,7 @@ export function baseInfoReader(image: Image): { visitor: LayerVisitor; result: (
           for (const k of [...interpreters]) if (k.startsWith(dir)) interpreters.delete(k);
           for (const k of [...libcs.keys()]) if (k.startsWith(dir)) libcs.delete(k);
           for (const set of [pipWheels, envPips]) for (const k of [...set]) if (k.startsWith(dir)) set.delete(k);
+          for (const k of [...binaryVersions.keys()]) if (k.startsWith(dir)) binaryVersions.delete(k);
         } else {
           const target = dir + base.slice(4);
           files.delete(target);
@@ -137,11 +156,15 @@ export function baseInfoReader(image: Image): { visitor: LayerVisitor; result: (
           libcs.delete(target);
           pipWheels.delete(target);
           envPips.delete(target);
+          binaryVersions.delete(target);
         }
         return null;
       }
       const linkish = header.type === 'file' || header.type === 'symlink' || header.type === 'link';
       if (linkish && INTERPRETER_RE.test(name)) interpreters.add(name);
+      // The version the interpreter's code states: the full version when nothing else in the base says it.
+      const codeMinor = header.type === 'file' && (header.size ?? 0) <= MAX_PYTHON_BYTES ? (INTERPRETER_RE.exec(name)?.[2] ?? LIBPYTHON_RE.exec(name)?.[1]) : undefined;
+      if (codeMinor) return { bytes: Infinity, use: (bytes) => binaryVersions.set(name, { minor: codeMinor, versions: versionsIn(bytes, codeMinor) }) };
       if (header.type === 'file' && PIP_WHEEL_RE.test(name)) pipWheels.add(name);
       if (ENV_PIP_RE.test(name)) envPips.add(name);
       const libc = linkish ? libcFileKind(name) : null;
@@ -156,14 +179,21 @@ export function baseInfoReader(image: Image): { visitor: LayerVisitor; result: (
       return null;
     },
   };
-  return { visitor, result: () => baseInfoOf(image, { files, interpreters, libcs, pipWheels, envPips }) };
+  return { visitor, result: () => baseInfoOf(image, { files, interpreters, libcs, pipWheels, envPips, binaryVersions }) };
 }
 
 function baseInfoOf(
   image: Image,
-  found: { files: Map<string, Buffer>; interpreters: Set<string>; libcs: Map<string, LibcFile>; pipWheels: Set<string>; envPips: Set<string> },
+  found: {
+    files: Map<string, Buffer>;
+    interpreters: Set<string>;
+    libcs: Map<string, LibcFile>;
+    pipWheels: Set<string>;
+    envPips: Set<string>;
+    binaryVersions: Map<string, { minor: string; versions: Set<string> }>;
+  },
 ): BaseInfo {
-  const { files, interpreters, libcs, pipWheels, envPips } = found;
+  const { files, interpreters, libcs, pipWheels, envPips, binaryVersions } = found;
   const env = new Map((image.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   const text = (k: string): string | null => files.get(k)?.toString('utf8') ?? null;
   let venv: BaseInfo['venv'] = null;
@@ -201,6 +231,16 @@ function baseInfoOf(
       if (m) full = m[1]!;
     }
   }
+  if (!full) {
+    // The interpreter's own code: one version stated by its binaries of that minor version, else none.
+    const stated = new Set([...binaryVersions.values()].filter((b) => b.minor === pythonVersion).flatMap((b) => [...b.versions]));
+    if (stated.size === 1) full = [...stated][0]!.replace(/\+$/, '');
+  }
+  if (!full) {
+    throw new ImageError('IMAGE_BASE_PYTHON_VERSION', `the base's /${python} states no full Python version (no PYTHON_VERSION, venv, dpkg record, nor a version in its binary)`, {
+      hint: 'set PYTHON_VERSION=3.X.Y in the base image\'s environment',
+    });
+  }
   const target = baseTarget(image, { python: '/' + python, pythonVersion, pythonFullVersion: full }, [...libcs.values()], text('lib/apk/db/installed'));
   // Debian's shared wheels first, then the interpreter's own bundle; the newest pip of the first place that has one.
   const pipWheel =
@@ -227,7 +267,7 @@ function baseInfoOf(
  */
 function baseTarget(
   image: Image,
-  py: { python: string; pythonVersion: string; pythonFullVersion: string | null },
+  py: { python: string; pythonVersion: string; pythonFullVersion: string },
   libcs: LibcFile[],
   apkInstalled: string | null,
 ): Target {
@@ -259,7 +299,7 @@ function baseTarget(
       hint: 'use a linux base for one of the architectures wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386)',
     });
   }
-  const target = describeTarget({ pythonFullVersion: py.pythonFullVersion ?? `${py.pythonVersion}.0`, architecture, libc });
+  const target = describeTarget({ pythonFullVersion: py.pythonFullVersion, architecture, libc });
   return { ...target, interpreter: `image:${py.python}` };
 }
 
