@@ -56,6 +56,7 @@ describe('image app', () => {
   it.each([
     [['--lock', 'l', '--output', 'oci:x', '--compression', 'zstd'], 'error: --compression is gzip or none, not "zstd"'],
     [['--lock', 'l', '--engine', '--output', 'oci:x'], 'error: --engine builds on the engine: --output docker:TAG, not "oci:x"'],
+    [['--lock', 'l', '--engine', '--no-compile', '--output', 'docker:x'], 'error: --no-compile is not supported with --engine (the Dockerfiles of images/app run pip install, which compiles)'],
     [['--lock', 'l', '--python', 'p', '--output', 'oci:x'], 'error: --python locks --requirements; a --lock is used as it is'],
     [['--requirements', 'r', '--python', 'p', '--factory-image', 'f', '--output', 'oci:x'], 'error: give at most one of --python PATH or --factory-image REF'],
     [['--output', 'oci:x'], 'error: give exactly one of --requirements FILE or --lock FILE'],

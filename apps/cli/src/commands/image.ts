@@ -548,6 +548,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         if (opts.allowIndex && !opts.requirements) throw new UsageError('--allow-index is for locking --requirements; a --lock is used as it is');
         if (opts.python && opts.factoryImage) throw new UsageError('give at most one of --python PATH or --factory-image REF');
         if (opts.engine) {
+          if (opts.compile === false) throw new UsageError('--no-compile is not supported with --engine (the Dockerfiles of images/app run pip install, which compiles)');
           const out = parseImageSpec(opts.output);
           if (out.kind !== 'docker') throw new UsageError(`--engine builds on the engine: --output docker:TAG, not "${opts.output}"`);
           if (parseImageSpec(opts.base).kind !== 'docker') throw new UsageError(`--engine builds FROM an engine image: --base docker:NAME, not "${opts.base}"`);
