@@ -92,7 +92,7 @@ describe('verifyAppImage', () => {
     const withExtra = await verifyAppImage({ image: await appImage({ extra: [extra] }), lockFile, wheelhouse, cache });
     expect(withExtra.ok).toBe(false);
     expect(withExtra.problems).toEqual(
-      ['extra-0.1.dist-info/INSTALLER', 'extra-0.1.dist-info/METADATA', 'extra-0.1.dist-info/RECORD', 'extra-0.1.dist-info/REQUESTED', 'extra-0.1.dist-info/WHEEL', 'extra/__init__.py'].map((f) => ({
+      ['extra-0.1.dist-info/INSTALLER', 'extra-0.1.dist-info/METADATA', 'extra-0.1.dist-info/RECORD', 'extra-0.1.dist-info/REQUESTED', 'extra-0.1.dist-info/WHEEL', 'extra/__init__.py', 'extra/__pycache__/__init__.cpython-311.pyc'].map((f) => ({
         file: `/env/lib/python3.11/site-packages/${f}`,
         message: 'no wheel of the lock accounts for it',
       })),

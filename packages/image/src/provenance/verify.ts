@@ -13,7 +13,7 @@ import { HashingStream } from '../core/digest.js';
 import type { Image } from '../core/image.js';
 import { ImageError } from '../errors.js';
 import { extractBaseFile, inspectBase } from '../layers/base-info.js';
-import { planWheelInstall } from '../layers/wheels/install.js';
+import { planWheelInstall, pycPath } from '../layers/wheels/install.js';
 import type { LayerEntry } from '../layers/write-layer.js';
 import { wheelsFromLock } from '../app/lock.js';
 
@@ -139,6 +139,14 @@ export async function verifyAppImage(options: {
   const expect = async (wheelPath: string, requested: boolean, from: 'lock' | 'pip', sha256: string): Promise<void> => {
     const wheel = path.basename(wheelPath);
     const plan = await planWheelInstall(wheelPath, { scheme, requested });
+    // The .pyc `image app` compiles (unless --no-compile): each one the layer has belongs to its wheel, and RECORD
+    // lists it as pip does (no hash: pip records none either).
+    const tag = `cpython-${info.pythonVersion.replace('.', '')}`;
+    const layer = actual!;
+    plan.addBytecode(tag, plan.pySources.map((s) => {
+      const f = layer.get(pycPath(s.path, tag).slice(1));
+      return f ? { size: f.size, open: () => { throw new Error('a .pyc is not read back'); } } : null;
+    }));
     try {
       let files = 0;
       for (const e of plan.entries as LayerEntry[]) {
