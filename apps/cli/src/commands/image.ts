@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type Docker from 'dockerode';
-import type { AppImageResult, AppInput, AttachResult, BaseInfo, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
+import type { AppImageResult, AppInput, AttachResult, BaseInfo, BytecodeCompiler, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
 import type { RegistryClient } from '@dstack/oci';
 import type { Lock } from '@dstack/recipe';
 import type { BuildOptions, BuildPlan, DockerExecutor, TargetSummary } from '@dstack/engine';
@@ -274,6 +274,8 @@ interface AppOptions {
   checkLibs?: boolean;
   /** commander's --no-pip: false when given. */
   pip?: boolean;
+  /** commander's --no-compile: false when given. */
+  compile?: boolean;
   dryRun?: boolean;
   cacheFrom?: string;
   cacheTo?: string;
@@ -421,6 +423,29 @@ function printImage(ctx: CliContext, b: { image: Image; layers: LayerReport[] },
   ctx.stdout.write(`image ${b.image.digest()} -> ${out.where}  ${out.digest}\n`);
 }
 
+/**
+ * Who compiles the image's bytecode: an interpreter of the base's Python version here (its exact full version
+ * first), else the base's own interpreter in a container on the engine (a docker: base is there already).
+ */
+async function bytecodeCompiler(
+  info: BaseInfo,
+  baseSpec: ImageSpec,
+  docker: () => Docker | Promise<Docker>,
+  logger: CliContext['logger'],
+): Promise<BytecodeCompiler> {
+  const { ImageError, engineBytecodeCompiler, findHostBytecodeCompiler } = await imageLib();
+  const host = await findHostBytecodeCompiler(info.pythonVersion, info.pythonFullVersion);
+  const tag = `cpython-${info.pythonVersion.replace('.', '')}`;
+  const compiler = host ?? (baseSpec.kind === 'docker' ? engineBytecodeCompiler(await docker(), baseSpec.name, info.python, tag) : null);
+  if (!compiler) {
+    throw new ImageError('IMAGE_BYTECODE_NO_PYTHON', `no Python ${info.pythonVersion} on this machine to compile the image's bytecode with, and the base (${info.python}) is not on an engine`, {
+      hint: `install Python ${info.pythonVersion} (pyenv install ${info.pythonFullVersion}), give the base as docker:NAME on the engine, or build with --no-compile`,
+    });
+  }
+  logger.info({ compiler: compiler.description }, 'compiling bytecode');
+  return compiler;
+}
+
 /** A layer as a dry run reports it: reused from the cache, or built (the dependencies: wheels installed and reused). */
 function plannedLayer(l: LayerReport): string {
   const how = l.cached ? 'reused (cache hit)' : l.segments ? `built (${l.segments.built} wheels installed, ${l.segments.reused} reused)` : 'built';
@@ -495,6 +520,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
     .option('--no-pip', 'no pip in the venv (a minimal image); by default pip is installed from the wheelhouse, else the base\'s own pip wheel, unless the lock has it')
+    .option('--no-compile', 'no .pyc files; by default every installed module is compiled as pip install does (PEP 552 checked hash-based, reproducible), by a local interpreter of the base\'s Python version, else by the base itself on the Docker engine (docker: bases)')
     .option('--json', 'print the result as JSON')
     .option('--engine', 'build the same through the Dockerfiles of images/app on the Docker engine (DOCKER_HOST); --base docker:NAME, --output docker:TAG')
     .option('--no-check-libs', 'skip the shared-library check (every ELF file the wheels install must load on the base)')
@@ -520,6 +546,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           fetchRegistryLayers,
           formatPlatform,
           lockedWheelsBeforeBase,
+          findHostBytecodeCompiler,
           mountFromCache,
           openImage,
           parseImageSpec,
@@ -633,7 +660,22 @@ export function registerImageCommands(program: Command, run: Runner): void {
             try {
               const guess = await lockedWheelsBeforeBase(lock, wheelhouse);
               if (!guess) return null;
-              const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', onWheel });
+              // Compiled by the interpreter buildAppImage would choose (the lock's full version first): one segment per key.
+              const full = /python_full_version\s*==\s*["'](\d+\.\d+\.\d+)["']/.exec(await readFile(lock, 'utf8'))?.[1] ?? null;
+              const bytecode =
+                opts.compile === false
+                  ? {}
+                  : {
+                      bytecode: {
+                        cacheTag: `cpython-${guess.pythonVersion.replace('.', '')}`,
+                        compiler: async () => {
+                          const found = await findHostBytecodeCompiler(guess.pythonVersion, full);
+                          if (!found) throw new Error(`no local Python ${guess.pythonVersion}: compiled once the base is read`);
+                          return found;
+                        },
+                      },
+                    };
+              const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', onWheel, ...bytecode });
               return written.cached ? null : written.layer.digest;
             } catch (err) {
               logger.debug({ err: (err as Error).message }, 'dependencies layer not started before the base (the build says why if it matters)');
@@ -694,6 +736,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
               onWheel,
               pip: opts.pip !== false,
               ...(opts.pip !== false ? ((await wheelhousePip(wheelhouse, info)) ?? {}) : {}),
+              compile: opts.compile !== false,
+              compiler: () => bytecodeCompiler(info, baseSpec, () => engineClient ?? dockerFrom(ctx.env), logger),
             });
             live.finish();
             // Written in this run before the base was read, then found by buildAppImage: not a cache hit to the user.
