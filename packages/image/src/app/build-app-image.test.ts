@@ -15,7 +15,7 @@ import { writeOciLayout } from '../sinks/oci-layout.js';
 import { parseDockerignore } from '../layers/dockerignore.js';
 import { umociUnpack } from '@dstack/testing';
 import { buildValidated, fakeBase, installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
-import { buildAppImage, openImage, parseImageSpec, writeDependenciesLayer, writeImage } from '../index.js';
+import { buildAppImage, findHostBytecodeCompiler, openImage, parseImageSpec, writeDependenciesLayer, writeImage } from '../index.js';
 
 const run = promisify(execFile);
 let tmp: string;
@@ -153,7 +153,13 @@ describe('daemonless app image', () => {
     const seen: string[] = [];
     const early = await writeDependenciesLayer(
       wheels.map((p) => ({ path: p })),
-      { cache: new BlobCache(dir), scheme: { prefix: '/env', pythonVersion: '3.11' }, onWheel: (w, done, total) => seen.push(`${done}/${total} ${w}`) },
+      {
+        cache: new BlobCache(dir),
+        scheme: { prefix: '/env', pythonVersion: '3.11' },
+        onWheel: (w, done, total) => seen.push(`${done}/${total} ${w}`),
+        // As the CLI passes it: the .pyc compiled by the interpreter buildAppImage would choose for the base.
+        bytecode: { cacheTag: 'cpython-311', compiler: async () => (await findHostBytecodeCompiler('3.11', '3.11.2'))! },
+      },
     );
     expect(early).toMatchObject({ cached: false, segments: { built: wheels.length, reused: 0 } });
     // In the layer's order (file names, code-unit order), one call after each wheel.
