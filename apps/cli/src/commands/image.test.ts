@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { isolatedPipEnv, umociUnpack, writeWheel } from '@dstack/testing';
 import { EXIT_USAGE } from '../errors.js';
 import { cli, dir, sha256, useImageFixture, validated } from './image.test-support.js';
+import { runCli } from '../run-cli.test-support.js';
 
 const exec = promisify(execFile);
 useImageFixture();
@@ -149,6 +150,9 @@ describe('image app --dry-run', () => {
     const plain = (ls: { role: string; digest: string; size: number; cached: boolean }[]) => ls.map(({ role, digest, size, cached }) => ({ role, digest, size, cached }));
     expect(plain(r.layers)).toEqual(plain(p.layers));
     await validated(`oci:${dir}/out-dry:app`);
+    // The SBOM written beside the layout lists what the lock does: lock diff of the two names no change.
+    const diff = await runCli(['--quiet', 'lock', 'diff', 'pylock.cp311-linux_x86_64.toml', 'out-dry.cdx.json'], { cwd: dir, env: { NO_COLOR: '1' } });
+    expect(diff.stdout).toBe('0 changed, 0 added, 0 removed, 1 unchanged\n');
 
     // Warm: the dependencies layer is a cache hit, the digest the same, and the cache is left as it was.
     const before = await snapshot(path.join(dir, 'dry-cache'));
