@@ -364,7 +364,7 @@ export class RegistryWheelStore implements WheelStore {
         throw new WheelError(
           'WHEEL_PROJECT_UNSETTLED',
           `the manifest of project ${project} in ${this.location} (tag ${ptag}) still disagreed with its wheel tags after ${PROJECT_ATTEMPTS} rebuilds: ${added.length} listed that it lacks, ${gone.length} it holds no longer listed`,
-          { hint: 'the wheels are stored and readers fall back to their own manifests; push again when the other writers are done' },
+          { hint: "the wheel is stored and readers read the project's wheels from their own manifests; the project's next add or remove rebuilds its manifest" },
         );
       }
       await new Promise((resolve) => setTimeout(resolve, 20 * attempt + Math.floor(Math.random() * 50)));

@@ -70,7 +70,7 @@ export const WHEEL_CODES = {
   WHEEL_PROJECT_UNSETTLED: {
     summary:
       "A registry store's project manifest could not be made to match the project's wheel tags: other writers kept changing them through every rebuild. The wheels themselves are stored; readers fall back to their own manifests.",
-    hint: 'Run the push again when the other writers are done (a push that adds or removes a wheel of the project rebuilds its manifest).',
+    hint: "Nothing is lost: the wheel is stored, and readers read the project's wheels from their own manifests. The project's next add or remove rebuilds its manifest (pushing the same wheel again does not: it is present).",
   },
   WHEEL_BUILD_TAG: {
     summary: "A wheel's file name has a build tag, and this upload or `wheelhouse add` does not take them.",
