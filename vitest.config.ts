@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] },
   ssr: { resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] } },
+  // The global setup runs in vitest's own environment: it resolves workspace packages from src/ too.
+  environments: { __vitest__: { resolve: { conditions: ['@dstack/source', 'import', 'node', 'default'] } } },
   test: {
     include: ['packages/*/src/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'tools/**/*.test.ts', 'e2e/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],

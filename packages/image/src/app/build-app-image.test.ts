@@ -247,6 +247,29 @@ describe('daemonless app image', () => {
     expect((await fs.readFile(path.join(root, 'env/bin/alpha-cli'), 'utf8')).split('\n')[0]).toBe('#!/env/bin/python');
   });
 
+  it('puts pip in the venv: the pip the lock names wins over the wheelhouse one, which wins over the base', async () => {
+    const pipDir = path.join(tmp, 'pips');
+    await fs.mkdir(pipDir);
+    const pip = (version: string) => makeWheel(pipDir, { name: 'pip', version, files: { 'pip/__init__.py': `__version__ = "${version}"\n` } });
+    const housePip = await pip('23.0');
+    const lockedPip = await pip('24.0');
+    const installedPips = async (extra: Partial<AppImageOptions>, name: string): Promise<string[]> => {
+      const { image } = await buildValidated(options(path.join(tmp, `pip-${name}`), { compile: false, ...extra }));
+      const dir = path.join(tmp, `pip-oci-${name}`);
+      await writeOciLayout(image, dir, { ref: 'app' });
+      const { rootfs } = await umociUnpack(`${dir}:app`, path.join(tmp, `pip-bundle-${name}`));
+      const site = path.join(rootfs, 'env/lib/python3.11/site-packages');
+      return (await fs.readdir(site)).filter((f) => /^pip-.*\.dist-info$/.test(f));
+    };
+    // No pip locked: the wheelhouse's (the made-up base carries none).
+    expect(await installedPips({ pipWheel: housePip }, 'house')).toEqual(['pip-23.0.dist-info']);
+    // The lock names pip 24.0: that one, and no second pip beside it.
+    const locked = [...wheels, lockedPip].map((p) => ({ path: p }));
+    expect(await installedPips({ pipWheel: housePip, wheels: locked }, 'locked')).toEqual(['pip-24.0.dist-info']);
+    // --no-pip: none, even with one in the wheelhouse.
+    expect(await installedPips({ pipWheel: housePip, pip: false }, 'none')).toEqual([]);
+  });
+
   it('installs an app wheel as its own layer', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'appwheel-'));
     const appWheel = await makeWheel(dir, { name: 'myapp', version: '0.1', files: { 'myapp/__init__.py': 'OK = True\n' } });
