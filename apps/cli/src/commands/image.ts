@@ -26,6 +26,21 @@ const exec = promisify(execFile);
 // @dstack/image, @dstack/engine and dockerode are loaded by the actions that use them, not at start-up.
 const imageLib = () => import('@dstack/image');
 
+/**
+ * How the image commands reach images: a registry client with docker config credentials, and the engine, loaded
+ * only when one of `specs` is a docker: image (dockerode costs ~0.1 s of start-up).
+ */
+async function imageAccess(ctx: CliContext, specs: { kind: string }[], opts: { insecureRegistry?: string[] }, logger: CliContext['logger']) {
+  const { RegistryClient } = await imageLib();
+  const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
+  const engine = specs.some((x) => x.kind === 'docker') ? await dockerFrom(ctx.env) : null;
+  const docker = (): Docker => {
+    if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
+    return engine;
+  };
+  return { registry, engine, docker };
+}
+
 async function dockerFrom(env: NodeJS.ProcessEnv): Promise<Docker> {
   const { default: Docker } = await import('dockerode');
   const host = env.DOCKER_HOST;
@@ -912,20 +927,15 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--json', 'print the result as JSON')
     .action(
       run(async (ctx, ref: string, opts: { base: string; output: string; tag?: string; compression?: string; checkLibs?: boolean; factoryImage?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
-        const { BlobCache, RegistryClient, openImage, parseImageSpec, rebaseAppImage, sourceDateEpoch, writeImage } = await imageLib();
+        const { BlobCache, openImage, parseImageSpec, rebaseAppImage, sourceDateEpoch, writeImage } = await imageLib();
         const logger = ctx.logger.child({ component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
-        const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
         const output = specAt(ctx, opts.output, parseImageSpec);
         const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
         if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
         const baseSpec = specAt(ctx, opts.base, parseImageSpec);
         const appSpec = specAt(ctx, ref, parseImageSpec);
-        const engine = [baseSpec, appSpec, output].some((x) => x.kind === 'docker') ? await dockerFrom(ctx.env) : null;
-        const docker = (): Docker => {
-          if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
-          return engine;
-        };
+        const { registry, engine, docker } = await imageAccess(ctx, [baseSpec, appSpec, output], opts, logger);
         const [app, newBase] = await Promise.all([openImage(appSpec, { cache, docker, registry }), openImage(baseSpec, { cache, docker, registry })]);
         const result = await rebaseAppImage({ image: app, newBase, cache, compression, checkLibraries: opts.checkLibs !== false, sourceDateEpoch: sourceDateEpoch(ctx.env), logger });
         if (result.libraries) {
@@ -958,16 +968,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--json', 'print the report as JSON')
     .action(
       run(async (ctx, ref: string, opts: { prefix?: string; factoryImage?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
-        const { BlobCache, RegistryClient, checkImageLibraries, inspectBase, openImage, parseImageSpec } = await imageLib();
+        const { BlobCache, checkImageLibraries, inspectBase, openImage, parseImageSpec } = await imageLib();
         const logger = ctx.logger.child({ component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
         const spec = specAt(ctx, ref, parseImageSpec);
-        const engine = spec.kind === 'docker' ? await dockerFrom(ctx.env) : null;
-        const docker = (): Docker => {
-          if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
-          return engine;
-        };
-        const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
+        const { registry, engine, docker } = await imageAccess(ctx, [spec], opts, logger);
         const image = await openImage(spec, { cache, docker, registry });
         const report = await checkImageLibraries(image, { cache, ...(opts.prefix ? { prefix: opts.prefix } : {}) });
         const info = await inspectBase(image, { cache }).catch(() => null);
@@ -989,17 +994,12 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--json', 'print the report as JSON')
     .action(
       run(async (ctx, ref: string, opts: { lock: string; wheelhouse?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
-        const { BlobCache, RegistryClient, openImage, parseImageSpec, verifyAppImage } = await imageLib();
+        const { BlobCache, openImage, parseImageSpec, verifyAppImage } = await imageLib();
         const { FsWheelStore } = await import('@dstack/wheelhouse');
         const logger = ctx.logger.child({ component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
         const spec = specAt(ctx, ref, parseImageSpec);
-        const engine = spec.kind === 'docker' ? await dockerFrom(ctx.env) : null;
-        const docker = (): Docker => {
-          if (!engine) throw new Error('no docker: image here, yet the engine was asked for');
-          return engine;
-        };
-        const registry = new RegistryClient({ credentials: dockerConfigAuths(ctx.env), insecure: opts.insecureRegistry ?? [], logger });
+        const { registry, docker } = await imageAccess(ctx, [spec], opts, logger);
         const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
         const store = new FsWheelStore(wheelhouse);
         const report = await verifyAppImage({
