@@ -3,7 +3,7 @@
 // — far from this repository, so the factory script and the Dockerfiles can only come from inside the packages
 // (their builds copy images/ into dist/images/).
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,16 +19,37 @@ import {
 
 const exec = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-/** @dstack/engine, the CLI, and every workspace package they depend on. */
-const WORKSPACES = [
-  'packages/errors',
-  'packages/recipe',
-  'packages/wheelhouse',
-  'packages/engine',
-  'packages/image',
-  'apps/server',
-  'apps/cli',
-];
+/**
+ * @dstack/engine, the CLI, and every workspace package they depend on (read from the package.json files, so a new
+ * package is packed as soon as one of them depends on it).
+ */
+const WORKSPACES = workspaceClosure(['apps/cli', 'packages/engine']);
+
+function workspaceClosure(roots: string[]): string[] {
+  const byName = new Map<string, string>();
+  const deps = new Map<string, string[]>();
+  for (const parent of ['packages', 'apps']) {
+    for (const d of readdirSync(path.join(repoRoot, parent))) {
+      const file = path.join(repoRoot, parent, d, 'package.json');
+      if (!existsSync(file)) continue;
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name: string; dependencies?: Record<string, string> };
+      byName.set(pkg.name, `${parent}/${d}`);
+      deps.set(`${parent}/${d}`, Object.keys(pkg.dependencies ?? {}));
+    }
+  }
+  const seen = new Set<string>();
+  const visit = (w: string): void => {
+    if (seen.has(w)) return;
+    seen.add(w);
+    for (const name of deps.get(w) ?? []) {
+      const dep = byName.get(name);
+      if (dep) visit(dep);
+    }
+  };
+  roots.forEach(visit);
+  return [...seen].sort();
+}
+
 const python = testPython('3.11');
 let dir: string;
 let project: string;

@@ -57,7 +57,8 @@ describe('image app --platform linux/amd64,linux/arm64 (no emulation to assemble
   it('pushes an index skopeo shows with both platforms; each runs on the engine and imports its own extension', async () => {
     const id = randomBytes(4).toString('hex');
     const { host } = await sharedRegistry();
-    const out = `${host}/dstack-test/app-multi:${id}`;
+    // A repository of its own: the images are reproducible, so a shared one would hold earlier runs' referrers too.
+    const out = `${host}/dstack-test/app-multi-${id}:v1`;
     const args = [
       'image', 'app', '--base', `registry:${baseRef}`, '--platform', 'linux/amd64,linux/arm64',
       '--lock', 'linux/amd64=pylock.linux-amd64.toml', '--lock', 'linux/arm64=pylock.linux-arm64.toml', '--wheelhouse', 'multi-wheelhouse',
