@@ -101,6 +101,19 @@ async function warmBuild(root: string): Promise<string[]> {
 }
 
 /** Real wheels for the runtime's Python (Debian 3.11) from this machine's pip configuration, shared with `bench image`. */
+/** The docker build context the docker baselines use: the wheels, the requirements and a Dockerfile that
+ * pip-installs them from the wheelhouse on `runtime`, then copies `src/` to /app (the app image's layout). */
+export async function writeDockerContext(ctx: string, wheelsDir: string, runtime: string): Promise<void> {
+  await cp(wheelsDir, join(ctx, 'wheelhouse'), { recursive: true });
+  await writeFile(join(ctx, 'requirements.txt'), APP_REQUIREMENTS.join('\n') + '\n');
+  await writeFile(
+    join(ctx, 'Dockerfile'),
+    [`FROM ${runtime}`, 'COPY wheelhouse /wheelhouse', 'COPY requirements.txt /requirements.txt',
+      'RUN pip install --no-index --no-cache-dir -f /wheelhouse -r /requirements.txt && rm -rf /wheelhouse',
+      'COPY --chown=4801:4801 src /app', 'USER 4801', ''].join('\n'),
+  );
+}
+
 export async function appWheels(): Promise<string> {
   const dir = join(tmpdir(), 'dstack-bench-image', 'wheels');
   if (!existsSync(dir) || (await readdir(dir)).filter((f) => f.endsWith('.whl')).length < 25) {
@@ -138,14 +151,7 @@ async function images(root: string): Promise<string[]> {
   const touch = `date +%s%N > ${q(join(src, 'app', 'changed.py'))}`;
   const ctx = join(root, 'ctx');
   await mkdir(ctx);
-  await cp(wheelsDir, join(ctx, 'wheelhouse'), { recursive: true });
-  await writeFile(join(ctx, 'requirements.txt'), APP_REQUIREMENTS.join('\n') + '\n');
-  await writeFile(
-    join(ctx, 'Dockerfile'),
-    [`FROM ${runtime}`, 'COPY wheelhouse /wheelhouse', 'COPY requirements.txt /requirements.txt',
-      'RUN pip install --no-index --no-cache-dir -f /wheelhouse -r /requirements.txt && rm -rf /wheelhouse',
-      'COPY --chown=4801:4801 src /app', 'USER 4801', ''].join('\n'),
-  );
+  await writeDockerContext(ctx, wheelsDir, runtime);
   const ctxTouch = `cp -r ${q(src)}/. ${q(join(ctx, 'src'))}/ && date +%s%N > ${q(join(ctx, 'src', 'app', 'changed.py'))}`;
   await mkdir(join(ctx, 'src'));
   const dockerEnv = { ...process.env, DOCKER_HOST: dockerHost, DOCKER_BUILDKIT: '0' };

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isolatedPipEnv, registryPort, sharedEngine, sharedRuntimeImage } from '@dstack/testing';
 import type { Scenario } from '../lib.js';
-import { APP_REQUIREMENTS, appWheels, hyperfine, type Figure } from './cli.js';
+import { APP_REQUIREMENTS, appWheels, hyperfine, writeDockerContext, type Figure } from './cli.js';
 
 const run = promisify(execFile);
 const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
@@ -72,14 +72,7 @@ const scenario: Scenario = {
       // for docker: a real runner pulls it too).
       const ctx = join(root, 'ctx');
       await mkdir(join(ctx, 'src'), { recursive: true });
-      await cp(wheelsDir, join(ctx, 'wheelhouse'), { recursive: true });
-      await writeFile(join(ctx, 'requirements.txt'), APP_REQUIREMENTS.join('\n') + '\n');
-      await writeFile(
-        join(ctx, 'Dockerfile'),
-        [`FROM ${runtime}`, 'COPY wheelhouse /wheelhouse', 'COPY requirements.txt /requirements.txt',
-          'RUN pip install --no-index --no-cache-dir -f /wheelhouse -r /requirements.txt && rm -rf /wheelhouse',
-          'COPY --chown=4801:4801 src /app', 'USER 4801', ''].join('\n'),
-      );
+      await writeDockerContext(ctx, wheelsDir, runtime);
       await cp(src, join(ctx, 'src'), { recursive: true });
       const prev = `${repo('docker')}:prev-${tag}`;
       const next = `${repo('docker')}:next-${tag}`;
