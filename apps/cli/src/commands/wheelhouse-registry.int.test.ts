@@ -25,6 +25,14 @@ afterAll(async () => {
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(['--quiet', ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, cwd: root });
 
 describe('dstack-factory wheelhouse on registry:HOST/REPO', () => {
+  it('warns when the registry repository holds no wheels (a misspelt name reads as an empty repository)', async () => {
+    const empty = `registry:${registry.host}/dstack-test/cli-no-such-${id}`;
+    const pulled = await cli(['wheelhouse', 'pull', empty, '--wheelhouse', 'empty-pull']);
+    expect(pulled.code).toBe(0);
+    expect(pulled.stdout).toMatch(/^0 pulled \(0\.0 MB, [\d.]+ s\), 0 already there, 0 failed: /);
+    expect(pulled.stderr).toBe(`warning: ${empty} holds no wheels (a registry repository that does not exist reads as empty: check its name)\n`);
+  });
+
   it('pushes and pulls only what is missing, with identical sha256s; lists; prunes with manifest deletes', async () => {
     const store = `registry:${registry.host}/dstack-test/cli-wheels-${id}`;
     await mkdir(path.join(root, 'in'));

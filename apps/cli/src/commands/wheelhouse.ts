@@ -307,6 +307,10 @@ export function registerWheelhouseCommands(program: Command, run: Runner): void 
         ctx.stdout.write(
           `${result.copied.length} ${direction === 'push' ? 'pushed' : 'pulled'} (${mb} MB, ${((Date.now() - started) / 1000).toFixed(1)} s), ${result.present.length} already there, ${result.failed.length} failed: ${locationOf(from)} -> ${locationOf(to)}\n`,
         );
+        if (result.copied.length + result.present.length + result.failed.length === 0) {
+          // A misspelt registry repository reads as an empty one: say so rather than report a quiet success.
+          ctx.stderr.write(`warning: ${locationOf(from)} holds no wheels (a registry repository that does not exist reads as empty: check its name)\n`);
+        }
         return result.failed.length > 0 ? 1 : 0;
       }),
     );
