@@ -64,6 +64,7 @@ export {
   type BytecodeOptions,
   type PySource,
 } from './layers/wheels/bytecode.js';
+export { WheelMissingError, wheelFiles, type WheelFile } from './layers/wheels/wheel-file.js';
 
 // App images (app/): daemonless, or with the images/app Dockerfiles on a Docker daemon.
 export {

@@ -1,8 +1,9 @@
 // The layer cache in the registry (issue 22), as two CI runners use it: two "machines" are two processes of the
 // built CLI with their own HOME and cache folders. A builds and writes the cache (--cache-to); B starts from
-// nothing, reads it (--cache-from) and gets A's digest without reading a wheel or starting Python: its wheelhouse
-// holds empty files under the locked names, which any read would reject. Then a cached blob is deleted from the
-// registry: a third machine rebuilds that layer, gets the same digest, and its --cache-to puts the blob back.
+// nothing — a checkout of the lock and the source, no wheelhouse at all — reads it (--cache-from) and gets A's
+// digest without reading a wheel or starting Python. Then a cached blob is deleted from the registry: B, still
+// without wheels, is told which wheels it must now read; a third machine with the wheelhouse rebuilds that layer,
+// gets the same digest, and its --cache-to puts the blob back.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -48,7 +49,7 @@ syncBuiltinESMExports();
 interface Run {
   code: number;
   stderr: string;
-  json: { digest: string; layers: { role: string; digest: string; cached: boolean }[]; cacheTo?: { records: number; blobs: Record<string, number> } };
+  json: { digest: string; layers: { role: string; digest: string; cached: boolean }[]; cacheTo?: { records: number; blobs: Record<string, number> }; sbom?: { referrer?: { digest: string } } };
   /** The push and cache events the CLI logged (JSON lines on stderr). */
   events: { msg: string; digest?: string }[];
   spawned: string[];
@@ -114,21 +115,25 @@ beforeAll(async () => {
     packages,
   };
   await writeFile(path.join(dir, 'pylock.toml'), stringifyLock(lock));
-  await mkdir(path.join(dir, 'empty-wheelhouse'));
-  for (const f of await readdir(wheelhouse)) await writeFile(path.join(dir, 'empty-wheelhouse', f), '');
   await mkdir(path.join(dir, 'src'));
   await writeFile(path.join(dir, 'src', 'app.py'), 'print("v1")\n');
+  // B's checkout: the lock and the source, no wheelhouse (the lock's paths, wheelhouse/NAME, lead nowhere).
+  await mkdir(path.join(dir, 'checkout'));
+  await cp(path.join(dir, 'pylock.toml'), path.join(dir, 'checkout', 'pylock.toml'));
+  await cp(path.join(dir, 'src'), path.join(dir, 'checkout', 'src'), { recursive: true });
 });
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 const common = (): string[] => ['--base', `registry:${baseRef}`, '--lock', 'pylock.toml', '--source', 'src'];
+/** B's: its checkout, with --wheelhouse checkout/wheelhouse (the default of a job run in the checkout), which does not exist. */
+const fromNothing = (): string[] => ['--base', `registry:${baseRef}`, '--lock', 'checkout/pylock.toml', '--source', 'checkout/src', '--wheelhouse', 'checkout/wheelhouse'];
 
 describe('image app --cache-from / --cache-to registry:REF (two machines)', () => {
   let a: Run;
 
-  it('A builds and writes the cache; B, from nothing, mounts its layers, reads no wheel, starts no Python, gets its digest', async () => {
+  it('A builds and writes the cache; B, from nothing (no wheelhouse), mounts its layers, reads no wheel, starts no Python, gets its digest', async () => {
     a = await machine('a', [...common(), '--wheelhouse', 'wheelhouse', '--output', `registry:${repo('app')}:a`, '--cache-to', `registry:${cacheRef}`]);
     expect(a.stderr).not.toContain('"level":50');
     expect(a.code, a.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")).toBe(0);
@@ -140,7 +145,8 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     // and library index, the runtime layer.
     expect(a.json.cacheTo).toEqual({ ref: cacheRef, digest: expect.stringMatching(/^sha256:/), records: 15, dropped: 0, blobs: { present: 0, mounted: 2, uploaded: 0 } });
 
-    const b = await machine('b', [...common(), '--wheelhouse', 'empty-wheelhouse', '--output', `registry:${repo('app-b')}:b`, '--cache-from', `registry:${cacheRef}`]);
+    expect(existsSync(path.join(dir, 'checkout', 'wheelhouse'))).toBe(false);
+    const b = await machine('b', [...fromNothing(), '--output', `registry:${repo('app-b')}:b`, '--cache-from', `registry:${cacheRef}`]);
     expect(b.stderr).not.toContain('"level":50');
     expect(b.code, b.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")).toBe(0);
     expect(b.json.digest).toBe(a.json.digest);
@@ -150,10 +156,12 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     expect(digests(b, 'blob-mounted')).toEqual([...new Set([deps.digest, runtime.digest, a.json.layers.length ? (await baseLayer()) : ''])].sort());
     expect(digests(b, 'blob-uploaded')).toEqual([app.digest]);
     expect(b.spawned.filter((s) => /python|pip/.test(s))).toEqual([]);
+    // The SBOM too, from the lock's sha256s: attached as the image's referrer.
+    expect(b.json.sbom?.referrer?.digest).toMatch(/^sha256:/);
   });
 
   it('with oci: output B downloads the layers it writes and gets the same image', async () => {
-    const b = await machine('b-oci', [...common(), '--wheelhouse', 'empty-wheelhouse', '--output', `oci:${path.join(dir, 'out-oci')}:app`, '--cache-from', `registry:${cacheRef}`]);
+    const b = await machine('b-oci', [...fromNothing(), '--output', `oci:${path.join(dir, 'out-oci')}:app`, '--cache-from', `registry:${cacheRef}`]);
     expect(b.stderr).not.toContain('"level":50');
     expect(b.code, b.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")).toBe(0);
     expect(b.json.digest).toBe(a.json.digest);
@@ -161,11 +169,22 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     for (const l of a.json.layers) expect(blobs).toContain(l.digest.slice(7));
   });
 
-  it('a cached blob deleted from the registry: C rebuilds that layer, gets the same digest, and --cache-to puts it back', async () => {
+  it('a cached blob deleted from the registry: B without wheels is told which it must read; C rebuilds that layer, gets the same digest, and --cache-to puts it back', async () => {
     const deps = a.json.layers.find((l) => l.role === 'dependencies')!.digest;
     const [cacheRepo] = cacheRef.slice(host.length + 1).split(':');
     const del = await fetch(`http://${host}/v2/${cacheRepo}/blobs/${deps}`, { method: 'DELETE' });
     expect(del.status).toBe(202);
+    // The five segments were in that blob: every wheel must be read now, and B has none. The check's report is
+    // still cached, so the first read is the dependencies layer's.
+    const b = await machine('b-deleted', [...fromNothing(), '--output', `registry:${repo('app-b')}:b2`, '--cache-from', `registry:${cacheRef}`]);
+    expect(b.code).toBe(1);
+    const names = (await readdir(path.join(dir, 'wheelhouse'))).filter((f) => f.endsWith('.whl')).sort();
+    expect(names).toHaveLength(5);
+    expect(b.stderr).toContain(
+      `error[LOCK_WHEEL_MISSING]: 5 wheels locked in ${path.join(dir, 'checkout', 'pylock.toml')} are not in the wheelhouse ${path.join(dir, 'checkout', 'wheelhouse')}, and the layer cache has not got what they install: ${names.join(', ')}\n` +
+        'hint: fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder\n',
+    );
+    expect(digests(b, 'blob-uploaded')).toEqual([]);
     const c = await machine('c', [
       ...common(), '--wheelhouse', 'wheelhouse', '--output', `registry:${repo('app-c')}:c`, '--cache-from', `registry:${cacheRef}`, '--cache-to', `registry:${cacheRef}`,
     ]);

@@ -570,6 +570,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           readBase,
           recordUse,
           sourceDateEpoch,
+          wheelFiles,
           wheelsFromLock,
           writeDependenciesLayer,
           writeImage,
@@ -768,7 +769,8 @@ export function registerImageCommands(program: Command, run: Runner): void {
             const built = await buildAppImageOnDaemon(await dockerFrom(ctx.env), {
               dockerfiles: path.join(IMAGES_DIR, 'app'),
               base: baseName,
-              wheels: one.wheels.map((w) => w.path),
+              // The engine's build reads every wheel: one missing from the wheelhouse is an error here.
+              wheels: await wheelFiles(one.wheels),
               ...(app ? { app } : {}),
               uid,
               tag,

@@ -125,8 +125,8 @@ export const IMAGE_CODES = {
     hint: 'Write the lock again with dstack-factory build; every wheel needs its hash.',
   },
   LOCK_WHEEL_MISSING: {
-    summary: 'A wheel the lock names is not in the wheelhouse.',
-    hint: 'Run dstack-factory build for this recipe, or point --wheelhouse at the right folder.',
+    summary: "A wheel the lock names must be read (its layer is not in the local or registry cache) and is in no wheelhouse.",
+    hint: 'Fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder.',
   },
   WHEEL_ENTRY_POINT_INVALID: {
     summary: "A wheel's console or GUI script entry point is not name = module:attr with a safe name.",

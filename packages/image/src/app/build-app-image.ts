@@ -14,12 +14,12 @@ import { runtimeEntries } from '../layers/runtime-venv.js';
 import { sourceEntries } from '../layers/app-source.js';
 import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
 import { writeWheelsLayer } from '../layers/wheels/wheels-layer.js';
+import type { WheelFile } from '../layers/wheels/wheel-file.js';
 import type { VenvScheme } from '../layers/wheels/install.js';
 import { cacheTagOf, findHostBytecodeCompiler, type BytecodeCompiler, type BytecodeOptions } from '../layers/wheels/bytecode.js';
 import { ImageError } from '../errors.js';
 
-export interface WheelInput {
-  path: string;
+export interface WheelInput extends WheelFile {
   /** sha256 hex from a lock or the wheelhouse index: the cache key then needs no read of the wheel. */
   sha256?: string;
   /** pip's REQUESTED marker (default true). */

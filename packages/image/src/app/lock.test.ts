@@ -8,6 +8,7 @@ import type { BaseInfo } from '../layers/base-info.js';
 import { describeTarget } from '@dstack/wheelhouse';
 import { lockedWheelsBeforeBase, wheelsFromLock } from './lock.js';
 import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
+import { wheelFile, wheelFiles, type WheelMissingError } from '../layers/wheels/wheel-file.js';
 
 const parseLockFile = (text: string): Lock => parseLock(text, 'pylock.toml');
 
@@ -58,13 +59,29 @@ describe('locks', () => {
     );
   });
 
-  it('says which wheel is missing from the wheelhouse', async () => {
+  it('a wheel in no wheelhouse is refused only when it must be read, and then every such wheel is named', async () => {
     const empty = path.join(tmp, 'empty');
-    await fs.mkdir(empty, { recursive: true });
     const moved = path.join(tmp, 'wheelhouse-moved');
     await fs.rename(path.join(tmp, 'wheelhouse'), moved);
     try {
-      await expect(wheelsFromLock(lockFile, empty, base)).rejects.toThrow(`alpha-1.0-py3-none-any.whl (locked in ${lockFile}) is not in the wheelhouse ${empty}`);
+      // No wheelhouse folder at all: the lock alone gives names and hashes (what a cached layer is keyed by).
+      const r = await wheelsFromLock(lockFile, empty, base);
+      expect(r.wheels.map((w) => [w.path, w.sha256?.length, w.requested])).toEqual([
+        [path.join(empty, 'alpha-1.0-py3-none-any.whl'), 64, true],
+        [path.join(empty, 'Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl'), 64, false],
+      ]);
+      await expect(wheelFile(r.wheels[0]!)).rejects.toThrow(
+        `alpha-1.0-py3-none-any.whl (locked in ${lockFile}) is not in the wheelhouse ${empty}, and the layer cache has not got what it installs`,
+      );
+      const err = (await wheelFiles(r.wheels).then(
+        () => null,
+        (e: unknown) => e,
+      )) as WheelMissingError;
+      expect([err.code, err.message, err.hint]).toEqual([
+        'LOCK_WHEEL_MISSING',
+        `2 wheels locked in ${lockFile} are not in the wheelhouse ${empty}, and the layer cache has not got what they install: Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl, alpha-1.0-py3-none-any.whl`,
+        'fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder',
+      ]);
     } finally {
       await fs.rename(moved, path.join(tmp, 'wheelhouse'));
     }

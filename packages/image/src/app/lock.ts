@@ -6,6 +6,7 @@ import type { BaseInfo } from '../layers/base-info.js';
 import type { WheelInput } from './build-app-image.js';
 import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
+import { WheelMissingError } from '../layers/wheels/wheel-file.js';
 
 export interface LockedWheels {
   lock: Lock;
@@ -17,7 +18,8 @@ export interface LockedWheels {
 /**
  * The wheels a lock names for a base image's interpreter, found in the wheelhouse (by file name; a wheel's
  * `path` relative to the lock file is tried too). A lock made for another environment is refused
- * (Decision 3), and so is a lock whose wheel is missing or has no sha256.
+ * (Decision 3), and so is a lock whose wheel has no sha256. A wheel in no wheelhouse is refused only when it must
+ * be read (see lockedWheelFile).
  */
 export async function wheelsFromLock(lockFile: string, wheelhouse: string, base: BaseInfo): Promise<LockedWheels> {
   const text = await fs.readFile(lockFile);
@@ -47,10 +49,8 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
       );
     }
     const w = fit[0]!.w;
-    const { path: found, sha256 } = await lockedWheelFile(w, lockFile, wheelhouse);
     wheels.push({
-      path: found,
-      sha256,
+      ...(await lockedWheelFile(w, lockFile, wheelhouse)),
       requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true,
     });
   }
@@ -59,8 +59,12 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
 
 type LockedWheel = Lock['packages'][number]['wheels'][number];
 
-/** Where a locked wheel is (the wheelhouse, else its path relative to the lock), with its sha256. */
-async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string): Promise<{ path: string; sha256: string }> {
+/**
+ * Where a locked wheel is (the wheelhouse, else its path relative to the lock), with the lock's sha256. A wheel
+ * that is in neither is not an error yet: a runner whose layer cache has everything reads no wheel and needs no
+ * wheelhouse. Its `locate` throws once its bytes must be read (a segment to install, an ELF list to read).
+ */
+async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string): Promise<WheelInput> {
   const sha256 = w.hashes.sha256;
   if (!sha256) throw new ImageError('LOCK_NO_HASH', `${lockFile}: ${w.name} has no sha256`);
   const candidates = [path.join(wheelhouse, w.name)];
@@ -73,9 +77,11 @@ async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: str
       // try the next
     }
   }
-  throw new ImageError('LOCK_WHEEL_MISSING', `${w.name} (locked in ${lockFile}) is not in the wheelhouse ${wheelhouse}`, {
-    hint: 'run `dstack-factory build` for this recipe, or point --wheelhouse at the right folder',
-  });
+  return {
+    path: candidates[0]!,
+    sha256,
+    locate: () => Promise.reject(new WheelMissingError([w.name], lockFile, wheelhouse)),
+  };
 }
 
 /**
@@ -93,8 +99,7 @@ export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: strin
   const haveDependencies = lock.packages.some((p) => p.dependencies !== undefined);
   const wheels: WheelInput[] = [];
   for (const pkg of lock.packages) {
-    const { path: found, sha256 } = await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse);
-    wheels.push({ path: found, sha256, requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
+    wheels.push({ ...(await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse)), requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
   }
   return { pythonVersion: [...versions][0]!, wheels };
 }

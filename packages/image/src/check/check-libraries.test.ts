@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { appendLayers, emptyImage, mutateConfig } from '../core/mutate.js';
 import { writeLayer, type LayerEntry } from '../layers/write-layer.js';
 import { checkWheelLibraries, imagePackageFinder, installedPath, libraryCheckError } from './check-libraries.js';
 import { readImageFiles } from './image-files.js';
+import { WheelMissingError } from '../layers/wheels/wheel-file.js';
 import { validateImage } from '../validate/validate-image.js';
 
 const scheme = { prefix: '/env', pythonVersion: '3.11' };
@@ -96,6 +98,25 @@ describe('checkWheelLibraries', () => {
     );
     expect(error.hint).toBe(
       'add the package to the runtime image (EXTRA_PACKAGES="libpq5"; packages from the factory image), or use wheels that bundle them (auditwheel repair); --no-check-libs skips this check',
+    );
+  });
+
+  it('keyed by sha256, reads no wheel when its ELF list is cached; a wheel in no wheelhouse is named when it must be read', async () => {
+    const img = await base();
+    const w = await wheel('lazyext', { [`lazyext/_pq.${EXT}`]: so.extPq! });
+    const sha256 = createHash('sha256').update(await fs.readFile(w)).digest('hex');
+    const own = new BlobCache(path.join(tmp, 'lazy-cache'));
+    const first = await checkWheelLibraries({ base: img, wheels: [{ path: w, sha256 }], scheme, cache: own });
+    expect(first.problems.map((p) => p.library)).toEqual(['libpq.so.5']);
+    // Another base (no cached report): the wheel's ELF list is cached, so `locate` is never called.
+    const gone = (name: string) => () => Promise.reject(new WheelMissingError([name], '/x/pylock.toml', '/x/wheelhouse'));
+    const other = await base([{ path: 'usr/lib/x86_64-linux-gnu/libpq.so.5', type: 'file', data: so.pq! }]);
+    const elsewhere = { path: '/x/wheelhouse/lazyext-1.0-cp311-cp311-linux_x86_64.whl', sha256, locate: gone('lazyext-1.0-cp311-cp311-linux_x86_64.whl') };
+    expect((await checkWheelLibraries({ base: other, wheels: [elsewhere], scheme, cache: own })).problems).toEqual([]);
+    // Not cached: every wheel that must be read and is nowhere, in one error.
+    const missing = ['b-1.0-py3-none-any.whl', 'a-1.0-py3-none-any.whl'].map((n) => ({ path: `/x/wheelhouse/${n}`, sha256: n.slice(0, 1).repeat(64), locate: gone(n) }));
+    await expect(checkWheelLibraries({ base: other, wheels: [elsewhere, ...missing], scheme, cache: own })).rejects.toThrow(
+      '2 wheels locked in /x/pylock.toml are not in the wheelhouse /x/wheelhouse, and the layer cache has not got what they install: a-1.0-py3-none-any.whl, b-1.0-py3-none-any.whl',
     );
   });
 

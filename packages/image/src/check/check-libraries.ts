@@ -8,6 +8,7 @@ import type { BlobCache } from '../cache/blob-cache.js';
 import { sha256Digest } from '../core/digest.js';
 import type { Image } from '../core/image.js';
 import { ImageError } from '../errors.js';
+import { forEachWheel, wheelFile, type WheelFile } from '../layers/wheels/wheel-file.js';
 import { elfKey, readImageFiles, type FileNode, type ImageFiles } from './image-files.js';
 import { loadObject, loaderArch, type LoaderContext } from './loader.js';
 
@@ -188,7 +189,7 @@ export function installedPath(member: string, scheme: { prefix: string; pythonVe
 }
 
 /** A wheel's ELF files, read once per wheel content (cached by its sha256, or by name, size and mtime). */
-export async function wheelElfFiles(wheel: { path: string; sha256?: string }, cache?: BlobCache): Promise<WheelElfFile[]> {
+export async function wheelElfFiles(wheel: WheelFile, cache?: BlobCache): Promise<WheelElfFile[]> {
   let key: string;
   if (wheel.sha256) key = wheel.sha256;
   else {
@@ -197,7 +198,7 @@ export async function wheelElfFiles(wheel: { path: string; sha256?: string }, ca
   }
   const hit = cache ? await cache.readKey<WheelElfFile[]>('wheel-elf', key) : null;
   if (hit) return hit;
-  const files = await readWheelElfFiles(wheel.path, path.basename(wheel.path));
+  const files = await readWheelElfFiles(await wheelFile(wheel), path.basename(wheel.path));
   if (cache) await cache.writeKey('wheel-elf', key, files);
   return files;
 }
@@ -206,7 +207,8 @@ export interface WheelLibraryCheckOptions {
   base: Image;
   /** The base's files, when read already (else read, cached in `cache`). */
   baseFiles?: ImageFiles;
-  wheels: { path: string; sha256?: string }[];
+  /** By sha256 (a lock's), a cached report or ELF list reads no wheel: `locate` is called only for the others. */
+  wheels: WheelFile[];
   scheme: { prefix: string; pythonVersion: string };
   cache?: BlobCache;
   /** Names Debian packages for missing libraries. */
@@ -236,7 +238,10 @@ async function checkWheelLibrariesUncached(options: WheelLibraryCheckOptions): P
   const baseFiles = options.baseFiles ?? (await readImageFiles(options.base, options.cache ? { cache: options.cache } : {}));
   const objects: CheckedObject[] = [];
   const added: [string, FileNode][] = [];
-  const perWheel = await Promise.all(options.wheels.map(async (w) => ({ w, elfs: await wheelElfFiles(w, options.cache) })));
+  const perWheel: { w: WheelFile; elfs: WheelElfFile[] }[] = new Array(options.wheels.length);
+  await forEachWheel(options.wheels, options.wheels.length, async (w, i) => {
+    perWheel[i] = { w, elfs: await wheelElfFiles(w, options.cache) };
+  });
   for (const { w, elfs } of perWheel) {
     const name = path.basename(w.path);
     for (const f of elfs) {

@@ -7,6 +7,7 @@ import { canonicalizeName, type Lock } from '@dstack/recipe';
 import { parseWheelFilename, sourceFromLockTable, type WheelEntry } from '@dstack/wheelhouse';
 import { HashingStream } from '../core/digest.js';
 import type { AppImageResult } from '../app/build-app-image.js';
+import { wheelFile } from '../layers/wheels/wheel-file.js';
 import type { InstalledDistribution } from './sbom.js';
 
 const TOOL = 'dstack-factory';
@@ -36,7 +37,7 @@ export async function installedDistributions(options: {
     const parsed = parseWheelFilename(wheel);
     const layer = options.result.layers.find((l) => l.role === w.role);
     if (!layer) throw new Error(`no ${w.role} layer for ${wheel}`);
-    const sha256 = w.sha256 ?? (await fileSha256(w.path));
+    const sha256 = w.sha256 ?? (await fileSha256(await wheelFile(w)));
     const pkg = packages.get(parsed.normalizedName);
     const record = options.record ? await options.record(wheel).catch(() => null) : null;
     const trusted = record && record.sha256 === sha256 ? record : null;

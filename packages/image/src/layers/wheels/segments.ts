@@ -9,14 +9,14 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import { type BlobCache, CachedLayer } from '../../cache/blob-cache.js';
 import { HashingStream, sha256Digest, type Digest } from '../../core/digest.js';
 import { ImageError } from '../../errors.js';
-import { forEachLimit, PLAN_CONCURRENCY } from './for-each-limit.js';
+import { PLAN_CONCURRENCY } from './for-each-limit.js';
+import { forEachWheel, wheelFile, type WheelFile } from './wheel-file.js';
 import { MEDIA_TYPES, type Compression } from '../../core/layer.js';
 import { packEntries, type LayerEntry, type LayerSink } from '../write-layer.js';
 import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
 import { compilePlannedWheels, type BytecodeOptions } from './bytecode.js';
 
-export interface SegmentedWheel {
-  path: string;
+export interface SegmentedWheel extends WheelFile {
   /** sha256 hex (from a lock): then a cached segment is found without reading the wheel. */
   sha256?: string;
   requested?: boolean;
@@ -35,7 +35,7 @@ export interface SegmentedLayerOptions extends Omit<InstallOptions, 'requested'>
   bytecode?: BytecodeOptions;
 }
 
-export async function checkSha256(w: SegmentedWheel): Promise<void> {
+export async function checkSha256(w: { path: string; sha256?: string }): Promise<void> {
   if (!w.sha256) return;
   const h = new HashingStream();
   await pipeline(createReadStream(w.path), h, new Writable({ write: (_c, _e, cb) => cb() }));
@@ -112,7 +112,9 @@ export async function writeSegmentedWheelsLayer(
   try {
     // Cached segments are looked up and the other wheels planned (validated, central directory read) a few at
     // a time: every installed path must be known before the first byte (the directories come first).
-    await forEachLimit(sorted, PLAN_CONCURRENCY, async (w, i) => {
+    // A wheel read here that is nowhere (no wheelhouse on a runner that expected the layer cache to have it all)
+    // stops nothing else: every such wheel is named in one error after.
+    await forEachWheel(sorted, PLAN_CONCURRENCY, async (w, i) => {
       const wheel = path.basename(w.path);
       const key = await keyOf(w, options);
       const cached = await cache.readKey<SegmentRecord>('segments', key);
@@ -123,8 +125,9 @@ export async function writeSegmentedWheelsLayer(
         slots[i] = { wheel, key, cached };
         return;
       }
-      if (options.verifySha256) await checkSha256(w);
-      const plan = await planWheelInstall(w.path, { ...options, requested: w.requested ?? true });
+      const file = await wheelFile(w);
+      if (options.verifySha256) await checkSha256({ path: file, ...(w.sha256 ? { sha256: w.sha256 } : {}) });
+      const plan = await planWheelInstall(file, { ...options, requested: w.requested ?? true });
       slots[i] = { wheel, key, plan };
     });
     const planned = slots.filter((s) => s.plan);
