@@ -13,8 +13,7 @@
 // compiled from the same fresh state (marshal's output depends on what the process compiled before) and with a
 // fixed hash seed (frozenset constants are written in iteration order).
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, readdirSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
@@ -390,20 +389,67 @@ export interface BytecodeOptions {
   compiler: () => Promise<BytecodeCompiler>;
 }
 
+/** The .pyc of compiled wheels not yet written (held in memory) above which no further source is sent to compile. */
+export const HELD_PYC_BYTES = 64 << 20;
+
+/** A run of the compiler over planned wheels: each wheel's .pyc are added to its plan as soon as they are all back. */
+export interface Compiling {
+  /** Per plan: resolves once its .pyc are added to it (RECORD included); rejects when the compiling fails. */
+  ready: Promise<void>[];
+  /** Resolves when the compiler is done with every plan. */
+  done: Promise<void>;
+  /** Tells that a plan's layer entries are written (its .pyc bytes may go): lets more sources be sent. */
+  release(plan: number): void;
+  /** Sends no further source (the layer failed): the compiler finishes what it has and stops. */
+  cancel(): void;
+  /** Lifts the bound on held .pyc (for a caller that waits for `done` before it writes anything). */
+  unbound(): void;
+}
+
 /**
  * Compiles the modules of planned wheels in one run of the compiler (chunks of {@link CHUNK_FILES} sources of one
- * wheel each, in parallel); each wheel's .pyc files are spooled into one file in `dir` (none is held in memory)
- * and added to its plan, RECORD included. The caller removes `dir` once the layer is written.
+ * wheel each, in parallel), in plan order: a wheel's .pyc are added to its plan (RECORD included) as soon as its
+ * last chunk is back, so that its layer entries can be written while later wheels compile. The .pyc bytes are
+ * held in memory until `release`; no new source is sent while more than {@link HELD_PYC_BYTES} are held by
+ * finished plans the writer has not taken yet.
  */
-export async function compilePlannedWheels(plans: PlannedWheel[], compiler: BytecodeCompiler, dir: string): Promise<void> {
+export function compilePlannedWheels(plans: PlannedWheel[], compiler: BytecodeCompiler): Compiling {
   const chunkOwner: { plan: number; first: number }[] = [];
-  const results: ({ offset: number; size: number } | null)[][] = plans.map((p) => new Array(p.pySources.length).fill(null));
-  const files = plans.map((_, i) => path.join(dir, `${i}.pyc-spool`));
-  const handles: (FileHandle | null)[] = plans.map(() => null);
-  const written: number[] = plans.map(() => 0);
+  const results: (Buffer | null)[][] = plans.map((p) => new Array<Buffer | null>(p.pySources.length).fill(null));
+  const remaining = plans.map((p) => p.pySources.length);
+  const held = plans.map(() => 0);
+  const settle: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  const ready = plans.map(
+    (_, i) =>
+      new Promise<void>((resolve, reject) => {
+        settle[i] = { resolve, reject };
+      }),
+  );
+  for (const r of ready) r.catch(() => undefined); // observed by whoever awaits it; `done` carries the failure
+  let heldBytes = 0;
+  let wake: (() => void) | null = null;
+  let cancelled = false;
+  let limit = HELD_PYC_BYTES;
+  const wakeUp = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const finishedUnwritten = new Set<number>();
+  const finish = (i: number): void => {
+    const pycs = results[i]!;
+    results[i] = [];
+    plans[i]!.addBytecode(compiler.cacheTag, pycs.map((b) => (b ? { size: b.length, open: () => b } : null)));
+    finishedUnwritten.add(i);
+    settle[i]!.resolve();
+  };
+  for (const [i, p] of plans.entries()) if (p.pySources.length === 0) finish(i);
   async function* chunks(): AsyncGenerator<PySource[]> {
     for (const [i, p] of plans.entries()) {
       for (let first = 0; first < p.pySources.length; first += CHUNK_FILES) {
+        // Bounded memory: wait while finished plans the writer can take (so it progresses) hold too much.
+        while (!cancelled && heldBytes > limit && finishedUnwritten.size > 0) await new Promise<void>((r) => (wake = r));
+        if (cancelled) return;
         const chunk: PySource[] = [];
         for (const s of p.pySources.slice(first, first + CHUNK_FILES)) chunk.push({ path: s.compiledAs, data: await s.read() });
         chunkOwner.push({ plan: i, first });
@@ -411,22 +457,39 @@ export async function compilePlannedWheels(plans: PlannedWheel[], compiler: Byte
       }
     }
   }
-  try {
-    await compiler.compile(chunks(), async (chunk, file, pyc) => {
+  const done = compiler
+    .compile(chunks(), (chunk, file, pyc) => {
       const { plan, first } = chunkOwner[chunk]!;
-      if (!pyc) return;
-      handles[plan] ??= await open(files[plan]!, 'w');
-      await handles[plan]!.write(pyc);
-      results[plan]![first + file] = { offset: written[plan]!, size: pyc.length };
-      written[plan]! += pyc.length;
+      results[plan]![first + file] = pyc;
+      if (pyc) {
+        held[plan]! += pyc.length;
+        heldBytes += pyc.length;
+      }
+      if (--remaining[plan]! === 0) finish(plan);
+    })
+    .then(() => {
+      const missing = remaining.findIndex((n) => n > 0);
+      if (missing >= 0) throw new Error(`${plans[missing]!.wheel}: the compiler answered ${plans[missing]!.pySources.length - remaining[missing]!} of its ${plans[missing]!.pySources.length} sources`);
     });
-  } finally {
-    for (const h of handles) await h?.close();
-  }
-  plans.forEach((p, i) => {
-    p.addBytecode(
-      compiler.cacheTag,
-      results[i]!.map((r) => (r ? { size: r.size, open: () => createReadStream(files[i]!, { start: r.offset, end: r.offset + r.size - 1 }) } : null)),
-    );
+  done.catch((err: unknown) => {
+    for (const [i, s] of settle.entries()) if (remaining[i]! > 0) s.reject(err);
   });
+  return {
+    ready,
+    done,
+    release(plan) {
+      if (!finishedUnwritten.delete(plan)) return;
+      heldBytes -= held[plan]!;
+      held[plan] = 0;
+      wakeUp();
+    },
+    cancel() {
+      cancelled = true;
+      wakeUp();
+    },
+    unbound() {
+      limit = Infinity;
+      wakeUp();
+    },
+  };
 }

@@ -64,7 +64,7 @@ export interface PlannedWheel {
    * Adds the compiled `.pyc` of `pySources[i]` (null: it did not compile, and gets none, as with pip) under
    * `__pycache__/<name>.<cacheTag>.pyc`, listed in RECORD as pip lists them (no hash, no size).
    */
-  addBytecode(cacheTag: string, pycs: ({ size: number; open: () => Readable | Promise<Readable> } | null)[]): void;
+  addBytecode(cacheTag: string, pycs: ({ size: number; open: () => Readable | Buffer | Promise<Readable | Buffer> } | null)[]): void;
   /** Closes the zip; call after the layer is written. */
   close(): void;
 }

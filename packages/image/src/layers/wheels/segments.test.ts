@@ -147,6 +147,37 @@ describe('per-wheel segments', () => {
     expect(await listing(cache.pathOf(none.layer.digest))).not.toContain('env/lib/python3.11/site-packages/gamma/__pycache__/__init__.cpython-311.pyc');
   }, 60_000);
 
+  it('writes each segment as its .pyc come back; a module that does not compile leaves no __pycache__ (directories written again)', async () => {
+    const dir = await fs.mkdtemp(path.join(tmp, 'broken-'));
+    const delta = await makeWheel(dir, { name: 'delta', version: '1.0', files: { 'delta/__init__.py': 'V = 1\n', 'delta/legacy/py2.py': 'print "python 2"\n' } });
+    const set = [...wheels, delta].map((p) => ({ path: p }));
+    const host = hostBytecodeCompiler('/root/.pyenv/versions/3.11.7/bin/python', 'cpython-311');
+    const bytecode = { cacheTag: 'cpython-311', compiler: async () => host };
+    const cache = new BlobCache(path.join(dir, 'cache'));
+    const first = await writeSegmentedWheelsLayer(set, { scheme, cache, bytecode });
+    const names = await listing(cache.pathOf(first.layer.digest));
+    const site = 'env/lib/python3.11/site-packages';
+    expect(names).toContain(`${site}/delta/__pycache__/__init__.cpython-311.pyc`);
+    expect(names).toContain(`${site}/delta/legacy/py2.py`);
+    expect(names.filter((n) => n.startsWith(`${site}/delta/legacy/`))).toEqual([`${site}/delta/legacy/`, `${site}/delta/legacy/py2.py`]);
+    // Directories first, each once: the directories segment was written again without the __pycache__.
+    const firstFile = names.findIndex((n) => !n.endsWith('/'));
+    expect(names.slice(firstFile).filter((n) => n.endsWith('/'))).toEqual([]);
+    expect(new Set(names).size).toBe(names.length);
+    const { stdout } = await run('sh', ['-c', `gzip -dc < ${cache.pathOf(first.layer.digest)} | sha256sum`]);
+    expect(`sha256:${stdout.split(' ')[0]}`).toBe(first.layer.diffId);
+    await validateImage(appendLayers(emptyImage(), [{ layer: first.layer }]));
+    // The first pass's blob is not kept; the ranges recorded are those of the final blob: a change elsewhere
+    // reuses delta's segment and gives what a build from scratch gives.
+    expect((await fs.readdir(path.join(dir, 'cache', 'blobs', 'sha256'))).length).toBe(1);
+    const g5 = await makeWheel(dir, { name: 'gamma', version: '5.0', files: { 'gamma/__init__.py': 'V = 5\n' } });
+    const next = set.filter((w) => !w.path.includes('gamma-1.0')).concat({ path: g5 });
+    const changed = await writeSegmentedWheelsLayer(next, { scheme, cache, bytecode });
+    expect(changed.built).toEqual(['gamma-5.0-py3-none-any.whl']);
+    const scratch = await writeSegmentedWheelsLayer(next, { scheme, cache: new BlobCache(path.join(dir, 'scratch')), bytecode });
+    expect(scratch.layer.digest).toBe(changed.layer.digest);
+  }, 60_000);
+
   it('refuses two wheels writing one path, cached or not', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'clash-'));
     const a = await makeWheel(dir, { name: 'one', version: '1', files: { 'shared/x.py': 'a' } });

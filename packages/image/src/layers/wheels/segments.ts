@@ -3,7 +3,6 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { tmpdir } from 'node:os';
 import { once } from 'node:events';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { type BlobCache, CachedLayer } from '../../cache/blob-cache.js';
@@ -12,9 +11,9 @@ import { ImageError } from '../../errors.js';
 import { PLAN_CONCURRENCY } from './for-each-limit.js';
 import { forEachWheel, wheelFile, type WheelFile } from './wheel-file.js';
 import { MEDIA_TYPES, type Compression } from '../../core/layer.js';
-import { packEntries, type LayerEntry, type LayerSink } from '../write-layer.js';
-import { planWheelInstall, type InstallOptions, type PlannedWheel } from './install.js';
-import { compilePlannedWheels, type BytecodeOptions } from './bytecode.js';
+import { packEntries, type LayerSink } from '../write-layer.js';
+import { planWheelInstall, pycPath, type InstallOptions, type PlannedWheel } from './install.js';
+import { compilePlannedWheels, type BytecodeOptions, type Compiling } from './bytecode.js';
 
 export interface SegmentedWheel extends WheelFile {
   /** sha256 hex (from a lock): then a cached segment is found without reading the wheel. */
@@ -87,7 +86,11 @@ interface Slot {
   key: string;
   cached?: SegmentRecord;
   plan?: PlannedWheel;
-  files?: LayerEntry[];
+  /** Its index among the compiled plans, and when its .pyc are added. */
+  compiled?: number;
+  ready?: Promise<void>;
+  /** Once written into the blob: its installed paths (no directories). */
+  paths?: string[];
 }
 
 /**
@@ -108,7 +111,6 @@ export async function writeSegmentedWheelsLayer(
   const packOptions = { mtime: options.mtime ?? 0, level: options.level ?? 6, compression: options.compression, segment: true };
   const sorted = [...wheels].sort((a, b) => (path.basename(a.path) < path.basename(b.path) ? -1 : 1));
   const slots: Slot[] = new Array(sorted.length);
-  let spool: string | null = null;
   try {
     // Cached segments are looked up and the other wheels planned (validated, central directory read) a few at
     // a time: every installed path must be known before the first byte (the directories come first).
@@ -131,55 +133,113 @@ export async function writeSegmentedWheelsLayer(
       slots[i] = { wheel, key, plan };
     });
     const planned = slots.filter((s) => s.plan);
+    // Compiled while the layer is written: a wheel's segment goes out as soon as its .pyc are back.
+    let compiling: Compiling | null = null;
+    let pycTag: string | null = null;
     if (options.bytecode && planned.some((s) => s.plan!.pySources.length > 0)) {
-      spool = await fs.mkdtemp(path.join(tmpdir(), 'dstack-pyc-'));
-      await compilePlannedWheels(planned.map((s) => s.plan!), await options.bytecode.compiler(), spool);
+      const compiler = await options.bytecode.compiler();
+      pycTag = compiler.cacheTag;
+      compiling = compilePlannedWheels(planned.map((s) => s.plan!), compiler);
+      planned.forEach((s, i) => {
+        s.compiled = i;
+        s.ready = compiling!.ready[i];
+      });
     }
-    // Files only: directories go into the first segment.
-    for (const s of planned) s.files = s.plan!.entries.filter((e) => e.type !== 'directory');
-    const pathsOf = (s: Slot): string[] => s.cached?.paths ?? s.files!.map((e) => e.path);
-    const owners = new Map<string, string>();
-    const dirs = new Set<string>();
-    for (const s of slots) {
-      for (const p of pathsOf(s)) {
-        const other = owners.get(p);
-        if (other !== undefined) throw new ImageError('WHEEL_CONFLICT', `${s.wheel} and ${other} both install /${p}`);
-        owners.set(p, s.wheel);
-        const parts = p.split('/');
-        for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+    // What each new segment will hold: its files, and every module's .pyc (one that fails to compile gets
+    // none, as with pip: checked once the compiler is done, the layer then written again if its directories differ).
+    const expected = (s: Slot): string[] => {
+      const files = s.plan!.entries.filter((e) => e.type !== 'directory').map((e) => e.path);
+      if (pycTag === null || s.compiled === undefined) return files;
+      const pycs = s.plan!.pySources.map((src) => pycPath(src.path, pycTag!).replace(/^\//, ''));
+      return [...new Set([...files, ...pycs])];
+    };
+    const layout = (pathsOf: (s: Slot) => string[]): Set<string> => {
+      const owners = new Map<string, string>();
+      const dirs = new Set<string>();
+      for (const s of slots) {
+        for (const p of pathsOf(s)) {
+          const other = owners.get(p);
+          if (other !== undefined) throw new ImageError('WHEEL_CONFLICT', `${s.wheel} and ${other} both install /${p}`);
+          owners.set(p, s.wheel);
+          const parts = p.split('/');
+          for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
+        }
       }
+      return dirs;
+    };
+    let dirs: Set<string>;
+    try {
+      dirs = layout((s) => s.cached?.paths ?? expected(s));
+    } catch (err) {
+      // A conflict among the expected paths may be a .pyc that will not be written: decide on what is.
+      if (!compiling) throw err;
+      compiling.unbound();
+      await compiling.done;
+      dirs = layout((s) => s.cached?.paths ?? s.plan!.entries.filter((e) => e.type !== 'directory').map((e) => e.path));
     }
 
-    const writer = await cache.writer();
-    const diff = gzipped ? createHash('sha256') : null;
-    const sink: LayerSink = { write: (c) => writer.write(c), ...(diff ? { uncompressed: (c: Buffer) => diff.update(c) } : {}) };
-    const ranges: { slot: Slot; offset: number; length: number }[] = [];
-    try {
-      const owner = { uid: options.uid ?? 0, gid: options.gid ?? 0 };
-      await packEntries([...dirs].map((d) => ({ path: d, type: 'directory' as const, ...owner })), packOptions, sink);
-      for (const s of slots) {
-        const offset = writer.bytes;
-        if (s.cached) await copySegment(cache.pathOf(s.cached.blob), s.cached.offset, s.cached.length, sink);
-        else {
-          await packEntries(s.files!, { ...packOptions, impliedDirectories: false }, sink);
-          s.plan!.close(); // its zip (and the bytes read of it) no longer needed
-          s.plan = undefined;
+    const owner = { uid: options.uid ?? 0, gid: options.gid ?? 0 };
+    /**
+     * One pass into a new blob: the directories segment, then per slot its segment (a cached one copied from its
+     * blob, `from` when given: a blob holding every slot's segment at those ranges), then the end-of-archive.
+     */
+    const writeAll = async (directories: Set<string>, from?: { blob: Digest; ranges: { offset: number; length: number }[] }) => {
+      const writer = await cache.writer();
+      const diff = gzipped ? createHash('sha256') : null;
+      const sink: LayerSink = { write: (c) => writer.write(c), ...(diff ? { uncompressed: (c: Buffer) => diff.update(c) } : {}) };
+      const ranges: { slot: Slot; offset: number; length: number }[] = [];
+      try {
+        await packEntries([...directories].map((d) => ({ path: d, type: 'directory' as const, ...owner })), packOptions, sink);
+        for (const [i, s] of slots.entries()) {
+          const offset = writer.bytes;
+          if (from) await copySegment(cache.pathOf(from.blob), from.ranges[i]!.offset, from.ranges[i]!.length, sink);
+          else if (s.cached) await copySegment(cache.pathOf(s.cached.blob), s.cached.offset, s.cached.length, sink);
+          else {
+            if (s.ready) await s.ready;
+            const files = s.plan!.entries.filter((e) => e.type !== 'directory');
+            s.paths = files.map((e) => e.path);
+            await packEntries(files, { ...packOptions, impliedDirectories: false }, sink);
+            s.plan!.close(); // its zip, the bytes read of it and its .pyc no longer needed
+            s.plan = undefined;
+            if (s.compiled !== undefined) compiling!.release(s.compiled);
+          }
+          ranges.push({ slot: s, offset, length: writer.bytes - offset });
+          options.onWheel?.(s.wheel, ranges.length, slots.length);
         }
-        ranges.push({ slot: s, offset, length: writer.bytes - offset });
-        options.onWheel?.(s.wheel, ranges.length, slots.length);
+        // The end-of-archive (its own gzip member when compressed).
+        const end = Buffer.alloc(1024);
+        diff?.update(end);
+        await writer.write(gzipped ? gzipSync(end, { level: packOptions.level }) : end);
+      } catch (err) {
+        await writer.abort();
+        throw err;
       }
-      // The end-of-archive (its own gzip member when compressed).
-      const end = Buffer.alloc(1024);
-      diff?.update(end);
-      await writer.write(gzipped ? gzipSync(end, { level: packOptions.level }) : end);
+      return { writer, diff, ranges };
+    };
+    let pass: Awaited<ReturnType<typeof writeAll>>;
+    try {
+      pass = await writeAll(dirs);
+      if (compiling) {
+        await compiling.done;
+        // A module that did not compile has no .pyc: when a __pycache__ is then not there after all, the
+        // directories segment is written again and every wheel's segment copied after it.
+        const real = layout((s) => s.cached?.paths ?? s.paths!);
+        if (real.size !== dirs.size || [...real].some((d) => !dirs.has(d))) {
+          const first = await pass.writer.commit();
+          pass = await writeAll(real, { blob: first.digest, ranges: pass.ranges });
+          await fs.rm(cache.pathOf(first.digest), { force: true });
+        }
+      }
     } catch (err) {
-      await writer.abort();
+      compiling?.cancel();
+      await compiling?.done.catch(() => undefined);
       throw err;
     }
+    const { writer, diff, ranges } = pass;
     const { digest, size } = await writer.commit();
     // Every segment is remembered in the newest blob (older blobs may then go).
     for (const { slot, offset, length } of ranges) {
-      await cache.writeKey('segments', slot.key, { blob: digest, offset, length, paths: pathsOf(slot) } satisfies SegmentRecord);
+      await cache.writeKey('segments', slot.key, { blob: digest, offset, length, paths: slot.cached?.paths ?? slot.paths! } satisfies SegmentRecord);
     }
     const layer = new CachedLayer(cache, {
       digest,
@@ -194,7 +254,6 @@ export async function writeSegmentedWheelsLayer(
     };
   } finally {
     for (const s of slots) s?.plan?.close();
-    if (spool) await fs.rm(spool, { recursive: true, force: true });
   }
 }
 

@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BlobCache, CachedLayer } from '../../cache/blob-cache.js';
 import { ImageError } from '../../errors.js';
@@ -27,7 +25,6 @@ export interface WheelsLayerOptions extends Omit<InstallOptions, 'requested'> {
  */
 export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOptions): Promise<CachedLayer> {
   const planned: PlannedWheel[] = [];
-  let spool: string | null = null;
   try {
     // Planned (and validated) a few at a time: validation waits on reads and the thread pool's inflating.
     const sorted = [...wheels].sort();
@@ -40,8 +37,9 @@ export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOpt
       for (const s of slots) if (s) planned.push(s);
     }
     if (options.bytecode && planned.some((p) => p.pySources.length > 0)) {
-      spool = await mkdtemp(path.join(tmpdir(), 'dstack-pyc-'));
-      await compilePlannedWheels(planned, await options.bytecode.compiler(), spool);
+      const compiling = compilePlannedWheels(planned, await options.bytecode.compiler());
+      compiling.unbound(); // every .pyc is taken once all are back
+      await compiling.done;
     }
     const owners = new Map<string, string>();
     const entries: LayerEntry[] = [];
@@ -58,6 +56,5 @@ export async function writeWheelsLayer(wheels: string[], options: WheelsLayerOpt
     return await writeLayer(entries, { cache: options.cache, mtime: options.mtime ?? 0, level: options.level, compression: options.compression });
   } finally {
     for (const p of planned) p.close();
-    if (spool) await rm(spool, { recursive: true, force: true });
   }
 }
