@@ -234,18 +234,26 @@ export function imageFilesReader(): { visitor: LayerVisitor; result: () => Image
       return null;
     },
     endLayer() {
-      // What this layer hides from the layers below, then what it adds.
-      const hide = (prefix: string, self: boolean): void => {
-        for (const k of [...files.nodes.keys()]) {
-          if ((self && k === prefix) || k.startsWith(prefix === '' ? '' : prefix + '/')) {
-            files.nodes.delete(k);
-            files.ldconf.delete(k);
-            lists.delete(k);
+      // What this layer hides from the layers below (one pass over the files, whatever the number of whiteouts),
+      // then what it adds.
+      if (whiteouts.length > 0 || opaque.length > 0) {
+        const gone = new Set(whiteouts);
+        const emptied = new Set(opaque);
+        const hidden = (k: string): boolean => {
+          if (gone.has(k) || emptied.has('')) return true;
+          for (let i = k.lastIndexOf('/'); i > 0; i = k.lastIndexOf('/', i - 1)) {
+            const dir = k.slice(0, i);
+            if (gone.has(dir) || emptied.has(dir)) return true;
           }
+          return false;
+        };
+        for (const k of [...files.nodes.keys()]) {
+          if (!hidden(k)) continue;
+          files.nodes.delete(k);
+          files.ldconf.delete(k);
+          lists.delete(k);
         }
-      };
-      for (const w of whiteouts) hide(w, true);
-      for (const o of opaque) hide(o, false);
+      }
       const byPath = new Map(entries.map((e) => [e.path, e]));
       for (const e of entries) {
         if (e.link !== undefined) {

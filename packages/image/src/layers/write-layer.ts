@@ -120,15 +120,19 @@ export async function packEntries(entries: LayerEntry[], options: Omit<WriteLaye
   const mtime = new Date((options.mtime ?? 0) * 1000);
   const pack = tar.pack();
   const level = options.level ?? 6;
-  // tar-stream emits 512-byte headers and small file chunks: gather them so zlib and sha256 work on large buffers.
-  const gather: Transform = options.segment ? new DropTailCoalesce(1 << 20, 1024) : new Coalesce(1 << 20);
-  const stages: Transform[] = [gather];
+  // tar-stream emits 512-byte headers and small file chunks: gathered so that zlib and the sink work on large
+  // buffers — by the parallel gzip itself (its fixed blocks: one copy of the bytes), else here.
+  const gzip = (options.compression ?? 'gzip') === 'gzip';
+  const blocks = gzip && options.parallel !== false;
+  const stages: Transform[] = [];
+  if (options.segment) stages.push(new DropTail(1024));
+  if (!blocks) stages.push(new Coalesce(1 << 20));
   if (sink.uncompressed) stages.push(new Tap(sink.uncompressed));
-  if ((options.compression ?? 'gzip') === 'gzip') {
+  if (gzip) {
     stages.push(
-      options.parallel === false
-        ? createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
-        : new ParallelGzip(level, 1 << 20, Math.max(1, options.threads ?? 4)),
+      blocks
+        ? new ParallelGzip(level, 1 << 20, Math.max(1, options.threads ?? 4))
+        : createGzip({ level, memLevel: 8, strategy: zlibConstants.Z_DEFAULT_STRATEGY }),
     );
   }
   const out = new Writable({
@@ -265,6 +269,7 @@ class ParallelGzip extends Transform {
         this.length = 0;
       }
     }
+    if (this.queue.length < this.inFlight) return cb(); // (most chunks: a tar header, a small file)
     this.drain(this.inFlight - 1).then(() => cb(), cb);
   }
   override _flush(cb: TransformCallback): void {
@@ -273,32 +278,28 @@ class ParallelGzip extends Transform {
   }
 }
 
-/** Coalesce, holding back the last `n` bytes and dropping them if all zero (the tar end-of-archive). */
-class DropTailCoalesce extends Transform {
-  private parts: Buffer[] = [];
-  private length = 0;
-  constructor(
-    private readonly size: number,
-    private readonly n: number,
-  ) {
+/** Passes every byte on but the last `n`, which must be zeros and are dropped (the tar end-of-archive). */
+class DropTail extends Transform {
+  private tail: Buffer = Buffer.alloc(0);
+  constructor(private readonly n: number) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.parts.push(chunk);
-    this.length += chunk.length;
-    if (this.length >= this.size + this.n) {
-      const all = Buffer.concat(this.parts, this.length);
-      const keep = all.length - this.n;
-      this.parts = [all.subarray(keep)];
-      this.length = this.n;
-      cb(null, all.subarray(0, keep));
-    } else cb();
+    if (chunk.length >= this.n) {
+      // The held tail goes on, then all of this chunk but its last n bytes (no copy of the chunk).
+      if (this.tail.length > 0) this.push(this.tail);
+      if (chunk.length > this.n) this.push(chunk.subarray(0, chunk.length - this.n));
+      this.tail = Buffer.from(chunk.subarray(chunk.length - this.n));
+      return cb();
+    }
+    const all = Buffer.concat([this.tail, chunk]);
+    const keep = Math.max(0, all.length - this.n);
+    this.tail = all.subarray(keep);
+    cb(null, keep > 0 ? all.subarray(0, keep) : undefined);
   }
   override _flush(cb: TransformCallback): void {
-    const all = Buffer.concat(this.parts, this.length);
-    const tail = all.subarray(all.length - this.n);
-    if (all.length < this.n || tail.some((b) => b !== 0)) return cb(new Error('tar stream did not end with its end-of-archive blocks'));
-    cb(null, all.length > this.n ? all.subarray(0, all.length - this.n) : undefined);
+    if (this.tail.length < this.n || this.tail.some((b) => b !== 0)) return cb(new Error('tar stream did not end with its end-of-archive blocks'));
+    cb();
   }
 }
 

@@ -403,10 +403,24 @@ async function plan(zip: OpenZip, wheel: string, fileName: string, fileVersion: 
     .filter((dest) => dest.endsWith('.py') && !generatedPaths.has(dest))
     .sort()
     .map((dest) => {
-      const data = entryOf.get(dest.replace(/^\//, ''))?.data; // a script, as rewritten
+      const entry = entryOf.get(dest.replace(/^\//, ''));
+      const data = entry?.data; // a script, as rewritten
       // The name compiled into the .pyc is pip's: site-packages joined with the RECORD path, unnormalised
       // ("…/site-packages/../../../bin/tool.py" for a script).
-      return { path: dest, compiledAs: `${lib}/${relToLib(dest)}`, read: async () => data ?? readMember(zip, memberOf.get(dest)!) };
+      const read = async (): Promise<Buffer> => {
+        if (data) return data;
+        const bytes = await readMember(zip, memberOf.get(dest)!);
+        // Read for the compiler: the layer writer takes these bytes (checked against RECORD then) instead of a second read.
+        if (entry?.open) {
+          const open = entry.open;
+          entry.open = () => {
+            entry.open = open;
+            return bytes;
+          };
+        }
+        return bytes;
+      };
+      return { path: dest, compiledAs: `${lib}/${relToLib(dest)}`, read };
     });
   let compiled = false;
   const addBytecode: PlannedWheel['addBytecode'] = (cacheTag, pycs) => {
