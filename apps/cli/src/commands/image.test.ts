@@ -54,8 +54,25 @@ describe('image app', () => {
     expect(await readFile(path.join(rootfs, 'app/app.py'), 'utf8')).toBe('print("v1")\n');
   });
 
+  it('--compression-level 1: gzip level 1 layers (another dependencies layer than level 6\'s, larger), valid and reproducible', async () => {
+    const six = JSON.parse((await cli([...appArgs, '--output', 'oci:level6:app', '--json'])).stdout);
+    const one = await cli([...appArgs, '--output', 'oci:level1:app', '--compression-level', '1', '--json']);
+    expect(one.code).toBe(0);
+    const r1 = JSON.parse(one.stdout);
+    const deps = (r: { layers: { role: string; digest: string; size: number; cached: boolean }[] }) => r.layers.find((l) => l.role === 'dependencies')!;
+    expect(deps(r1).cached).toBe(false);
+    expect(deps(r1).digest).not.toBe(deps(six).digest);
+    expect(deps(r1).size).toBeGreaterThan(deps(six).size);
+    await validated(`oci:${dir}/level1:app`);
+    const again = JSON.parse((await cli([...appArgs, '--output', 'oci:level1b:app', '--compression-level', '1', '--json'])).stdout);
+    expect(again.digest).toBe(r1.digest);
+    expect(deps(again).cached).toBe(true);
+  });
+
   it.each([
     [['--lock', 'l', '--output', 'oci:x', '--compression', 'zstd'], 'error: --compression is gzip or none, not "zstd"'],
+    [['--lock', 'l', '--output', 'oci:x', '--compression-level', '0'], 'error: --compression-level is a whole number from 1 to 9, not "0"'],
+    [['--lock', 'l', '--output', 'oci:x', '--compression', 'none', '--compression-level', '1'], 'error: --compression-level is for gzip layers; --compression none stores them uncompressed'],
     [['--lock', 'l', '--engine', '--output', 'oci:x'], 'error: --engine builds on the engine: --output docker:TAG, not "oci:x"'],
     [['--lock', 'l', '--engine', '--no-compile', '--output', 'docker:x'], 'error: --no-compile is not supported with --engine (the Dockerfiles of images/app run pip install, which compiles)'],
     [['--lock', 'l', '--python', 'p', '--output', 'oci:x'], 'error: --python locks --requirements; a --lock is used as it is'],

@@ -283,6 +283,7 @@ interface AppOptions {
   json?: boolean;
   engine?: boolean;
   compression?: string;
+  compressionLevel?: string;
   python?: string;
   factoryImage?: string;
   allowIndex?: boolean;
@@ -532,6 +533,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF (required, but with --dry-run: then oci: is assumed)')
     .option('--tag <name>', 'the tag recorded in an archive: output')
     .option('--compression <gzip|none>', 'how new layers are stored (default: none for docker:, which keeps layers uncompressed; gzip otherwise)')
+    .option('--compression-level <1-9>', "gzip level of new layers (default 6, gzip's own): 1 compresses about twice as fast into layers ~15% larger (part of the layers' cache keys)")
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
     .option('--no-pip', 'no pip in the venv (a minimal image); by default pip is installed from the wheelhouse, else the base\'s own pip wheel, unless the lock has it')
@@ -600,6 +602,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const output = specAt(ctx, opts.output, parseImageSpec);
         const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
         if (compression !== 'gzip' && compression !== 'none') throw new UsageError(`--compression is gzip or none, not "${compression}"`);
+        const level = opts.compressionLevel === undefined ? 6 : Number(opts.compressionLevel);
+        if (!Number.isInteger(level) || level < 1 || level > 9) throw new UsageError(`--compression-level is a whole number from 1 to 9, not "${opts.compressionLevel}"`);
+        if (opts.compressionLevel !== undefined && compression !== 'gzip') throw new UsageError('--compression-level is for gzip layers; --compression none stores them uncompressed');
         const uid = Number(opts.uid);
         if (!Number.isInteger(uid) || uid < 0) throw new UsageError(`--uid must be a number, not "${opts.uid}"`);
         const cacheFrom = opts.cacheFrom === undefined ? null : cacheRef(opts.cacheFrom, '--cache-from');
@@ -691,7 +696,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
                         },
                       },
                     };
-              const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', onWheel, ...bytecode });
+              const written = await writeDependenciesLayer(guess.wheels, { cache, scheme: { prefix: '/env', pythonVersion: guess.pythonVersion }, epoch, compression: compression as 'gzip' | 'none', level, onWheel, ...bytecode });
               return written.cached ? null : written.layer.digest;
             } catch (err) {
               logger.debug({ err: (err as Error).message }, 'dependencies layer not started before the base (the build says why if it matters)');
@@ -748,6 +753,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
               labels: platformLabels,
               sourceDateEpoch: epoch,
               compression,
+              level,
               logger,
               onWheel,
               pip: opts.pip !== false,
