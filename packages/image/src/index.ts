@@ -77,7 +77,7 @@ export {
   type LayerReport,
   type WheelInput,
 } from './app/build-app-image.js';
-export { lockedWheelsBeforeBase, wheelsFromLock, type LockedWheels } from './app/lock.js';
+export { lockedWheelsBeforeBase, wheelsFromLock, type LockedWheelOptions, type LockedWheels } from './app/lock.js';
 export { readBase, type BaseRead, type ReadBaseOptions } from './app/read-base.js';
 export { buildDockerfile, type DockerfileBuildOptions } from './app/dockerfile-build.js';
 export { buildAppImageOnDaemon, type DaemonAppOptions, type DaemonAppResult } from './app/build-on-daemon.js';

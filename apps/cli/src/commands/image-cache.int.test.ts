@@ -2,8 +2,9 @@
 // built CLI with their own HOME and cache folders. A builds and writes the cache (--cache-to); B starts from
 // nothing — a checkout of the lock and the source, no wheelhouse at all — reads it (--cache-from) and gets A's
 // digest without reading a wheel or starting Python. Then a cached blob is deleted from the registry: B, still
-// without wheels, is told which wheels it must now read; a third machine with the wheelhouse rebuilds that layer,
-// gets the same digest, and its --cache-to puts the blob back.
+// without wheels, is told which wheels it must now read; with a registry wheelhouse it fetches exactly those; a
+// third machine with the wheelhouse folder rebuilds that layer, gets the same digest, and its --cache-to puts the
+// blob back.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -15,6 +16,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringifyLock } from '@dstack/recipe';
 import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
+import { FsWheelStore } from '@dstack/wheelhouse';
+import { RegistryWheelStore, copyWheels } from '@dstack/wheelhouse-registry';
 import { isolatedPipEnv, sharedRegistry, writeWheel } from '@dstack/testing';
 
 const exec = promisify(execFile);
@@ -51,7 +54,7 @@ interface Run {
   stderr: string;
   json: { digest: string; layers: { role: string; digest: string; cached: boolean }[]; cacheTo?: { records: number; blobs: Record<string, number> }; sbom?: { referrer?: { digest: string } } };
   /** The push and cache events the CLI logged (JSON lines on stderr). */
-  events: { msg: string; digest?: string }[];
+  events: { msg: string; digest?: string; wheel?: string }[];
   spawned: string[];
 }
 
@@ -73,9 +76,18 @@ async function machine(name: string, args: string[]): Promise<Run> {
   const events = r.stderr
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { msg: string; digest?: string });
+    .map((l) => JSON.parse(l) as Run['events'][number]);
   const spawned = (await readFile(log, 'utf8')).split('\n').filter(Boolean);
   return { code: r.code, stderr: r.stderr, json: r.code === 0 ? (JSON.parse(r.stdout) as Run['json']) : ({} as Run['json']), events, spawned };
+}
+
+/** A's wheelhouse pushed to a registry repository (once), as `dstack-factory wheelhouse push` does. */
+let wheelsRepo = '';
+async function pushWheelhouse(): Promise<void> {
+  if (wheelsRepo) return;
+  wheelsRepo = repo('wheels');
+  const copied = await copyWheels(new FsWheelStore(path.join(dir, 'wheelhouse')), new RegistryWheelStore(`registry:${wheelsRepo}`));
+  expect(copied.copied).toHaveLength(5);
 }
 
 const sha256 = async (f: string): Promise<string> => createHash('sha256').update(await readFile(f)).digest('hex');
@@ -160,13 +172,15 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     expect(b.json.sbom?.referrer?.digest).toMatch(/^sha256:/);
   });
 
-  it('with oci: output B downloads the layers it writes and gets the same image', async () => {
-    const b = await machine('b-oci', [...fromNothing(), '--output', `oci:${path.join(dir, 'out-oci')}:app`, '--cache-from', `registry:${cacheRef}`]);
+  it('with oci: output B downloads the layers it writes and gets the same image; a registry wheelhouse is not read', async () => {
+    await pushWheelhouse();
+    const b = await machine('b-oci', [...fromNothing(), '--wheelhouse', `registry:${wheelsRepo}`, '--output', `oci:${path.join(dir, 'out-oci')}:app`, '--cache-from', `registry:${cacheRef}`]);
     expect(b.stderr).not.toContain('"level":50');
     expect(b.code, b.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")).toBe(0);
     expect(b.json.digest).toBe(a.json.digest);
     const blobs = await readdir(path.join(dir, 'out-oci', 'blobs', 'sha256'));
     for (const l of a.json.layers) expect(blobs).toContain(l.digest.slice(7));
+    expect(b.events.filter((e) => e.msg === 'wheel fetched')).toEqual([]);
   });
 
   it('a cached blob deleted from the registry: B without wheels is told which it must read; C rebuilds that layer, gets the same digest, and --cache-to puts it back', async () => {
@@ -182,9 +196,25 @@ describe('image app --cache-from / --cache-to registry:REF (two machines)', () =
     expect(names).toHaveLength(5);
     expect(b.stderr).toContain(
       `error[LOCK_WHEEL_MISSING]: 5 wheels locked in ${path.join(dir, 'checkout', 'pylock.toml')} are not in the wheelhouse ${path.join(dir, 'checkout', 'wheelhouse')}, and the layer cache has not got what they install: ${names.join(', ')}\n` +
-        'hint: fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder\n',
+        'hint: fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder or at a registry wheelhouse (registry:HOST/REPO)\n',
     );
     expect(digests(b, 'blob-uploaded')).toEqual([]);
+    // With the wheels in a registry wheelhouse: those five are fetched (sha256 checked), the layer rebuilt, A's digest.
+    const r = await machine('b-registry', [...fromNothing(), '--wheelhouse', `registry:${wheelsRepo}`, '--output', `registry:${repo('app-b')}:b3`, '--cache-from', `registry:${cacheRef}`]);
+    expect(r.code, r.stderr.split("\n").filter((l) => !l.startsWith("{")).join("\n")).toBe(0);
+    expect(r.json.digest).toBe(a.json.digest);
+    expect(r.json.layers.find((l) => l.role === 'dependencies')).toMatchObject({ digest: deps, cached: false });
+    expect(r.events.filter((e) => e.msg === 'wheel fetched').map((e) => e.wheel).sort()).toEqual(names);
+    // A registry wheelhouse whose pkg0 has other bytes under the locked name: refused as it streams, never installed.
+    const bad = path.join(dir, 'bad-wheelhouse');
+    await mkdir(bad);
+    const other = await writeWheel(bad, { name: 'pkg0', version: '1.0', files: { 'pkg0/__init__.py': 'VALUE = "other"\n' } });
+    const badRepo = repo('wheels-bad');
+    await copyWheels(new FsWheelStore(bad), new RegistryWheelStore(`registry:${badRepo}`));
+    const x = await machine('b-bad', [...fromNothing(), '--wheelhouse', `registry:${badRepo}`, '--output', `registry:${repo('app-b')}:b4`, '--cache-from', `registry:${cacheRef}`]);
+    expect(x.code).toBe(1);
+    const locked = await sha256(path.join(dir, 'wheelhouse', path.basename(other))); // A's, as its lock has it
+    expect(x.stderr).toContain(`error[WHEEL_HASH_MISMATCH]: registry:${badRepo}: ${path.basename(other)} has sha256 ${await sha256(other)}, the lock says ${locked}\n`);
     const c = await machine('c', [
       ...common(), '--wheelhouse', 'wheelhouse', '--output', `registry:${repo('app-c')}:c`, '--cache-from', `registry:${cacheRef}`, '--cache-to', `registry:${cacheRef}`,
     ]);

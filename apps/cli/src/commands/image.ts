@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { homedir, machine } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,7 +12,7 @@ import type { AppImageResult, AppInput, AttachResult, BaseInfo, BytecodeCompiler
 import type { RegistryClient } from '@dstack/oci';
 import type { Lock } from '@dstack/recipe';
 import type { BuildOptions, BuildPlan, DockerExecutor, TargetSummary } from '@dstack/engine';
-import type { Target } from '@dstack/wheelhouse';
+import type { Target, WheelStore } from '@dstack/wheelhouse';
 import { DOCKER_HUB_AUTH_KEY, dockerConfigAuths, dockerConfigCredentials, parseReference } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
@@ -20,6 +22,7 @@ import { missingRuntime, onbuildBuild } from '../onbuild.js';
 import { buildEnvironment } from '../dotenv.js';
 import { enforce } from '../libcheck.js';
 import { registerImageSelfCommand } from './image-self.js';
+import { openStore } from './wheelhouse.js';
 
 const exec = promisify(execFile);
 
@@ -308,12 +311,95 @@ function cacheRef(value: string, option: string): string {
 }
 
 /** The best pip wheel of the wheelhouse for the base (a venv gets pip from it before the base's own), or null. */
-async function wheelhousePip(wheelhouse: string, info: BaseInfo): Promise<{ pipWheel: string; pipWheelSha256: string } | null> {
-  const { FsWheelStore, bestWheel } = await import('@dstack/wheelhouse');
-  const store = new FsWheelStore(wheelhouse);
-  const entries = await store.list('pip').catch(() => []);
+async function wheelhousePip(
+  wheelhouse: Wheelhouse,
+  info: BaseInfo,
+): Promise<{ pipWheel: string; pipWheelSha256: string; pipWheelLocate?: () => Promise<string> } | null> {
+  const { bestWheel } = await import('@dstack/wheelhouse');
+  const entries = await wheelhouse.store.list('pip').catch(() => []);
   const best = bestWheel(entries, { name: 'pip', specifier: '' }, info.target);
-  return best ? { pipWheel: path.join(wheelhouse, best.filename), pipWheelSha256: best.sha256 } : null;
+  if (!best) return null;
+  const { fetch } = wheelhouse;
+  const at = path.join(wheelhouse.location, best.filename);
+  if (!fetch) return { pipWheel: at, pipWheelSha256: best.sha256 };
+  return {
+    pipWheel: at,
+    pipWheelSha256: best.sha256,
+    pipWheelLocate: async () => (await fetch(best.filename, best.sha256)) ?? Promise.reject(new Error(`${best.filename} left ${wheelhouse.location} while the image was built`)),
+  };
+}
+
+/** `--wheelhouse`: a folder, or a registry repository whose wheels are fetched one by one when read. */
+interface Wheelhouse {
+  /** The folder, or registry:HOST/REPO (as messages name it). */
+  location: string;
+  store: WheelStore;
+  /** A registry's: the local file of a wheel (downloaded once, its sha256 checked), or null when it has not got it. */
+  fetch?: (wheel: string, sha256: string) => Promise<string | null>;
+}
+
+/**
+ * The wheelhouse of `image app`. A registry's wheels are fetched only when their bytes are read (a layer neither
+ * cache has), each into the image cache under its sha256, checked against the lock's as it streams.
+ */
+async function openWheelhouse(ctx: CliContext, where: string, options: { insecure: string[]; dir: string; logger: CliContext['logger'] }): Promise<Wheelhouse> {
+  if (!where.startsWith('registry:')) {
+    const { FsWheelStore } = await import('@dstack/wheelhouse');
+    const location = path.resolve(ctx.cwd, where);
+    return { location, store: new FsWheelStore(location) };
+  }
+  const store = await openStore(ctx, { insecureRegistry: options.insecure }, where);
+  const fetched = new Map<string, Promise<string | null>>();
+  const download = async (wheel: string, sha256: string): Promise<string | null> => {
+    const file = path.join(options.dir, sha256, wheel);
+    if (existsSync(file)) return file;
+    let src: NodeJS.ReadableStream;
+    try {
+      src = await store.openRead(wheel);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'WHEEL_NOT_FOUND') return null;
+      throw err;
+    }
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      await pipeline(
+        src,
+        async function* (chunks: AsyncIterable<Buffer | string>) {
+          for await (const c of chunks) {
+            const b = typeof c === 'string' ? Buffer.from(c) : c;
+            hash.update(b);
+            size += b.length;
+            yield b;
+          }
+        },
+        createWriteStream(tmp),
+      );
+      const got = hash.digest('hex');
+      if (got !== sha256) {
+        const { ImageError } = await imageLib();
+        throw new ImageError('WHEEL_HASH_MISMATCH', `${where}: ${wheel} has sha256 ${got}, the lock says ${sha256}`, {
+          hint: 'the registry wheelhouse and the lock disagree; push the locked wheel again or lock again',
+        });
+      }
+      await rename(tmp, file);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    options.logger.info({ wheel, size, from: where }, 'wheel fetched');
+    return file;
+  };
+  return {
+    location: where,
+    store,
+    fetch: (wheel, sha256) => {
+      let p = fetched.get(wheel);
+      if (!p) fetched.set(wheel, (p = download(wheel, sha256)));
+      return p;
+    },
+  };
 }
 
 /** `--platform`: a comma-separated list (linux/amd64,linux/arm64), or `all` = every platform the base offers. */
@@ -389,14 +475,13 @@ async function writeSbom(
     platform: string | null;
     lockFile: string;
     lock: Lock;
-    wheelhouse: string;
+    wheelhouse: Wheelhouse;
     registry: RegistryClient;
     file: string | null;
   },
 ): Promise<{ files: string[]; referrer?: AttachResult } | null> {
   const { CYCLONEDX_MEDIA_TYPE, LOCK_DIGEST_LABEL, attachReferrer, cycloneDxSbom, installedDistributions, sbomBytes } = await imageLib();
-  const { FsWheelStore } = await import('@dstack/wheelhouse');
-  const store = new FsWheelStore(o.wheelhouse);
+  const store = o.wheelhouse.store;
   const distributions = await installedDistributions({ result: o.result, lock: { lock: o.lock, file: o.lockFile }, record: (f) => store.get(f) });
   const labels = o.result.image.config.config.Labels ?? {};
   const name = o.output.kind === 'registry' ? o.output.ref : o.output.kind === 'docker' ? o.output.name : o.output.kind === 'oci' ? `oci:${o.output.dir}${o.output.ref ? `:${o.output.ref}` : ''}` : `archive:${o.output.file}`;
@@ -525,7 +610,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--index-format <oci|docker>', 'with several platforms: an OCI image index over OCI manifests (default), or a Docker manifest list over Docker v2 manifests')
     .option('--source <dir>', 'the app source, copied to /app (owned by --uid), .dockerignore honoured')
     .option('--wheel <file>', 'the app as a wheel, installed into /env')
-    .option('--wheelhouse <dir>', 'where the locked wheels are (default: $WHEELHOUSE or ./wheelhouse)')
+    .option('--wheelhouse <dir|registry:HOST/REPO>', 'where the locked wheels are (default: $WHEELHOUSE or ./wheelhouse); a registry\'s (dstack-factory wheelhouse push) are fetched only when read, i.e. for a layer no cache has; none is needed when the cache has every layer')
     .option('--uid <n>', 'owner of /app and the user the container runs as', '4801')
     .option('--cmd <args...>', 'the image Cmd')
     .option('--entrypoint <args...>', 'the image Entrypoint')
@@ -641,7 +726,10 @@ export function registerImageCommands(program: Command, run: Runner): void {
           });
           cacheReading.catch(() => undefined); // awaited with the base
           const used = cacheTo ? recordUse(cache) : null;
-          const wheelhouse = path.resolve(ctx.cwd, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse');
+          const wheelhouse = await openWheelhouse(ctx, opts.wheelhouse ?? ctx.env.WHEELHOUSE ?? 'wheelhouse', { insecure: opts.insecureRegistry ?? [], dir: realCache.filesDir('wheels'), logger });
+          const lockedOptions = wheelhouse.fetch ? { fetch: wheelhouse.fetch } : {};
+          if (wheelhouse.fetch && opts.requirements) throw new UsageError(`--requirements locks with pip from a wheelhouse folder, not ${wheelhouse.location}: give --lock, or pull the wheels into a folder first (dstack-factory wheelhouse pull)`);
+          if (wheelhouse.fetch && opts.engine) throw new UsageError(`--engine copies a wheelhouse folder into the build, not ${wheelhouse.location}: pull the wheels into a folder first (dstack-factory wheelhouse pull)`);
           const resolve = (p: string): string => path.resolve(ctx.cwd, p);
 
           const baseSpec = specAt(ctx, opts.base, parseImageSpec);
@@ -679,7 +767,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
            */
           const dependenciesBeforeBase = async (lock: string): Promise<string | null> => {
             try {
-              const guess = await lockedWheelsBeforeBase(lock, wheelhouse);
+              const guess = await lockedWheelsBeforeBase(lock, wheelhouse.location, lockedOptions);
               if (!guess) return null;
               // Compiled by the interpreter buildAppImage would choose (the lock's full version first): one segment per key.
               const full = /python_full_version\s*==\s*["'](\d+\.\d+\.\d+)["']/.exec(await readFile(lock, 'utf8'))?.[1] ?? null;
@@ -726,11 +814,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
             }
             const lockOrPlan = given
               ? { lockFile: resolve(given.file) }
-              : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger, platform, dryRun: opts.dryRun === true });
+              : await lockForBase(ctx, resolve(opts.requirements!), info, { wheelhouse: wheelhouse.location, python: opts.python, factoryImage: opts.factoryImage, allowIndex: opts.allowIndex, logger, platform, dryRun: opts.dryRun === true });
             // A dry run without a current lock: which wheels go in is not known before the build, nor then the digest.
             if ('plan' in lockOrPlan) return { plan: lockOrPlan.plan };
             const lockFile = lockOrPlan.lockFile;
-            const locked = await wheelsFromLock(lockFile, wheelhouse, info);
+            const locked = await wheelsFromLock(lockFile, wheelhouse.location, info, lockedOptions);
             const wheels: WheelInput[] = locked.wheels;
             if (opts.checkLibs !== false && !opts.dryRun) {
               // Before the image is written: every ELF file the wheels install must load on this base.

@@ -126,7 +126,7 @@ export const IMAGE_CODES = {
   },
   LOCK_WHEEL_MISSING: {
     summary: "A wheel the lock names must be read (its layer is not in the local or registry cache) and is in no wheelhouse.",
-    hint: 'Fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder.',
+    hint: 'Fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder or at a registry wheelhouse (registry:HOST/REPO).',
   },
   WHEEL_ENTRY_POINT_INVALID: {
     summary: "A wheel's console or GUI script entry point is not name = module:attr with a safe name.",

@@ -62,6 +62,8 @@ export interface AppImageOptions {
   pipWheel?: string;
   /** `pipWheel`'s sha256 (hex) when known (the wheelhouse index has it): else it is read once to key it. */
   pipWheelSha256?: string;
+  /** `pipWheel` is not on disk yet (a registry wheelhouse): fetched by this when its bytes must be read. */
+  pipWheelLocate?: () => Promise<string>;
   /** Told as the dependencies layer is written: after each wheel (a progress line; silent without one). */
   onWheel?: (wheel: string, done: number, total: number) => void;
   /**
@@ -184,7 +186,8 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   if (options.pip !== false && !base.venvHasPip && !wheels.some((w) => /^pip-[^-]+-/.test(path.basename(w.path)))) {
     const pip = options.pipWheel ?? (base.pipWheel ? await extractBaseFile(options.base, base.pipWheel, cache.filesDir('base-files')) : null);
     // Keyed by its sha256 like a locked wheel (a size and mtime would differ on another machine's cache).
-    if (pip) wheels.push({ path: pip, requested: false, sha256: options.pipWheelSha256 ?? (await fileSha256(pip)) });
+    const locate = pip === options.pipWheel ? options.pipWheelLocate : undefined;
+    if (pip) wheels.push({ path: pip, requested: false, sha256: options.pipWheelSha256 ?? (await fileSha256(locate ? await locate() : pip)), ...(locate ? { locate } : {}) });
     else logger?.warn({ base: base.python }, 'no pip wheel in the wheelhouse, the base or the lock: the venv has no pip');
   }
   const additions: Addendum[] = [];

@@ -80,7 +80,7 @@ describe('locks', () => {
       expect([err.code, err.message, err.hint]).toEqual([
         'LOCK_WHEEL_MISSING',
         `2 wheels locked in ${lockFile} are not in the wheelhouse ${empty}, and the layer cache has not got what they install: Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl, alpha-1.0-py3-none-any.whl`,
-        'fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder',
+        'fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder or at a registry wheelhouse (registry:HOST/REPO)',
       ]);
     } finally {
       await fs.rename(moved, path.join(tmp, 'wheelhouse'));

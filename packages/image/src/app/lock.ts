@@ -21,7 +21,7 @@ export interface LockedWheels {
  * (Decision 3), and so is a lock whose wheel has no sha256. A wheel in no wheelhouse is refused only when it must
  * be read (see lockedWheelFile).
  */
-export async function wheelsFromLock(lockFile: string, wheelhouse: string, base: BaseInfo): Promise<LockedWheels> {
+export async function wheelsFromLock(lockFile: string, wheelhouse: string, base: BaseInfo, options: LockedWheelOptions = {}): Promise<LockedWheels> {
   const text = await fs.readFile(lockFile);
   const lock = parseLock(text.toString('utf8'), lockFile);
   const env = base.target.markers;
@@ -50,7 +50,7 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
     }
     const w = fit[0]!.w;
     wheels.push({
-      ...(await lockedWheelFile(w, lockFile, wheelhouse)),
+      ...(await lockedWheelFile(w, lockFile, wheelhouse, options)),
       requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true,
     });
   }
@@ -59,15 +59,25 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
 
 type LockedWheel = Lock['packages'][number]['wheels'][number];
 
+export interface LockedWheelOptions {
+  /**
+   * The wheelhouse is not a folder (`wheelhouse` only names it, `registry:HOST/REPO`): a wheel its lock-relative
+   * path does not find is fetched by this when its bytes must be read — its local file, or null when the
+   * wheelhouse has not got it (then LOCK_WHEEL_MISSING).
+   */
+  fetch?: (wheel: string, sha256: string) => Promise<string | null>;
+}
+
 /**
  * Where a locked wheel is (the wheelhouse, else its path relative to the lock), with the lock's sha256. A wheel
  * that is in neither is not an error yet: a runner whose layer cache has everything reads no wheel and needs no
- * wheelhouse. Its `locate` throws once its bytes must be read (a segment to install, an ELF list to read).
+ * wheelhouse. Its `locate` fetches it (`options.fetch`) or throws, once its bytes must be read (a segment to
+ * install, an ELF list to read).
  */
-async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string): Promise<WheelInput> {
+async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string, options: LockedWheelOptions): Promise<WheelInput> {
   const sha256 = w.hashes.sha256;
   if (!sha256) throw new ImageError('LOCK_NO_HASH', `${lockFile}: ${w.name} has no sha256`);
-  const candidates = [path.join(wheelhouse, w.name)];
+  const candidates = options.fetch ? [] : [path.join(wheelhouse, w.name)];
   if (w.path) candidates.push(path.resolve(path.dirname(lockFile), w.path));
   for (const c of candidates) {
     try {
@@ -77,10 +87,15 @@ async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: str
       // try the next
     }
   }
+  const fetch = options.fetch;
   return {
-    path: candidates[0]!,
+    path: path.join(wheelhouse, w.name),
     sha256,
-    locate: () => Promise.reject(new WheelMissingError([w.name], lockFile, wheelhouse)),
+    locate: async () => {
+      const got = fetch ? await fetch(w.name, sha256) : null;
+      if (!got) throw new WheelMissingError([w.name], lockFile, wheelhouse);
+      return got;
+    },
   };
 }
 
@@ -90,7 +105,7 @@ async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: str
  * than one wheel to choose from. Else null: only the base can tell. A guess the base then confirms lets the
  * dependencies layer be written while the base is still being read (`wheelsFromLock` decides what is installed).
  */
-export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: string): Promise<{ pythonVersion: string; wheels: WheelInput[] } | null> {
+export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: string, options: LockedWheelOptions = {}): Promise<{ pythonVersion: string; wheels: WheelInput[] } | null> {
   const lock = parseLock(await fs.readFile(lockFile, 'utf8'), lockFile);
   const versions = new Set((lock.environments ?? []).map((m) => /python_full_version\s*==\s*["'](\d+\.\d+)\.\d+["']/.exec(m)?.[1] ?? null));
   if (versions.size !== 1 || versions.has(null)) return null;
@@ -99,7 +114,7 @@ export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: strin
   const haveDependencies = lock.packages.some((p) => p.dependencies !== undefined);
   const wheels: WheelInput[] = [];
   for (const pkg of lock.packages) {
-    wheels.push({ ...(await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse)), requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
+    wheels.push({ ...(await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse, options)), requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
   }
   return { pythonVersion: [...versions][0]!, wheels };
 }

@@ -29,7 +29,7 @@ export class WheelMissingError extends ImageError<'LOCK_WHEEL_MISSING'> {
         ? `${names[0]} (locked in ${lockFile}) is not in the wheelhouse ${wheelhouse}, and the layer cache has not got what it installs`
         : `${names.length} wheels locked in ${lockFile} are not in the wheelhouse ${wheelhouse}, and the layer cache has not got what they install: ${names.join(', ')}`,
       {
-        hint: 'fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder',
+        hint: 'fill the wheelhouse (dstack-factory wheelhouse pull registry:HOST/REPO, or dstack-factory build for this recipe), or point --wheelhouse at the right folder or at a registry wheelhouse (registry:HOST/REPO)',
       },
     );
     this.wheels = names;
