@@ -32,6 +32,24 @@ describe('image app', () => {
     expect(second.stdout).toContain(`image ${r1.digest} -> OCI layout ${dir}/out:app  ${r1.digest}`);
   });
 
+  it('labels the image with the source\'s git commit when the source is a git checkout (and not otherwise)', async () => {
+    const src = path.join(dir, 'gitsrc');
+    await mkdir(path.join(src, 'pkg'), { recursive: true });
+    await writeFile(path.join(src, 'pkg', 'app.py'), 'print("git")\n');
+    const git = (...a: string[]) => exec('git', ['-C', src, '-c', 'user.name=t', '-c', 'user.email=t@example.com', ...a]);
+    await git('init', '-q');
+    await git('add', '.');
+    await git('commit', '-qm', 'one');
+    const head = (await git('rev-parse', 'HEAD')).stdout.trim();
+    const args = appArgs.map((a) => (a === 'src' ? 'gitsrc/pkg' : a)); // a folder below the checkout's root
+    expect((await cli([...args, '--output', 'oci:gitrev:app'])).code).toBe(0);
+    const labels = JSON.parse((await exec('skopeo', ['inspect', '--config', `oci:${dir}/gitrev:app`])).stdout).config.Labels;
+    expect(labels['org.opencontainers.image.revision']).toBe(head);
+    expect((await cli([...appArgs, '--output', 'oci:norev:app'])).code).toBe(0);
+    const plain = JSON.parse((await exec('skopeo', ['inspect', '--config', `oci:${dir}/norev:app`])).stdout).config.Labels;
+    expect(plain['org.opencontainers.image.revision']).toBeUndefined();
+  });
+
   it('writes a docker archive that skopeo reads', async () => {
     const r = await cli([...appArgs, '--output', 'archive:app.tar', '--tag', 'dstack-test/cli:1']);
     expect(r.code).toBe(0);

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { homedir, machine } from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import type { Lock } from '@dstack/recipe';
 import type { BuildOptions, BuildPlan, DockerExecutor, TargetSummary } from '@dstack/engine';
 import type { Target, WheelStore } from '@dstack/wheelhouse';
 import { DOCKER_HUB_AUTH_KEY, dockerConfigAuths, dockerConfigCredentials, parseReference } from '@dstack/oci';
-import type { CliContext, Runner } from '../context.js';
+import { lazyChild, type CliContext, type Runner } from '../context.js';
 import { CliError, UsageError } from '../errors.js';
 import { IMAGES_DIR, baseForPlatform, defaultImage, factoryExecutor, platformTag } from '../images.js';
 import { LiveLine } from '../progress.js';
@@ -697,7 +697,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
         const keep = Number(opts.cacheKeep ?? '3');
         if (!Number.isInteger(keep) || keep < 1) throw new UsageError(`--cache-keep must be a whole number above 0, not "${opts.cacheKeep}"`);
         if ((cacheFrom || cacheTo) && opts.engine) throw new UsageError('--cache-from and --cache-to are for daemonless builds; --engine uses the engine\'s own cache');
-        const logger = ctx.logger.child({ component: 'image' });
+        const logger = lazyChild(ctx, { component: 'image' });
         const realCache = new BlobCache(cacheDir(ctx, opts.cache));
         // A dry run assembles through the same code with a cache that keeps nothing (bases are read through the real one).
         const dryCache = opts.dryRun ? new DryRunCache(realCache) : null;
@@ -742,18 +742,24 @@ export function registerImageCommands(program: Command, run: Runner): void {
           const platforms = opts.platform ? await platformsOf(opts.platform, baseSpec, { cache: realCache, docker, registry }) : null;
           if (platforms && platforms.length > 1 && opts.engine) throw new UsageError('--engine builds one platform on the engine: give one --platform, or leave --engine out');
           const locks = parseLocks(opts.lock ?? [], platforms);
-          const labels: Record<string, string> = { 'org.opencontainers.image.base.name': opts.base };
+          const extraLabels = parsePairs(opts.label, '--label');
           let app: AppInput | undefined;
-          if (opts.source) {
-            app = { kind: 'source', dir: resolve(opts.source) };
-            try {
-              const { stdout } = await exec('git', ['-C', app.dir, 'rev-parse', 'HEAD']);
-              labels['org.opencontainers.image.revision'] = stdout.trim();
-            } catch {
-              // not a git checkout
+          if (opts.source) app = { kind: 'source', dir: resolve(opts.source) };
+          else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
+          // The source's git commit, asked while the base is read (git is a process of its own: ~5 ms).
+          const sourceDir = app?.kind === 'source' ? app.dir : null;
+          const labelsReady = (async (): Promise<Record<string, string>> => {
+            const labels: Record<string, string> = { 'org.opencontainers.image.base.name': opts.base };
+            if (sourceDir && (await inGitCheckout(sourceDir, ctx.env))) {
+              try {
+                const { stdout } = await exec('git', ['-C', sourceDir, 'rev-parse', 'HEAD']);
+                labels['org.opencontainers.image.revision'] = stdout.trim();
+              } catch {
+                // not a git checkout
+              }
             }
-          } else if (opts.wheel) app = { kind: 'wheel', path: resolve(opts.wheel) };
-          Object.assign(labels, parsePairs(opts.label, '--label'));
+            return Object.assign(labels, extraLabels);
+          })();
 
           // One live line on a terminal while bases are read and layers written, and while pushing; events in the log.
           const live = new LiveLine(ctx.stderr, ctx.interactive);
@@ -827,7 +833,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
               await enforce(ctx, report, base, `${opts.base}${where}`, { factoryImage: opts.factoryImage, pythonVersion: info.pythonVersion, cache, docker: async () => engineClient ?? (await dockerFrom(ctx.env)), registry, logger });
             }
             // The order of the labels as before --platform (the config's bytes, hence the digest, stay the same).
-            const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...labels };
+            const platformLabels = { 'org.dstack-factory.lock.digest': locked.digest, ...(await labelsReady) };
             if (opts.engine) return { base, info, wheels, labels: platformLabels, result: null, lockFile, lock: locked.lock };
             const result = await buildAppImage({
               base,
@@ -1024,7 +1030,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .action(
       run(async (ctx, ref: string, opts: { base: string; output: string; tag?: string; compression?: string; checkLibs?: boolean; factoryImage?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
         const { BlobCache, openImage, parseImageSpec, rebaseAppImage, sourceDateEpoch, writeImage } = await imageLib();
-        const logger = ctx.logger.child({ component: 'image' });
+        const logger = lazyChild(ctx, { component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
         const output = specAt(ctx, opts.output, parseImageSpec);
         const compression = opts.compression ?? (output.kind === 'docker' ? 'none' : 'gzip');
@@ -1065,7 +1071,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .action(
       run(async (ctx, ref: string, opts: { prefix?: string; factoryImage?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
         const { BlobCache, checkImageLibraries, inspectBase, openImage, parseImageSpec } = await imageLib();
-        const logger = ctx.logger.child({ component: 'image' });
+        const logger = lazyChild(ctx, { component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
         const spec = specAt(ctx, ref, parseImageSpec);
         const { registry, engine, docker } = await imageAccess(ctx, [spec], opts, logger);
@@ -1092,7 +1098,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
       run(async (ctx, ref: string, opts: { lock: string; wheelhouse?: string; cache?: string; insecureRegistry?: string[]; json?: boolean }) => {
         const { BlobCache, openImage, parseImageSpec, verifyAppImage } = await imageLib();
         const { FsWheelStore } = await import('@dstack/wheelhouse');
-        const logger = ctx.logger.child({ component: 'image' });
+        const logger = lazyChild(ctx, { component: 'image' });
         const cache = new BlobCache(cacheDir(ctx, opts.cache));
         const spec = specAt(ctx, ref, parseImageSpec);
         const { registry, docker } = await imageAccess(ctx, [spec], opts, logger);
@@ -1170,7 +1176,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
           const from = (flag: string | undefined, name: string): string | undefined => flag ?? (env[name] || undefined);
           const pyVersion = from(opts.pyVersion, 'PY_VERSION');
           const context = opts.context ? path.resolve(ctx.cwd, opts.context) : path.join(IMAGES_DIR, which);
-          const logger = ctx.logger.child({ component: 'image', image: which });
+          const logger = lazyChild(ctx, { component: 'image', image: which });
           const runtimeTag = defaultImage(which, env, pyVersion);
           // An onbuild flavour stands on the plain runtime (Decision 22): its own Dockerfile and tag suffix, and
           // only BASE_IMAGE (the runtime, unless --base-image), as docker-compose.yml's onbuild services.
@@ -1230,4 +1236,13 @@ async function cliVersion(): Promise<string> {
     if (pkg?.name === 'dstack-factory' && pkg.version) return pkg.version;
   }
   throw new Error(`no package.json of dstack-factory above ${import.meta.url}`);
+}
+
+/** Whether `dir` is inside a git work tree, by a `.git` in it or above it (no git process for a folder that is not). */
+async function inGitCheckout(dir: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+  if (env.GIT_DIR) return true;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if (await stat(path.join(d, '.git')).then(() => true, () => false)) return true;
+    if (path.dirname(d) === d) return false;
+  }
 }

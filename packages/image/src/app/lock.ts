@@ -22,8 +22,7 @@ export interface LockedWheels {
  * be read (see lockedWheelFile).
  */
 export async function wheelsFromLock(lockFile: string, wheelhouse: string, base: BaseInfo, options: LockedWheelOptions = {}): Promise<LockedWheels> {
-  const text = await fs.readFile(lockFile);
-  const lock = parseLock(text.toString('utf8'), lockFile);
+  const { text, lock } = await readLock(lockFile);
   const env = base.target.markers;
   if (lock.environments?.length && !lock.environments.some((m) => evaluateMarker(m, env))) {
     throw new ImageError(
@@ -34,7 +33,7 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
   }
   const depended = new Set(lock.packages.flatMap((p) => (p.dependencies ?? []).map((d) => canonicalizeName(d.name) as string)));
   const haveDependencies = lock.packages.some((p) => p.dependencies !== undefined);
-  const wheels: WheelInput[] = [];
+  const picked: { w: LockedWheel; requested: boolean }[] = [];
   for (const pkg of lock.packages) {
     if (pkg.marker && !evaluateMarker(pkg.marker, env)) continue;
     // The lock chose; this guards, with the one compatibility check, and says why a wheel does not fit.
@@ -49,12 +48,24 @@ export async function wheelsFromLock(lockFile: string, wheelhouse: string, base:
       );
     }
     const w = fit[0]!.w;
-    wheels.push({
-      ...(await lockedWheelFile(w, lockFile, wheelhouse, options)),
-      requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true,
-    });
+    lockedSha256(w, lockFile); // refused in the lock's order, before any file is looked for
+    picked.push({ w, requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
   }
+  const wheels = await Promise.all(picked.map(async ({ w, requested }) => ({ ...(await lockedWheelFile(w, lockFile, wheelhouse, options)), requested })));
   return { lock, digest: sha256Digest(text), wheels };
+}
+
+const parsedLocks = new Map<string, { mtimeMs: number; size: number; text: Buffer; lock: Lock }>();
+
+/** A lock file's bytes and parse, once per process while the file is unchanged (both readers of a build ask). */
+async function readLock(lockFile: string): Promise<{ text: Buffer; lock: Lock }> {
+  const st = await fs.stat(lockFile);
+  const hit = parsedLocks.get(lockFile);
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit;
+  const text = await fs.readFile(lockFile);
+  const read = { mtimeMs: st.mtimeMs, size: st.size, text, lock: parseLock(text.toString('utf8'), lockFile) };
+  parsedLocks.set(lockFile, read);
+  return read;
 }
 
 type LockedWheel = Lock['packages'][number]['wheels'][number];
@@ -74,9 +85,14 @@ export interface LockedWheelOptions {
  * wheelhouse. Its `locate` fetches it (`options.fetch`) or throws, once its bytes must be read (a segment to
  * install, an ELF list to read).
  */
-async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string, options: LockedWheelOptions): Promise<WheelInput> {
+function lockedSha256(w: LockedWheel, lockFile: string): string {
   const sha256 = w.hashes.sha256;
   if (!sha256) throw new ImageError('LOCK_NO_HASH', `${lockFile}: ${w.name} has no sha256`);
+  return sha256;
+}
+
+async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: string, options: LockedWheelOptions): Promise<WheelInput> {
+  const sha256 = lockedSha256(w, lockFile);
   const candidates = options.fetch ? [] : [path.join(wheelhouse, w.name)];
   if (w.path) candidates.push(path.resolve(path.dirname(lockFile), w.path));
   for (const c of candidates) {
@@ -106,15 +122,15 @@ async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: str
  * dependencies layer be written while the base is still being read (`wheelsFromLock` decides what is installed).
  */
 export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: string, options: LockedWheelOptions = {}): Promise<{ pythonVersion: string; wheels: WheelInput[] } | null> {
-  const lock = parseLock(await fs.readFile(lockFile, 'utf8'), lockFile);
+  const { lock } = await readLock(lockFile);
   const versions = new Set((lock.environments ?? []).map((m) => /python_full_version\s*==\s*["'](\d+\.\d+)\.\d+["']/.exec(m)?.[1] ?? null));
   if (versions.size !== 1 || versions.has(null)) return null;
   if (lock.packages.some((p) => p.marker || p.wheels.length !== 1)) return null;
   const depended = new Set(lock.packages.flatMap((p) => (p.dependencies ?? []).map((d) => canonicalizeName(d.name) as string)));
   const haveDependencies = lock.packages.some((p) => p.dependencies !== undefined);
-  const wheels: WheelInput[] = [];
-  for (const pkg of lock.packages) {
-    wheels.push({ ...(await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse, options)), requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true });
-  }
+  for (const pkg of lock.packages) lockedSha256(pkg.wheels[0]!, lockFile);
+  const wheels = await Promise.all(
+    lock.packages.map(async (pkg) => ({ ...(await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse, options)), requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true })),
+  );
   return { pythonVersion: [...versions][0]!, wheels };
 }

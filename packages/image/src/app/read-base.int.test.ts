@@ -101,6 +101,10 @@ describe('readBase', () => {
     expect(again.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0]);
     expect(second.info).toEqual(read.info);
     expect(second.image.layers.map((l) => blobFileOf(l))).toEqual(read.image.layers.map((l) => blobFileOf(l)));
+    // The file index stays in the cache until the library check asks for it (it reads no layer either).
+    expect(second.files).toBeNull();
+    expect((await readImageFiles(again, { cache })).toJSON()).toEqual(read.files!.toJSON());
+    expect(again.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0]);
   });
 
   it('refuses a layer whose bytes are not its digest, and keeps nothing of it', async () => {

@@ -7,13 +7,13 @@ import { Image } from '../core/image.js';
 import type { Layer } from '../core/layer.js';
 import { openUncompressed, walkLayers, type LayerVisitor } from '../core/walk-layers.js';
 import { baseInfoReader, cachedBaseInfo, saveBaseInfo, type BaseInfo } from '../layers/base-info.js';
-import { cachedImageFiles, imageFilesReader, saveImageFiles, type ImageFiles } from '../check/image-files.js';
+import { hasCachedImageFiles, imageFilesReader, saveImageFiles, type ImageFiles } from '../check/image-files.js';
 
 export interface BaseRead {
   /** The same image, its layers read from the blob cache where they were downloaded (or found) there. */
   image: Image;
   info: BaseInfo;
-  /** The file index the library check uses, when asked for. */
+  /** The file index the library check uses, when asked for and read in this walk; null when it is in the cache already. */
   files: ImageFiles | null;
 }
 
@@ -43,9 +43,10 @@ export async function readBase(
     }),
   );
   let info = await cachedBaseInfo(image, cache);
-  let files = options.files ? await cachedImageFiles(diffIds, cache) : null;
+  // A cached file index is left where it is: the library check reads it only when its own report is not cached.
+  let files: ImageFiles | null = null;
   const infoReader = info ? null : baseInfoReader(image);
-  const filesReader = options.files && !files ? imageFilesReader() : null;
+  const filesReader = options.files && !(await hasCachedImageFiles(diffIds, cache)) ? imageFilesReader() : null;
   const visitors = [infoReader?.visitor, filesReader?.visitor].filter((v): v is LayerVisitor => v !== undefined);
   if (visitors.length > 0) {
     await walkLayers(layers, visitors, async (layer, i) => {

@@ -113,6 +113,15 @@ export class BlobCache {
     return value;
   }
 
+  /** Whether a keyed record exists (on disk, touched as a hit is, or the remote's), without reading it. */
+  async hasKey(namespace: string, key: string): Promise<boolean> {
+    const file = path.join(this.dir, 'keys', namespace, key + '.json');
+    const now = new Date();
+    if (await fs.utimes(file, now, now).then(() => true, (err: NodeJS.ErrnoException) => err.code !== 'ENOENT')) return true;
+    const remote = await this.remote?.record(namespace, key);
+    return remote !== undefined && remote !== null;
+  }
+
   async writeKey(namespace: string, key: string, value: unknown): Promise<void> {
     const dir = path.join(this.dir, 'keys', namespace);
     await fs.mkdir(dir, { recursive: true });

@@ -187,6 +187,11 @@ export async function readImageFiles(image: Image, options: { cache?: BlobCache 
   return files;
 }
 
+/** Whether `cachedImageFiles` would answer (the index is not read). */
+export async function hasCachedImageFiles(diffIds: string[], cache: BlobCache): Promise<boolean> {
+  return cache.hasKey('image-files', filesKey(diffIds));
+}
+
 export async function saveImageFiles(diffIds: string[], cache: BlobCache, files: ImageFiles): Promise<void> {
   await cache.writeKey('image-files', filesKey(diffIds), files.toJSON());
 }
