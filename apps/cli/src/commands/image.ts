@@ -618,7 +618,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
     .option('--output <dest>', 'docker:TAG | oci:DIR[:REF] | archive:FILE | registry:REF (required, but with --dry-run: then oci: is assumed)')
     .option('--tag <name>', 'the tag recorded in an archive: output')
     .option('--compression <gzip|none>', 'how new layers are stored (default: none for docker:, which keeps layers uncompressed; gzip otherwise)')
-    .option('--compression-level <1-9>', "gzip level of new layers (default 6, gzip's own): 1 compresses about twice as fast into layers ~15% larger (part of the layers' cache keys)")
+    .option('--compression-level <1-9>', "gzip level of new layers (default 6, gzip's own): 1 compresses about twice as fast into layers ~13% larger (part of the layers' cache keys)")
     .option('--cache <dir>', 'layer and blob cache (default: $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)')
     .option('--insecure-registry <host...>', 'registries reached over plain HTTP (loopback ones always are)')
     .option('--no-pip', 'no pip in the venv (a minimal image); by default pip is installed from the wheelhouse, else the base\'s own pip wheel, unless the lock has it')
