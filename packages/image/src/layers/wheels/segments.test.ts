@@ -178,6 +178,30 @@ describe('per-wheel segments', () => {
     expect(scratch.layer.digest).toBe(changed.layer.digest);
   }, 60_000);
 
+  it('leaves nothing behind when the compiler fails after its last answer (no blob, no temp file, no record)', async () => {
+    const dir = await fs.mkdtemp(path.join(tmp, 'dies-'));
+    const cache = new BlobCache(path.join(dir, 'cache'));
+    const dying: BytecodeCompiler = {
+      cacheTag: 'cpython-311',
+      description: 'a compiler that fails at its exit',
+      compile: async (chunks, onResult) => {
+        let c = 0;
+        for await (const chunk of chunks) {
+          for (let f = 0; f < chunk.length; f++) await onResult(c, f, Buffer.from('not really bytecode'));
+          c++;
+        }
+        throw new Error('the compiler exited with 1 after its last answer');
+      },
+    };
+    await expect(writeSegmentedWheelsLayer(wheels.map((p) => ({ path: p })), { scheme, cache, bytecode: { cacheTag: 'cpython-311', compiler: async () => dying } })).rejects.toThrow(
+      'the compiler exited with 1 after its last answer',
+    );
+    const left = async (sub: string) => fs.readdir(path.join(dir, 'cache', sub)).catch(() => []);
+    expect(await left('tmp')).toEqual([]);
+    expect(await left('blobs/sha256')).toEqual([]);
+    expect(await left('keys/segments')).toEqual([]);
+  });
+
   it('refuses two wheels writing one path, cached or not', async () => {
     const dir = await fs.mkdtemp(path.join(tmp, 'clash-'));
     const a = await makeWheel(dir, { name: 'one', version: '1', files: { 'shared/x.py': 'a' } });

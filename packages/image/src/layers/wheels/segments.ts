@@ -216,7 +216,7 @@ export async function writeSegmentedWheelsLayer(
       }
       return { writer, diff, ranges };
     };
-    let pass: Awaited<ReturnType<typeof writeAll>>;
+    let pass: Awaited<ReturnType<typeof writeAll>> | undefined;
     try {
       pass = await writeAll(dirs);
       if (compiling) {
@@ -226,11 +226,19 @@ export async function writeSegmentedWheelsLayer(
         const real = layout((s) => s.cached?.paths ?? s.paths!);
         if (real.size !== dirs.size || [...real].some((d) => !dirs.has(d))) {
           const first = await pass.writer.commit();
-          pass = await writeAll(real, { blob: first.digest, ranges: pass.ranges });
-          await fs.rm(cache.pathOf(first.digest), { force: true });
+          const ranges = pass.ranges;
+          pass = undefined;
+          try {
+            pass = await writeAll(real, { blob: first.digest, ranges });
+          } finally {
+            await fs.rm(cache.pathOf(first.digest), { force: true });
+          }
         }
       }
     } catch (err) {
+      // Nothing half-written stays: the blob not committed (the compiler may fail after the last segment), the
+      // compiler told to stop.
+      await pass?.writer.abort();
       compiling?.cancel();
       await compiling?.done.catch(() => undefined);
       throw err;
