@@ -83,13 +83,15 @@ export function createContext(io: Io, options: GlobalOptions): CliContext {
   };
 }
 
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+type Level = (typeof LEVELS)[number];
+const isLevel = (name: unknown): name is Level => typeof name === 'string' && (LEVELS as readonly string[]).includes(name);
+
 /** Whether records at `level` reach the log (without making the logger). */
-export function logs(ctx: Pick<CliContext, 'logLevel'>, level: 'debug' | 'info'): boolean {
-  const order = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+export function logs(ctx: Pick<CliContext, 'logLevel'>, level: Level): boolean {
+  const order: string[] = [...LEVELS, 'silent'];
   return order.indexOf(ctx.logLevel) <= order.indexOf(level);
 }
-
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
 /**
  * A child of the root logger that is made (and pino loaded) only when a record at an enabled level is logged
@@ -98,16 +100,12 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export function lazyChild(ctx: Pick<CliContext, 'logger' | 'logLevel'>, bindings: Record<string, unknown>): Logger {
   let real: Logger | undefined;
   const make = (): Logger => (real ??= ctx.logger.child(bindings));
-  const quiet = (level: (typeof LEVELS)[number]): boolean => {
-    const order = [...LEVELS, 'silent'];
-    return order.indexOf(level) < order.indexOf(ctx.logLevel);
-  };
   return new Proxy({} as Logger, {
     get(_target, prop) {
       if (real === undefined) {
-        if (typeof prop === 'string' && (LEVELS as readonly string[]).includes(prop) && quiet(prop as (typeof LEVELS)[number])) return () => undefined;
+        if (isLevel(prop) && !logs(ctx, prop)) return () => undefined;
         if (prop === 'level') return ctx.logLevel;
-        if (prop === 'isLevelEnabled') return (level: string) => (LEVELS as readonly string[]).includes(level) && !quiet(level as (typeof LEVELS)[number]);
+        if (prop === 'isLevelEnabled') return (level: string) => isLevel(level) && logs(ctx, level);
         if (prop === 'child') return (more: Record<string, unknown>) => lazyChild(ctx, { ...bindings, ...more });
       }
       const logger = make();

@@ -147,8 +147,11 @@ export async function writeSegmentedWheelsLayer(
     }
     // What each new segment will hold: its files, and every module's .pyc (one that fails to compile gets
     // none, as with pip: checked once the compiler is done, the layer then written again if its directories differ).
+    // Files only: directories go into the first segment.
+    const filesOf = (plan: PlannedWheel) => plan.entries.filter((e) => e.type !== 'directory');
+    const pathsOf = (plan: PlannedWheel): string[] => filesOf(plan).map((e) => e.path);
     const expected = (s: Slot): string[] => {
-      const files = s.plan!.entries.filter((e) => e.type !== 'directory').map((e) => e.path);
+      const files = pathsOf(s.plan!);
       if (pycTag === null || s.compiled === undefined) return files;
       const pycs = s.plan!.pySources.map((src) => pycPath(src.path, pycTag!).replace(/^\//, ''));
       return [...new Set([...files, ...pycs])];
@@ -175,7 +178,7 @@ export async function writeSegmentedWheelsLayer(
       if (!compiling) throw err;
       compiling.unbound();
       await compiling.done;
-      dirs = layout((s) => s.cached?.paths ?? s.plan!.entries.filter((e) => e.type !== 'directory').map((e) => e.path));
+      dirs = layout((s) => s.cached?.paths ?? pathsOf(s.plan!));
     }
 
     const owner = { uid: options.uid ?? 0, gid: options.gid ?? 0 };
@@ -196,7 +199,7 @@ export async function writeSegmentedWheelsLayer(
           else if (s.cached) await copySegment(cache.pathOf(s.cached.blob), s.cached.offset, s.cached.length, sink);
           else {
             if (s.ready) await s.ready;
-            const files = s.plan!.entries.filter((e) => e.type !== 'directory');
+            const files = filesOf(s.plan!);
             s.paths = files.map((e) => e.path);
             await packEntries(files, { ...packOptions, impliedDirectories: false }, sink);
             s.plan!.close(); // its zip, the bytes read of it and its .pyc no longer needed
