@@ -776,7 +776,6 @@ export function registerImageCommands(program: Command, run: Runner): void {
               const guess = await lockedWheelsBeforeBase(lock, wheelhouse.location, lockedOptions);
               if (!guess) return null;
               // Compiled by the interpreter buildAppImage would choose (the lock's full version first): one segment per key.
-              const full = /python_full_version\s*==\s*["'](\d+\.\d+\.\d+)["']/.exec(await readFile(lock, 'utf8'))?.[1] ?? null;
               const bytecode =
                 opts.compile === false
                   ? {}
@@ -784,7 +783,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
                       bytecode: {
                         cacheTag: `cpython-${guess.pythonVersion.replace('.', '')}`,
                         compiler: async () => {
-                          const found = await findHostBytecodeCompiler(guess.pythonVersion, full);
+                          const found = await findHostBytecodeCompiler(guess.pythonVersion, guess.pythonFullVersion);
                           if (!found) throw new Error(`no local Python ${guess.pythonVersion}: compiled once the base is read`);
                           return found;
                         },

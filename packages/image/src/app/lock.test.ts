@@ -137,6 +137,8 @@ describe('locks', () => {
     // What wheelsFromLock gives for the base the lock names.
     const r = await early(noMarker);
     expect(r?.pythonVersion).toBe('3.11');
+    // The full version from the parsed environments (in the file its quotes are escaped: \"3.11.2\").
+    expect(r?.pythonFullVersion).toBe('3.11.2');
     expect(r?.wheels).toEqual((await wheelsFromLock(lockFile, wh, base)).wheels);
     // Only the base can tell: a marker, two wheels to choose from, no or two Pythons named.
     expect(await early((l) => l)).toBeNull();
@@ -144,7 +146,8 @@ describe('locks', () => {
     expect(await early(twoWheels)).toBeNull();
     expect(await early((l) => ({ ...noMarker(l), environments: undefined }))).toBeNull();
     expect(await early((l) => ({ ...noMarker(l), environments: ['python_full_version == "3.11.2"', 'python_full_version == "3.12.1"'] }))).toBeNull();
-    expect((await early((l) => ({ ...noMarker(l), environments: ['python_full_version == "3.12.1" and sys_platform == "linux"'] })))?.pythonVersion).toBe('3.12');
+    const twelve = await early((l) => ({ ...noMarker(l), environments: ['python_full_version == "3.12.1" and sys_platform == "linux"'] }));
+    expect([twelve?.pythonVersion, twelve?.pythonFullVersion]).toEqual(['3.12', '3.12.1']);
   });
 });
 

@@ -121,9 +121,15 @@ async function lockedWheelFile(w: LockedWheel, lockFile: string, wheelhouse: str
  * than one wheel to choose from. Else null: only the base can tell. A guess the base then confirms lets the
  * dependencies layer be written while the base is still being read (`wheelsFromLock` decides what is installed).
  */
-export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: string, options: LockedWheelOptions = {}): Promise<{ pythonVersion: string; wheels: WheelInput[] } | null> {
+export async function lockedWheelsBeforeBase(
+  lockFile: string,
+  wheelhouse: string,
+  options: LockedWheelOptions = {},
+): Promise<{ pythonVersion: string; pythonFullVersion: string; wheels: WheelInput[] } | null> {
   const { lock } = await readLock(lockFile);
-  const versions = new Set((lock.environments ?? []).map((m) => /python_full_version\s*==\s*["'](\d+\.\d+)\.\d+["']/.exec(m)?.[1] ?? null));
+  // Per environment [full, minor]: "3.11.2", "3.11".
+  const stated = (lock.environments ?? []).map((m) => /python_full_version\s*==\s*["']((\d+\.\d+)\.\d+)["']/.exec(m));
+  const versions = new Set(stated.map((m) => m?.[2] ?? null));
   if (versions.size !== 1 || versions.has(null)) return null;
   if (lock.packages.some((p) => p.marker || p.wheels.length !== 1)) return null;
   const depended = new Set(lock.packages.flatMap((p) => (p.dependencies ?? []).map((d) => canonicalizeName(d.name) as string)));
@@ -132,5 +138,5 @@ export async function lockedWheelsBeforeBase(lockFile: string, wheelhouse: strin
   const wheels = await Promise.all(
     lock.packages.map(async (pkg) => ({ ...(await lockedWheelFile(pkg.wheels[0]!, lockFile, wheelhouse, options)), requested: haveDependencies ? !depended.has(canonicalizeName(pkg.name) as string) : true })),
   );
-  return { pythonVersion: [...versions][0]!, wheels };
+  return { pythonVersion: [...versions][0]!, pythonFullVersion: stated[0]![1]!, wheels };
 }
