@@ -20,5 +20,5 @@ if ! python3 -c 'import venv, ensurepip, pip' >/dev/null 2>&1; then
 fi
 
 npx nx run-many -t build --output-style=static >/dev/null
-CEXT=${CEXT:-False} node apps/cli/bin/dstack-factory.js build "${RECIPE:-example}" "$@"
-node apps/cli/bin/dstack-factory.js wheelhouse list
+CEXT=${CEXT:-False} node apps/cli/bin/dstack-factory.cjs build "${RECIPE:-example}" "$@"
+node apps/cli/bin/dstack-factory.cjs wheelhouse list

@@ -4,7 +4,7 @@
 // build shows that the wrapper does see a spawn.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedPipEnv, testPython, writeWheel } from '@dstack/testing';
 
 const exec = promisify(execFile);
-const bin = fileURLToPath(new URL('../bin/dstack-factory.js', import.meta.url));
-const bundle = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+const bin = fileURLToPath(new URL('../bin/dstack-factory.cjs', import.meta.url));
+const bundle = fileURLToPath(new URL('../dist/main.cjs', import.meta.url));
 const python = testPython('3.11');
 let dir: string;
 
@@ -118,6 +118,38 @@ describe('dstack-factory as a process', () => {
   it('in a pipe: plain lines, no control characters', async () => {
     const r = await cli(['build', './app.txt', '--python', python, '--no-cext']);
     expect(r.stderr).not.toMatch(/[\r\x1b]/);
+  });
+
+  it('keeps V8 code caches per command, uses them, and rewrites one V8 refuses', async () => {
+    const home = path.join(dir, 'cc');
+    const env = isolatedPipEnv({ XDG_CACHE_HOME: home, NO_COLOR: '1' });
+    const v8dir = path.join(home, 'dstack-factory', 'v8');
+    const files = async (): Promise<string[]> => (existsSync(v8dir) ? (await readdir(v8dir)).sort() : []);
+    const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => exec(process.execPath, [bin, ...args], { cwd: dir, env: { ...env, ...extra } });
+    await run(['--version'], { DSTACK_FACTORY_CODE_CACHE: '0' });
+    expect(await files()).toEqual([]);
+    await run(['--version']);
+    await run(['build', './app.txt', '--python', python, '--no-cext']);
+    await run(['wheelhouse', 'list', '--wheelhouse', './wheelhouse']);
+    const names = await files();
+    expect(names.map((f) => f.replace(/^[0-9a-z]+-[0-9a-z]+-/, ''))).toEqual(['build.bin', 'none.bin', 'wheelhouse.list.bin']);
+    // A second run of a command reads its cache: V8 took it, so it is not written again (a write renames a new
+    // file into place: another inode).
+    const build = path.join(v8dir, names[0]!);
+    const before = await stat(build);
+    const again = await run(['build', './app.txt', '--python', python, '--no-cext']);
+    expect(again.stderr).toContain('up to date (lock): 2 distributions');
+    expect((await stat(build)).ino).toBe(before.ino);
+    // Bytes V8 refuses: the command runs as usual and the cache is written anew.
+    await writeFile(build, 'not a code cache');
+    const refused = await run(['build', './app.txt', '--python', python, '--no-cext']);
+    expect(refused.stderr).toContain('up to date (lock): 2 distributions');
+    expect((await stat(build)).size).toBeGreaterThan(10_000);
+    // A cache folder that cannot be written is no failure.
+    await rm(path.join(home, 'dstack-factory'), { recursive: true });
+    await writeFile(path.join(home, 'dstack-factory'), 'a file where the folder would be');
+    const { stdout } = await run(['--version']);
+    expect(stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 
   it('the built --version prints the version', async () => {

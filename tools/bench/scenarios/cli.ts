@@ -20,7 +20,7 @@ import { isolatedPipEnv, registryPort, sharedEngine, sharedRuntimeImage, testPyt
 import type { Scenario } from '../lib.js';
 
 const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.cjs', import.meta.url));
 const MIRROR = 'file:///opt/pypi/simple';
 // With their dependencies: 57 distributions from the local mirror here.
 const WARM_RECIPE = ['django', 'flask', 'requests', 'sqlalchemy', 'sphinx', 'httpx', 'pydantic', 'fastapi', 'jinja2', 'boto3', 'pytest', 'rich', 'pyyaml'];
@@ -195,7 +195,7 @@ const scenario: Scenario = {
   name: 'cli',
   description: 'the CLI as a user times it (whole processes, hyperfine): start-up, warm build, app-only and cold images',
   async run() {
-    if (!existsSync(BIN.replace(/bin\/dstack-factory\.js$/, 'dist/main.js'))) throw new Error('build the CLI first: npm run build');
+    if (!existsSync(BIN.replace(/bin\/dstack-factory\.cjs$/, 'dist/main.cjs'))) throw new Error('build the CLI first: npm run build');
     await run('hyperfine', ['--version']).catch(() => {
       throw new Error('hyperfine is missing: apt-get install hyperfine');
     });

@@ -18,7 +18,7 @@ import { compilePythonExtension, sharedBaseImage, sharedEngine, writeWheel } fro
 import { ms, time, type Scenario } from '../lib.js';
 
 const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.cjs', import.meta.url));
 const WORK = join(tmpdir(), 'dstack-bench-multiarch');
 const REQUIREMENTS = ['django', 'flask', 'requests', 'pygments', 'docutils', 'babel', 'python-dateutil', 'pytz', 'attrs', 'click', 'packaging', 'rich', 'jsonschema', 'gunicorn'];
 const MACHINES = { 'linux/amd64': 'x86_64', 'linux/arm64': 'aarch64' } as const;

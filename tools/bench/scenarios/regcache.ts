@@ -22,7 +22,7 @@ import type { Scenario } from '../lib.js';
 import { APP_REQUIREMENTS, appWheels, hyperfine, writeDockerContext, type Figure } from './cli.js';
 
 const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.cjs', import.meta.url));
 const COLD_DOCKERD = fileURLToPath(new URL('../cold-dockerd.sh', import.meta.url));
 const q = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
 const cmd = (...a: string[]): string => a.map(q).join(' ');
@@ -32,7 +32,7 @@ const scenario: Scenario = {
   name: 'regcache',
   description: 'a cold CI runner: the app image (25 wheels) after a source change, pushed — registry layer cache (with and without a wheelhouse) vs none vs docker pull/build --cache-from/push on a cold and on the shared engine (issue 22)',
   async run() {
-    if (!existsSync(BIN.replace(/bin\/dstack-factory\.js$/, 'dist/main.js'))) throw new Error('build the CLI first: npm run build');
+    if (!existsSync(BIN.replace(/bin\/dstack-factory\.cjs$/, 'dist/main.cjs'))) throw new Error('build the CLI first: npm run build');
     const root = await mkdtemp(join(tmpdir(), 'bench-regcache-'));
     const { env: engineEnv } = await sharedEngine();
     const dockerHost = engineEnv.DOCKER_HOST!;

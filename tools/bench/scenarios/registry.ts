@@ -15,7 +15,7 @@ import { isolatedPipEnv, registryPort, testPython, writeWheel } from '@dstack/te
 import type { Scenario } from '../lib.js';
 
 const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../apps/cli/bin/dstack-factory.cjs', import.meta.url));
 const MIRROR = 'file:///opt/pypi/simple';
 const WARM_RECIPE = ['django', 'flask', 'requests', 'sqlalchemy', 'sphinx', 'httpx', 'pydantic', 'fastapi', 'jinja2', 'boto3', 'pytest', 'rich', 'pyyaml'];
 
@@ -55,7 +55,7 @@ const scenario: Scenario = {
   name: 'registry',
   description: '`wheelhouse pull` of the ~57-wheel closure from a registry vs `pip download --no-deps` of the same from a local index',
   async run() {
-    if (!existsSync(BIN.replace('bin/dstack-factory.js', 'dist/main.js'))) throw new Error('build the CLI first (cd apps/cli && node bundle.mjs)');
+    if (!existsSync(BIN.replace('bin/dstack-factory.cjs', 'dist/main.cjs'))) throw new Error('build the CLI first (cd apps/cli && node bundle.mjs)');
     const root = await mkdtemp(join(tmpdir(), 'dstack-bench-registry-'));
     const python = testPython('3.11');
     const downloaded = join(root, 'downloaded');

@@ -1,13 +1,11 @@
 import type { Command } from 'commander';
-import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type Docker from 'dockerode';
 import type { CliContext, Runner } from '../context.js';
+import { execFileAsync as run } from '../exec.js';
 
-const run = promisify(execFile);
 
 /** One line of the report: what was looked at, whether it is usable, what it is, and how to fix it. */
 export interface Check {

@@ -21,8 +21,8 @@ import { RegistryWheelStore, copyWheels } from '@dstack/wheelhouse-registry';
 import { isolatedPipEnv, sharedRegistry, writeWheel } from '@dstack/testing';
 
 const exec = promisify(execFile);
-const bin = fileURLToPath(new URL('../../bin/dstack-factory.js', import.meta.url));
-const bundle = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/dstack-factory.cjs', import.meta.url));
+const bundle = fileURLToPath(new URL('../../dist/main.cjs', import.meta.url));
 const id = randomBytes(4).toString('hex');
 let dir: string;
 let host: string;

@@ -1,21 +1,19 @@
 // `image self`: an image of this tool — CLI and server — assembled without a build or a daemon: a base, the Node
 // binary running now, and the CLI's esbuild bundle with the few packages the bundle leaves out (bundle.mjs's
 // `external`). CI runners and index replicas (`serve --store registry:…`) run it without Node installed.
-import { execFile } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import { lstat, mkdtemp, readFile, readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type { LayerEntry } from '@dstack/image';
 import { dockerConfigAuths } from '@dstack/oci';
 import type { CliContext, Runner } from '../context.js';
 import { UsageError } from '../errors.js';
+import { execFileAsync as exec } from '../exec.js';
 
-const exec = promisify(execFile);
 
 /** Where the tool lives in the image; `dstack-factory` is on PATH (/usr/local/bin), as is `node`. */
 export const SELF_PREFIX = 'opt/dstack-factory';
@@ -140,7 +138,7 @@ export async function selfFiles(options: { nodeBinary?: string } = {}): Promise<
   const here = fileURLToPath(import.meta.url);
   let dist = path.dirname(here);
   let cleanup = async (): Promise<void> => {};
-  if (!here.endsWith('.js')) {
+  if (!here.endsWith('.cjs')) {
     // Running from src/ (tsx, tests): bundle exactly these sources, never a dist/ that may be stale.
     const tmp = await mkdtemp(path.join(tmpdir(), 'dstack-self-bundle-'));
     await exec(process.execPath, [path.join(root, 'bundle.mjs'), path.join(tmp, 'dist')], { cwd: root });
@@ -148,7 +146,7 @@ export async function selfFiles(options: { nodeBinary?: string } = {}): Promise<
     cleanup = () => rm(tmp, { recursive: true, force: true });
   }
   const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
-  const code = (await filesUnder(dist, (rel, isDir) => isDir ? rel === 'images' : !rel.endsWith('.js'))).filter((f) => f.endsWith('.js'));
+  const code = (await filesUnder(dist, (rel, isDir) => isDir ? rel === 'images' : !rel.endsWith('.cjs'))).filter((f) => f.endsWith('.cjs'));
   const imports = new Set(LOADED_BY_NAME);
   for (const f of code) for (const name of bundleImports(await readFile(path.join(dist, f), 'utf8'))) imports.add(name);
   const modules: LayerEntry[] = [];
@@ -165,10 +163,10 @@ export async function selfFiles(options: { nodeBinary?: string } = {}): Promise<
     node: [{ path: 'usr/local/bin/node', type: 'file', mode: 0o755, size: nodeSize, open: () => createReadStream(node) }],
     modules,
     app: [
-      ...(await fileEntries(root, ['package.json', 'bin/dstack-factory.js'], SELF_PREFIX)),
+      ...(await fileEntries(root, ['package.json', 'bin/dstack-factory.cjs'], SELF_PREFIX)),
       ...(await fileEntries(dist, code, `${SELF_PREFIX}/dist`)),
       ...(await fileEntries(images, imageFiles, `${SELF_PREFIX}/dist/images`)),
-      { path: 'usr/local/bin/dstack-factory', type: 'symlink', linkname: `/${SELF_PREFIX}/bin/dstack-factory.js` },
+      { path: 'usr/local/bin/dstack-factory', type: 'symlink', linkname: `/${SELF_PREFIX}/bin/dstack-factory.cjs` },
     ],
   };
   return { files, cleanup };

@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { dir, useImageFixture, validated } from './image.test-support.js';
 
 const exec = promisify(execFile);
-const bin = fileURLToPath(new URL('../../bin/dstack-factory.js', import.meta.url));
-const bundle = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/dstack-factory.cjs', import.meta.url));
+const bundle = fileURLToPath(new URL('../../dist/main.cjs', import.meta.url));
 useImageFixture();
 
 const args = (out: string): string[] => ['image', 'app', '--base', 'oci:base:bookworm', '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--no-pip', '--no-sbom', '--output', `oci:${out}:app`];

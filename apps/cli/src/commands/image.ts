@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { homedir, machine } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type Docker from 'dockerode';
 import type { AppImageResult, AppInput, AttachResult, BaseInfo, BytecodeCompiler, Image, ImageSpec, LayerReport, Platform, PushEvent, SinkResult, SourceOptions, WheelInput } from '@dstack/image';
@@ -23,8 +21,8 @@ import { buildEnvironment } from '../dotenv.js';
 import { enforce } from '../libcheck.js';
 import { registerImageSelfCommand } from './image-self.js';
 import { openStore } from './wheelhouse.js';
+import { execFileAsync as exec } from '../exec.js';
 
-const exec = promisify(execFile);
 
 // @dstack/image, @dstack/engine and dockerode are loaded by the actions that use them, not at start-up.
 const imageLib = () => import('@dstack/image');
