@@ -28,6 +28,8 @@ await build({
   // The workspace packages from their sources (no build of theirs needed first).
   conditions: ['@dstack/source'],
   external,
+  // import() of a package kept out becomes require(): vm.Script (bin/dstack-factory.cjs) has no ESM loader behind it.
+  supported: { 'dynamic-import': false },
   sourcemap: true,
   // Whitespace only: names stay as written (stack traces, `-v`), and V8 reads ~30% less source.
   minifyWhitespace: true,

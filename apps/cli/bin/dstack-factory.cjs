@@ -79,6 +79,8 @@ function load() {
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     cachedData,
+    // bundle.mjs turns import() into require(); one left by a later change still works, through Node's loader.
+    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   const mod = { exports: {} };
   script.runInThisContext().call(mod.exports, mod.exports, bundleRequire(), mod, bundle, path.dirname(bundle));

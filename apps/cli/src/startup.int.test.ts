@@ -152,6 +152,13 @@ describe('dstack-factory as a process', () => {
     expect(stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
 
+  it('a package kept out of the bundle is loaded when a command needs it (doctor asks an engine through dockerode)', async () => {
+    const env = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), NO_COLOR: '1', DOCKER_HOST: `unix://${path.join(dir, 'no-engine.sock')}` });
+    const r = await exec(process.execPath, [bin, 'doctor'], { cwd: dir, env }).catch((e: { stdout: string; stderr: string }) => e);
+    expect(r.stderr).not.toContain('ERR_VM');
+    expect(r.stdout).toMatch(/FAIL engine +unix:\/\/\S+no-engine\.sock: no Docker engine answers \(connect ENOENT/);
+  });
+
   it('the built --version prints the version', async () => {
     const { stdout } = await exec(process.execPath, [bin, '--version']);
     const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
