@@ -120,31 +120,38 @@ describe('dstack-factory as a process', () => {
     expect(r.stderr).not.toMatch(/[\r\x1b]/);
   });
 
-  it('keeps V8 code caches per command, uses them, and rewrites one V8 refuses', async () => {
+  it('keeps V8 code caches per command, uses them, adds what a run compiled beyond them, rewrites one V8 refuses', async () => {
     const home = path.join(dir, 'cc');
     const env = isolatedPipEnv({ XDG_CACHE_HOME: home, NO_COLOR: '1' });
     const v8dir = path.join(home, 'dstack-factory', 'v8');
     const files = async (): Promise<string[]> => (existsSync(v8dir) ? (await readdir(v8dir)).sort() : []);
     const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => exec(process.execPath, [bin, ...args], { cwd: dir, env: { ...env, ...extra } });
+    const build = ['build', './app.txt', '--python', python, '--no-cext'];
     await run(['--version'], { DSTACK_FACTORY_CODE_CACHE: '0' });
     expect(await files()).toEqual([]);
     await run(['--version']);
-    await run(['build', './app.txt', '--python', python, '--no-cext']);
+    await run([...build, '--dry-run', '--json']);
     await run(['wheelhouse', 'list', '--wheelhouse', './wheelhouse']);
     const names = await files();
     expect(names.map((f) => f.replace(/^[0-9a-z]+-[0-9a-z]+-/, ''))).toEqual(['build.bin', 'none.bin', 'wheelhouse.list.bin']);
-    // A second run of a command reads its cache: V8 took it, so it is not written again (a write renames a new
-    // file into place: another inode).
-    const build = path.join(v8dir, names[0]!);
-    const before = await stat(build);
-    const again = await run(['build', './app.txt', '--python', python, '--no-cext']);
+    // A write renames a new file into place: another inode.
+    const cacheOfBuild = path.join(v8dir, names[0]!);
+    const dry = await stat(cacheOfBuild);
+    // A real build runs code the dry run did not: the cache is written again, larger.
+    const first = await run(build);
+    expect(first.stderr).toContain('up to date (lock): 2 distributions');
+    const grown = await stat(cacheOfBuild);
+    expect(grown.ino).not.toBe(dry.ino);
+    expect(grown.size).toBeGreaterThan(dry.size);
+    // The same build again reads the cache: V8 took it and nothing was added, so it is not written again.
+    const again = await run(build);
     expect(again.stderr).toContain('up to date (lock): 2 distributions');
-    expect((await stat(build)).ino).toBe(before.ino);
+    expect((await stat(cacheOfBuild)).ino).toBe(grown.ino);
     // Bytes V8 refuses: the command runs as usual and the cache is written anew.
-    await writeFile(build, 'not a code cache');
-    const refused = await run(['build', './app.txt', '--python', python, '--no-cext']);
+    await writeFile(cacheOfBuild, 'not a code cache');
+    const refused = await run(build);
     expect(refused.stderr).toContain('up to date (lock): 2 distributions');
-    expect((await stat(build)).size).toBeGreaterThan(10_000);
+    expect((await stat(cacheOfBuild)).size).toBeGreaterThan(10_000);
     // A cache folder that cannot be written is no failure.
     await rm(path.join(home, 'dstack-factory'), { recursive: true });
     await writeFile(path.join(home, 'dstack-factory'), 'a file where the folder would be');
