@@ -154,7 +154,10 @@ describe('per-wheel segments', () => {
     const host = hostBytecodeCompiler('/root/.pyenv/versions/3.11.7/bin/python', 'cpython-311');
     const bytecode = { cacheTag: 'cpython-311', compiler: async () => host };
     const cache = new BlobCache(path.join(dir, 'cache'));
-    const first = await writeSegmentedWheelsLayer(set, { scheme, cache, bytecode });
+    const told: string[] = [];
+    const first = await writeSegmentedWheelsLayer(set, { scheme, cache, bytecode, onWheel: (w, done, total) => told.push(`${w} ${done}/${total}`) });
+    // Progress counts each wheel once: the second pass copies, it does not tell again.
+    expect(told).toEqual(['Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl', 'alpha-1.0-py3-none-any.whl', 'delta-1.0-py3-none-any.whl', 'gamma-1.0-py3-none-any.whl'].map((w, i) => `${w} ${i + 1}/4`));
     const names = await listing(cache.pathOf(first.layer.digest));
     const site = 'env/lib/python3.11/site-packages';
     expect(names).toContain(`${site}/delta/__pycache__/__init__.cpython-311.pyc`);

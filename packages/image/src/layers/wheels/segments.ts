@@ -207,7 +207,7 @@ export async function writeSegmentedWheelsLayer(
             if (s.compiled !== undefined) compiling!.release(s.compiled);
           }
           ranges.push({ slot: s, offset, length: writer.bytes - offset });
-          options.onWheel?.(s.wheel, ranges.length, slots.length);
+          if (!from) options.onWheel?.(s.wheel, ranges.length, slots.length); // (a second pass copies: told once)
         }
         // The end-of-archive (its own gzip member when compressed).
         const end = Buffer.alloc(1024);
