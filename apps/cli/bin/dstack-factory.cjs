@@ -3,12 +3,12 @@
 // Runs the CLI's bundle (dist/main.cjs, one CommonJS file: bundle.mjs) through V8's code cache. Node 20 has no
 // compile cache of its own, and compiling the bundle cost 11-17 ms in every process. The first run of a command
 // keeps what V8 compiled in $XDG_CACHE_HOME/dstack-factory/v8 (or ~/.cache/…); its next runs skip compiling, and
-// add what they compiled beyond it.
+// the first few of them add what they compiled beyond it.
 // The cache is only an aid: missing, unreadable, unwritable or refused by V8 (another Node, other flags), the
 // bundle is compiled as usual. DSTACK_FACTORY_CODE_CACHE=0 turns it off.
 // Node's heavier built-in modules are required on first use: a warm `build` needs none of them, and loading them
 // all at start-up cost ~4 ms.
-const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
+const { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { homedir } = require('node:os');
 const path = require('node:path');
@@ -18,6 +18,8 @@ const bundle = path.join(__dirname, '..', 'dist', 'main.cjs');
 
 /** Commands whose first word names a group (`image app`): the cache is kept per command, as each compiles other code. */
 const GROUPS = new Set(['image', 'lock', 'recipe', 'wheelhouse']);
+/** Runs after a cache is written that check whether they compiled more than it holds. */
+const CHECKS = 4;
 const LAZY = new Set(['child_process', 'crypto', 'readline', 'zlib', 'worker_threads', 'http', 'https', 'net', 'tls', 'dns']);
 
 /** A short, stable hash of a string (FNV-1a): it names a cache file, and has no security role. */
@@ -69,9 +71,14 @@ function bundleRequire() {
 function load() {
   let cache = null;
   let cachedData;
+  let checks = 0;
   try {
     cache = cacheFile();
-    if (cache) cachedData = readFileSync(path.join(cache.dir, cache.name));
+    if (cache) {
+      const file = readFileSync(path.join(cache.dir, cache.name));
+      checks = file[0];
+      cachedData = file.subarray(1);
+    }
   } catch {
     cachedData = undefined;
   }
@@ -85,20 +92,32 @@ function load() {
   });
   const mod = { exports: {} };
   script.runInThisContext().call(mod.exports, mod.exports, bundleRequire(), mod, bundle, path.dirname(bundle));
-  // Written when there was none, when V8 refused it, or when this run compiled more than it holds (a cache made by
-  // a cold build lacks what a warm one runs: without it a warm build took 110 ms instead of 92). Serializing takes
-  // under a millisecond; the file is rewritten only when it grows.
+  // Written when there was none or V8 refused it. A cache made by a cold build lacks what a warm one runs (a warm
+  // build took 110 ms with it, 92 with one made by a warm run), so the next CHECKS runs of the command serialize
+  // what they compiled and write it when it holds more. Serializing takes ~5 ms: later runs do not. The file's
+  // first byte counts the checks left, V8's data follows.
   const save = () => {
     if (!cache) return;
+    const fresh = !cachedData || script.cachedDataRejected;
+    if (!fresh && !(checks > 0)) return;
     try {
       const data = script.createCachedData();
-      if (cachedData && !script.cachedDataRejected && data.length <= cachedData.length + (cachedData.length >> 6)) return;
+      const file = path.join(cache.dir, cache.name);
+      if (!fresh && data.length <= cachedData.length + (cachedData.length >> 6)) {
+        const fd = openSync(file, 'r+');
+        try {
+          writeSync(fd, Buffer.of(checks - 1), 0, 1, 0);
+        } finally {
+          closeSync(fd);
+        }
+        return;
+      }
       mkdirSync(cache.dir, { recursive: true });
       // Another bundle's files go: an older build's would never be read again.
       for (const f of readdirSync(cache.dir)) if (!f.startsWith(`${cache.stamp}-`)) rmSync(path.join(cache.dir, f), { force: true, recursive: true });
       const tmp = path.join(cache.dir, `.${cache.name}.${process.pid}`);
-      writeFileSync(tmp, data);
-      renameSync(tmp, path.join(cache.dir, cache.name));
+      writeFileSync(tmp, Buffer.concat([Buffer.of(CHECKS), data]));
+      renameSync(tmp, file);
     } catch {
       // a cache that cannot be written is no failure
     }

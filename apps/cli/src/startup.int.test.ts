@@ -143,9 +143,16 @@ describe('dstack-factory as a process', () => {
     const grown = await stat(cacheOfBuild);
     expect(grown.ino).not.toBe(dry.ino);
     expect(grown.size).toBeGreaterThan(dry.size);
-    // The same build again reads the cache: V8 took it and nothing was added, so it is not written again.
+    // The same build again reads the cache: V8 took it and nothing was added, so it is not written again. The
+    // first byte counts the runs left that check for more (4 after a write); then none checks.
+    const checksLeft = async (): Promise<number> => (await readFile(cacheOfBuild))[0]!;
+    expect(await checksLeft()).toBe(4);
     const again = await run(build);
     expect(again.stderr).toContain('up to date (lock): 2 distributions');
+    expect((await stat(cacheOfBuild)).ino).toBe(grown.ino);
+    expect(await checksLeft()).toBe(3);
+    for (let i = 0; i < 4; i++) await run(build);
+    expect(await checksLeft()).toBe(0);
     expect((await stat(cacheOfBuild)).ino).toBe(grown.ino);
     // Bytes V8 refuses: the command runs as usual and the cache is written anew.
     await writeFile(cacheOfBuild, 'not a code cache');
