@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, promises as fs, readFileSync, readSync } from 'node:fs';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
-import yauzl from 'yauzl';
+import type yauzl from 'yauzl';
 import { WheelError } from './errors.js';
 
 export interface ZipMember {
@@ -47,11 +47,13 @@ function notZip(label: string, cause: unknown): WheelError {
 async function centralDirectory(source: string | Buffer, label: string, maxMembers: number): Promise<ZipMember[]> {
   let zip: yauzl.ZipFile;
   const options = { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true };
+  // Loaded when first used: it loads zlib, and a warm build reads no wheel.
+  const { default: lib } = await import('yauzl');
   try {
     zip = await new Promise<yauzl.ZipFile>((resolve, reject) => {
       const done = (err: Error | null, z: yauzl.ZipFile) => (err ? reject(err) : resolve(z));
-      if (typeof source === 'string') yauzl.open(source, options, done);
-      else yauzl.fromBuffer(source, options, done);
+      if (typeof source === 'string') lib.open(source, options, done);
+      else lib.fromBuffer(source, options, done);
     });
   } catch (cause) {
     throw notZip(label, cause);
@@ -68,7 +70,7 @@ async function centralDirectory(source: string | Buffer, label: string, maxMembe
     await new Promise<void>((resolve, reject) => {
       zip.on('entry', (entry: yauzl.Entry) => {
         const raw = entry.fileName as unknown as Buffer;
-        const name = yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, raw, entry.extraFields, true);
+        const name = lib.getFileNameLowLevel(entry.generalPurposeBitFlag, raw, entry.extraFields, true);
         const madeOnUnix = entry.versionMadeBy >> 8 === 3;
         members.push({
           name,
