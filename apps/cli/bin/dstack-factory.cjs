@@ -8,7 +8,7 @@
 // bundle is compiled as usual. DSTACK_FACTORY_CODE_CACHE=0 turns it off.
 // Node's heavier built-in modules are required on first use: a warm `build` needs none of them, and loading them
 // all at start-up cost ~4 ms.
-const { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } = require('node:fs');
+const { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { homedir } = require('node:os');
 const path = require('node:path');
@@ -75,9 +75,18 @@ function load() {
   try {
     cache = cacheFile();
     if (cache) {
-      const file = readFileSync(path.join(cache.dir, cache.name));
-      checks = file[0];
-      cachedData = file.subarray(1);
+      const fd = openSync(path.join(cache.dir, cache.name), 'r');
+      try {
+        // V8 runs what the file holds: only a file of this user that no one else may write.
+        const st = fstatSync(fd);
+        if (st.uid === process.getuid?.() && (st.mode & 0o022) === 0) {
+          const file = readFileSync(fd);
+          checks = file[0];
+          cachedData = file.subarray(1);
+        }
+      } finally {
+        closeSync(fd);
+      }
     }
   } catch {
     cachedData = undefined;
@@ -112,11 +121,11 @@ function load() {
         }
         return;
       }
-      mkdirSync(cache.dir, { recursive: true });
+      mkdirSync(cache.dir, { recursive: true, mode: 0o700 });
       // Another bundle's files go: an older build's would never be read again.
       for (const f of readdirSync(cache.dir)) if (!f.startsWith(`${cache.stamp}-`)) rmSync(path.join(cache.dir, f), { force: true, recursive: true });
       const tmp = path.join(cache.dir, `.${cache.name}.${process.pid}`);
-      writeFileSync(tmp, Buffer.concat([Buffer.of(CHECKS), data]));
+      writeFileSync(tmp, Buffer.concat([Buffer.of(CHECKS), data]), { mode: 0o600 });
       renameSync(tmp, file);
     } catch {
       // a cache that cannot be written is no failure

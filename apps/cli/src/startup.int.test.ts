@@ -4,7 +4,7 @@
 // build shows that the wrapper does see a spawn.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -159,6 +159,13 @@ describe('dstack-factory as a process', () => {
     const refused = await run(build);
     expect(refused.stderr).toContain('up to date (lock): 2 distributions');
     expect((await stat(cacheOfBuild)).size).toBeGreaterThan(10_000);
+    // A file others may write is not run: it is replaced by one only this user may write.
+    await chmod(cacheOfBuild, 0o666);
+    const shared = await stat(cacheOfBuild);
+    await run(build);
+    const replaced = await stat(cacheOfBuild);
+    expect(replaced.ino).not.toBe(shared.ino);
+    expect(replaced.mode & 0o777).toBe(0o600);
     // A cache folder that cannot be written is no failure.
     await rm(path.join(home, 'dstack-factory'), { recursive: true });
     await writeFile(path.join(home, 'dstack-factory'), 'a file where the folder would be');
