@@ -31,15 +31,18 @@ function fnv(s) {
 
 /** The cache file for this bundle, this Node and its flags, and this command. */
 function cacheFile() {
-  if (process.env.DSTACK_FACTORY_CODE_CACHE === '0') return null;
+  // Off where a file's owner cannot be checked (see load).
+  if (process.env.DSTACK_FACTORY_CODE_CACHE === '0' || !process.getuid) return null;
   const st = statSync(bundle);
-  // Files of another bundle (an older build) are removed; those of another Node or other flags stay beside.
-  const stamp = fnv([bundle, st.size, st.mtimeMs, st.ino].join('\0'));
+  // Per installation (the bundle's path), per build of it (an older build's files are removed when a new one is
+  // written), per Node and its flags, per command. Two installations sharing the folder keep their own files.
+  const place = fnv(bundle);
+  const stamp = `${place}-${fnv([st.size, st.mtimeMs, st.ino].join('\0'))}`;
   const node = fnv([process.version, process.arch, ...process.execArgv].join('\0'));
   const words = process.argv.slice(2).filter((a) => /^[a-z][a-z-]*$/.test(a));
   const command = words.length === 0 ? 'none' : GROUPS.has(words[0]) && words[1] ? `${words[0]}.${words[1]}` : words[0];
   const root = process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
-  return { dir: path.join(root, 'dstack-factory', 'v8'), stamp, name: `${stamp}-${node}-${command}.bin` };
+  return { dir: path.join(root, 'dstack-factory', 'v8'), place, stamp, name: `${stamp}-${node}-${command}.bin` };
 }
 
 /** The bundle's require(): a lazy built-in is an object that requires the module when a property is first read. */
@@ -122,8 +125,10 @@ function load() {
         return;
       }
       mkdirSync(cache.dir, { recursive: true, mode: 0o700 });
-      // Another bundle's files go: an older build's would never be read again.
-      for (const f of readdirSync(cache.dir)) if (!f.startsWith(`${cache.stamp}-`)) rmSync(path.join(cache.dir, f), { force: true, recursive: true });
+      // An older build's files of this installation go: they would never be read again.
+      for (const f of readdirSync(cache.dir)) {
+        if (f.startsWith(`${cache.place}-`) && !f.startsWith(`${cache.stamp}-`)) rmSync(path.join(cache.dir, f), { force: true, recursive: true });
+      }
       const tmp = path.join(cache.dir, `.${cache.name}.${process.pid}`);
       writeFileSync(tmp, Buffer.concat([Buffer.of(CHECKS), data]), { mode: 0o600 });
       renameSync(tmp, file);

@@ -127,22 +127,29 @@ describe('dstack-factory as a process', () => {
     const files = async (): Promise<string[]> => (existsSync(v8dir) ? (await readdir(v8dir)).sort() : []);
     const run = (args: string[], extra: NodeJS.ProcessEnv = {}) => exec(process.execPath, [bin, ...args], { cwd: dir, env: { ...env, ...extra } });
     const build = ['build', './app.txt', '--python', python, '--no-cext'];
+    // The recipe built (when this test runs alone), with the cache off: nothing written.
+    await run(build, { DSTACK_FACTORY_CODE_CACHE: '0' });
     await run(['--version'], { DSTACK_FACTORY_CODE_CACHE: '0' });
     expect(await files()).toEqual([]);
     await run(['--version']);
     await run([...build, '--dry-run', '--json']);
     await run(['wheelhouse', 'list', '--wheelhouse', './wheelhouse']);
     const names = await files();
-    expect(names.map((f) => f.replace(/^[0-9a-z]+-[0-9a-z]+-/, ''))).toEqual(['build.bin', 'none.bin', 'wheelhouse.list.bin']);
-    // A write renames a new file into place: another inode.
+    expect(names.map((f) => f.replace(/^(?:[0-9a-z]+-){3}/, ''))).toEqual(['build.bin', 'none.bin', 'wheelhouse.list.bin']);
+    // A write renames a new file into place: another inode. It removes an older build's files of this
+    // installation (the bundle's path), not another installation's.
     const cacheOfBuild = path.join(v8dir, names[0]!);
     const dry = await stat(cacheOfBuild);
+    const place = names[0]!.split('-')[0]!;
+    await writeFile(path.join(v8dir, `${place}-0ldbuild-0node-build.bin`), 'an older build');
+    await writeFile(path.join(v8dir, `0therplace-0build-0node-build.bin`), 'another installation');
     // A real build runs code the dry run did not: the cache is written again, larger.
     const first = await run(build);
     expect(first.stderr).toContain('up to date (lock): 2 distributions');
     const grown = await stat(cacheOfBuild);
     expect(grown.ino).not.toBe(dry.ino);
     expect(grown.size).toBeGreaterThan(dry.size);
+    expect(await files()).toEqual(['0therplace-0build-0node-build.bin', ...names].sort());
     // The same build again reads the cache: V8 took it and nothing was added, so it is not written again. The
     // first byte counts the runs left that check for more (4 after a write); then none checks.
     const checksLeft = async (): Promise<number> => (await readFile(cacheOfBuild))[0]!;
