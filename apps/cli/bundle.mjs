@@ -1,4 +1,4 @@
-// Bundles the CLI into one CommonJS file, dist/main.cjs, with esbuild. bin/dstack-factory.js runs it through V8's
+// Bundles the CLI into one CommonJS file, dist/main.cjs, with esbuild. bin/dstack-factory.cjs runs it through V8's
 // code cache (Node 20 has none for ES modules: compiling the bundle as ESM cost 11-17 ms in every process).
 // Measured against tsc's per-file output and against an ESM bundle split per command (docs/benchmarks.md, cli).
 // The packages kept out are loaded only by the commands that use them (and dockerode has native addons).

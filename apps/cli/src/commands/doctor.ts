@@ -6,7 +6,6 @@ import type Docker from 'dockerode';
 import type { CliContext, Runner } from '../context.js';
 import { execFileAsync as run } from '../exec.js';
 
-
 /** One line of the report: what was looked at, whether it is usable, what it is, and how to fix it. */
 export interface Check {
   area: 'interpreter' | 'tool' | 'engine' | 'registry' | 'wheelhouse';

@@ -14,7 +14,6 @@ import type { CliContext, Runner } from '../context.js';
 import { UsageError } from '../errors.js';
 import { execFileAsync as exec } from '../exec.js';
 
-
 /** Where the tool lives in the image; `dstack-factory` is on PATH (/usr/local/bin), as is `node`. */
 export const SELF_PREFIX = 'opt/dstack-factory';
 

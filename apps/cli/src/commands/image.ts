@@ -23,7 +23,6 @@ import { registerImageSelfCommand } from './image-self.js';
 import { openStore } from './wheelhouse.js';
 import { execFileAsync as exec } from '../exec.js';
 
-
 // @dstack/image, @dstack/engine and dockerode are loaded by the actions that use them, not at start-up.
 const imageLib = () => import('@dstack/image');
 
