@@ -1,6 +1,6 @@
 // The engine: recipe + targets -> (lock hit: nothing to do) or executor run -> wheels ingested -> lock written.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
@@ -291,10 +291,11 @@ export function executorEnv(env: Record<string, string | undefined>, archive: st
   );
 }
 
+/** A file's sha256 (hex), streamed: a wheel is not held in memory to hash it. */
 async function fileSha256(path: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /** What every target of a build (or of its plan) shares: the options, resolved once. */

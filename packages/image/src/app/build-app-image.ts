@@ -1,11 +1,9 @@
-import { createReadStream, promises as fs } from 'node:fs';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { extractBaseFile, inspectBase, type BaseInfo } from '../layers/base-info.js';
 import { type BlobCache, CachedLayer } from '../cache/blob-cache.js';
-import { HashingStream, hexOf, sha256Digest, type Digest } from '../core/digest.js';
+import { fileSha256, sha256Digest, type Digest } from '../core/digest.js';
 import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
 import type { Image } from '../core/image.js';
 import { writeLayer } from '../layers/write-layer.js';
@@ -91,12 +89,6 @@ export interface AppImageResult {
   layers: LayerReport[];
   /** Every wheel installed, in which layer: the lock's and the venv's pip (dependencies), the app wheel (app). */
   wheels: (WheelInput & { role: 'dependencies' | 'app' })[];
-}
-
-async function fileSha256(file: string): Promise<string> {
-  const h = new HashingStream();
-  await pipeline(createReadStream(file), h, new Writable({ write: (_c, _e, cb) => cb() }));
-  return hexOf(h.digest());
 }
 
 /** An interpreter of the base's Python on this machine, or a refusal that says what to do. */

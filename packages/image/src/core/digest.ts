@@ -1,5 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { Transform, Writable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 import type { Digest } from '@dstack/oci';
 
@@ -34,4 +36,11 @@ export class HashingStream extends Transform {
   digest(): Digest {
     return (this.result ??= `sha256:${this.hash.digest('hex')}`);
   }
+}
+
+/** A file's sha256 (hex), streamed: wheels and blobs can be large. */
+export async function fileSha256(file: string): Promise<string> {
+  const h = new HashingStream();
+  await pipeline(createReadStream(file), h, new Writable({ write: (_c, _e, cb) => cb() }));
+  return hexOf(h.digest());
 }

@@ -1,22 +1,13 @@
 // What an app image build installed, joined with the lock's and the wheelhouse's records of each wheel.
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import { canonicalizeName, type Lock } from '@dstack/recipe';
 import { parseWheelFilename, sourceFromLockTable, type WheelEntry } from '@dstack/wheelhouse';
-import { HashingStream } from '../core/digest.js';
+import { fileSha256 } from '../core/digest.js';
 import type { AppImageResult } from '../app/build-app-image.js';
 import { wheelFile } from '../layers/wheels/wheel-file.js';
 import type { InstalledDistribution } from './sbom.js';
 
 const TOOL = 'dstack-factory';
-
-async function fileSha256(file: string): Promise<string> {
-  const h = new HashingStream();
-  await pipeline(createReadStream(file), h, new Writable({ write: (_c, _e, cb) => cb() }));
-  return h.digest().slice('sha256:'.length);
-}
 
 /**
  * The distributions an app image build installed (`buildAppImage`'s `wheels`), with the layer each is in, the

@@ -2,14 +2,14 @@
 // wheel (found in the wheelhouse) has the lock's sha256 (and the wheelhouse record's); installing it gives exactly
 // the files (RECORD included) the dependencies layer holds; and the layer holds nothing else.
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { parseWheelFilename, type WheelEntry } from '@dstack/wheelhouse';
 import type { BlobCache } from '../cache/blob-cache.js';
-import { HashingStream } from '../core/digest.js';
+import { fileSha256, HashingStream } from '../core/digest.js';
 import type { Image } from '../core/image.js';
 import { ImageError } from '../errors.js';
 import { extractBaseFile, inspectBase } from '../layers/base-info.js';
@@ -83,13 +83,6 @@ function dependenciesLayer(image: Image): number | null {
 }
 
 const sha256Hex = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
-
-/** A file's sha256, streamed (wheels can be large). */
-async function fileSha256(file: string): Promise<string> {
-  const h = new HashingStream();
-  await pipeline(createReadStream(file), h, new Writable({ write: (_c, _e, cb) => cb() }));
-  return h.digest().slice('sha256:'.length);
-}
 
 /**
  * Checks an app image against its lock (see the module comment). Never throws for a broken chain: every break is a
