@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
+import type { Logger } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
 import { EMPTY_DIGEST, MEDIA_TYPES, parseReference, RegistryClient, RegistryError, type Digest } from './index.js';
@@ -83,5 +84,46 @@ describe('RegistryClient against the registry', () => {
     expect(err).toBeInstanceOf(RegistryError);
     expect((err as RegistryError).code).toBe('REGISTRY_DIGEST_INVALID');
     expect((err as RegistryError).temporary).toBe(false);
+  });
+
+  it('puts every manifest while other writers link its blob (distribution answers that race with DIGEST_INVALID), and does not retry a digest that is not the bytes\'', async () => {
+    let retried = 0;
+    const logger = { warn: () => void retried++, debug: () => {}, info: () => {} } as unknown as Logger;
+    const client = new RegistryClient({ backoffMs: 1, logger });
+    const ref = parseReference(`${registry.host}/dstack-test/oci-relink-${runId}:x`);
+    const blob = randomBytes(100);
+    const d = digestOf(blob);
+    await client.uploadBlob(ref, EMPTY_DIGEST, 2, async () => Readable.from([Buffer.from('{}')]));
+    await client.uploadBlob(ref, d, blob.length, async () => Readable.from([blob]));
+    // Uploading a blob the repository holds rewrites its link file; three writers keep doing so.
+    let stop = false;
+    const relink = async (): Promise<void> => {
+      while (!stop) await new RegistryClient().uploadBlob(ref, d, blob.length, async () => Readable.from([blob]));
+    };
+    const writers = [relink(), relink(), relink()];
+    const manifest = (i: number): Buffer =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MEDIA_TYPES.ociManifest,
+          config: { mediaType: MEDIA_TYPES.ociEmpty, digest: EMPTY_DIGEST, size: 2 },
+          layers: [{ mediaType: 'text/plain', digest: d, size: blob.length }],
+          annotations: { n: String(i) },
+        }),
+      );
+    const results: Array<Digest | Error> = [];
+    try {
+      for (let i = 0; i < 150; i++) results.push(await client.putManifest(ref, `t${i}`, { mediaType: MEDIA_TYPES.ociManifest, bytes: manifest(i) }).catch((e: Error) => e));
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+    }
+    expect(results.filter((r) => r instanceof Error)).toEqual([]);
+    expect(retried).toBeGreaterThan(0); // the race happened, so the retry is what made every put land
+
+    retried = 0;
+    const wrong = await client.putManifest(ref, digestOf(manifest(0)), { mediaType: MEDIA_TYPES.ociManifest, bytes: manifest(1) }).catch((e: unknown) => e);
+    expect((wrong as RegistryError).registryCode).toBe('DIGEST_INVALID');
+    expect(retried).toBe(0);
   });
 });

@@ -348,17 +348,29 @@ export class RegistryClient {
 
   /**
    * PUTs a manifest under a tag or its digest (the blobs it names go first); the digest the registry says it
-   * stored must be the one sent (`REGISTRY_DIGEST_INVALID`). Returns the digest.
+   * stored must be the one sent (`REGISTRY_DIGEST_INVALID`). Returns the digest. A DIGEST_INVALID answer to
+   * bytes whose digest is the one sent is retried like a temporary failure: distribution gives it when another
+   * writer links one of the manifest's blobs at that moment.
    */
   async putManifest(ref: ImageReference, reference: string, manifest: { mediaType: string; bytes: Buffer; digest?: Digest }): Promise<Digest> {
-    const digest = manifest.digest ?? sha256(manifest.bytes);
+    const hashed = sha256(manifest.bytes);
+    const digest = manifest.digest ?? hashed;
     await this.retry('PUT manifest', async () => {
       const res = await this.request(ref, 'PUT', `/v2/${ref.repository}/manifests/${reference}`, {
         push: true,
         headers: { 'content-type': manifest.mediaType },
         body: () => manifest.bytes,
       });
-      if (res.status !== 201) await this.fail(res, `PUT ${formatReference(ref)} manifest`);
+      if (res.status !== 201) {
+        await this.fail(res, `PUT ${formatReference(ref)} manifest`).catch((err: RegistryError) => {
+          // distribution links a blob into a repository by truncating and rewriting a small file: a manifest
+          // checked while another writer links one of its blobs reads an empty link and is refused with
+          // DIGEST_INVALID. The digest sent is the bytes' own, so that answer can only be the race: try again.
+          const byOtherDigest = digest !== hashed || (reference.includes(':') && reference !== hashed);
+          if (err.registryCode !== 'DIGEST_INVALID' || byOtherDigest) throw err;
+          throw new RegistryError(err.code, err.message, { status: err.status, temporary: true, registryCode: err.registryCode });
+        });
+      }
       await res.arrayBuffer().catch(() => undefined);
       const got = res.headers.get('docker-content-digest');
       if (got && got !== digest) throw new RegistryError('REGISTRY_DIGEST_INVALID', `the registry stored manifest ${got}, we sent ${digest}`);
