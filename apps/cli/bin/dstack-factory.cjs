@@ -1,20 +1,22 @@
 #!/usr/bin/env node
 'use strict';
-// Runs the CLI's bundle (dist/main.cjs, one CommonJS file: bundle.mjs) through V8's code cache. Node 20 has no
-// compile cache of its own, and compiling the bundle cost 11-17 ms in every process. The first run of a command
+// Runs the CLI's bundle (dist/main.cjs, or dist/build.cjs for `build`: bundle.mjs) through V8's code cache. Node 20
+// has no compile cache of its own, and compiling the bundle cost 11-17 ms in every process. The first run of a command
 // keeps what V8 compiled in $XDG_CACHE_HOME/dstack-factory/v8 (or ~/.cache/…); its next runs skip compiling, and
 // the first few of them add what they compiled beyond it.
 // The cache is only an aid: missing, unreadable, unwritable or refused by V8 (another Node, other flags), the
 // bundle is compiled as usual. DSTACK_FACTORY_CODE_CACHE=0 turns it off.
-// Node's heavier built-in modules are required on first use: a warm `build` needs none of them, and loading them
-// all at start-up cost ~4 ms.
+// Node's heavier built-in modules are required on first use: a warm `build` needs only crypto (its lock key), and
+// loading them all at start-up cost ~4 ms.
 const { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { homedir } = require('node:os');
 const path = require('node:path');
 const vm = require('node:vm');
 
-const bundle = path.join(__dirname, '..', 'dist', 'main.cjs');
+// `build` has a bundle of its own, with the global options and that command only (bundle.mjs); every other
+// command line, `build` anywhere but first included, runs the whole CLI.
+const bundle = path.join(__dirname, '..', 'dist', process.argv[2] === 'build' ? 'build.cjs' : 'main.cjs');
 
 /** Commands whose first word names a group (`image app`): the cache is kept per command, as each compiles other code. */
 const GROUPS = new Set(['image', 'lock', 'recipe', 'wheelhouse']);

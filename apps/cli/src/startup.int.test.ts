@@ -4,7 +4,7 @@
 // build shows that the wrapper does see a spawn.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +43,8 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   const env = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), SPAWN_LOG: log, NO_COLOR: '1' });
   const run = await exec(
     process.execPath,
-    ['--import', path.join(dir, 'preload.mjs'), bin, '--log-format', 'json', ...args],
+    // The global option after the command: `build` stays the first word, so its own bundle runs (dist/build.cjs).
+    ['--import', path.join(dir, 'preload.mjs'), bin, ...args, '--log-format', 'json'],
     { cwd: dir, env },
   ).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
@@ -135,12 +136,15 @@ describe('dstack-factory as a process', () => {
     await run([...build, '--dry-run', '--json']);
     await run(['wheelhouse', 'list', '--wheelhouse', './wheelhouse']);
     const names = await files();
-    expect(names.map((f) => f.replace(/^(?:[0-9a-z]+-){3}/, ''))).toEqual(['build.bin', 'none.bin', 'wheelhouse.list.bin']);
+    expect(names.map((f) => f.replace(/^(?:[0-9a-z]+-){3}/, '')).sort()).toEqual(['build.bin', 'none.bin', 'wheelhouse.list.bin']);
+    // `build` runs its own bundle (dist/build.cjs), the others dist/main.cjs: the file names start with the bundle.
+    const ofBuild = names.find((f) => f.endsWith('-build.bin'))!;
+    const place = ofBuild.split('-')[0]!;
+    expect(names.filter((f) => f.startsWith(`${place}-`))).toEqual([ofBuild]);
     // A write renames a new file into place: another inode. It removes an older build's files of this
     // installation (the bundle's path), not another installation's.
-    const cacheOfBuild = path.join(v8dir, names[0]!);
+    const cacheOfBuild = path.join(v8dir, ofBuild);
     const dry = await stat(cacheOfBuild);
-    const place = names[0]!.split('-')[0]!;
     await writeFile(path.join(v8dir, `${place}-0ldbuild-0node-build.bin`), 'an older build');
     await writeFile(path.join(v8dir, `0therplace-0build-0node-build.bin`), 'another installation');
     // A real build runs code the dry run did not: the cache is written again, larger.
@@ -185,6 +189,36 @@ describe('dstack-factory as a process', () => {
     const r = await exec(process.execPath, [bin, 'doctor'], { cwd: dir, env }).catch((e: { stdout: string; stderr: string }) => e);
     expect(r.stderr).not.toContain('ERR_VM');
     expect(r.stdout).toMatch(/FAIL engine +unix:\/\/\S+no-engine\.sock: no Docker engine answers \(connect ENOENT/);
+  });
+
+  it('`build` first runs dist/build.cjs (global options and build only); any other command line runs dist/main.cjs', async () => {
+    // An installation whose dist/ lacks main.cjs: only a command line run by build.cjs works.
+    const install = path.join(dir, 'install');
+    await mkdir(path.join(install, 'bin'), { recursive: true });
+    await mkdir(path.join(install, 'dist'));
+    const cli = path.dirname(path.dirname(bin));
+    await writeFile(path.join(install, 'package.json'), await readFile(path.join(cli, 'package.json')));
+    await writeFile(path.join(install, 'bin', 'dstack-factory.cjs'), await readFile(bin));
+    await writeFile(path.join(install, 'dist', 'build.cjs'), await readFile(path.join(cli, 'dist', 'build.cjs')));
+    await cp(path.join(cli, 'dist', 'images'), path.join(install, 'dist', 'images'), { recursive: true });
+    // The packages kept out of the bundle (pino): the workspace's.
+    await symlink(path.join(cli, '..', '..', 'node_modules'), path.join(install, 'node_modules'));
+    const env = isolatedPipEnv({ XDG_CACHE_HOME: path.join(dir, 'cache'), NO_COLOR: '1' });
+    const run = (args: string[]) =>
+      exec(process.execPath, [path.join(install, 'bin', 'dstack-factory.cjs'), ...args], { cwd: dir, env }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+      );
+    const built = await run(['build', './app.txt', '--python', python, '--no-cext']);
+    expect(built.stderr).toMatch(/\] (done|up to date \(lock\)): 2 distributions/);
+    expect(built.code).toBe(0);
+    const help = await run(['build', '--help']);
+    expect(help.stdout).toMatch(/^Usage: dstack-factory build \[options\] \[recipe\]/);
+    for (const args of [['-v', 'build', './app.txt'], ['--version'], ['wheelhouse', 'build']]) {
+      const r = await run(args);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(path.join(install, 'dist', 'main.cjs'));
+    }
   });
 
   it('the built --version prints the version', async () => {

@@ -18,6 +18,8 @@ export const PEP440_SPECIFIER_SOURCE =
 /** packaging 21.3's `LegacySpecifier._regex_str`. */
 export const LEGACY_SPECIFIER_SOURCE = String.raw`(==|!=|<=|>=|<|>)\s*([^,;\s)]*)`;
 
+/** The first characters of the operators both forms allow (===, ==, !=, ~=, <=, >=, <, >). */
+const OPERATOR_START = new Set(['=', '!', '~', '<', '>']);
 const PEP440_STICKY = new RegExp(PEP440_SPECIFIER_SOURCE, 'iy');
 const LEGACY_STICKY = new RegExp(LEGACY_SPECIFIER_SOURCE, 'iy');
 const PEP440_FULL = new RegExp(String.raw`^\s*(?:${PEP440_SPECIFIER_SOURCE})\s*$`, 'i');
@@ -25,6 +27,8 @@ const LEGACY_FULL = new RegExp(String.raw`^\s*(?:${LEGACY_SPECIFIER_SOURCE})\s*$
 
 /** Length of the longest specifier clause (PEP 440 or legacy) starting exactly at `pos`, or 0. */
 export function matchSpecifierClause(text: string, pos: number): number {
+  // Every clause starts with its operator: most requirements have none, and need not run (nor compile) the regexes.
+  if (!OPERATOR_START.has(text[pos] ?? '')) return 0;
   PEP440_STICKY.lastIndex = pos;
   const a = PEP440_STICKY.exec(text);
   LEGACY_STICKY.lastIndex = pos;

