@@ -3,13 +3,19 @@ import { readFileSync } from 'node:fs';
 import { createContext, type CliContext, type GlobalOptions, type Io, type Runner } from './context.js';
 import { EXIT_USAGE, reportError } from './errors.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 
 /** Adds one command (or a group of them) to the program. */
 export type Register = (program: Command, run: Runner) => void;
 
 /** The program with the global options and the commands `register` adds. */
-export function createProgram(io: Io, onExit: (code: number) => void, register: readonly Register[]): Command {
+export function createProgram(
+  io: Io,
+  onExit: (code: number) => void,
+  register: readonly Register[],
+): Command {
   const program = new Command('dstack-factory');
   let context: CliContext | undefined;
   const ctx = (): CliContext => (context ??= createContext(io, program.opts<GlobalOptions>()));

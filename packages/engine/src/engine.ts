@@ -30,6 +30,7 @@ import { EngineError } from './errors.js';
 import type { ExplainedFailure } from './failure.js';
 import { BuildLogs } from './logs.js';
 import { archiveWheels, withArchiveFindLinks, type ArchiveResult } from './archive.js';
+import { readLockCached } from './lock-cache.js';
 
 export interface BuildOptions {
   /** The recipe file (BUILD_REQ=True). */
@@ -271,8 +272,14 @@ export async function readLock(file: string): Promise<Lock | null> {
 }
 
 /** A lock whose key matches and whose every wheel is in the store with the same sha256, or null. */
-async function warmLock(file: string, key: string, store: WheelStore): Promise<Lock | null> {
-  const lock = await readLock(file).catch(() => null);
+async function warmLock(file: string, key: string, p: PreparedBuild): Promise<Lock | null> {
+  const { store } = p;
+  let lock: Lock | null;
+  try {
+    lock = readLockCached(file, p.cacheDir, p.readOnly);
+  } catch {
+    lock = null;
+  }
   if (!lock) return null;
   const tool = lock.tool?.[TOOL] as { key?: string } | undefined;
   if (tool?.key !== key) return null;
@@ -312,6 +319,8 @@ export interface PreparedBuild {
   rebuild: string[];
   upgrade: string[];
   cacheDir: string | null;
+  /** A plan: no folder or cache file is created. */
+  readOnly: boolean;
   targetOf: (python: string) => Promise<Target>;
   noIndex: boolean;
   archive: string | null;
@@ -350,6 +359,7 @@ export async function prepareBuild(options: BuildOptions, readOnly = false): Pro
     rebuild: (options.rebuild ?? []).map((n) => canonicalizeName(n) as string),
     upgrade: (options.upgrade ?? []).map((n) => canonicalizeName(n) as string),
     cacheDir,
+    readOnly,
     targetOf: options.targetOf ?? ((python: string) => cachedTarget(python, { cacheDir, readOnly })),
     noIndex: options.wheelhouseOnly === true && !recipeIndex,
     archive: options.archive ? resolve(options.archive) : null,
@@ -405,9 +415,9 @@ export async function targetLock(p: PreparedBuild, options: BuildOptions, target
       .map((q) => `${q.name}==${q.version}`);
   }
   const reuse = !options.refresh && p.rebuild.length === 0 && p.upgrade.length === 0;
-  let current = reuse && lockFile ? await warmLock(lockFile, key, p.store) : null;
+  let current = reuse && lockFile ? await warmLock(lockFile, key, p) : null;
   if (!current && reuse && fallback) {
-    current = await warmLock(fallback, key, p.store);
+    current = await warmLock(fallback, key, p);
     if (current) lockFile = fallback;
   }
   const exists = (lockFile !== null && existsSync(lockFile)) || fallback !== null;
