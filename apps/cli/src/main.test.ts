@@ -5,8 +5,9 @@ import { reportError, EXIT_FAILURE, EXIT_INTERNAL, EXIT_USAGE, UsageError } from
 import { runCli } from './run-cli.test-support.js';
 import { main as mainOfBuild } from './main-build.js';
 
-const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const version = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 describe('dstack-factory', () => {
   test('--version prints the package version', async () => {
@@ -49,7 +50,10 @@ describe('reportError', () => {
 
   test('a coded error prints its code, message and hint, and exits 1', () => {
     const out = capture();
-    const err = Object.assign(new Error('recipes/x.txt:3: bad'), { code: 'RECIPE_SYNTAX', hint: 'fix line 3' });
+    const err = Object.assign(new Error('recipes/x.txt:3: bad'), {
+      code: 'RECIPE_SYNTAX',
+      hint: 'fix line 3',
+    });
     expect(reportError(err, out.s)).toBe(EXIT_FAILURE);
     expect(out.text()).toBe('error[RECIPE_SYNTAX]: recipes/x.txt:3: bad\nhint: fix line 3\n');
   });
@@ -69,25 +73,21 @@ describe('reportError', () => {
     expect(reportError(new TypeError('x is undefined'), out2.s)).toBe(EXIT_INTERNAL);
     expect(out2.text()).toContain('internal error: TypeError: x is undefined');
   });
-
 });
 
 describe('the bundle of `build`', () => {
   test('dist/build.cjs (main-build.ts) parses a `build` command line as the whole CLI does', async () => {
-    const ofBuild = async (args: string[]) => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      stdout.on('data', (c: Buffer) => out.push(c));
-      stderr.on('data', (c: Buffer) => err.push(c));
-      const code = await mainOfBuild(['node', 'dstack-factory', ...args], { stdout, stderr, env: { ...process.env, NO_COLOR: '1' }, cwd: process.cwd() });
-      return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
-    };
-    for (const args of [['build', '--help'], ['build', 'r.txt', '--no-such-option'], ['build', 'r.txt', '--jobs', 'many'], ['build', '--version']]) {
+    for (const args of [
+      ['build', '--help'],
+      ['build', 'r.txt', '--no-such-option'],
+      ['build', 'r.txt', '--jobs', 'many'],
+      ['build', '--version'],
+    ]) {
       const whole = await runCli(args);
-      expect(await ofBuild(args)).toEqual(whole);
+      expect(await runCli(args, { main: mainOfBuild })).toEqual(whole);
     }
-    expect((await runCli(['build', '--help'])).stdout).toMatch(/^Usage: dstack-factory build \[options\] \[recipe\]/);
+    expect((await runCli(['build', '--help'])).stdout).toMatch(
+      /^Usage: dstack-factory build \[options\] \[recipe\]/,
+    );
   });
 });

@@ -1,5 +1,6 @@
 import { PassThrough } from 'node:stream';
-import { main } from './main.js';
+import type { Io } from './context.js';
+import { main as wholeCli } from './main.js';
 
 export interface CliRun {
   code: number;
@@ -7,10 +8,10 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the CLI in-process with captured output, as `dstack-factory ...args` would. For tests. */
+/** Runs the CLI (or another entry, `main`) in-process with captured output, as `dstack-factory ...args` would. For tests. */
 export async function runCli(
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; main?: (argv: string[], io: Io) => Promise<number> } = {},
 ): Promise<CliRun> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -18,6 +19,7 @@ export async function runCli(
   const err: Buffer[] = [];
   stdout.on('data', (c: Buffer) => out.push(c));
   stderr.on('data', (c: Buffer) => err.push(c));
+  const main = options.main ?? wholeCli;
   const code = await main(['node', 'dstack-factory', ...args], {
     stdout,
     stderr,
