@@ -58,9 +58,9 @@ export async function hyperfine(
 }
 
 /**
- * Start-up ratios over ROUNDS alternating hyperfine runs of the same commands: this VM's speed drifts by tens of
- * percent within a minute, and hyperfine times one command's runs back to back. Each round gives a ratio
- * (first command against the last); the median round is reported, with its figures.
+ * Start-up ratios over `count` hyperfine rounds of the same commands, one after the other: this VM's speed drifts
+ * by tens of percent within a minute, and hyperfine times one command's runs back to back. Each round gives a
+ * ratio (first command against the last); the median round is reported, with its figures.
  */
 async function rounds(commands: string[], opts: { runs: number; warmup: number; env?: NodeJS.ProcessEnv; cwd?: string }, count = 3): Promise<{ figures: Figure[]; ratios: number[] }> {
   const all: Figure[][] = [];
