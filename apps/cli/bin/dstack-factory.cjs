@@ -97,7 +97,14 @@ function load() {
     cachedData = undefined;
   }
   // esbuild writes ASCII only (non-ASCII characters escaped): latin1 reads it without decoding UTF-8.
-  const source = readFileSync(bundle, 'latin1');
+  let source;
+  try {
+    source = readFileSync(bundle, 'latin1');
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+    process.stderr.write(`error: ${bundle} is missing: this installation of dstack-factory is incomplete (in a checkout of its sources: npm run build)\n`);
+    process.exit(1);
+  }
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     cachedData,
