@@ -779,6 +779,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
                   : {
                       bytecode: {
                         cacheTag: `cpython-${guess.pythonVersion.replace('.', '')}`,
+                        pythonFullVersion: guess.pythonFullVersion,
                         compiler: async () => {
                           const found = await findHostBytecodeCompiler(guess.pythonVersion, guess.pythonFullVersion);
                           if (!found) throw new Error(`no local Python ${guess.pythonVersion}: compiled once the base is read`);

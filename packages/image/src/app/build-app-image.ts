@@ -190,6 +190,7 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
       ? undefined
       : {
           cacheTag: cacheTagOf(base.pythonVersion),
+          pythonFullVersion: base.pythonFullVersion,
           compiler: () => (compiler ??= (options.compiler ?? (() => hostCompiler(base)))()),
         };
 

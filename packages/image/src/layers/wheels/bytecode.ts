@@ -385,6 +385,11 @@ export async function findHostBytecodeCompiler(pythonVersion: string, fullVersio
 export interface BytecodeOptions {
   /** `sys.implementation.cache_tag` of the target's interpreter: "cpython-311" (part of the cache keys). */
   cacheTag: string;
+  /**
+   * The target interpreter's full version ("3.11.2"), when known: part of the cache keys too, since the compiler
+   * is chosen by it (its exact version first) and another patch release may write other bytes for a module.
+   */
+  pythonFullVersion?: string | null;
   /** Asked only when some wheel is not cached already: a warm build starts no interpreter. */
   compiler: () => Promise<BytecodeCompiler>;
 }

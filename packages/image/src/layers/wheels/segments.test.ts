@@ -145,6 +145,14 @@ describe('per-wheel segments', () => {
     const none = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache });
     expect(none.built).toHaveLength(3);
     expect(await listing(cache.pathOf(none.layer.digest))).not.toContain('env/lib/python3.11/site-packages/gamma/__pycache__/__init__.cpython-311.pyc');
+    // Keyed by the target's full version too: a base of another patch release does not take these .pyc.
+    const for2 = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache, bytecode: { ...bytecode, pythonFullVersion: '3.11.2' } });
+    expect(for2.built).toHaveLength(3);
+    const for9 = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache, bytecode: { ...bytecode, pythonFullVersion: '3.11.9' } });
+    expect(for9.built).toHaveLength(3);
+    const for2Again = await writeSegmentedWheelsLayer(next.map((p) => ({ path: p })), { scheme, cache, bytecode: { ...bytecode, pythonFullVersion: '3.11.2' } });
+    expect(for2Again.reused).toHaveLength(3);
+    expect(for2Again.layer.digest).toBe(for2.layer.digest);
   }, 60_000);
 
   it('writes each segment as its .pyc come back; a module that does not compile leaves no __pycache__ (directories written again)', async () => {

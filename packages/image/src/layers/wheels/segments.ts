@@ -74,8 +74,11 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
       installer: options.installer ?? null,
       uid: options.uid ?? 0,
       gid: options.gid ?? 0,
-      // The .pyc are part of the segment: cached per wheel and Python minor version (checked hash-based, v1).
-      ...(options.bytecode ? { bytecode: { tag: options.bytecode.cacheTag, pyc: 'checked-hash' } } : {}),
+      // The .pyc are part of the segment: cached per wheel and target Python (checked hash-based, v1). Segments
+      // made for a base of another patch release are not taken: its compiler may have written other bytes.
+      ...(options.bytecode
+        ? { bytecode: { tag: options.bytecode.cacheTag, pyc: 'checked-hash', ...(options.bytecode.pythonFullVersion ? { python: options.bytecode.pythonFullVersion } : {}) } }
+        : {}),
     }),
   ).slice(7);
 }
