@@ -158,10 +158,17 @@ describe('daemonless app image', () => {
         scheme: { prefix: '/env', pythonVersion: '3.11' },
         onWheel: (w, done, total) => seen.push(`${done}/${total} ${w}`),
         // As the CLI passes it: the .pyc compiled by the interpreter buildAppImage would choose for the base.
-        bytecode: { cacheTag: 'cpython-311', compiler: async () => (await findHostBytecodeCompiler('3.11', '3.11.2'))! },
+        bytecode: { cacheTag: 'cpython-311', pythonFullVersion: '3.11.2', compiler: async () => (await findHostBytecodeCompiler('3.11', '3.11.2'))! },
       },
     );
     expect(early).toMatchObject({ cached: false, segments: { built: wheels.length, reused: 0 } });
+    // Written for another patch release of the target, it is another layer (its .pyc may differ).
+    const other = await writeDependenciesLayer(wheels.map((p) => ({ path: p })), {
+      cache: new BlobCache(dir),
+      scheme: { prefix: '/env', pythonVersion: '3.11' },
+      bytecode: { cacheTag: 'cpython-311', pythonFullVersion: '3.11.9', compiler: async () => (await findHostBytecodeCompiler('3.11', '3.11.9'))! },
+    });
+    expect(other).toMatchObject({ cached: false, segments: { built: wheels.length, reused: 0 } });
     // In the layer's order (file names, code-unit order), one call after each wheel.
     expect(seen).toEqual(['1/2 Beta_Pkg-2.0-cp311-cp311-linux_x86_64.whl', '2/2 alpha-1.0-py3-none-any.whl']);
     const later = await buildValidated(options(dir));

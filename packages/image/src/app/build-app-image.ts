@@ -14,7 +14,7 @@ import { writeSegmentedWheelsLayer } from '../layers/wheels/segments.js';
 import { writeWheelsLayer } from '../layers/wheels/wheels-layer.js';
 import type { WheelFile } from '../layers/wheels/wheel-file.js';
 import type { VenvScheme } from '../layers/wheels/install.js';
-import { cacheTagOf, findHostBytecodeCompiler, type BytecodeCompiler, type BytecodeOptions } from '../layers/wheels/bytecode.js';
+import { bytecodeKey, cacheTagOf, findHostBytecodeCompiler, type BytecodeCompiler, type BytecodeOptions } from '../layers/wheels/bytecode.js';
 import { ImageError } from '../errors.js';
 
 export interface WheelInput extends WheelFile {
@@ -138,7 +138,7 @@ export async function writeDependenciesLayer(
   const keyInput = {
     v: 1,
     scheme,
-    ...(options.bytecode ? { bytecode: { tag: options.bytecode.cacheTag, pyc: 'checked-hash' } } : {}),
+    ...(options.bytecode ? { bytecode: bytecodeKey(options.bytecode) } : {}),
     epoch,
     level,
     compression,

@@ -394,6 +394,14 @@ export interface BytecodeOptions {
   compiler: () => Promise<BytecodeCompiler>;
 }
 
+/**
+ * What of the bytecode options goes into a cache key (a wheel's segment, a dependencies layer): the .pyc kind, the
+ * cache tag and the target's full version.
+ */
+export function bytecodeKey(options: BytecodeOptions): { tag: string; pyc: 'checked-hash'; python?: string } {
+  return { tag: options.cacheTag, pyc: 'checked-hash', ...(options.pythonFullVersion ? { python: options.pythonFullVersion } : {}) };
+}
+
 /** The .pyc of compiled wheels not yet written (held in memory) above which no further source is sent to compile. */
 export const HELD_PYC_BYTES = 64 << 20;
 

@@ -13,7 +13,7 @@ import { forEachWheel, wheelFile, type WheelFile } from './wheel-file.js';
 import { MEDIA_TYPES, type Compression } from '../../core/layer.js';
 import { packEntries, type LayerSink } from '../write-layer.js';
 import { planWheelInstall, pycPath, type InstallOptions, type PlannedWheel } from './install.js';
-import { compilePlannedWheels, type BytecodeOptions, type Compiling } from './bytecode.js';
+import { bytecodeKey, compilePlannedWheels, type BytecodeOptions, type Compiling } from './bytecode.js';
 
 export interface SegmentedWheel extends WheelFile {
   /** sha256 hex (from a lock): then a cached segment is found without reading the wheel. */
@@ -76,9 +76,7 @@ async function keyOf(w: SegmentedWheel, options: SegmentedLayerOptions): Promise
       gid: options.gid ?? 0,
       // The .pyc are part of the segment: cached per wheel and target Python (checked hash-based, v1). Segments
       // made for a base of another patch release are not taken: its compiler may have written other bytes.
-      ...(options.bytecode
-        ? { bytecode: { tag: options.bytecode.cacheTag, pyc: 'checked-hash', ...(options.bytecode.pythonFullVersion ? { python: options.bytecode.pythonFullVersion } : {}) } }
-        : {}),
+      ...(options.bytecode ? { bytecode: bytecodeKey(options.bytecode) } : {}),
     }),
   ).slice(7);
 }
