@@ -237,7 +237,7 @@ loader = importlib.machinery.SourceFileLoader('<pyc>', '<pyc>')
 t = time.process_time()
 for name, src in srcs:
     try:
-        be._code_to_hash_pyc(loader.source_to_code(src, '/env/lib/site-packages/' + name), importlib.util.source_hash(src), True)
+        be._code_to_hash_pyc(loader.source_to_code(src, '/env/lib/python%d.%d/site-packages/%s' % (sys.version_info[0], sys.version_info[1], name)), importlib.util.source_hash(src), True)
     except Exception:
         pass
 print(json.dumps({'compile': time.process_time() - t, 'modules': len(srcs)}))
