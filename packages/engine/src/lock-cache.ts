@@ -4,7 +4,7 @@
 // same size, mtime and ctime (which no tool can set back), else the TOML is parsed again and the entry replaced.
 // Only what JSON carries exactly is kept: a lock with a TOML date in a [tool] table is parsed every time.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { parseLock, type Lock } from '@dstack/recipe';
 
@@ -54,13 +54,18 @@ export function readLockCached(file: string, cacheDir: string | null, readOnly: 
   // The stat above is the one kept: a lock changed between it and this read is parsed again next time.
   const lock = parseLock(readFileSync(file, 'utf8'), file);
   if (entryFile && !readOnly && plain(lock)) {
+    const temp = `${entryFile}.${process.pid}.tmp`;
     try {
       mkdirSync(join(cacheDir!, 'locks'), { recursive: true });
-      const temp = `${entryFile}.${process.pid}.tmp`;
       writeFileSync(temp, JSON.stringify({ v: 1, file, stat: id, lock } satisfies Entry));
       renameSync(temp, entryFile);
     } catch {
-      // a cache that cannot be written is no failure
+      // a cache that cannot be written is no failure; a temp file the rename left behind goes
+      try {
+        rmSync(temp, { force: true });
+      } catch {
+        // nothing more to do
+      }
     }
   }
   return lock;
