@@ -29,6 +29,7 @@ export { destinationDigest, writeImage, writeImageIndex, type SinkOptions, type 
 // The registry client is @dstack/oci's (re-exported under the names this package always had).
 export { RegistryClient, type RegistryClientOptions, type RegistryCredentials } from '@dstack/oci';
 export type { PushEvent } from './sinks/registry.js';
+export { indexDaemonImage } from './sinks/daemon.js';
 
 // The cache every layer is written into (cache/).
 export { BlobCache, type BlobWriter, type CachedLayer } from './cache/blob-cache.js';
@@ -79,6 +80,7 @@ export {
 } from './app/build-app-image.js';
 export { lockedWheelsBeforeBase, wheelsFromLock, type LockedWheelOptions, type LockedWheels } from './app/lock.js';
 export { readBase, type BaseRead, type ReadBaseOptions } from './app/read-base.js';
+export { BASE_INDEX_PATH, withBaseIndex } from './app/base-index.js';
 export { buildDockerfile, type DockerfileBuildOptions } from './app/dockerfile-build.js';
 export { buildAppImageOnDaemon, type DaemonAppOptions, type DaemonAppResult } from './app/build-on-daemon.js';
 

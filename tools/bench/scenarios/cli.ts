@@ -6,7 +6,8 @@
 //                                                                                           goal <= 1.5x node
 //  (c) app-only image rebuild to oci: after a source change vs `docker build` (with its cache) of the same
 //      app;                                                                                 goal <= 0.5x docker
-//  (d) cold app image to oci: (empty cache, base from a registry) vs `docker build --no-cache` and vs `pigz -6`
+//  (d) cold app image to oci: (empty cache, base from a registry: the runtime with its base index, as `image
+//      runtime` writes it; beside it the same base without one) vs `docker build --no-cache` and vs `pigz -6`
 //      over the same installed tree;                                 goal >= 2x docker, <= 1.3x pigz
 //      beside it, its floor: compiling, gzip -6 and sha256 each measured alone, spread over every core.
 // The CLI is the built one (bin/ + dist/: run `npm run build` first).
@@ -18,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { isolatedPipEnv, registryPort, sharedEngine, sharedRuntimeImage, testPython, writeWheel } from '@dstack/testing';
+import { BlobCache, openImage, parseImageSpec, withBaseIndex, writeImage } from '@dstack/image';
 import type { Scenario } from '../lib.js';
 
 const run = promisify(execFile);
@@ -164,6 +166,13 @@ async function images(root: string): Promise<string[]> {
   await run('skopeo', ['copy', '-q', '--src-daemon-host', dockerHost, `docker-daemon:${runtime}`, `oci:${baseDir}:base`]);
   const baseRef = `127.0.0.1:${registryPort}/dstack-bench/cli-base:${process.pid}`;
   await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${baseDir}:base`, `docker://${baseRef}`]);
+  // The same base with its base index as `image runtime` now writes it (one more, ~130 kB layer): the cold image's.
+  const indexedDir = join(root, 'base-indexed');
+  const indexCache = new BlobCache(join(root, 'index-cache'));
+  const { image: indexedBase } = await withBaseIndex(await openImage(parseImageSpec(`oci:${baseDir}:base`), { cache: indexCache }), { cache: indexCache });
+  await writeImage(indexedBase, parseImageSpec(`oci:${indexedDir}:base`));
+  const indexedRef = `127.0.0.1:${registryPort}/dstack-bench/cli-base-indexed:${process.pid}`;
+  await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${indexedDir}:base`, `docker://${indexedRef}`]);
   const src = join(root, 'src');
   await mkdir(join(src, 'app'), { recursive: true });
   for (let i = 0; i < 20; i++) await writeFile(join(src, 'app', `m${i}.py`), `VALUE = ${i}\n`);
@@ -184,11 +193,13 @@ async function images(root: string): Promise<string[]> {
     `(c) app-only rebuild to oci: ${s(ours!)} vs docker build (cache) ${s(docker!)} -> ${ratio(ours!, docker!)}x docker's time (goal <= 0.5x)`,
   ];
 
-  // (d) cold: an empty image cache each run, the base pulled from the registry.
+  // (d) cold: an empty image cache each run, the base (a runtime image with its base index) pulled from the registry.
   const coldCache = join(root, 'cache-cold');
-  const cold = cmd('node', BIN, 'image', 'app', '--base', `registry:${baseRef}`, '--lock', lock, '--wheelhouse', wheelhouse, '--source', src, '--output', `oci:${join(root, 'out-cold')}:app`, '--cache', coldCache);
-  // Beside it, what the floor leaves out: gzip level 1 for the new layers, and no bytecode (pip install's .pyc).
-  const [oursCold, oursCold1, oursColdNoPyc] = await hyperfine([cold, `${cold} --compression-level 1`, `${cold} --no-compile`], { runs: 3, warmup: 1, prepare: `rm -rf ${q(coldCache)} ${q(join(root, 'out-cold'))}`, env, cwd: root });
+  const coldOn = (ref: string): string => cmd('node', BIN, 'image', 'app', '--base', `registry:${ref}`, '--lock', lock, '--wheelhouse', wheelhouse, '--source', src, '--output', `oci:${join(root, 'out-cold')}:app`, '--cache', coldCache);
+  const cold = coldOn(indexedRef);
+  // Beside it, what the floor leaves out: gzip level 1 for the new layers, and no bytecode (pip install's .pyc);
+  // and a base without an index (any other base: every layer of it inflated and read).
+  const [oursCold, oursCold1, oursColdNoPyc, oursColdWalk] = await hyperfine([cold, `${cold} --compression-level 1`, `${cold} --no-compile`, coldOn(baseRef)], { runs: 3, warmup: 1, prepare: `rm -rf ${q(coldCache)} ${q(join(root, 'out-cold'))}`, env, cwd: root });
   const [dockerCold] = await hyperfine([cmd('docker', 'build', '-q', '--no-cache', '-t', 'dstack-bench/cli-docker-cold:latest', ctx)], { runs: 2, warmup: 0, env: dockerEnv });
   // The image the floor's parts are measured on: a cold build with the defaults (hyperfine's last run left the
   // --no-compile one).
@@ -207,7 +218,8 @@ async function images(root: string): Promise<string[]> {
   lines.push(
     `(d) cold app image to oci: (empty cache, base from the registry) ${s(oursCold!)} (${cpu(oursCold!)}) vs docker build --no-cache ${s(dockerCold!)} -> ${ratio(dockerCold!, oursCold!)}x faster (goal >= 2x); vs tar | pigz -6 of the installed tree ${s(pigz!)} (${cpu(pigz!)}) -> ${ratio(oursCold!, pigz!)}x its time (goal <= 1.3x)`,
     `    --compression-level 1: ${s(oursCold1!)} (${cpu(oursCold1!)}; ${ratio(oursCold1!, pigz!)}x pigz -6); --no-compile: ${s(oursColdNoPyc!)} (${cpu(oursColdNoPyc!)}) vs pigz -6 of the tree without .pyc ${s(pigzNoPyc!)} (${cpu(pigzNoPyc!)}) -> ${ratio(oursColdNoPyc!, pigzNoPyc!)}x`,
-    ...(await coldFloor(coldOut, baseDir, wheelhouse, pigz!, dockerCold!)),
+    `    on the same base without its base index (every layer read): ${s(oursColdWalk!)} (${cpu(oursColdWalk!)}) -> ${ratio(dockerCold!, oursColdWalk!)}x faster than docker`,
+    ...(await coldFloor(coldOut, indexedDir, wheelhouse, pigz!, dockerCold!)),
   );
   return lines;
 }
@@ -256,7 +268,7 @@ async function coldFloor(out: string, base: string, wheelhouse: string, pigz: Fi
   const wall = total / cores;
   const mb = (n: number): string => `${(n / 1e6).toFixed(0)} MB`;
   return [
-    `    floor, each part alone: compiling ${py.modules} modules ${py.compile.toFixed(2)} s + gzip -6 of the new layers (${mb(node.tarBytes)} of tar) ${node.gzip.toFixed(2)} s + sha256 (those layers, their gzip, the base's ${mb(node.baseBytes)} of blobs) ${node.sha.toFixed(2)} s = ${total.toFixed(2)} s of CPU -> ${wall.toFixed(2)} s on ${cores} cores with no overhead: ${(wall / pigz.median).toFixed(2)}x pigz -6 (goal <= 1.3x), ${(docker.median / wall).toFixed(2)}x faster than docker (goal >= 2x); inflating the base (its facts and file index) adds ${node.inflate.toFixed(2)} s of CPU`,
+    `    floor, each part alone: compiling ${py.modules} modules ${py.compile.toFixed(2)} s + gzip -6 of the new layers (${mb(node.tarBytes)} of tar) ${node.gzip.toFixed(2)} s + sha256 (those layers, their gzip, the base's ${mb(node.baseBytes)} of blobs) ${node.sha.toFixed(2)} s = ${total.toFixed(2)} s of CPU -> ${wall.toFixed(2)} s on ${cores} cores with no overhead: ${(wall / pigz.median).toFixed(2)}x pigz -6 (goal <= 1.3x), ${(docker.median / wall).toFixed(2)}x faster than docker (goal >= 2x); a base without an index adds inflating its layers (for its facts and file index), ${node.inflate.toFixed(2)} s of CPU`,
   ];
 }
 

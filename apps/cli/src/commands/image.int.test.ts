@@ -104,6 +104,19 @@ describe('image runtime|factory on the engine', () => {
     expect(ok.stdout).toMatch(new RegExp(`^${tag} sha256:[0-9a-f]{64}\\n$`));
     const run = await runInContainer(tag, ['cat', '/hello.txt']);
     expect(run.stdout).toMatch(/^hello [0-9a-f]{8}\n$/);
+    // Its last layer is the base index: the facts and file index of the layers below it, named by diffID.
+    const { docker: engine } = await sharedEngine();
+    const layers = (await engine.getImage(tag).inspect()).RootFS!.Layers!;
+    const index = JSON.parse((await runInContainer(tag, ['cat', '/var/lib/dstack-factory/base-index.json'])).stdout) as { kind: string; diffIds: string[]; files: { nodes: Record<string, unknown> } };
+    expect(index.kind).toBe('dstack-factory base index');
+    expect(index.diffIds).toEqual(layers.slice(0, -1));
+    expect(index.files.nodes['hello.txt']).toEqual({ t: 'f' });
+    expect(ok.stdout).toBe(`${tag} ${(await engine.getImage(tag).inspect()).Id}\n`);
+    // --no-base-index: the Dockerfile's layers only (the engine's build cache has them: the same layers).
+    const plain = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-plain`, '--no-base-index'], { DOCKER_HOST: env.DOCKER_HOST });
+    expect(plain.code).toBe(0);
+    expect((await engine.getImage(`${tag}-plain`).inspect()).RootFS!.Layers).toEqual(layers.slice(0, -1));
+    await engine.getImage(`${tag}-plain`).remove({ force: true });
     await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nRUN echo failing >&2; exit 3\n`);
     const bad = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-bad`], { DOCKER_HOST: env.DOCKER_HOST });
     expect(bad.code).toBe(1);

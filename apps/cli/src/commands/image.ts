@@ -805,7 +805,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
             // in the cache as they are read (one download), for oci: and archive: to write from disk.
             const [read] = await Promise.allSettled([
               // (The line shows the wheels when they are being installed meanwhile, else the base's layers.)
-              readBase(opened, { cache, files: opts.checkLibs !== false && !opts.dryRun, ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
+              readBase(opened, { cache, files: opts.checkLibs !== false && !opts.dryRun, blobs: output.kind !== 'registry', onIndex: (used, why) => logger.debug({ used, why }, 'base index'), ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
               early,
             ]).finally(() => live.finish());
             if (read.status === 'rejected') throw read.reason;
@@ -1158,7 +1158,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
       .option('--base-image <ref>', 'BASE_IMAGE build argument (default $BASE_IMAGE)')
       .option('--py-version <x.y>', 'PY_VERSION build argument and tag (default $PY_VERSION)')
       .option('--extra-packages <list>', 'EXTRA_PACKAGES build argument: more Debian packages (default $EXTRA_PACKAGES)');
-    if (which === 'runtime') command.option('--uid <n>', 'UID build argument: the user webapp (default $UID)');
+    if (which === 'runtime') {
+      command
+        .option('--uid <n>', 'UID build argument: the user webapp (default $UID)')
+        .option('--no-base-index', `leave out the base index: a last layer (/var/lib/dstack-factory/base-index.json, ~130 kB) holding the image's facts and file index, which app builds on it read instead of all its layers (the image is read once for it, into $DSTACK_IMAGE_CACHE or ~/.cache/dstack-factory/image)`);
+    }
     command
       .option('--build-arg <key=value...>', 'more build arguments')
       .option('--platform <list>', `build for these platforms (linux/amd64,linux/arm64), one image each tagged <tag>-<architecture> (Docker 20.10 keeps one platform per tag); a foreign one runs its RUN steps under the engine's emulation. BASE_IMAGE per platform: <base>-<architecture> when the engine has it, else the base itself`)
@@ -1167,7 +1171,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
       .option('--push', 'push the built tag to its registry through the engine (as the original\'s docker push)')
       .option('--env-file <file>', 'read this file instead of ./.env')
       .action(
-        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; extraPackages?: string; uid?: string; buildArg?: string[]; platform?: string; context?: string; cache: boolean; push?: boolean; envFile?: string; onbuild?: string | true }) => {
+        run(async (ctx, opts: { tag?: string; baseImage?: string; pyVersion?: string; extraPackages?: string; uid?: string; buildArg?: string[]; platform?: string; context?: string; cache: boolean; push?: boolean; envFile?: string; onbuild?: string | true; baseIndex?: boolean }) => {
           // What docker-compose.yml passes (`${PY_VERSION:-3.11}`, …): empty values count as unset.
           const env = buildEnvironment(ctx, opts.envFile);
           const from = (flag: string | undefined, name: string): string | undefined => flag ?? (env[name] || undefined);
@@ -1190,7 +1194,9 @@ export function registerImageCommands(program: Command, run: Runner): void {
           } else if (opts.baseImage) buildArgs.BASE_IMAGE = opts.baseImage;
           Object.assign(buildArgs, parsePairs(opts.buildArg, '--build-arg'));
           const docker = await dockerFrom(ctx.env);
-          const { buildDockerfile } = await imageLib();
+          const { buildDockerfile, indexDaemonImage, BlobCache, sourceDateEpoch } = await imageLib();
+          // The plain runtime carries its base index (an onbuild flavour adds no layer: the runtime's stays on top).
+          const baseIndex = which === 'runtime' && !onbuild && opts.baseIndex !== false;
           if (onbuild) {
             buildArgs.BASE_IMAGE ??= runtimeTag;
             await docker.getImage(buildArgs.BASE_IMAGE).inspect().catch((err: unknown) => {
@@ -1208,7 +1214,7 @@ export function registerImageCommands(program: Command, run: Runner): void {
             const platformTagged = platform ? platformTag(tag, platform) : tag;
             const args = { ...buildArgs };
             if (platform && args.BASE_IMAGE) args.BASE_IMAGE = await baseForPlatform(docker, args.BASE_IMAGE, platform);
-            const id = await buildDockerfile(docker, {
+            let id = await buildDockerfile(docker, {
               context,
               tag: platformTagged,
               ...(onbuild ? { dockerfile: onbuild.dockerfile } : {}),
@@ -1217,6 +1223,11 @@ export function registerImageCommands(program: Command, run: Runner): void {
               ...(platform ? { platform } : {}),
               onProgress,
             });
+            if (baseIndex) {
+              const cache = new BlobCache(cacheDir(ctx, undefined));
+              id = await indexDaemonImage(docker, id, platformTagged, { cache, mtime: sourceDateEpoch(ctx.env) });
+              logger.info({ tag: platformTagged, id }, 'base index added');
+            }
             if (opts.push) await pushTag(docker, platformTagged, ctx.env, onProgress);
             ctx.stdout.write(`${platformTagged} ${id}${platform ? ` ${platform}` : ''}\n`);
           }

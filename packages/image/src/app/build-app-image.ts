@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { extractBaseFile, inspectBase, type BaseInfo } from '../layers/base-info.js';
+import { extractBaseFile, type BaseInfo } from '../layers/base-info.js';
+import { readBase } from './read-base.js';
 import { type BlobCache, CachedLayer } from '../cache/blob-cache.js';
 import { fileSha256, sha256Digest, type Digest } from '../core/digest.js';
 import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
@@ -170,7 +171,8 @@ export async function buildAppImage(options: AppImageOptions): Promise<AppImageR
   const level = options.level ?? 6;
   const compression = options.compression ?? 'gzip';
   const layerOptions = { cache, mtime: epoch, level, compression };
-  const base = options.baseInfo ?? (await inspectBase(options.base, { cache }));
+  // The base's index when it has one (`image runtime`'s), else a walk over its layers; cached either way.
+  const base = options.baseInfo ?? (await readBase(options.base, { cache, blobs: false })).info;
   logger?.debug({ python: base.python, version: base.pythonFullVersion ?? base.pythonVersion, venv: Boolean(base.venv) }, 'base inspected');
   const prefix = '/env';
   const scheme = { prefix, pythonVersion: base.pythonVersion };

@@ -6,8 +6,20 @@ import { blobFileOf } from '../core/file-layer.js';
 import { Image } from '../core/image.js';
 import type { Layer } from '../core/layer.js';
 import { openUncompressed, walkLayers, type LayerVisitor } from '../core/walk-layers.js';
-import { baseInfoReader, cachedBaseInfo, saveBaseInfo, type BaseInfo } from '../layers/base-info.js';
-import { hasCachedImageFiles, imageFilesReader, saveImageFiles, type ImageFiles } from '../check/image-files.js';
+import {
+  baseInfoFromFacts,
+  baseInfoReader,
+  cachedBaseInfo,
+  saveBaseInfo,
+  type BaseInfo,
+} from '../layers/base-info.js';
+import { readBaseIndex } from './base-index.js';
+import {
+  hasCachedImageFiles,
+  imageFilesReader,
+  saveImageFiles,
+  type ImageFiles,
+} from '../check/image-files.js';
 
 export interface BaseRead {
   /** The same image, its layers read from the blob cache where they were downloaded (or found) there. */
@@ -23,6 +35,14 @@ export interface ReadBaseOptions {
   files?: boolean;
   /** Told as the walk of each layer starts (a progress line). */
   onLayer?: (index: number, total: number, layer: Layer) => void;
+  /**
+   * When the base's last layer is an index of the layers below it (base-index.ts), a registry's other layers are
+   * still stored in the blob cache, in parallel (default true: oci: and archive: write them from there); false
+   * when nothing will need them (a registry sink mounts them).
+   */
+  blobs?: boolean;
+  /** Told whether the base's index answered, and why not (a debug line). */
+  onIndex?: (used: boolean, why?: string) => void;
 }
 
 /**
@@ -30,10 +50,7 @@ export interface ReadBaseOptions {
  * its layers. A layer that is not a file on disk (a registry's) is stored in the blob cache as it is read, its
  * digest checked, so that sinks copy or link it from there instead of downloading it again.
  */
-export async function readBase(
-  image: Image,
-  options: ReadBaseOptions,
-): Promise<BaseRead> {
+export async function readBase(image: Image, options: ReadBaseOptions): Promise<BaseRead> {
   const { cache } = options;
   const diffIds = image.config.rootfs.diff_ids;
   const layers: Layer[] = [...image.layers];
@@ -45,17 +62,43 @@ export async function readBase(
   let info = await cachedBaseInfo(image, cache);
   // A cached file index is left where it is: the library check reads it only when its own report is not cached.
   let files: ImageFiles | null = null;
-  const infoReader = info ? null : baseInfoReader(image);
-  const filesReader = options.files && !(await hasCachedImageFiles(diffIds, cache)) ? imageFilesReader() : null;
-  const visitors = [infoReader?.visitor, filesReader?.visitor].filter((v): v is LayerVisitor => v !== undefined);
-  if (visitors.length > 0) {
-    await walkLayers(layers, visitors, async (layer, i) => {
-      options.onLayer?.(i, layers.length, layer);
-      if (blobFileOf(layer)) return openUncompressed(layer);
-      const stream = await storedWhileRead(layer, cache, () => (layers[i] = cachedLayer(cache, layer)));
-      return openUncompressed(layer, stream);
-    });
+  const wantFiles = options.files === true && !(await hasCachedImageFiles(diffIds, cache));
+  if (info && !wantFiles) return { image: new Image(image.config, layers), info, files };
+  const open = async (layer: Layer, i: number, tell = true): Promise<Readable> => {
+    if (tell) options.onLayer?.(i, layers.length, layer);
+    if (blobFileOf(layer)) return openUncompressed(layer);
+    const stream = await storedWhileRead(layer, cache, () => (layers[i] = cachedLayer(cache, layer)));
+    return openUncompressed(layer, stream);
+  };
+  // The base's own index of the layers below its last one: that small layer is read instead of them all.
+  const top = layers.length - 1;
+  let why: string | undefined;
+  const indexed = await readBaseIndex(
+    new Image(image.config, layers),
+    (layer) => open(layer, top, false),
+    (reason) => (why = reason),
+  );
+  options.onIndex?.(indexed !== null, why);
+  if (indexed) {
+    if (!info) await saveBaseInfo(image, cache, (info = baseInfoFromFacts(image, indexed.facts)));
+    if (wantFiles) await saveImageFiles(diffIds, cache, (files = indexed.files));
+    if (options.blobs !== false) {
+      await Promise.all(
+        layers.map(async (l, i) => {
+          if (blobFileOf(l) || (await cache.has(l.digest, l.size))) return;
+          await cache.put(await l.compressed(), l.digest);
+          layers[i] = cachedLayer(cache, l);
+        }),
+      );
+    }
+    return { image: new Image(image.config, layers), info, files };
   }
+  const infoReader = info ? null : baseInfoReader(image);
+  const filesReader = wantFiles ? imageFilesReader() : null;
+  const visitors = [infoReader?.visitor, filesReader?.visitor].filter(
+    (v): v is LayerVisitor => v !== undefined,
+  );
+  await walkLayers(layers, visitors, open);
   if (infoReader) await saveBaseInfo(image, cache, (info = infoReader.result()));
   if (filesReader) await saveImageFiles(diffIds, cache, (files = filesReader.result()));
   return { image: new Image(image.config, layers), info: info!, files };
