@@ -117,6 +117,14 @@ describe('image runtime|factory on the engine', () => {
     expect(plain.code).toBe(0);
     expect((await engine.getImage(`${tag}-plain`).inspect()).RootFS!.Layers).toEqual(layers.slice(0, -1));
     await engine.getImage(`${tag}-plain`).remove({ force: true });
+    // An index that cannot be written (the image cache is a file here) fails the command, saying the image is built.
+    const notDir = path.join(dir, 'cache-is-a-file');
+    await writeFile(notDir, 'x');
+    const failed = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-noindex`], { DOCKER_HOST: env.DOCKER_HOST, DSTACK_IMAGE_CACHE: notDir });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(new RegExp(`^error\\[IMAGE_BASE_INDEX_FAILED\\]: ${tag.replace(/[.:/]/g, '\\$&')}-noindex is built \\(sha256:[0-9a-f]{64}\\), but writing its base index failed: `));
+    expect(failed.stderr).toContain('hint: run it again, or leave the index out with --no-base-index');
+    await engine.getImage(`${tag}-noindex`).remove({ force: true });
     await writeFile(path.join(ctxDir, 'Dockerfile'), `ARG BASE_IMAGE\nFROM \${BASE_IMAGE}\nRUN echo failing >&2; exit 3\n`);
     const bad = await cli(['image', 'runtime', '--context', ctxDir, '--base-image', base, '--tag', `${tag}-bad`], { DOCKER_HOST: env.DOCKER_HOST });
     expect(bad.code).toBe(1);

@@ -1225,7 +1225,14 @@ export function registerImageCommands(program: Command, run: Runner): void {
             });
             if (baseIndex) {
               const cache = new BlobCache(cacheDir(ctx, undefined));
-              id = await indexDaemonImage(docker, id, platformTagged, { cache, mtime: sourceDateEpoch(ctx.env) });
+              try {
+                id = await indexDaemonImage(docker, id, platformTagged, { cache, mtime: sourceDateEpoch(ctx.env) });
+              } catch (err) {
+                throw new CliError('IMAGE_BASE_INDEX_FAILED', `${platformTagged} is built (${id}), but writing its base index failed: ${(err as Error).message}`, {
+                  hint: 'run it again, or leave the index out with --no-base-index (app builds on it then read its layers)',
+                  cause: err,
+                });
+              }
               logger.info({ tag: platformTagged, id }, 'base index added');
             }
             if (opts.push) await pushTag(docker, platformTagged, ctx.env, onProgress);

@@ -30,6 +30,10 @@ export const CLI_CODES = {
     summary: '`image verify`: the chain from the image back to its lock is broken; each break names the file at fault (an installed file, a wheel, the lock).',
     hint: 'Rebuild the image from the lock (image app --lock), or find out who changed the file named.',
   },
+  IMAGE_BASE_INDEX_FAILED: {
+    summary: '`image runtime`: the image was built and tagged, but its base index (a last layer with its facts and file index) could not be written.',
+    hint: 'Run it again (the engine\'s build cache makes it quick), or leave the index out with --no-base-index: app builds on the image then read its layers.',
+  },
   IMAGE_PUSH_FAILED: {
     summary: "`image factory|runtime --push`: the engine could not push the built tag to its registry.",
     hint: 'Name the registry in the tag (--tag REGISTRY/NAME:TAG), and log the engine in to it when it needs credentials.',
