@@ -59,24 +59,11 @@ beforeAll(async () => {
   // Two layers: the second adds a C library, a shared object, ld.so.conf and hides /etc/group.
   const libs = await writeLayer(
     [
-      {
-        path: 'usr/lib/x86_64-linux-gnu/libc.so.6',
-        type: 'file',
-        data: readFileSync('/lib/x86_64-linux-gnu/libc.so.6'),
-        mode: 0o755,
-      },
-      {
-        path: 'usr/lib/x86_64-linux-gnu/libz.so.1',
-        type: 'file',
-        data: readFileSync('/lib/x86_64-linux-gnu/libz.so.1'),
-      },
+      { path: 'usr/lib/x86_64-linux-gnu/libc.so.6', type: 'file', data: readFileSync('/lib/x86_64-linux-gnu/libc.so.6'), mode: 0o755 },
+      { path: 'usr/lib/x86_64-linux-gnu/libz.so.1', type: 'file', data: readFileSync('/lib/x86_64-linux-gnu/libz.so.1') },
       { path: 'etc/ld.so.conf', type: 'file', data: Buffer.from('/usr/local/lib\n') },
       { path: 'etc/.wh.group', type: 'file', data: Buffer.alloc(0) },
-      {
-        path: 'var/lib/dpkg/info/zlib1g:amd64.list',
-        type: 'file',
-        data: Buffer.from('/usr/lib/x86_64-linux-gnu/libz.so.1\n'),
-      },
+      { path: 'var/lib/dpkg/info/zlib1g:amd64.list', type: 'file', data: Buffer.from('/usr/lib/x86_64-linux-gnu/libz.so.1\n') },
     ],
     { cache },
   );
@@ -87,10 +74,7 @@ afterAll(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-const sha256 = async (file: string): Promise<string> =>
-  `sha256:${createHash('sha256')
-    .update(await fs.readFile(file))
-    .digest('hex')}`;
+const sha256 = async (file: string): Promise<string> => `sha256:${createHash('sha256').update(await fs.readFile(file)).digest('hex')}`;
 
 describe('readBase', () => {
   it("says what inspectBase and readImageFiles say, reading each layer once, and keeps a registry's blobs", async () => {
@@ -98,10 +82,7 @@ describe('readBase', () => {
     await pushImage(base, ref, { client: new RegistryClient() });
     const pulled = await readRegistryImage(ref, new RegistryClient());
     expect(pulled.layers.map(blobFileOf)).toEqual([null, null]);
-    const opened = new Image(
-      pulled.config,
-      pulled.layers.map((l) => new StreamLayer(l)),
-    );
+    const opened = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
     const cache = new BlobCache(path.join(tmp, 'cache-1'));
 
     const read = await readBase(opened, { cache, files: true });
@@ -116,16 +97,11 @@ describe('readBase', () => {
     await validateImage(read.image);
 
     // Asked again: nothing is read (facts and files cached, blobs on disk).
-    const again = new Image(
-      pulled.config,
-      pulled.layers.map((l) => new StreamLayer(l)),
-    );
+    const again = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
     const second = await readBase(again, { cache, files: true });
     expect(again.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0]);
     expect(second.info).toEqual(read.info);
-    expect(second.image.layers.map((l) => blobFileOf(l))).toEqual(
-      read.image.layers.map((l) => blobFileOf(l)),
-    );
+    expect(second.image.layers.map((l) => blobFileOf(l))).toEqual(read.image.layers.map((l) => blobFileOf(l)));
     // The file index stays in the cache until the library check asks for it (it reads no layer either).
     expect(second.files).toBeNull();
     expect((await readImageFiles(again, { cache })).toJSON()).toEqual(read.files!.toJSON());
@@ -155,17 +131,9 @@ describe('readBase', () => {
 
     // A registry sink mounts the base's blobs: none but the index's is downloaded.
     const told: [boolean, string | undefined][] = [];
-    const noBlobs = new Image(
-      pulled.config,
-      pulled.layers.map((l) => new StreamLayer(l)),
-    );
+    const noBlobs = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
     const cache = new BlobCache(path.join(tmp, 'cache-indexed'));
-    const read = await readBase(noBlobs, {
-      cache,
-      files: true,
-      blobs: false,
-      onIndex: (used, why) => void told.push([used, why]),
-    });
+    const read = await readBase(noBlobs, { cache, files: true, blobs: false, onIndex: (used, why) => void told.push([used, why]) });
     expect(told).toEqual([[true, undefined]]);
     expect(noBlobs.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0, 1]);
     expect(read.info).toEqual(await inspectBase(base));
@@ -174,10 +142,7 @@ describe('readBase', () => {
     expect(read.image.digest()).toBe(indexed.digest());
 
     // oci: and archive: write the base from disk: every blob is stored, each downloaded once, none inflated.
-    const withBlobs = new Image(
-      pulled.config,
-      pulled.layers.map((l) => new StreamLayer(l)),
-    );
+    const withBlobs = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
     const cache2 = new BlobCache(path.join(tmp, 'cache-indexed-2'));
     const read2 = await readBase(withBlobs, { cache: cache2, files: true });
     expect(withBlobs.layers.map((l) => (l as StreamLayer).opened)).toEqual([1, 1, 1]);
@@ -187,19 +152,9 @@ describe('readBase', () => {
     await validateImage(read2.image);
 
     // The same base without its index, as a child that added a layer has it: read layer by layer, as before.
-    const child = appendLayers(indexed, [
-      {
-        layer: await writeLayer([{ path: 'opt/child.txt', type: 'file', data: Buffer.from('x') }], {
-          cache: made,
-        }),
-      },
-    ]);
+    const child = appendLayers(indexed, [{ layer: await writeLayer([{ path: 'opt/child.txt', type: 'file', data: Buffer.from('x') }], { cache: made }) }]);
     const told3: [boolean, string | undefined][] = [];
-    const read3 = await readBase(child, {
-      cache: new BlobCache(path.join(tmp, 'cache-indexed-3')),
-      files: true,
-      onIndex: (used, why) => void told3.push([used, why]),
-    });
+    const read3 = await readBase(child, { cache: new BlobCache(path.join(tmp, 'cache-indexed-3')), files: true, onIndex: (used, why) => void told3.push([used, why]) });
     expect(told3).toEqual([[false, 'the last layer has /opt']]);
     expect(read3.info).toEqual(read.info);
     expect(read3.files!.nodes.get('opt/child.txt')).toEqual({ t: 'f' });

@@ -6,20 +6,9 @@ import { blobFileOf } from '../core/file-layer.js';
 import { Image } from '../core/image.js';
 import type { Layer } from '../core/layer.js';
 import { openUncompressed, walkLayers, type LayerVisitor } from '../core/walk-layers.js';
-import {
-  baseInfoFromFacts,
-  baseInfoReader,
-  cachedBaseInfo,
-  saveBaseInfo,
-  type BaseInfo,
-} from '../layers/base-info.js';
+import { baseInfoFromFacts, baseInfoReader, cachedBaseInfo, saveBaseInfo, type BaseInfo } from '../layers/base-info.js';
 import { readBaseIndex } from './base-index.js';
-import {
-  hasCachedImageFiles,
-  imageFilesReader,
-  saveImageFiles,
-  type ImageFiles,
-} from '../check/image-files.js';
+import { hasCachedImageFiles, imageFilesReader, saveImageFiles, type ImageFiles } from '../check/image-files.js';
 
 export interface BaseRead {
   /** The same image, its layers read from the blob cache where they were downloaded (or found) there. */
@@ -50,7 +39,10 @@ export interface ReadBaseOptions {
  * its layers. A layer that is not a file on disk (a registry's) is stored in the blob cache as it is read, its
  * digest checked, so that sinks copy or link it from there instead of downloading it again.
  */
-export async function readBase(image: Image, options: ReadBaseOptions): Promise<BaseRead> {
+export async function readBase(
+  image: Image,
+  options: ReadBaseOptions,
+): Promise<BaseRead> {
   const { cache } = options;
   const diffIds = image.config.rootfs.diff_ids;
   const layers: Layer[] = [...image.layers];
@@ -73,11 +65,7 @@ export async function readBase(image: Image, options: ReadBaseOptions): Promise<
   // The base's own index of the layers below its last one: that small layer is read instead of them all.
   const top = layers.length - 1;
   let why: string | undefined;
-  const indexed = await readBaseIndex(
-    new Image(image.config, layers),
-    (layer) => open(layer, top, false),
-    (reason) => (why = reason),
-  );
+  const indexed = await readBaseIndex(new Image(image.config, layers), (layer) => open(layer, top, false), (reason) => (why = reason));
   options.onIndex?.(indexed !== null, why);
   if (indexed) {
     if (!info) await saveBaseInfo(image, cache, (info = baseInfoFromFacts(image, indexed.facts)));
@@ -95,9 +83,7 @@ export async function readBase(image: Image, options: ReadBaseOptions): Promise<
   }
   const infoReader = info ? null : baseInfoReader(image);
   const filesReader = wantFiles ? imageFilesReader() : null;
-  const visitors = [infoReader?.visitor, filesReader?.visitor].filter(
-    (v): v is LayerVisitor => v !== undefined,
-  );
+  const visitors = [infoReader?.visitor, filesReader?.visitor].filter((v): v is LayerVisitor => v !== undefined);
   await walkLayers(layers, visitors, open);
   if (infoReader) await saveBaseInfo(image, cache, (info = infoReader.result()));
   if (filesReader) await saveImageFiles(diffIds, cache, (files = filesReader.result()));

@@ -62,9 +62,7 @@ const LIB_DIR_RE = /^(?:usr\/)?lib(?:32|64|x32)?\/(?:[\w.-]+\/)?([^/]+)$/;
 const MAX_LIBC_BYTES = 16 << 20;
 
 /** What a file under a lib directory is, by its name: glibc's libc or loader, or musl's loader. */
-function libcFileKind(
-  name: string,
-): { kind: 'glibc' | 'musl'; machine: string | null; version: string | null } | null {
+function libcFileKind(name: string): { kind: 'glibc' | 'musl'; machine: string | null; version: string | null } | null {
   const base = LIB_DIR_RE.exec(name)?.[1];
   if (!base) return null;
   if (base === 'libc.so.6') return { kind: 'glibc', machine: null, version: null };
@@ -99,32 +97,14 @@ function versionsIn(bytes: Buffer, minor: string): Set<string> {
   const re = new RegExp(`[\\0/-](${minor.replace('.', '\\.')}\\.\\d+(?:(?:a|b|rc)\\d+)?\\+?)\\0`, 'g');
   return new Set([...bytes.toString('latin1').matchAll(re)].map((m) => m[1]!));
 }
-const PIP_WHEEL_RE =
-  /^(?:usr\/share\/python-wheels|usr(?:\/local)?\/lib\/python3\.\d+\/ensurepip\/_bundled)\/pip-[^/-]+-py3-none-any\.whl$/;
+const PIP_WHEEL_RE = /^(?:usr\/share\/python-wheels|usr(?:\/local)?\/lib\/python3\.\d+\/ensurepip\/_bundled)\/pip-[^/-]+-py3-none-any\.whl$/;
 const ENV_PIP_RE = /^env\/lib\/python3\.\d+\/site-packages\/pip\/__init__\.py$/;
 const pipVersionOf = (p: string): string => /pip-([^/-]+)-/.exec(p)![1]!;
-const TRACKED = new Set([
-  'etc/passwd',
-  'etc/group',
-  'env/pyvenv.cfg',
-  'var/lib/dpkg/status',
-  'lib/apk/db/installed',
-]);
+const TRACKED = new Set(['etc/passwd', 'etc/group', 'env/pyvenv.cfg', 'var/lib/dpkg/status', 'lib/apk/db/installed']);
 
 const baseKey = (image: Image): string => {
-  const platform = {
-    architecture: image.config.architecture,
-    os: image.config.os,
-    variant: image.config.variant ?? null,
-  };
-  return sha256Digest(
-    JSON.stringify({
-      v: 4,
-      layers: image.config.rootfs.diff_ids,
-      env: image.config.config?.Env ?? [],
-      platform,
-    }),
-  ).slice(7);
+  const platform = { architecture: image.config.architecture, os: image.config.os, variant: image.config.variant ?? null };
+  return sha256Digest(JSON.stringify({ v: 4, layers: image.config.rootfs.diff_ids, env: image.config.config?.Env ?? [], platform })).slice(7);
 };
 
 /** What `inspectBase` found for an image with these layers, config and platform, when it is cached; else null. */
@@ -152,7 +132,7 @@ export async function inspectBase(image: Image, options: { cache?: BlobCache } =
 
 /**
  * What one walk of a base's layers finds for {@link BaseInfo}, before the config is applied: plain data (a base
- * index carries it, see base-index.ts). Paths without the leading slash.
+ * index carries it, app/base-index.ts). Paths without the leading slash.
  */
 export interface BaseFacts {
   /** The text of the tracked files found: etc/passwd, etc/group, env/pyvenv.cfg, dpkg's status, apk's database. */
@@ -167,11 +147,7 @@ export interface BaseFacts {
 }
 
 /** The visitor behind `inspectBase`, for a walk shared with other readers; `facts()` and `result()` once it is done. */
-export function baseInfoReader(image: Image): {
-  visitor: LayerVisitor;
-  facts: () => BaseFacts;
-  result: () => BaseInfo;
-} {
+export function baseInfoReader(image: Image): { visitor: LayerVisitor; facts: () => BaseFacts; result: () => BaseInfo } {
   const files = new Map<string, Buffer>();
   const interpreters = new Set<string>();
   const libcs = new Map<string, LibcFile>();
@@ -187,8 +163,7 @@ export function baseInfoReader(image: Image): {
           for (const k of [...files.keys()]) if (k.startsWith(dir)) files.delete(k);
           for (const k of [...interpreters]) if (k.startsWith(dir)) interpreters.delete(k);
           for (const k of [...libcs.keys()]) if (k.startsWith(dir)) libcs.delete(k);
-          for (const set of [pipWheels, envPips])
-            for (const k of [...set]) if (k.startsWith(dir)) set.delete(k);
+          for (const set of [pipWheels, envPips]) for (const k of [...set]) if (k.startsWith(dir)) set.delete(k);
           for (const k of [...binaryVersions.keys()]) if (k.startsWith(dir)) binaryVersions.delete(k);
         } else {
           const target = dir + base.slice(4);
@@ -204,32 +179,19 @@ export function baseInfoReader(image: Image): {
       const linkish = header.type === 'file' || header.type === 'symlink' || header.type === 'link';
       if (linkish && INTERPRETER_RE.test(name)) interpreters.add(name);
       // The version the interpreter's code states: the full version when nothing else in the base says it.
-      const codeMinor =
-        header.type === 'file' && (header.size ?? 0) <= MAX_PYTHON_BYTES
-          ? (INTERPRETER_RE.exec(name)?.[2] ?? LIBPYTHON_RE.exec(name)?.[1])
-          : undefined;
-      if (codeMinor)
-        return {
-          bytes: Infinity,
-          use: (bytes) =>
-            binaryVersions.set(name, { minor: codeMinor, versions: versionsIn(bytes, codeMinor) }),
-        };
+      const codeMinor = header.type === 'file' && (header.size ?? 0) <= MAX_PYTHON_BYTES ? (INTERPRETER_RE.exec(name)?.[2] ?? LIBPYTHON_RE.exec(name)?.[1]) : undefined;
+      if (codeMinor) return { bytes: Infinity, use: (bytes) => binaryVersions.set(name, { minor: codeMinor, versions: versionsIn(bytes, codeMinor) }) };
       if (header.type === 'file' && PIP_WHEEL_RE.test(name)) pipWheels.add(name);
       if (ENV_PIP_RE.test(name)) envPips.add(name);
       const libc = linkish ? libcFileKind(name) : null;
       if (libc) {
         if (!libc.version && header.type === 'file' && (header.size ?? 0) <= MAX_LIBC_BYTES) {
-          return {
-            bytes: Infinity,
-            use: (bytes) =>
-              libcs.set(name, { ...libc, path: name, version: libcVersionIn(libc.kind, bytes) }),
-          };
+          return { bytes: Infinity, use: (bytes) => libcs.set(name, { ...libc, path: name, version: libcVersionIn(libc.kind, bytes) }) };
         }
         libcs.set(name, { ...libc, path: name });
         return null;
       }
-      if (header.type === 'file' && TRACKED.has(name))
-        return { bytes: Infinity, use: (bytes) => files.set(name, bytes) };
+      if (header.type === 'file' && TRACKED.has(name)) return { bytes: Infinity, use: (bytes) => files.set(name, bytes) };
       return null;
     },
   };
@@ -239,9 +201,7 @@ export function baseInfoReader(image: Image): {
     libcs: [...libcs.values()],
     pipWheels: [...pipWheels],
     envPips: [...envPips],
-    binaryVersions: Object.fromEntries(
-      [...binaryVersions].map(([k, v]) => [k, { minor: v.minor, versions: [...v.versions] }]),
-    ),
+    binaryVersions: Object.fromEntries([...binaryVersions].map(([k, v]) => [k, { minor: v.minor, versions: [...v.versions] }])),
   });
   return { visitor, facts, result: () => baseInfoFromFacts(image, facts()) };
 }
@@ -249,18 +209,13 @@ export function baseInfoReader(image: Image): {
 /** The base's facts read with its config (platform, PYTHON_VERSION): what `inspectBase` says; throws as it does. */
 export function baseInfoFromFacts(image: Image, facts: BaseFacts): BaseInfo {
   const { interpreters, libcs, pipWheels, envPips, binaryVersions } = facts;
-  const env = new Map(
-    (image.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
-  );
+  const env = new Map((image.config.config?.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
   const text = (k: string): string | null => (Object.hasOwn(facts.files, k) ? facts.files[k]! : null);
   let venv: BaseInfo['venv'] = null;
   const cfg = text('env/pyvenv.cfg');
   if (cfg !== null) {
     const kv = new Map(cfg.split('\n').map((l) => l.split('=').map((s) => s.trim()) as [string, string]));
-    venv = {
-      home: kv.get('home') ?? '/usr/bin',
-      version: kv.get('version') ?? kv.get('version_info') ?? null,
-    };
+    venv = { home: kv.get('home') ?? '/usr/bin', version: kv.get('version') ?? kv.get('version_info') ?? null };
   }
   const sorted = [...interpreters].sort((a, b) => {
     const va = a.match(/3\.(\d+)$/)![1]!;
@@ -271,19 +226,12 @@ export function baseInfoFromFacts(image: Image, facts: BaseFacts): BaseInfo {
   let python = sorted[0];
   if (venv) {
     const wanted = venv.version?.split('.').slice(0, 2).join('.');
-    python =
-      sorted.find((p) =>
-        wanted ? p.endsWith(`python${wanted}`) : p.startsWith(venv!.home.replace(/^\//, '')),
-      ) ?? python;
+    python = sorted.find((p) => (wanted ? p.endsWith(`python${wanted}`) : p.startsWith(venv!.home.replace(/^\//, '')))) ?? python;
   }
   if (!python) {
-    throw new ImageError(
-      'IMAGE_BASE_NO_PYTHON',
-      'the base image has no python3.X interpreter in /usr/bin or /usr/local/bin',
-      {
-        hint: 'use a base with Python installed (the runtime image, or a debootstrapped Debian with python3)',
-      },
-    );
+    throw new ImageError('IMAGE_BASE_NO_PYTHON', 'the base image has no python3.X interpreter in /usr/bin or /usr/local/bin', {
+      hint: 'use a base with Python installed (the runtime image, or a debootstrapped Debian with python3)',
+    });
   }
   const pythonVersion = python.match(/python(3\.\d+)$/)![1]!;
   let full: string | null = null;
@@ -293,49 +241,27 @@ export function baseInfoFromFacts(image: Image, facts: BaseFacts): BaseInfo {
   if (!full) {
     const status = text('var/lib/dpkg/status');
     if (status) {
-      const re = new RegExp(
-        `^Package: (?:lib)?python${pythonVersion.replace('.', '\\.')}-minimal\\n(?:[^\\n]+\\n)*?Version: ([0-9.]+)`,
-        'm',
-      );
+      const re = new RegExp(`^Package: (?:lib)?python${pythonVersion.replace('.', '\\.')}-minimal\\n(?:[^\\n]+\\n)*?Version: ([0-9.]+)`, 'm');
       const m = re.exec(status);
       if (m) full = m[1]!;
     }
   }
   if (!full) {
     // The interpreter's own code: one version stated by its binaries of that minor version, else none.
-    const stated = new Set(
-      Object.values(binaryVersions)
-        .filter((b) => b.minor === pythonVersion)
-        .flatMap((b) => b.versions),
-    );
+    const stated = new Set(Object.values(binaryVersions).filter((b) => b.minor === pythonVersion).flatMap((b) => b.versions));
     if (stated.size === 1) full = [...stated][0]!.replace(/\+$/, '');
   }
   if (!full) {
-    throw new ImageError(
-      'IMAGE_BASE_PYTHON_VERSION',
-      `the base's /${python} states no full Python version (no PYTHON_VERSION, venv, dpkg record, nor a version in its binary)`,
-      {
-        hint: "set PYTHON_VERSION=3.X.Y in the base image's environment",
-      },
-    );
+    throw new ImageError('IMAGE_BASE_PYTHON_VERSION', `the base's /${python} states no full Python version (no PYTHON_VERSION, venv, dpkg record, nor a version in its binary)`, {
+      hint: 'set PYTHON_VERSION=3.X.Y in the base image\'s environment',
+    });
   }
-  const target = baseTarget(
-    image,
-    { python: '/' + python, pythonVersion, pythonFullVersion: full },
-    libcs,
-    text('lib/apk/db/installed'),
-  );
+  const target = baseTarget(image, { python: '/' + python, pythonVersion, pythonFullVersion: full }, libcs, text('lib/apk/db/installed'));
   // Debian's shared wheels first, then the interpreter's own bundle; the newest pip of the first place that has one.
   const pipWheel =
     [...pipWheels]
-      .filter(
-        (p) => p.startsWith('usr/share/python-wheels/') || p.includes(`/python${pythonVersion}/ensurepip/`),
-      )
-      .sort(
-        (a, b) =>
-          Number(b.startsWith('usr/share/')) - Number(a.startsWith('usr/share/')) ||
-          compareVersions(pipVersionOf(b), pipVersionOf(a)),
-      )[0] ?? null;
+      .filter((p) => p.startsWith('usr/share/python-wheels/') || p.includes(`/python${pythonVersion}/ensurepip/`))
+      .sort((a, b) => Number(b.startsWith('usr/share/')) - Number(a.startsWith('usr/share/')) || compareVersions(pipVersionOf(b), pipVersionOf(a)))[0] ?? null;
   const info: BaseInfo = {
     python: '/' + python,
     pythonVersion,
@@ -371,34 +297,22 @@ function baseTarget(
     const version = apk ?? musl.map((l) => l.version).find((v) => v !== null);
     if (version) libc = { kind: 'musl', version };
   }
-  const loaders = (glibc.length > 0 ? glibc : musl).filter(
-    (l): l is LibcFile & { machine: string } => l.machine !== null,
-  );
+  const loaders = (glibc.length > 0 ? glibc : musl).filter((l): l is LibcFile & { machine: string } => l.machine !== null);
   const configured = machineOfOciPlatform(image.config.architecture, image.config.variant);
   const platform = `${image.config.os}/${image.config.architecture}${image.config.variant ? `/${image.config.variant}` : ''}`;
   // A config that disagrees with the binaries (`docker import` of a foreign rootfs says amd64) would install
   // wheels that cannot load: refused, naming both.
-  const other = loaders.find(
-    (l) => configured && l.machine !== configured && !loaders.some((x) => x.machine === configured),
-  );
+  const other = loaders.find((l) => configured && l.machine !== configured && !loaders.some((x) => x.machine === configured));
   if (other) {
-    throw new ImageError(
-      'IMAGE_BASE_PLATFORM',
-      `the base image's config says ${platform} (${configured}), but its C library is for ${other.machine} (${other.path})`,
-      {
-        hint: "fix the image's platform (docker import ignores --platform on older engines: load an archive whose config names it)",
-      },
-    );
+    throw new ImageError('IMAGE_BASE_PLATFORM', `the base image's config says ${platform} (${configured}), but its C library is for ${other.machine} (${other.path})`, {
+      hint: 'fix the image\'s platform (docker import ignores --platform on older engines: load an archive whose config names it)',
+    });
   }
   const architecture = configured ?? loaders[0]?.machine;
   if (!architecture) {
-    throw new ImageError(
-      'IMAGE_BASE_PLATFORM',
-      `the base image's platform ${platform} has no Python wheel tags`,
-      {
-        hint: 'use a linux base for one of the architectures wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386)',
-      },
-    );
+    throw new ImageError('IMAGE_BASE_PLATFORM', `the base image's platform ${platform} has no Python wheel tags`, {
+      hint: 'use a linux base for one of the architectures wheels are built for (amd64, arm64, arm/v7, ppc64le, s390x, 386)',
+    });
   }
   const target = describeTarget({ pythonFullVersion: py.pythonFullVersion, architecture, libc });
   return { ...target, interpreter: `image:${py.python}` };

@@ -30,19 +30,11 @@ export async function layersInDaemon(docker: Docker, image: Image, candidates: s
  * Loads an image into a Docker daemon (dockerode loadImage of a docker-archive stream) and tags it. `reuseFrom`
  * names daemon images (the base) whose layers need not be streamed again.
  */
-export async function loadIntoDaemon(
-  docker: Docker,
-  image: Image,
-  tag: string,
-  options: { reuseFrom?: string[] } = {},
-): Promise<string> {
+export async function loadIntoDaemon(docker: Docker, image: Image, tag: string, options: { reuseFrom?: string[] } = {}): Promise<string> {
   const omitLayers = options.reuseFrom?.length ? await layersInDaemon(docker, image, options.reuseFrom) : 0;
-  const res = (await docker.loadImage(
-    dockerArchiveStream(image, { tags: [tag], omitLayers }) as unknown as NodeJS.ReadableStream,
-    {
-      quiet: true,
-    },
-  )) as NodeJS.ReadableStream;
+  const res = (await docker.loadImage(dockerArchiveStream(image, { tags: [tag], omitLayers }) as unknown as NodeJS.ReadableStream, {
+    quiet: true,
+  })) as NodeJS.ReadableStream;
   const text = (await readAll(res)).toString('utf8');
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -53,10 +45,7 @@ export async function loadIntoDaemon(
       continue;
     }
     if (msg.error || msg.errorDetail) {
-      throw new ImageError(
-        'IMAGE_LOAD_FAILED',
-        `docker load of ${tag} failed: ${msg.errorDetail?.message ?? msg.error}`,
-      );
+      throw new ImageError('IMAGE_LOAD_FAILED', `docker load of ${tag} failed: ${msg.errorDetail?.message ?? msg.error}`);
     }
   }
   const id = `sha256:${image.configDigest().slice(7)}`;
@@ -69,17 +58,8 @@ export async function loadIntoDaemon(
  * layers kept plain in `cache`, so a second run exports nothing), the index layer written, and only that layer
  * loaded back (`docker load` skips the layers the daemon holds). Returns the new image's ID.
  */
-export async function indexDaemonImage(
-  docker: Docker,
-  name: string,
-  tag: string,
-  options: { cache: BlobCache; mtime?: number },
-): Promise<string> {
+export async function indexDaemonImage(docker: Docker, name: string, tag: string, options: { cache: BlobCache; mtime?: number }): Promise<string> {
   const image = await readDaemonImage(docker, name, { cache: options.cache, compression: 'none' });
-  const { image: indexed } = await withBaseIndex(image, {
-    cache: options.cache,
-    compression: 'none',
-    ...(options.mtime !== undefined ? { mtime: options.mtime } : {}),
-  });
+  const { image: indexed } = await withBaseIndex(image, { cache: options.cache, compression: 'none', ...(options.mtime !== undefined ? { mtime: options.mtime } : {}) });
   return loadIntoDaemon(docker, indexed, tag, { reuseFrom: [name] });
 }
