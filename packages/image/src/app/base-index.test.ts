@@ -179,11 +179,24 @@ describe('a base index', () => {
       ],
       ['version 2 is not known (1 is)', await withTop(base, json({ ...index, v: 2 }))],
       [
-        'its facts are not well formed',
+        'its facts are not well formed (interpreters: not python3.X paths)',
         await withTop(
           base,
           json({ ...index, facts: { ...index.facts, interpreters: 'usr/bin/python3.11' } }),
         ),
+      ],
+      // Paths the walk would never have kept: refused before anything reads them.
+      [
+        'its facts are not well formed (interpreters: not python3.X paths)',
+        await withTop(base, json({ ...index, facts: { ...index.facts, interpreters: ['usr/bin/python'] } })),
+      ],
+      [
+        'its facts are not well formed (pipWheels: not pip wheel paths)',
+        await withTop(base, json({ ...index, facts: { ...index.facts, pipWheels: ['tmp/pip.whl'] } })),
+      ],
+      [
+        "its facts are not well formed (files: not the tracked files' text)",
+        await withTop(base, json({ ...index, facts: { ...index.facts, files: { 'etc/shadow': 'x' } } })),
       ],
       [
         'its file index is not well formed',

@@ -11,7 +11,7 @@ import type { Image } from '../core/image.js';
 import type { Layer } from '../core/layer.js';
 import { appendLayers } from '../core/mutate.js';
 import { openUncompressed, walkLayers, type LayerVisitor } from '../core/walk-layers.js';
-import { baseInfoReader, type BaseFacts, type LibcFile } from '../layers/base-info.js';
+import { baseFactsProblem, baseInfoReader, type BaseFacts } from '../layers/base-info.js';
 import { writeLayer, type WriteLayerOptions } from '../layers/write-layer.js';
 
 /** Where the index lives in the image (no leading slash): state kept about the system, as dpkg's status is. */
@@ -129,17 +129,6 @@ const isString = (x: unknown): x is string => typeof x === 'string';
 const isRecord = (x: unknown): x is Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every(isString);
-const isNullableString = (x: unknown): boolean => x === null || isString(x);
-
-function isLibcFile(x: unknown): x is LibcFile {
-  return (
-    isRecord(x) &&
-    isString(x.path) &&
-    (x.kind === 'glibc' || x.kind === 'musl') &&
-    isNullableString(x.machine) &&
-    isNullableString(x.version)
-  );
-}
 
 function isFileNode(x: unknown): x is FileNode {
   if (!isRecord(x)) return false;
@@ -159,21 +148,8 @@ function indexProblem(x: unknown, below: string[]): string | null {
   ) {
     return 'it describes other layers than the ones below it';
   }
-  const f = x.facts;
-  if (
-    !isRecord(f) ||
-    !isRecord(f.files) ||
-    !Object.values(f.files).every(isString) ||
-    !isStrings(f.interpreters) ||
-    !Array.isArray(f.libcs) ||
-    !f.libcs.every(isLibcFile) ||
-    !isStrings(f.pipWheels) ||
-    !isStrings(f.envPips) ||
-    !isRecord(f.binaryVersions) ||
-    !Object.values(f.binaryVersions).every((b) => isRecord(b) && isString(b.minor) && isStrings(b.versions))
-  ) {
-    return 'its facts are not well formed';
-  }
+  const facts = baseFactsProblem(x.facts);
+  if (facts) return `its facts are not well formed (${facts})`;
   const files = x.files;
   if (
     !isRecord(files) ||

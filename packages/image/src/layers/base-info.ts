@@ -146,6 +146,32 @@ export interface BaseFacts {
   binaryVersions: Record<string, { minor: string; versions: string[] }>;
 }
 
+const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isNullableString = (x: unknown): boolean => x === null || typeof x === 'string';
+
+/**
+ * Why `x` is not {@link BaseFacts} as a walk finds them (the shapes, and every path one the walk would have kept), or
+ * null: facts from elsewhere (a base's own index) are checked before `baseInfoFromFacts` trusts them.
+ */
+export function baseFactsProblem(x: unknown): string | null {
+  if (!isRecord(x)) return 'not an object';
+  if (!isRecord(x.files) || !Object.entries(x.files).every(([k, v]) => TRACKED.has(k) && typeof v === 'string')) return 'files: not the tracked files\' text';
+  if (!isStrings(x.interpreters) || !x.interpreters.every((p) => INTERPRETER_RE.test(p))) return 'interpreters: not python3.X paths';
+  if (
+    !Array.isArray(x.libcs) ||
+    !x.libcs.every((l) => isRecord(l) && typeof l.path === 'string' && (l.kind === 'glibc' || l.kind === 'musl') && isNullableString(l.machine) && isNullableString(l.version))
+  ) {
+    return 'libcs: not C library files';
+  }
+  if (!isStrings(x.pipWheels) || !x.pipWheels.every((p) => PIP_WHEEL_RE.test(p))) return 'pipWheels: not pip wheel paths';
+  if (!isStrings(x.envPips) || !x.envPips.every((p) => ENV_PIP_RE.test(p))) return "envPips: not the venv's pip";
+  if (!isRecord(x.binaryVersions) || !Object.values(x.binaryVersions).every((b) => isRecord(b) && typeof b.minor === 'string' && /^3\.\d+$/.test(b.minor) && isStrings(b.versions))) {
+    return 'binaryVersions: not versions by minor version';
+  }
+  return null;
+}
+
 /** The visitor behind `inspectBase`, for a walk shared with other readers; `facts()` and `result()` once it is done. */
 export function baseInfoReader(image: Image): { visitor: LayerVisitor; facts: () => BaseFacts; result: () => BaseInfo } {
   const files = new Map<string, Buffer>();
