@@ -3,14 +3,12 @@
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobCache } from '../cache/blob-cache.js';
 import { readImageFiles } from '../check/image-files.js';
 import { Image } from '../core/image.js';
-import type { Layer } from '../core/layer.js';
 import { appendLayers, mutateConfig } from '../core/mutate.js';
-import { fakeBase } from '../fixtures/wheel.test-support.js';
+import { fakeBase, ProbeLayer } from '../fixtures/wheel.test-support.js';
 import { validateImage } from '../validate/validate-image.js';
 import { inspectBase } from '../layers/base-info.js';
 import { writeLayer, type LayerEntry } from '../layers/write-layer.js';
@@ -21,33 +19,11 @@ let tmp: string;
 let cache: BlobCache;
 let base: Image;
 
-/** A layer that must not be read: the index answers for it. */
-class UnreadableLayer implements Layer {
-  constructor(private readonly from: Layer) {}
-  get digest(): Layer['digest'] {
-    return this.from.digest;
-  }
-  get diffId(): Layer['diffId'] {
-    return this.from.diffId;
-  }
-  get size(): number {
-    return this.from.size;
-  }
-  get mediaType(): string {
-    return this.from.mediaType;
-  }
-  compressed(): Promise<Readable> {
-    return Promise.reject(new Error(`layer ${this.from.digest} was read`));
-  }
-  uncompressed(): Promise<Readable> {
-    return this.compressed();
-  }
-}
 /** The image with every layer but the last unreadable. */
 const onlyTopReadable = (image: Image): Image =>
   new Image(
     image.config,
-    image.layers.map((l, i) => (i < image.layers.length - 1 ? new UnreadableLayer(l) : l)),
+    image.layers.map((l, i) => (i < image.layers.length - 1 ? new ProbeLayer(l, { refuse: true }) : l)),
   );
 
 beforeAll(async () => {
@@ -227,7 +203,7 @@ describe('a base index', () => {
         onlyTopReadable(
           new Image(
             big.config,
-            big.layers.map((l, i) => (i === 2 ? new UnreadableLayer(l) : l)),
+            big.layers.map((l, i) => (i === 2 ? new ProbeLayer(l, { refuse: true }) : l)),
           ),
         ),
         undefined,

@@ -4,16 +4,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedRegistry, type SharedRegistry } from '@dstack/testing';
 import { BlobCache } from '../cache/blob-cache.js';
 import { blobFileOf } from '../core/file-layer.js';
 import { Image } from '../core/image.js';
-import type { Layer } from '../core/layer.js';
 import { appendLayers } from '../core/mutate.js';
 import { RegistryClient } from '@dstack/oci';
-import { fakeBase } from '../fixtures/wheel.test-support.js';
+import { fakeBase, ProbeLayer } from '../fixtures/wheel.test-support.js';
 import { inspectBase } from '../layers/base-info.js';
 import { BASE_INDEX_PATH, withBaseIndex } from './base-index.js';
 import { writeLayer } from '../layers/write-layer.js';
@@ -26,31 +24,6 @@ import { readBase } from './read-base.js';
 let tmp: string;
 let registry: SharedRegistry;
 let base: Image;
-
-/** A layer that is no file on disk (as a registry's), counting how often its blob is opened. */
-class StreamLayer implements Layer {
-  opened = 0;
-  constructor(
-    private readonly from: Layer,
-    readonly digest = from.digest,
-  ) {}
-  get diffId(): Layer['diffId'] {
-    return this.from.diffId;
-  }
-  get size(): number {
-    return this.from.size;
-  }
-  get mediaType(): string {
-    return this.from.mediaType;
-  }
-  async compressed(): Promise<Readable> {
-    this.opened += 1;
-    return this.from.compressed();
-  }
-  async uncompressed(): Promise<Readable> {
-    return this.from.uncompressed();
-  }
-}
 
 beforeAll(async () => {
   registry = await sharedRegistry();
@@ -82,7 +55,7 @@ describe('readBase', () => {
     await pushImage(base, ref, { client: new RegistryClient() });
     const pulled = await readRegistryImage(ref, new RegistryClient());
     expect(pulled.layers.map(blobFileOf)).toEqual([null, null]);
-    const opened = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
+    const opened = new Image(pulled.config, pulled.layers.map((l) => new ProbeLayer(l)));
     const cache = new BlobCache(path.join(tmp, 'cache-1'));
 
     const read = await readBase(opened, { cache, files: true });
@@ -90,28 +63,28 @@ describe('readBase', () => {
     expect(read.files!.toJSON()).toEqual((await readImageFiles(base)).toJSON());
     expect(read.files!.dpkg.get('libz.so.1')).toEqual(['zlib1g']);
     expect(read.files!.nodes.has('etc/group')).toBe(false);
-    expect(opened.layers.map((l) => (l as StreamLayer).opened)).toEqual([1, 1]);
+    expect(opened.layers.map((l) => (l as ProbeLayer).opened)).toEqual([1, 1]);
     // The layers now come from the cache, under their digests; the image is the same image.
     for (const l of read.image.layers) expect(await sha256(blobFileOf(l)!)).toBe(l.digest);
     expect(read.image.digest()).toBe(base.digest());
     await validateImage(read.image);
 
     // Asked again: nothing is read (facts and files cached, blobs on disk).
-    const again = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
+    const again = new Image(pulled.config, pulled.layers.map((l) => new ProbeLayer(l)));
     const second = await readBase(again, { cache, files: true });
-    expect(again.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0]);
+    expect(again.layers.map((l) => (l as ProbeLayer).opened)).toEqual([0, 0]);
     expect(second.info).toEqual(read.info);
     expect(second.image.layers.map((l) => blobFileOf(l))).toEqual(read.image.layers.map((l) => blobFileOf(l)));
     // The file index stays in the cache until the library check asks for it (it reads no layer either).
     expect(second.files).toBeNull();
     expect((await readImageFiles(again, { cache })).toJSON()).toEqual(read.files!.toJSON());
-    expect(again.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0]);
+    expect(again.layers.map((l) => (l as ProbeLayer).opened)).toEqual([0, 0]);
   });
 
   it('refuses a layer whose bytes are not its digest, and keeps nothing of it', async () => {
     const wrong = `sha256:${'0'.repeat(64)}` as const;
     // (The last layer is read first, for a base index; then the layers from the bottom.)
-    const layers = [new StreamLayer(base.layers[0]!, wrong), new StreamLayer(base.layers[1]!)];
+    const layers = [new ProbeLayer(base.layers[0]!, { digest: wrong }), new ProbeLayer(base.layers[1]!)];
     const cache = new BlobCache(path.join(tmp, 'cache-2'));
     await expect(readBase(new Image(base.config, layers), { cache })).rejects.toThrow(
       `blob expected to be ${wrong} has digest ${base.layers[0]!.digest}`,
@@ -131,21 +104,21 @@ describe('readBase', () => {
 
     // A registry sink mounts the base's blobs: none but the index's is downloaded.
     const told: [boolean, string | undefined][] = [];
-    const noBlobs = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
+    const noBlobs = new Image(pulled.config, pulled.layers.map((l) => new ProbeLayer(l)));
     const cache = new BlobCache(path.join(tmp, 'cache-indexed'));
     const read = await readBase(noBlobs, { cache, files: true, blobs: false, onIndex: (used, why) => void told.push([used, why]) });
     expect(told).toEqual([[true, undefined]]);
-    expect(noBlobs.layers.map((l) => (l as StreamLayer).opened)).toEqual([0, 0, 1]);
+    expect(noBlobs.layers.map((l) => (l as ProbeLayer).opened)).toEqual([0, 0, 1]);
     expect(read.info).toEqual(await inspectBase(base));
     expect(read.files!.toJSON()).toEqual(expectedFiles);
     expect(read.image.layers.map((l) => blobFileOf(l) !== null)).toEqual([false, false, true]);
     expect(read.image.digest()).toBe(indexed.digest());
 
     // oci: and archive: write the base from disk: every blob is stored, each downloaded once, none inflated.
-    const withBlobs = new Image(pulled.config, pulled.layers.map((l) => new StreamLayer(l)));
+    const withBlobs = new Image(pulled.config, pulled.layers.map((l) => new ProbeLayer(l)));
     const cache2 = new BlobCache(path.join(tmp, 'cache-indexed-2'));
     const read2 = await readBase(withBlobs, { cache: cache2, files: true });
-    expect(withBlobs.layers.map((l) => (l as StreamLayer).opened)).toEqual([1, 1, 1]);
+    expect(withBlobs.layers.map((l) => (l as ProbeLayer).opened)).toEqual([1, 1, 1]);
     for (const l of read2.image.layers) expect(await sha256(blobFileOf(l)!)).toBe(l.digest);
     expect(read2.info).toEqual(read.info);
     expect(read2.files!.toJSON()).toEqual(expectedFiles);
