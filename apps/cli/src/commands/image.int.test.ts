@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BlobCache, appendLayers, emptyImage, writeImage, writeLayer } from '@dstack/image';
+import { BlobCache, appendLayers, emptyImage, indexDaemonImage, writeImage, writeLayer } from '@dstack/image';
 import { stringifyLock } from '@dstack/recipe';
 import { expectValidImage, isolatedPipEnv, runInContainer, sharedBaseImage, sharedEngine, sharedFactoryImage, sharedRegistry, sharedRuntimeImage, writeWheel } from '@dstack/testing';
 import { EXIT_USAGE } from '../errors.js';
 import { cli, dir, sha256, useImageFixture, validated } from './image.test-support.js';
+import { runCli } from '../run-cli.test-support.js';
 
 useImageFixture();
 
@@ -41,6 +42,41 @@ describe('image app with a Docker engine', () => {
       }
     } finally {
       for (const tag of [tags.daemonless, tags.engine, `${tags.engine}-deps`]) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    }
+  }, 600_000);
+});
+
+describe('image app on a runtime that carries its base index', () => {
+  it('reads the base from its index: the same layers as on the plain runtime, and the app runs', async () => {
+    const { env, docker } = await sharedEngine();
+    const runtime = await sharedRuntimeImage();
+    const id = randomBytes(4).toString('hex');
+    const indexed = `dstack-test/runtime-indexed:${id}`;
+    const tags = { plain: `dstack-test/cli-app:p-${id}`, indexed: `dstack-test/cli-app:i-${id}` };
+    const engine = { DOCKER_HOST: env.DOCKER_HOST };
+    try {
+      // One image cache for all three: the export is made once; the two bases have other diffIDs, so neither build
+      // finds the other's facts (the plain one's dependencies layer is reused by the second build).
+      const cacheDir = path.join(dir, 'cache-base-index');
+      await indexDaemonImage(docker, runtime, indexed, { cache: new BlobCache(cacheDir) });
+      const runtimeLayers = (await docker.getImage(runtime).inspect()).RootFS.Layers!;
+      expect((await docker.getImage(indexed).inspect()).RootFS.Layers!.slice(0, -1)).toEqual(runtimeLayers);
+      const common = ['image', 'app', '--lock', 'pylock.cp311-linux_x86_64.toml', '--source', 'src', '--uid', '1234', '--json'];
+      const plain = await cli([...common, '--base', `docker:${runtime}`, '--output', `docker:${tags.plain}`], { ...engine, DSTACK_IMAGE_CACHE: cacheDir });
+      // The whole CLI (its -v): the debug line says whether the base's index answered.
+      const onIndex = await runCli(['-v', '--log-format', 'json', ...common, '--base', `docker:${indexed}`, '--output', `docker:${tags.indexed}`], {
+        env: { NO_COLOR: '1', PATH: process.env.PATH, ...engine, DSTACK_IMAGE_CACHE: cacheDir },
+        cwd: dir,
+      });
+      expect([plain.code, plain.stderr]).toEqual([0, '']);
+      expect([onIndex.code, onIndex.stderr.split('\n').filter((l) => !l.startsWith('{')).join('\n')]).toEqual([0, '']);
+      expect(onIndex.stderr).toMatch(/"used":true,"msg":"base index"/);
+      const layersOf = (r: { stdout: string }): { role: string; digest: string }[] => (JSON.parse(r.stdout) as { layers: { role: string; digest: string }[] }).layers.map(({ role, digest }) => ({ role, digest }));
+      expect(layersOf(onIndex)).toEqual(layersOf(plain));
+      const ran = await runInContainer(tags.indexed, ['sh', '-c', 'id -u; tool; cat /app/app.py']);
+      expect(ran.stdout).toBe('1234\ntool ran\nprint("v1")\n');
+    } finally {
+      for (const tag of [indexed, tags.plain, tags.indexed]) await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
     }
   }, 600_000);
 });

@@ -801,11 +801,12 @@ export function registerImageCommands(program: Command, run: Runner): void {
             // The base is opened while the registry layer cache is read (whose records answer the base's facts).
             const [opened] = await Promise.all([openImage(baseSpec, { cache: realCache, docker, registry, ...(platform ? { platform } : {}) }), cacheReading]);
             const early = given && !opts.engine && !opts.dryRun ? dependenciesBeforeBase(resolve(given.file)) : null;
-            // One read of the base for its facts and (for the library check) its files; a registry's layers are stored
-            // in the cache as they are read (one download), for oci: and archive: to write from disk.
+            // One read of the base for its facts and (for the library check) its files, from its base index when it has
+            // one; a registry's layers are stored in the cache as they are read (one download), for oci: and archive: to
+            // write from disk (with an index, downloaded beside the build; not at all for registry: or a dry run).
             const [read] = await Promise.allSettled([
               // (The line shows the wheels when they are being installed meanwhile, else the base's layers.)
-              readBase(opened, { cache, files: opts.checkLibs !== false && !opts.dryRun, blobs: output.kind !== 'registry', onIndex: (used, why) => logger.debug({ used, why }, 'base index'), ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
+              readBase(opened, { cache, files: opts.checkLibs !== false && !opts.dryRun, blobs: output.kind !== 'registry' && !opts.dryRun, onIndex: (used, why) => logger.debug({ used, why }, 'base index'), ...(early ? {} : { onLayer: (i, n, l) => live.update({ label: `reading the base${where}`, done: i, total: n, item: l.digest.slice(7, 19) }) }) }),
               early,
             ]).finally(() => live.finish());
             if (read.status === 'rejected') throw read.reason;
