@@ -5,10 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobCache } from '../cache/blob-cache.js';
 import { Image } from '../core/image.js';
 import { appendLayers, emptyImage } from '../core/mutate.js';
-import { installerFixtures, makeWheel } from '../fixtures/wheel.test-support.js';
+import { installerFixtures, makeWheel, ProbeLayer } from '../fixtures/wheel.test-support.js';
 import { writeLayer } from '../layers/write-layer.js';
 import { buildAppImage } from './build-app-image.js';
 import { rebaseAppImage } from './rebase-app-image.js';
+import { withBaseIndex } from './base-index.js';
 
 let tmp: string;
 let cache: BlobCache;
@@ -85,5 +86,16 @@ describe('rebaseAppImage', () => {
       code: 'IMAGE_REBASE_UNKNOWN',
       message: 'the image has no runtime and dependency layers made by dstack-factory image app',
     });
+  });
+
+  it('reads a new base that carries its base index from that index alone (image runtime rebuilt)', async () => {
+    const old = await base('3.11.2', '2.36-9+deb12u4');
+    const app = await buildAppImage({ base: old, cache, wheels: wheels.map((p) => ({ path: p })) });
+    const { image: indexed } = await withBaseIndex(await base('3.11.2', '2.36-9+deb12u9', [{ path: 'etc/indexed', data: 'yes\n' }]), { cache });
+    // Its layers below the index cannot be read: the facts come from the index (a fresh cache: nothing cached).
+    const probe = new Image(indexed.config, indexed.layers.map((l, i) => (i < indexed.layers.length - 1 ? new ProbeLayer(l, { refuse: true }) : l)));
+    const result = await rebaseAppImage({ image: app.image, newBase: probe, cache: new BlobCache(path.join(tmp, 'cache-indexed')), checkLibraries: false });
+    expect(result.to).toEqual(result.from);
+    expect(result.image.layers.slice(0, indexed.layers.length).map((l) => l.digest)).toEqual(indexed.layers.map((l) => l.digest));
   });
 });

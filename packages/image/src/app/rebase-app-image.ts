@@ -10,6 +10,7 @@ import type { Image } from '../core/image.js';
 import type { Compression } from '../core/layer.js';
 import { appendLayers, mutateConfig, type Addendum } from '../core/mutate.js';
 import { ImageError } from '../errors.js';
+import { readBase } from './read-base.js';
 import { inspectBase } from '../layers/base-info.js';
 import { runtimeEntries } from '../layers/runtime-venv.js';
 import { writeLayer } from '../layers/write-layer.js';
@@ -107,7 +108,9 @@ function differences(a: RebaseTarget, b: RebaseTarget): string[] {
 export async function rebaseAppImage(options: RebaseOptions): Promise<RebaseResult> {
   const { image, newBase, cache } = options;
   const { baseLayers, added } = splitApp(image);
-  const [from, to] = await Promise.all([rebaseTarget(image, cache), rebaseTarget(newBase, cache)]);
+  // The new base's facts from its base index when it has one (a runtime `image runtime` rebuilt), else its layers;
+  // cached, so that its target and runtime layer below read them from the cache.
+  const [from, to] = await Promise.all([rebaseTarget(image, cache), readBase(newBase, { cache, blobs: false }).then(() => rebaseTarget(newBase, cache))]);
   const diff = differences(from, to);
   if (diff.length > 0) {
     throw new ImageError('IMAGE_REBASE_TARGET', `the new base is not the same target as the image's: ${diff.join(', ')}`, {
