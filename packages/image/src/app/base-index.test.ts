@@ -150,6 +150,10 @@ describe('a base index', () => {
         ]),
       ],
       [
+        `the last layer has /${BASE_INDEX_PATH} as a symlink of 0 bytes (a file of at most 64 MiB is an index)`,
+        await withTop(base, [{ path: BASE_INDEX_PATH, type: 'symlink', linkname: '/etc/passwd' }]),
+      ],
+      [
         `/${BASE_INDEX_PATH} is not JSON`,
         await withTop(base, json('{"kind": "dstack-factory base index", ')),
       ],

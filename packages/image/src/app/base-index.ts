@@ -101,6 +101,8 @@ export async function readBaseIndex(
       if (name === BASE_INDEX_PATH && header.type === 'file' && (header.size ?? 0) <= MAX_INDEX_BYTES)
         return { bytes: Infinity, use: (b) => (found.content = b) };
       if (header.type === 'directory' && BASE_INDEX_PATH.startsWith(`${name}/`)) found.dirs.push(name);
+      else if (name === BASE_INDEX_PATH)
+        found.foreign ??= `${name} as a ${header.type} of ${header.size ?? 0} bytes (a file of at most 64 MiB is an index)`;
       else found.foreign ??= name;
       return null;
     },
