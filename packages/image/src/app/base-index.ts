@@ -6,7 +6,14 @@
 // below it (a child image added layers, a tool rewrote them) or that is not well formed is ignored: the layers are
 // read then, as for any base.
 import type { Readable } from 'node:stream';
-import { ImageFiles, imageFilesReader, type FileNode, type ImageFilesData } from '../check/image-files.js';
+import {
+  ImageFiles,
+  imageFilesReader,
+  isImageFilesData,
+  type FileNode,
+  type ImageFilesData,
+} from '../check/image-files.js';
+import { isRecord, isStrings } from '../core/shapes.js';
 import type { Image } from '../core/image.js';
 import type { Layer } from '../core/layer.js';
 import { appendLayers } from '../core/mutate.js';
@@ -31,13 +38,10 @@ export interface BaseIndex {
 }
 
 /** One walk over the image's layers for its facts and file index (nothing of the config is applied). */
-export async function baseIndexOf(
-  image: Image,
-  open?: (layer: Layer, index: number) => Promise<Readable>,
-): Promise<BaseIndex> {
+export async function baseIndexOf(image: Image): Promise<BaseIndex> {
   const facts = baseInfoReader(image);
   const files = imageFilesReader();
-  await walkLayers(image.layers, [facts.visitor, files.visitor], open);
+  await walkLayers(image.layers, [facts.visitor, files.visitor]);
   return {
     kind: KIND,
     v: 1,
@@ -127,18 +131,6 @@ export async function readBaseIndex(
   return { facts: index.facts, files: new ImageFiles(index.files).overlay(own) };
 }
 
-const isString = (x: unknown): x is string => typeof x === 'string';
-const isRecord = (x: unknown): x is Record<string, unknown> =>
-  typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every(isString);
-
-function isFileNode(x: unknown): x is FileNode {
-  if (!isRecord(x)) return false;
-  if (x.t === 'd') return true;
-  if (x.t === 'l') return isString(x.to);
-  return x.t === 'f' && (x.elf === undefined || isString(x.elf));
-}
-
 /** What is wrong with a parsed index for an image whose layers below it are `below`, or null. */
 function indexProblem(x: unknown, below: string[]): string | null {
   if (!isRecord(x) || x.kind !== KIND) return 'not a base index';
@@ -152,17 +144,6 @@ function indexProblem(x: unknown, below: string[]): string | null {
   }
   const facts = baseFactsProblem(x.facts);
   if (facts) return `its facts are not well formed (${facts})`;
-  const files = x.files;
-  if (
-    !isRecord(files) ||
-    !isRecord(files.nodes) ||
-    !Object.values(files.nodes).every(isFileNode) ||
-    !isRecord(files.ldconf) ||
-    !Object.values(files.ldconf).every(isString) ||
-    !isRecord(files.dpkg) ||
-    !Object.values(files.dpkg).every(isStrings)
-  ) {
-    return 'its file index is not well formed';
-  }
+  if (!isImageFilesData(x.files)) return 'its file index is not well formed';
   return null;
 }

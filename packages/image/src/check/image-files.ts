@@ -6,6 +6,7 @@ import type { BlobCache } from '../cache/blob-cache.js';
 import { sha256Digest } from '../core/digest.js';
 import type { Image } from '../core/image.js';
 import { walkLayers, type LayerVisitor } from '../core/walk-layers.js';
+import { isRecord, isString, isStrings } from '../core/shapes.js';
 
 /** A path in the image: a file (with its ELF machine/class when it is a shared object), a directory, a link. */
 export type FileNode = { t: 'f'; elf?: string } | { t: 'd' } | { t: 'l'; to: string };
@@ -31,6 +32,26 @@ export function elfKey(machine: number, bits: number, endian: 'little' | 'big'):
 
 function normalise(name: string): string {
   return name.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+}
+
+function isFileNode(x: unknown): x is FileNode {
+  if (!isRecord(x)) return false;
+  if (x.t === 'd') return true;
+  if (x.t === 'l') return isString(x.to);
+  return x.t === 'f' && (x.elf === undefined || isString(x.elf));
+}
+
+/** Whether `x` is {@link ImageFilesData} (from elsewhere: a base's own index), checked before it is used. */
+export function isImageFilesData(x: unknown): x is ImageFilesData {
+  return (
+    isRecord(x) &&
+    isRecord(x.nodes) &&
+    Object.values(x.nodes).every(isFileNode) &&
+    isRecord(x.ldconf) &&
+    Object.values(x.ldconf).every(isString) &&
+    isRecord(x.dpkg) &&
+    Object.values(x.dpkg).every(isStrings)
+  );
 }
 
 /** The paths of an image (or of anything laid over one) and the loader-relevant facts read with them. */

@@ -9,6 +9,7 @@ import { sha256Digest } from '../core/digest.js';
 import { ImageError } from '../errors.js';
 import type { Image } from '../core/image.js';
 import { walkLayers, type LayerVisitor } from '../core/walk-layers.js';
+import { isNullableString, isRecord, isStrings } from '../core/shapes.js';
 import { compareVersions } from '@dstack/recipe';
 import {
   describeTarget,
@@ -145,10 +146,6 @@ export interface BaseFacts {
   /** The full versions each interpreter binary or libpython states, by path. */
   binaryVersions: Record<string, { minor: string; versions: string[] }>;
 }
-
-const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
-const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isNullableString = (x: unknown): boolean => x === null || typeof x === 'string';
 
 /**
  * Why `x` is not {@link BaseFacts} as a walk finds them (the shapes, and every path one the walk would have kept), or
